@@ -1,0 +1,43 @@
+using System.Text.Json.Nodes;
+using Jobs.Core.Functions;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Jobs.Api.Functions;
+
+/// <summary>A registered function as clients see it: what to send in args/kwargs, as JSON Schema.</summary>
+public sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns)
+{
+    public static FunctionView From(JobFunction f) => new(f.Name, f.Description,
+        f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns);
+}
+
+public sealed record ParameterView(
+    string Name,
+    JsonNode Schema,
+    bool Required,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    JsonNode? Default);
+
+/// <summary>/functions: what can be submitted.</summary>
+public static class FunctionsApi
+{
+    public static IEndpointRouteBuilder MapFunctionsApi(this IEndpointRouteBuilder app)
+    {
+        var functions = app.MapGroup("/functions").WithTags("Functions");
+
+        functions.MapGet("/", (FunctionRegistry registry) => TypedResults.Ok(registry.All.Select(FunctionView.From).ToList()))
+            .WithName("ListFunctions")
+            .WithSummary("List the registered functions with their parameters as JSON Schema");
+
+        functions.MapGet("/{name}", Results<Ok<FunctionView>, ProblemHttpResult> (string name, FunctionRegistry registry) =>
+                registry.TryGet(name, out var function)
+                    ? TypedResults.Ok(FunctionView.From(function))
+                    : TypedResults.Problem($"No function named '{name}' is registered. GET /functions lists the registered functions.",
+                        statusCode: StatusCodes.Status404NotFound, title: "Unknown function"))
+            .WithName("GetFunction")
+            .WithSummary("Get one function's description and parameters")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        return app;
+    }
+}

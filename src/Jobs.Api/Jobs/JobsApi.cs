@@ -1,0 +1,164 @@
+using Jobs.Core.Configuration;
+using Jobs.Core.Database;
+using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Jobs.Api.OpenApi;
+using Jobs.Api.Problems;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Jobs.Api.Jobs;
+
+/// <summary>/jobs: apply_async, apply, AsyncResult.get/wait/ready/successful.</summary>
+public static class JobsApi
+{
+    public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddJobsDatabase(configuration);
+        services.AddJobsHangfire(configuration); // client only: this process never adds a Hangfire server
+        services.AddJobFunctions();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobDispatcher>();
+        services.AddSingleton<JobService>();
+        services.AddSingleton<JobCompletionListener>();
+        services.AddHostedService(sp => sp.GetRequiredService<JobCompletionListener>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapJobsApi(this IEndpointRouteBuilder app)
+    {
+        var jobs = app.MapGroup("/jobs").WithTags("Jobs");
+
+        jobs.MapPost("/", Submit)
+            .WithName("SubmitJob")
+            .WithSummary("Submit a job (apply_async; with ?wait=N, apply)")
+            .WithDescription("Stores the job durably in PostgreSQL, then queues it for the workers. The response is sent only " +
+                             "after the job is stored. With ?wait=N the request waits up to N seconds (capped by " +
+                             "Jobs:MaxWaitSeconds) and answers 200 with the finished job, else 202.")
+            .Accepts<SubmitJobRequest>("application/json")
+            .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default" }""")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        jobs.MapGet("/{id:guid}", Get)
+            .WithName("GetJob")
+            .WithSummary("Get a job (AsyncResult: ready, successful; with ?wait=N, wait)")
+            .WithDescription("With ?wait=N, answers as soon as the job is finished or after N seconds, whichever is first.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        jobs.MapGet("/{id:guid}/result", GetResult)
+            .WithName("GetJobResult")
+            .WithSummary("Get a job's result (AsyncResult.get(timeout))")
+            .WithDescription("200 with the result once the job succeeded; 202 with the job and Retry-After if it is not " +
+                             "finished within ?timeout=N seconds; 424 with the remote exception (exceptionType, message, " +
+                             "stackTrace) if it failed or was canceled.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status424FailedDependency)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        jobs.MapGet("/", List)
+            .WithName("ListJobs")
+            .WithSummary("List jobs, newest first, filtered and paged")
+            .WithDescription("Filter by state, function and queue; page with limit (1–500, default 50) and the nextCursor of the previous page.")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        return app;
+    }
+
+    private static async Task<Results<Ok<JobView>, Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Submit(
+        [FromBody] SubmitJobRequest? request, [FromQuery] double? wait, JobService service, CancellationToken ct)
+    {
+        if (request is null)
+            return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"args\": [7]}.");
+        if (wait is < 0 or double.NaN)
+            return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
+        JobRecord job;
+        try
+        {
+            job = await service.SubmitAsync(request, ct);
+        }
+        catch (SubmissionRefusedException e) when (e.Status == 400)
+        {
+            return ApiProblems.Validation(e.Field ?? "body", e.Message, e.Title);
+        }
+        catch (SubmissionRefusedException e)
+        {
+            return TypedResults.Problem(e.Message, statusCode: e.Status, title: e.Title,
+                extensions: new Dictionary<string, object?> { ["function"] = request.Function });
+        }
+        var location = $"/jobs/{job.Id}";
+        if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
+            return TypedResults.Ok(JobView.From(waited));
+        return TypedResults.Accepted(location, JobView.From(job));
+    }
+
+    private static async Task<Results<Ok<JobView>, ProblemHttpResult, ValidationProblem>> Get(
+        Guid id, [FromQuery] double? wait, JobService service, JobStore store, CancellationToken ct)
+    {
+        if (wait is < 0 or double.NaN)
+            return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
+        var job = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct);
+        return job is null ? ApiProblems.UnknownJob(id) : TypedResults.Ok(JobView.From(job));
+    }
+
+    private static async Task<Results<Ok<JobResult>, Accepted<JobView>, ProblemHttpResult, ValidationProblem>> GetResult(
+        Guid id, [FromQuery] double? timeout, JobService service, HttpContext http, CancellationToken ct)
+    {
+        if (timeout is < 0 or double.NaN)
+            return ApiProblems.Validation("timeout", "timeout is a number of seconds ≥ 0.");
+        var job = await service.WaitAsync(id, timeout ?? 0, ct);
+        if (job is null) return ApiProblems.UnknownJob(id);
+        var view = JobView.From(job);
+        switch (job.State)
+        {
+            case JobStates.Succeeded:
+                return TypedResults.Ok(new JobResult(view.Result));
+            case JobStates.Failed or JobStates.Canceled:
+                var error = view.Error;
+                string? Member(string name) => error is { } e && e.TryGetProperty(name, out var v) ? v.GetString() : null;
+                return TypedResults.Problem(
+                    title: job.State == JobStates.Failed ? "The job failed" : "The job was canceled",
+                    detail: $"{job.Function} {(job.State == JobStates.Failed ? "raised" : "was canceled:")} {Member("type")}: {Member("message")}",
+                    statusCode: StatusCodes.Status424FailedDependency,
+                    extensions: new Dictionary<string, object?>
+                    {
+                        ["jobId"] = job.Id,
+                        ["exceptionType"] = Member("type"),
+                        ["message"] = Member("message"),
+                        ["stackTrace"] = Member("stackTrace"),
+                    });
+            default:
+                http.Response.Headers.RetryAfter = "1";
+                return TypedResults.Accepted($"/jobs/{job.Id}", view);
+        }
+    }
+
+    private static async Task<Results<Ok<JobPage>, ValidationProblem>> List(
+        [FromQuery] string? state, [FromQuery] string? function, [FromQuery] string? queue,
+        [FromQuery] int? limit, [FromQuery] string? cursor, JobStore store, CancellationToken ct)
+    {
+        if (state is not null && !JobStates.All.Contains(state))
+            return ApiProblems.Validation("state", $"state must be one of: {string.Join(", ", JobStates.All)}.");
+        if (limit is < 1 or > 500)
+            return ApiProblems.Validation("limit", "limit must be between 1 and 500.");
+        Guid? before = null;
+        if (cursor is not null)
+        {
+            if (!Guid.TryParse(cursor, out var c))
+                return ApiProblems.Validation("cursor", "cursor must be the nextCursor of a previous page.");
+            before = c;
+        }
+        var take = limit ?? 50;
+        var page = await store.ListAsync(new JobFilter(state, function, queue), take, before, ct);
+        var next = page.Count == take ? page[^1].Id.ToString() : null;
+        return TypedResults.Ok(new JobPage(page.Select(JobView.From).ToList(), next));
+    }
+}

@@ -1,0 +1,64 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics;
+using Npgsql;
+
+namespace Jobs.Api.Problems;
+
+/// <summary>Every error, including the framework's own (bad JSON, body too large, unknown route), as RFC 9457 problem+json.</summary>
+public static class ProblemsSetup
+{
+    public static IServiceCollection AddJobsProblemDetails(this IServiceCollection services)
+    {
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ExceptionToProblem>();
+        // Without this, minimal APIs answer unreadable bodies with a bare 400 and no explanation.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        return services;
+    }
+
+    public static WebApplication UseJobsProblemDetails(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        return app;
+    }
+
+    private sealed class ExceptionToProblem(IProblemDetailsService problems, ILogger<ExceptionToProblem> logger) : IExceptionHandler
+    {
+        public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
+        {
+            var (status, title, detail) = exception switch
+            {
+                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
+                    (413, "Request body too large", "The request body is larger than this service accepts (Api:MaxRequestBodyBytes). Send fewer or smaller arguments."),
+                BadHttpRequestException { InnerException: JsonException json } =>
+                    (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
+                BadHttpRequestException bad =>
+                    (bad.StatusCode, "Bad request", bad.Message),
+                _ when IsDatabaseUnavailable(exception) =>
+                    (503, "Database unavailable", "PostgreSQL cannot be reached right now; nothing was changed. Retry after a few seconds."),
+                _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
+            };
+            if (status >= 500) logger.LogError(exception, "Request {Method} {Path} failed", http.Request.Method, http.Request.Path);
+            if (status == 503) http.Response.Headers.RetryAfter = "5";
+            http.Response.StatusCode = status;
+            return await problems.TryWriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = http,
+                Exception = exception,
+                ProblemDetails = { Status = status, Title = title, Detail = detail },
+            });
+        }
+
+        private static bool IsDatabaseUnavailable(Exception e) => e switch
+        {
+            PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exceptions
+                                    || pg.SqlState.StartsWith("57P", StringComparison.Ordinal), // admin/crash shutdown
+            NpgsqlException { IsTransient: true } => true,
+            NpgsqlException { InnerException: SocketException or IOException or TimeoutException } => true,
+            SocketException or TimeoutException => true,
+            _ => e.InnerException is { } inner && IsDatabaseUnavailable(inner),
+        };
+    }
+}

@@ -1,0 +1,30 @@
+using Jobs.Api;
+using Jobs.Api.Dashboard;
+using Jobs.Api.Functions;
+using Jobs.Api.Health;
+using Jobs.Api.Jobs;
+using Jobs.Api.OpenApi;
+using Jobs.Api.Problems;
+using Jobs.Core.Configuration;
+
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
+
+builder.AddJobsApiHost();
+builder.Services.AddJobsProblemDetails();
+builder.Services.AddJobsApi(builder.Configuration);
+builder.Services.AddJobsSwagger();
+builder.Services.AddJobsHealthChecks();
+
+var app = builder.Build();
+
+app.UseJobsProblemDetails();
+app.MapJobsSwagger();
+app.MapJobsDashboard();
+app.MapJobsHealthChecks();
+app.MapFunctionsApi();
+app.MapJobsApi();
+
+app.Run();
+
+/// <summary>Visible to the tests' WebApplicationFactory-style helpers.</summary>
+public partial class Program;

@@ -1,0 +1,17 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Jobs.Core.Configuration;
+
+/// <summary>The HTTP API process (section "Api").</summary>
+public sealed class ApiOptions
+{
+    public const string Section = "Api";
+
+    /// <summary>Where the API listens. Loopback by default: there is no authentication yet.</summary>
+    [Required, MinLength(1)]
+    public string Urls { get; set; } = "http://127.0.0.1:5080";
+
+    /// <summary>Request bodies above this are refused with 413.</summary>
+    [Range(1024, 1024L * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+}

@@ -1,0 +1,26 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Jobs.Core.Configuration;
+
+/// <summary>Behaviour shared by the API and the workers (section "Jobs").</summary>
+public sealed class JobsOptions
+{
+    public const string Section = "Jobs";
+
+    /// <summary>How long finished jobs and their results stay readable. Replaces Hangfire's 1-day expiry.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "3650.00:00:00")]
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Upper bound for <c>?wait=</c> and <c>?timeout=</c>, so a client cannot pin a request forever.</summary>
+    [Range(0, 3600)]
+    public int MaxWaitSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// Registers <c>debug.crash</c>, which kills its worker process. For fault tests only; never on by default.
+    /// </summary>
+    public bool EnableDebugCrash { get; set; }
+
+    /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan DispatchGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
+}

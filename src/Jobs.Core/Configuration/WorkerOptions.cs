@@ -1,0 +1,30 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Jobs.Core.Configuration;
+
+/// <summary>A worker process's Hangfire server (section "Worker").</summary>
+public sealed class WorkerOptions
+{
+    public const string Section = "Worker";
+
+    /// <summary>Parallel job slots in this process; 0 means one per core, like <c>Pool()</c>.</summary>
+    [Range(0, 1024)]
+    public int WorkerCount { get; set; }
+
+    /// <summary>Queues this process serves, in priority order.</summary>
+    [MinLength(1)]
+    public string[] Queues { get; set; } = ["default"];
+
+    /// <summary>On SIGTERM, how long running jobs get to finish before they are abandoned to another worker.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// How long a fetched job stays invisible to other workers without a heartbeat from its worker. The
+    /// timeout slides while the job runs, so this bounds how fast a killed worker's job is picked up again.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public int EffectiveWorkerCount => WorkerCount > 0 ? WorkerCount : Environment.ProcessorCount;
+}

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Jobs.Launcher.Processes;
+using Npgsql;
+
+namespace Jobs.Launcher.Postgres;
+
+/// <summary>
+/// A private PostgreSQL cluster run from the machine's own server binaries: its own data folder, a free
+/// loopback port, a generated password, TCP on 127.0.0.1 only. Used by the launcher when no connection
+/// string is configured, and by the tests and the benchmark. initdb refuses to run as root, so as root the
+/// cluster is created and run as the <c>postgres</c> system user.
+/// </summary>
+public sealed class LocalPostgres : IAsyncDisposable
+{
+    public const string Superuser = "jobs";
+
+    private readonly string _bin;
+    private readonly bool _stopOnDispose;
+    private readonly Action<string> _log;
+
+    public string DataDirectory { get; }
+    public int Port { get; }
+    private string Password { get; }
+
+    private LocalPostgres(string bin, string dataDirectory, int port, string password, bool stopOnDispose, Action<string> log)
+    {
+        _bin = bin;
+        DataDirectory = dataDirectory;
+        Port = port;
+        Password = password;
+        _stopOnDispose = stopOnDispose;
+        _log = log;
+    }
+
+    public string ConnectionString(string database) => new NpgsqlConnectionStringBuilder
+    {
+        Host = "127.0.0.1",
+        Port = Port,
+        Username = Superuser,
+        Password = Password,
+        Database = database,
+    }.ConnectionString;
+
+    /// <summary>Starts the cluster in <paramref name="dataDirectory"/>, creating it on first use; reuses one already running there.</summary>
+    public static async Task<LocalPostgres> StartAsync(string dataDirectory, Action<string>? log = null, int port = 0, CancellationToken ct = default)
+    {
+        log ??= Console.WriteLine;
+        var bin = FindBinaries();
+        dataDirectory = Path.GetFullPath(dataDirectory);
+        if (Posix.IsRoot && !PostgresUserCanReach(dataDirectory))
+        {
+            // e.g. a clone under /root: the postgres user cannot enter it, so the cluster lives elsewhere.
+            var hash = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(dataDirectory)))[..12];
+            var fallback = Path.Combine("/var/tmp/jobs-postgres", hash);
+            log($"postgres: the postgres user cannot reach {dataDirectory}; using {fallback} instead");
+            dataDirectory = fallback;
+        }
+        var passwordFile = dataDirectory.TrimEnd('/') + ".password";
+
+        if (!File.Exists(Path.Combine(dataDirectory, "PG_VERSION")))
+            await InitAsync(bin, dataDirectory, passwordFile, log, ct);
+        var password = (await File.ReadAllTextAsync(passwordFile, ct)).Trim();
+
+        if (RunningPort(dataDirectory) is { } runningPort && await AcceptsAsync(runningPort, password, ct))
+        {
+            log($"postgres: reusing the cluster already running in {dataDirectory} on port {runningPort}");
+            return new LocalPostgres(bin, dataDirectory, runningPort, password, stopOnDispose: false, log);
+        }
+
+        port = port > 0 ? port : FreePort();
+        var logFile = Path.Combine(dataDirectory, "server.log");
+        await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
+            $"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300", "start"], ct,
+            $"see {logFile}");
+        log($"postgres: started {dataDirectory} on 127.0.0.1:{port} (log: {logFile})");
+        return new LocalPostgres(bin, dataDirectory, port, password, stopOnDispose: true, log);
+    }
+
+    /// <summary>Creates <paramref name="database"/> if missing; with <paramref name="recreate"/>, drops it first.</summary>
+    public async Task EnsureDatabaseAsync(string database, bool recreate = false, CancellationToken ct = default)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync(ct);
+        var quoted = "\"" + database.Replace("\"", "\"\"") + "\"";
+        if (recreate)
+        {
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", connection);
+            await drop.ExecuteNonQueryAsync(ct);
+        }
+        await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", connection) { Parameters = { new() { Value = database } } };
+        if (await exists.ExecuteScalarAsync(ct) is null)
+        {
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {quoted}", connection);
+            await create.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    /// <summary>Stops the server (fast shutdown: open transactions roll back, committed data is safe).</summary>
+    public async Task StopAsync(CancellationToken ct = default)
+    {
+        await RunAsync(_bin, "pg_ctl", ["-D", DataDirectory, "-m", "fast", "-w", "stop"], ct);
+        _log($"postgres: stopped {DataDirectory}");
+    }
+
+    /// <summary>Starts it again on the same port, e.g. after <see cref="StopAsync"/> in an outage test.</summary>
+    public async Task RestartAsync(CancellationToken ct = default)
+    {
+        var logFile = Path.Combine(DataDirectory, "server.log");
+        await RunAsync(_bin, "pg_ctl", ["-D", DataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
+            $"-p {Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300", "start"], ct);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopOnDispose) await StopAsync();
+    }
+
+    private static async Task InitAsync(string bin, string dataDirectory, string passwordFile, Action<string> log, CancellationToken ct)
+    {
+        log($"postgres: creating a private cluster in {dataDirectory}");
+        Directory.CreateDirectory(dataDirectory);
+        var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+        // initdb reads the password from a file; it must be readable by whoever runs initdb.
+        var pwfile = Path.Combine(Path.GetTempPath(), $"jobs-pw-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(pwfile, password, ct);
+        try
+        {
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(pwfile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            if (Posix.IsRoot)
+            {
+                await RunAsync(null, "chown", ["postgres:postgres", dataDirectory, pwfile], ct);
+            }
+            await RunAsync(bin, "initdb", ["-D", dataDirectory, "-U", Superuser, "--pwfile", pwfile,
+                "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C"], ct);
+            await File.WriteAllTextAsync(passwordFile, password, ct);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        finally
+        {
+            File.Delete(pwfile);
+        }
+    }
+
+    /// <summary>The server binaries: on PATH, or in Debian's /usr/lib/postgresql/N/bin (newest N).</summary>
+    private static string FindBinaries()
+    {
+        var candidates = new List<string>();
+        if (Environment.GetEnvironmentVariable("JOBS_PG_BIN") is { Length: > 0 } configured) candidates.Add(configured);
+        if (Directory.Exists("/usr/lib/postgresql"))
+            candidates.AddRange(Directory.GetDirectories("/usr/lib/postgresql")
+                .OrderByDescending(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0)
+                .Select(d => Path.Combine(d, "bin")));
+        candidates.AddRange((Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries));
+        candidates.AddRange(["/opt/homebrew/bin", "/usr/local/bin"]);
+        return candidates.FirstOrDefault(d => File.Exists(Path.Combine(d, "initdb")) && File.Exists(Path.Combine(d, "pg_ctl")))
+            ?? throw new InvalidOperationException(
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in /usr/lib/postgresql/*/bin. " +
+                "Install them — Debian/Ubuntu: sudo apt-get install postgresql; Fedora: sudo dnf install postgresql-server; " +
+                "macOS: brew install postgresql@15 — or point JOBS_PG_BIN at their folder, or set ConnectionStrings__Jobs " +
+                "to use an existing PostgreSQL instead.");
+    }
+
+    private static bool PostgresUserCanReach(string dataDirectory)
+    {
+        var parent = Path.GetDirectoryName(dataDirectory)!;
+        Directory.CreateDirectory(parent);
+        var probe = Process.Start(new ProcessStartInfo("runuser", ["-u", "postgres", "--", "test", "-x", parent])
+            { RedirectStandardError = true, RedirectStandardOutput = true });
+        if (probe is null) return false;
+        probe.WaitForExit();
+        return probe.ExitCode == 0;
+    }
+
+    private static int? RunningPort(string dataDirectory)
+    {
+        // postmaster.pid: line 1 the pid, line 4 the port (PostgreSQL's documented layout).
+        var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
+        if (!File.Exists(pidFile)) return null;
+        try
+        {
+            var lines = File.ReadAllLines(pidFile);
+            return lines.Length > 3 && int.TryParse(lines[3], out var port) ? port : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<bool> AcceptsAsync(int port, string password, CancellationToken ct)
+    {
+        try
+        {
+            var cs = new NpgsqlConnectionStringBuilder { Host = "127.0.0.1", Port = port, Username = Superuser, Password = password, Database = "postgres", Timeout = 3, Pooling = false };
+            await using var connection = new NpgsqlConnection(cs.ConnectionString);
+            await connection.OpenAsync(ct);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Runs a PostgreSQL tool (or, with <paramref name="bin"/> null, a system one), as the postgres user when we are root.</summary>
+    private static async Task RunAsync(string? bin, string tool, IEnumerable<string> args, CancellationToken ct, string? hint = null)
+    {
+        var program = bin is null ? tool : Path.Combine(bin, tool);
+        var info = Posix.IsRoot && bin is not null
+            ? new ProcessStartInfo("runuser", ["-u", "postgres", "--", program, .. args])
+            : new ProcessStartInfo(program, args);
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        info.UseShellExecute = false;
+        info.WorkingDirectory = Path.GetTempPath();
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        await process.WaitForExitAsync(ct);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{tool} failed (exit {process.ExitCode}): {(await stderr).Trim()} {(await stdout).Trim()} {hint}".Trim());
+    }
+}

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+
+namespace Jobs.Launcher.Processes;
+
+/// <summary>
+/// A program of ours run as a separate process, its output prefixed with its name. Stopping sends SIGTERM,
+/// waits for a graceful exit, then kills.
+/// </summary>
+public sealed class ChildProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    public string Name { get; }
+    public int Id => _process.Id;
+    public bool HasExited => _process.HasExited;
+    public int ExitCode => _process.ExitCode;
+
+    private ChildProcess(string name, Process process)
+    {
+        Name = name;
+        _process = process;
+    }
+
+    /// <summary>Starts <paramref name="assembly"/> through its apphost (or <c>dotnet</c>) with extra environment variables.</summary>
+    public static ChildProcess Start(string name, string assembly, IReadOnlyDictionary<string, string?> environment,
+        Action<string>? output = null, IEnumerable<string>? args = null)
+    {
+        if (!File.Exists(assembly))
+            throw new FileNotFoundException($"{assembly} does not exist; build the solution first (dotnet build Jobs.sln).", assembly);
+        var apphost = Path.ChangeExtension(assembly, OperatingSystem.IsWindows() ? ".exe" : null);
+        var info = File.Exists(apphost) ? new ProcessStartInfo(apphost) : new ProcessStartInfo("dotnet") { ArgumentList = { assembly } };
+        foreach (var arg in args ?? []) info.ArgumentList.Add(arg);
+        info.UseShellExecute = false;
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
+        info.WorkingDirectory = Path.GetDirectoryName(assembly)!;
+        foreach (var (key, value) in environment) info.Environment[key] = value;
+
+        output ??= Console.WriteLine;
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output($"[{name}] {e.Data}"); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output($"[{name}] {e.Data}"); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new ChildProcess(name, process);
+    }
+
+    public Task WaitForExitAsync(CancellationToken ct = default) => _process.WaitForExitAsync(ct);
+
+    /// <summary>SIGTERM, then SIGKILL if it has not exited within <paramref name="grace"/>.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        if (_process.HasExited) return;
+        Posix.Terminate(_process.Id);
+        using var timeout = new CancellationTokenSource(grace);
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill();
+        }
+    }
+
+    /// <summary>SIGKILL: no cleanup, as when the machine or the OOM killer takes the process.</summary>
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+            // already gone
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.FromSeconds(10));
+        _process.Dispose();
+    }
+}

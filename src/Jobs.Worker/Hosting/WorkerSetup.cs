@@ -1,0 +1,39 @@
+using Hangfire;
+using Jobs.Core.Configuration;
+using Jobs.Core.Database;
+using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Jobs.Worker.Hosting;
+
+public static class WorkerSetup
+{
+    /// <summary>
+    /// A Hangfire server running <see cref="JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
+    /// core) on Worker:Queues. SIGTERM stops fetching and gives running jobs Worker:ShutdownTimeout to finish;
+    /// jobs still running then are left to Hangfire, which hands them to another worker.
+    /// </summary>
+    public static IServiceCollection AddJobsWorker(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddJobsDatabase(configuration);
+        services.AddJobsHangfire(configuration);
+        services.AddJobFunctions();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobDispatcher>();
+        services.AddTransient<JobRunner>();
+
+        services.AddHangfireServer((sp, server) =>
+        {
+            var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
+            server.WorkerCount = worker.EffectiveWorkerCount;
+            server.Queues = worker.Queues;
+            server.ShutdownTimeout = worker.ShutdownTimeout;
+            server.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
+        });
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(5));
+        return services;
+    }
+}

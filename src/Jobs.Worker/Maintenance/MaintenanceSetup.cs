@@ -1,0 +1,12 @@
+namespace Jobs.Worker.Maintenance;
+
+public static class MaintenanceSetup
+{
+    /// <summary>Housekeeping that every worker process runs; each task is safe to run in many processes at once.</summary>
+    public static IServiceCollection AddJobsMaintenance(this IServiceCollection services)
+    {
+        services.AddHostedService<DispatchSweeper>();
+        services.AddHostedService<RetentionPurger>();
+        return services;
+    }
+}
