@@ -9,10 +9,11 @@ namespace Jobs.Launcher.Processes;
 public sealed class ChildProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private bool _disposed;
 
     public string Name { get; }
     public int Id => _process.Id;
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => _disposed || _process.HasExited;
     public int ExitCode => _process.ExitCode;
 
     private ChildProcess(string name, Process process)
@@ -51,7 +52,7 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>SIGTERM, then SIGKILL if it has not exited within <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
-        if (_process.HasExited) return;
+        if (HasExited) return;
         Posix.Terminate(_process.Id);
         using var timeout = new CancellationTokenSource(grace);
         try
@@ -67,6 +68,7 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>SIGKILL: no cleanup, as when the machine or the OOM killer takes the process.</summary>
     public void Kill()
     {
+        if (_disposed) return;
         try
         {
             _process.Kill(entireProcessTree: true);
@@ -80,7 +82,9 @@ public sealed class ChildProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
         await StopAsync(TimeSpan.FromSeconds(10));
+        _disposed = true;
         _process.Dispose();
     }
 }

@@ -1,0 +1,132 @@
+using System.Net;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Api;
+
+/// <summary>Bad input gets a clear problem+json and never reaches the queue.</summary>
+[Collection(SystemCollection.Name)]
+public sealed class RefusedSubmissionTests(SystemFixture system) : IAsyncLifetime
+{
+    private HttpClient Http => system.Http;
+
+    public Task InitializeAsync() => system.Database.ResetAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private async Task AssertNothingStoredAsync()
+    {
+        Assert.Equal(0L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+        Assert.Equal(0L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+    }
+
+    [Fact]
+    public async Task Unknown_function_is_refused_with_404_naming_it()
+    {
+        var response = await Http.SubmitAsync(new { function = "math.sqaure", args = new[] { 7 } });
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.JsonAsync();
+        Assert.Contains("math.sqaure", problem["detail"]!.GetValue<string>());
+        Assert.Equal(404, problem["status"]!.GetValue<int>());
+        Assert.NotNull(problem["type"]);
+        Assert.NotNull(problem["title"]);
+        await AssertNothingStoredAsync();
+    }
+
+    [Theory]
+    [InlineData("""{"function":"math.square"}""", "x", "missing required argument 'x'")]
+    [InlineData("""{"function":"math.square","args":[1,2]}""", "args", "takes 1 positional argument but 2 were given")]
+    [InlineData("""{"function":"math.square","kwargs":{"y":1}}""", "y", "unexpected keyword argument 'y'")]
+    [InlineData("""{"function":"math.square","args":[1],"kwargs":{"x":1}}""", "x", "multiple values for argument 'x'")]
+    [InlineData("""{"function":"math.square","args":["7"]}""", "x", "must be a number")]
+    [InlineData("""{"function":"primes.count","args":[7.5]}""", "limit", "must be an integer")]
+    [InlineData("""{"function":"text.sha256","args":[null]}""", "text", "must not be null")]
+    [InlineData("""{"function":"math.square","args":{"x":1}}""", "args", "args must be a JSON array")]
+    [InlineData("""{"function":"math.square","kwargs":[1]}""", "kwargs", "kwargs must be a JSON object")]
+    [InlineData("""{"function":"noop","queue":"Not A Queue!"}""", "queue", "not a valid queue")]
+    [InlineData("""{"args":[1]}""", "function", "name of a registered function")]
+    public async Task Arguments_that_do_not_bind_are_refused_with_400_naming_the_parameter(string body, string parameter, string message)
+    {
+        var response = await Http.PostRawAsync("/jobs", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.JsonAsync();
+        var errors = problem["errors"]!.AsObject();
+        Assert.True(errors.ContainsKey(parameter), $"errors should name '{parameter}': {problem.Compact()}");
+        Assert.Contains(message, problem["detail"]!.GetValue<string>());
+        await AssertNothingStoredAsync();
+    }
+
+    [Theory]
+    [InlineData("""{"function":"math.square","args":[7""")]
+    [InlineData("""not json""")]
+    [InlineData("""{"function":"math.square","retires":3}""")]
+    [InlineData("""{"function":42}""")]
+    public async Task Malformed_json_is_refused_with_400_problem(string body)
+    {
+        var response = await Http.PostRawAsync("/jobs", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.JsonAsync();
+        Assert.False(string.IsNullOrWhiteSpace(problem["detail"]?.GetValue<string>()), problem.Compact());
+        await AssertNothingStoredAsync();
+    }
+
+    [Fact]
+    public async Task Empty_body_is_refused_with_400_problem()
+    {
+        var response = await Http.PostRawAsync("/jobs", "");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Wrong_content_type_is_refused_with_415()
+    {
+        var response = await Http.PostRawAsync("/jobs", """{"function":"noop"}""", "text/plain");
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        await AssertNothingStoredAsync();
+    }
+
+    [Fact]
+    public async Task Oversized_body_is_refused_with_413_problem()
+    {
+        var huge = new string('a', 2 * 1024 * 1024);
+
+        var response = await Http.SubmitAsync(new { function = "text.sha256", args = new[] { huge } });
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        await AssertNothingStoredAsync();
+    }
+
+    [Fact]
+    public async Task Refusals_leave_jobs_accepted_earlier_intact()
+    {
+        var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 12 } });
+
+        await Http.PostRawAsync("/jobs", """{"function":"math.square","args":[7""");
+        await Http.SubmitAsync(new { function = "nope" });
+        await Http.SubmitAsync(new { function = "math.square", args = new[] { "x" } });
+
+        var job = await Http.WaitForJobAsync(id);
+        Assert.Equal(144, job["result"]!.GetValue<double>());
+        Assert.Equal(1L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+    }
+
+    [Theory]
+    [InlineData("/jobs?wait=-1")]
+    [InlineData("/jobs?wait=soon")]
+    public async Task Invalid_wait_is_refused_with_400(string path)
+    {
+        var response = await Http.PostRawAsync(path, """{"function":"noop"}""");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        await AssertNothingStoredAsync();
+    }
+}

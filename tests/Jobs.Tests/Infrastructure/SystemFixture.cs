@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Jobs.Launcher.Processes;
+
+namespace Jobs.Tests.Infrastructure;
+
+/// <summary>
+/// The real system for end-to-end tests: PostgreSQL, the API process on a free loopback port and two worker
+/// processes serving the "default" queue, all as separate processes talking over real HTTP and SQL. Tests
+/// that need workers of their own start them on a queue of their own (<see cref="StartWorker"/>), so the
+/// shared workers never take their jobs.
+/// </summary>
+public sealed class SystemFixture : IAsyncLifetime
+{
+    private readonly List<ChildProcess> _processes = [];
+    private ChildProcess? _api;
+
+    public TestDatabase Database { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+    public Uri ApiUrl { get; private set; } = null!;
+    public ConcurrentQueue<string> Output { get; } = new();
+
+    public async Task InitializeAsync()
+    {
+        Database = await TestDatabase.CreateAsync("jobs_test");
+        ApiUrl = new Uri($"http://127.0.0.1:{FreePort()}");
+        Http = new HttpClient { BaseAddress = ApiUrl, Timeout = TimeSpan.FromSeconds(60) };
+        _api = Start("api", ProgramPaths.ApiAssembly, new() { ["Api__Urls"] = ApiUrl.ToString().TrimEnd('/') });
+        StartWorker("worker-1", ["default"], workerCount: 2);
+        StartWorker("worker-2", ["default"], workerCount: 2);
+        await WaitUntilReadyAsync();
+    }
+
+    /// <summary>A separate worker process serving <paramref name="queues"/>.</summary>
+    public ChildProcess StartWorker(string name, string[] queues, int workerCount = 1, Dictionary<string, string?>? environment = null)
+    {
+        var env = new Dictionary<string, string?>(environment ?? []) { ["Worker__WorkerCount"] = workerCount.ToString() };
+        for (var i = 0; i < queues.Length; i++) env[$"Worker__Queues__{i}"] = queues[i];
+        return Start(name, ProgramPaths.WorkerAssembly, env);
+    }
+
+    /// <summary>A queue name no other test uses, so only the workers a test starts itself serve it.</summary>
+    public static string PrivateQueue() => "t_" + Guid.NewGuid().ToString("N")[..12];
+
+    private ChildProcess Start(string name, string assembly, Dictionary<string, string?> extra)
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__Jobs"] = Database.ConnectionString,
+            ["Jobs__EnableDebugCrash"] = "true",
+            ["Jobs__DispatchGracePeriod"] = "00:00:02",
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
+        };
+        foreach (var (k, v) in extra) env[k] = v;
+        var process = ChildProcess.Start(name, assembly, env, line =>
+        {
+            Output.Enqueue(line);
+            while (Output.Count > 5000) Output.TryDequeue(out _);
+        });
+        lock (_processes) _processes.Add(process);
+        return process;
+    }
+
+    private async Task WaitUntilReadyAsync()
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_api!.HasExited) throw new InvalidOperationException("The API exited during start-up:\n" + string.Join('\n', Output));
+            try
+            {
+                if ((await Http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException("The API did not become ready within 60 s:\n" + string.Join('\n', Output));
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        List<ChildProcess> all;
+        lock (_processes) all = [.. _processes];
+        await Task.WhenAll(all.Select(p => p.StopAsync(TimeSpan.FromSeconds(10))));
+        foreach (var p in all) await p.DisposeAsync();
+        Http.Dispose();
+        await Database.DisposeAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SystemCollection : ICollectionFixture<SystemFixture>
+{
+    public const string Name = "system";
+}

@@ -1,0 +1,89 @@
+using Jobs.Core.Database;
+using Jobs.Launcher.Postgres;
+using Jobs.Launcher.Processes;
+using Npgsql;
+
+namespace Jobs.Tests.Infrastructure;
+
+/// <summary>
+/// The tests' PostgreSQL: the launcher's private cluster mechanism in .data/test-postgres, or the server named
+/// by JOBS_TEST_CONNECTION_STRING (its database is dropped and recreated). Never skipped: without PostgreSQL
+/// the tests fail, loudly.
+/// </summary>
+public sealed class TestDatabase : IAsyncDisposable
+{
+    public const string EnvironmentVariable = "JOBS_TEST_CONNECTION_STRING";
+
+    private readonly LocalPostgres? _postgres;
+
+    public string ConnectionString { get; }
+    public LocalPostgres? Postgres => _postgres;
+
+    private TestDatabase(LocalPostgres? postgres, string connectionString)
+    {
+        _postgres = postgres;
+        ConnectionString = connectionString;
+    }
+
+    public static async Task<TestDatabase> CreateAsync(string name)
+    {
+        LocalPostgres? postgres = null;
+        string connectionString;
+        if (Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } external)
+        {
+            var builder = new NpgsqlConnectionStringBuilder(external);
+            var database = builder.Database ?? name;
+            builder.Database = "postgres";
+            await RecreateAsync(builder.ConnectionString, database);
+            builder.Database = database;
+            connectionString = builder.ConnectionString;
+        }
+        else
+        {
+            postgres = await LocalPostgres.StartAsync(Path.Combine(ProgramPaths.RepositoryRoot, ".data", "test-postgres"), _ => { });
+            await postgres.EnsureDatabaseAsync(name, recreate: true);
+            connectionString = postgres.ConnectionString(name);
+        }
+        await Migrator.MigrateAsync(connectionString);
+        return new TestDatabase(postgres, connectionString);
+    }
+
+    /// <summary>Empties the project's and Hangfire's job tables: each test starts from nothing.</summary>
+    public async Task ResetAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand("""
+            TRUNCATE jobs.job;
+            TRUNCATE hangfire.jobqueue, hangfire.state, hangfire.jobparameter, hangfire.job RESTART IDENTITY CASCADE;
+            """, connection);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T?> ScalarAsync<T>(string sql, params object[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, connection);
+        foreach (var p in parameters) cmd.Parameters.Add(new NpgsqlParameter { Value = p });
+        var value = await cmd.ExecuteScalarAsync();
+        return value is null or DBNull ? default : (T)value;
+    }
+
+    private static async Task RecreateAsync(string adminConnectionString, string database)
+    {
+        await using var connection = new NpgsqlConnection(adminConnectionString);
+        await connection.OpenAsync();
+        var quoted = "\"" + database.Replace("\"", "\"\"") + "\"";
+        await using (var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", connection))
+            await drop.ExecuteNonQueryAsync();
+        await using var create = new NpgsqlCommand($"CREATE DATABASE {quoted}", connection);
+        await create.ExecuteNonQueryAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        if (_postgres is not null) await _postgres.DisposeAsync();
+    }
+}
