@@ -6,6 +6,7 @@ namespace Jobs.Launcher.Processes;
 public static class ProgramPaths
 {
     public static string RepositoryRoot => Metadata("Jobs.RepositoryRoot");
+    public static string LauncherAssembly => Metadata("Jobs.LauncherAssembly");
     public static string ApiAssembly => Metadata("Jobs.ApiAssembly");
     public static string WorkerAssembly => Metadata("Jobs.WorkerAssembly");
 
