@@ -1,0 +1,23 @@
+namespace Jobs.Benchmark;
+
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency)
+{
+    public static BenchmarkOptions Parse(string[] args)
+    {
+        var o = new BenchmarkOptions(Jobs: 5000, LatencySamples: 1000, BaselineLatencySamples: 8, Workers: 2, Concurrency: 16);
+        for (var i = 0; i + 1 < args.Length; i += 2)
+        {
+            var value = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+            o = args[i] switch
+            {
+                "--jobs" => o with { Jobs = value },
+                "--latency" => o with { LatencySamples = value },
+                "--baseline-latency" => o with { BaselineLatencySamples = value },
+                "--workers" => o with { Workers = value },
+                "--concurrency" => o with { Concurrency = value },
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency"),
+            };
+        }
+        return o;
+    }
+}
