@@ -4,13 +4,8 @@ using Jobs.Tests.Infrastructure;
 
 namespace Jobs.Tests.Api;
 
-[Collection(SystemCollection.Name)]
-public sealed class FunctionsAndListingTests(SystemFixture system) : IAsyncLifetime
+public sealed class FunctionsAndListingTests(SystemFixture system) : SystemTest(system)
 {
-    private HttpClient Http => system.Http;
-
-    public Task InitializeAsync() => system.Database.ResetAsync();
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task Functions_are_listed_with_their_parameters_as_json_schema()

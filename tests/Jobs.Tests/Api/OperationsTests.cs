@@ -5,13 +5,8 @@ using Jobs.Tests.Infrastructure;
 namespace Jobs.Tests.Api;
 
 /// <summary>Swagger UI, the OpenAPI document, the Hangfire dashboard and the health endpoints.</summary>
-[Collection(SystemCollection.Name)]
-public sealed class OperationsTests(SystemFixture system) : IAsyncLifetime
+public sealed class OperationsTests(SystemFixture system) : SystemTest(system)
 {
-    private HttpClient Http => system.Http;
-
-    public Task InitializeAsync() => system.Database.ResetAsync();
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task OpenApi_document_describes_every_endpoint_with_examples_and_problem_responses()
@@ -47,7 +42,7 @@ public sealed class OperationsTests(SystemFixture system) : IAsyncLifetime
     {
         var id = await Http.SubmitOkAsync(new { function = "math.pow", args = new[] { 3 }, kwargs = new { y = 4 } });
         await Http.WaitForJobAsync(id);
-        await Eventually.TrueAsync(async () => await system.Database.ScalarAsync<long>(
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
             "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") == 1L, "Hangfire marked the job succeeded");
 
         var succeeded = await Http.GetStringAsync("/hangfire/jobs/succeeded");

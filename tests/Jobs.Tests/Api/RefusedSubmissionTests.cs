@@ -4,18 +4,13 @@ using Jobs.Tests.Infrastructure;
 namespace Jobs.Tests.Api;
 
 /// <summary>Bad input gets a clear problem+json and never reaches the queue.</summary>
-[Collection(SystemCollection.Name)]
-public sealed class RefusedSubmissionTests(SystemFixture system) : IAsyncLifetime
+public sealed class RefusedSubmissionTests(SystemFixture system) : SystemTest(system)
 {
-    private HttpClient Http => system.Http;
-
-    public Task InitializeAsync() => system.Database.ResetAsync();
-    public Task DisposeAsync() => Task.CompletedTask;
 
     private async Task AssertNothingStoredAsync()
     {
-        Assert.Equal(0L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
-        Assert.Equal(0L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
     }
 
     [Fact]
@@ -115,7 +110,7 @@ public sealed class RefusedSubmissionTests(SystemFixture system) : IAsyncLifetim
 
         var job = await Http.WaitForJobAsync(id);
         Assert.Equal(144, job["result"]!.GetValue<double>());
-        Assert.Equal(1L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+        Assert.Equal(1L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
     }
 
     [Theory]

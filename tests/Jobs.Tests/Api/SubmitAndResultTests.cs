@@ -4,13 +4,8 @@ using Jobs.Tests.Infrastructure;
 namespace Jobs.Tests.Api;
 
 /// <summary>apply_async → get(timeout), apply, and remote exceptions, through the real API and worker processes.</summary>
-[Collection(SystemCollection.Name)]
-public sealed class SubmitAndResultTests(SystemFixture system) : IAsyncLifetime
+public sealed class SubmitAndResultTests(SystemFixture system) : SystemTest(system)
 {
-    private HttpClient Http => system.Http;
-
-    public Task InitializeAsync() => system.Database.ResetAsync();
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task Submitted_job_is_stored_before_the_202_and_its_result_comes_back()
@@ -22,7 +17,7 @@ public sealed class SubmitAndResultTests(SystemFixture system) : IAsyncLifetime
         var id = job["id"]!.GetValue<Guid>();
         Assert.Equal($"/jobs/{id}", response.Headers.Location?.OriginalString);
         Assert.Equal("math.square", job["function"]!.GetValue<string>());
-        Assert.Equal(1L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE id = $1", id));
+        Assert.Equal(1L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE id = $1", id));
 
         var result = await Http.GetAsync($"/jobs/{id}/result?timeout=30");
         Assert.Equal(HttpStatusCode.OK, result.StatusCode);
@@ -120,5 +115,22 @@ public sealed class SubmitAndResultTests(SystemFixture system) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(HttpStatusCode.NotFound, (await Http.GetAsync("/jobs/not-a-guid")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Finished_jobs_are_kept_for_the_retention_period_in_both_schemas()
+    {
+        var id = await Http.SubmitOkAsync(new { function = "noop" });
+        await Http.WaitForJobAsync(id);
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
+            "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") == 1L, "Hangfire marked the job succeeded");
+
+        // Default Jobs:Retention is 7 days; Hangfire alone would expire the job after 1 day.
+        var ours = await Database.ScalarAsync<double>(
+            "SELECT (extract(epoch FROM expires_at - finished_at) / 86400)::float8 FROM jobs.job WHERE id = $1", id);
+        var hangfire = await Database.ScalarAsync<double>(
+            "SELECT (extract(epoch FROM expireat - (now() AT TIME ZONE 'UTC')) / 86400)::float8 FROM hangfire.job");
+        Assert.Equal(7.0, ours, 3);
+        Assert.InRange(hangfire, 6.9, 7.01);
     }
 }

@@ -10,13 +10,8 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Execution;
 
 /// <summary>What only separate worker processes can show: durability across their absence, parallelism, pickup.</summary>
-[Collection(SystemCollection.Name)]
-public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper output) : IAsyncLifetime
+public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
-    private HttpClient Http => system.Http;
-
-    public Task InitializeAsync() => system.Database.ResetAsync();
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task Job_submitted_while_no_worker_runs_is_executed_once_a_worker_starts()
@@ -28,7 +23,7 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         var waiting = await (await Http.GetAsync($"/jobs/{id}")).JsonAsync();
         Assert.Equal("enqueued", waiting["state"]!.GetValue<string>());
 
-        await using var worker = system.StartWorker("late-worker", [queue]);
+        await using var worker = Fixture.StartWorker("late-worker", [queue]);
         var job = await Http.WaitForJobAsync(id, 60);
 
         Assert.Equal("succeeded", job["state"]!.GetValue<string>());
@@ -39,7 +34,7 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
     public async Task Results_stay_readable_after_the_worker_that_produced_them_has_exited()
     {
         var queue = SystemFixture.PrivateQueue();
-        var worker = system.StartWorker("short-lived-worker", [queue]);
+        var worker = Fixture.StartWorker("short-lived-worker", [queue]);
         var id = await Http.SubmitOkAsync(new { function = "text.sha256", args = new[] { "abc" }, queue });
         var done = await Http.WaitForJobAsync(id, 60);
         Assert.Equal("succeeded", done["state"]!.GetValue<string>());
@@ -58,8 +53,8 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
     {
         var queue = SystemFixture.PrivateQueue();
         // One slot each: any overlap must come from the two processes.
-        await using var a = system.StartWorker("cpu-worker-a", [queue], workerCount: 1);
-        await using var b = system.StartWorker("cpu-worker-b", [queue], workerCount: 1);
+        await using var a = Fixture.StartWorker("cpu-worker-a", [queue], workerCount: 1);
+        await using var b = Fixture.StartWorker("cpu-worker-b", [queue], workerCount: 1);
         await WaitForServersAsync(queue, 2);
 
         var first = await Http.SubmitOkAsync(new { function = "cpu.spin", args = new[] { 1500 }, queue });
@@ -74,7 +69,7 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         output.WriteLine($"overlap {(overlapEnd - overlapStart).TotalMilliseconds:F0} ms");
         Assert.True(overlapEnd - overlapStart > TimeSpan.FromMilliseconds(750),
             $"the two 1.5 s jobs should overlap: {x["startedAt"]}–{x["finishedAt"]} and {y["startedAt"]}–{y["finishedAt"]}");
-        var workers = await system.Database.ScalarAsync<long>("SELECT count(DISTINCT worker) FROM jobs.job WHERE id = ANY($1)", new[] { first, second });
+        var workers = await Database.ScalarAsync<long>("SELECT count(DISTINCT worker) FROM jobs.job WHERE id = ANY($1)", new[] { first, second });
         Assert.Equal(2L, workers);
     }
 
@@ -100,12 +95,12 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         // What an API killed between storing a job and creating its Hangfire job leaves behind.
         var queue = SystemFixture.PrivateQueue();
         var id = Guid.CreateVersion7();
-        await system.Database.ScalarAsync<object>("""
+        await Database.ScalarAsync<object>("""
             INSERT INTO jobs.job (id, function, args, kwargs, queue, created_at)
             VALUES ($1, 'math.square', '[5]', '{}', $2, now() - interval '1 minute')
             """, id, queue);
 
-        await using var worker = system.StartWorker("sweeping-worker", [queue]);
+        await using var worker = Fixture.StartWorker("sweeping-worker", [queue]);
         var job = await Http.WaitForJobAsync(id, 60);
 
         Assert.Equal("succeeded", job["state"]!.GetValue<string>());
@@ -119,13 +114,13 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 6 }, queue });
         // A second Hangfire job for the same row, as the sweeper would create if it raced a slow API.
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
-        var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(system.Database.ConnectionString, options), options);
+        var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
         new JobDispatcher(new BackgroundJobClient(storage)).Dispatch(id, "math.square", "[6]", "{}", queue);
-        Assert.Equal(2L, await system.Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+        Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
 
-        await using var worker = system.StartWorker("dup-worker", [queue], workerCount: 2);
+        await using var worker = Fixture.StartWorker("dup-worker", [queue], workerCount: 2);
         var job = await Http.WaitForJobAsync(id, 60);
-        await Eventually.TrueAsync(async () => await system.Database.ScalarAsync<long>(
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
             "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") == 2L, "both Hangfire jobs succeeded");
 
         Assert.Equal("succeeded", job["state"]!.GetValue<string>());
@@ -133,6 +128,6 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
     }
 
     private async Task WaitForServersAsync(string queue, int count) =>
-        await Eventually.TrueAsync(async () => await system.Database.ScalarAsync<long>(
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
             "SELECT count(*) FROM hangfire.server WHERE data::text LIKE '%' || $1 || '%'", queue) >= count, $"{count} servers on {queue}");
 }

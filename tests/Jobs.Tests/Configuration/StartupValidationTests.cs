@@ -1,0 +1,33 @@
+using System.Collections.Concurrent;
+using Jobs.Launcher.Processes;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Configuration;
+
+/// <summary>A bad configuration stops a process at start with a message naming the key, instead of failing later.</summary>
+[Collection(SystemCollection.Name)]
+public sealed class StartupValidationTests(SystemFixture system)
+{
+    [Theory]
+    [InlineData("worker", "Worker__Queues__0", "Not A Queue", "Worker:Queues")]
+    [InlineData("worker", "Worker__WorkerCount", "-3", "WorkerCount")]
+    [InlineData("worker", "Jobs__Retention", "00:00:01", "Retention")]
+    [InlineData("api", "Api__MaxRequestBodyBytes", "12", "MaxRequestBodyBytes")]
+    [InlineData("api", "ConnectionStrings__Jobs", "", "ConnectionStrings:Jobs is not set")]
+    public async Task Invalid_setting_stops_the_process_at_start_naming_the_key(string program, string key, string value, string expected)
+    {
+        var output = new ConcurrentQueue<string>();
+        var env = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__Jobs"] = system.Database.ConnectionString,
+            ["Api__Urls"] = $"http://127.0.0.1:{SystemFixture.FreePort()}",
+            [key] = value,
+        };
+        await using var process = ChildProcess.Start(program, program == "api" ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, env, output.Enqueue);
+
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+
+        Assert.NotEqual(0, process.ExitCode);
+        Assert.Contains(expected, string.Join('\n', output));
+    }
+}
