@@ -10,12 +10,27 @@ public static class ProblemsSetup
 {
     public static IServiceCollection AddJobsProblemDetails(this IServiceCollection services)
     {
-        services.AddProblemDetails();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            var problem = context.ProblemDetails;
+            // ASP.NET Core fills "type" only for the status codes it knows; 424 and 503 need one too.
+            problem.Type ??= problem.Status switch
+            {
+                StatusCodes.Status424FailedDependency => "https://www.rfc-editor.org/rfc/rfc4918#section-11.4",
+                StatusCodes.Status503ServiceUnavailable => "https://tools.ietf.org/html/rfc9110#section-15.6.4",
+                _ => "about:blank",
+            };
+            // Minimal APIs answer an oversized body with a bare 413 (the exception never reaches the handler
+            // below), so the explanation is added here.
+            if (problem.Status == StatusCodes.Status413PayloadTooLarge) problem.Detail ??= TooLarge;
+        });
         services.AddExceptionHandler<ExceptionToProblem>();
         // Without this, minimal APIs answer unreadable bodies with a bare 400 and no explanation.
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         return services;
     }
+
+    private const string TooLarge = "The request body is larger than this service accepts (Api:MaxRequestBodyBytes). Send fewer or smaller arguments.";
 
     public static WebApplication UseJobsProblemDetails(this WebApplication app)
     {
@@ -31,7 +46,7 @@ public static class ProblemsSetup
             var (status, title, detail) = exception switch
             {
                 BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
-                    (413, "Request body too large", "The request body is larger than this service accepts (Api:MaxRequestBodyBytes). Send fewer or smaller arguments."),
+                    (413, "Request body too large", TooLarge),
                 BadHttpRequestException { InnerException: JsonException json } =>
                     (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
                 BadHttpRequestException bad =>

@@ -96,6 +96,9 @@ public sealed class RefusedSubmissionTests(SystemFixture system) : SystemTest(sy
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.JsonAsync();
+        Assert.NotNull(problem["type"]);
+        Assert.Contains("Api:MaxRequestBodyBytes", problem["detail"]!.GetValue<string>());
         await AssertNothingStoredAsync();
     }
 

@@ -85,6 +85,7 @@ public sealed class SubmitAndResultTests(SystemFixture system) : SystemTest(syst
         Assert.Equal(HttpStatusCode.FailedDependency, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var problem = await response.JsonAsync();
+        Assert.False(string.IsNullOrEmpty(problem["type"]?.GetValue<string>()), "problem+json needs a type");
         Assert.Equal("Jobs.Core.Functions.BuiltIn.DebugFailureException", problem["exceptionType"]!.GetValue<string>());
         Assert.Equal("the disk is full", problem["message"]!.GetValue<string>());
         Assert.Contains("DebugFunctions.Fail", problem["stackTrace"]!.GetValue<string>());
