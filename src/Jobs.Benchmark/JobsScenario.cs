@@ -16,7 +16,7 @@ public static class JobsScenario
         await postgres.EnsureDatabaseAsync("bench_jobs", recreate: true);
         var cs = postgres.ConnectionString("bench_jobs");
         await Migrator.MigrateAsync(cs);
-        var api = $"http://127.0.0.1:{FreePort()}";
+        var api = $"http://127.0.0.1:{Network.FreePort()}";
         var env = new Dictionary<string, string?>
         {
             ["ConnectionStrings__Jobs"] = cs,
@@ -29,7 +29,7 @@ public static class JobsScenario
         {
             using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency })
                 { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(120) };
-            await WaitReadyAsync(http);
+            await Network.WaitForReadyAsync(http.BaseAddress!, () => processes.Any(p => p.HasExited), () => "", TimeSpan.FromSeconds(60));
             await using var db = NpgsqlDataSource.Create(cs);
 
             // Warm-up: JIT, connection pools, Hangfire's first fetch.
@@ -78,29 +78,8 @@ public static class JobsScenario
         while ((long)(await cmd.ExecuteScalarAsync())! < count) await Task.Delay(20);
     }
 
-    private static async Task WaitReadyAsync(HttpClient http)
-    {
-        for (var i = 0; i < 300; i++)
-        {
-            try
-            {
-                if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException("the API did not become ready");
-    }
-
     internal static void Quiet(string line)
     {
         if (line.Contains("fail:", StringComparison.Ordinal) || line.Contains("crit:", StringComparison.Ordinal)) Console.Error.WriteLine(line);
-    }
-
-    internal static int FreePort()
-    {
-        using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
     }
 }

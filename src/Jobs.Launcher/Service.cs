@@ -47,7 +47,8 @@ public sealed class Service : IAsyncDisposable
             service._children.Add(ChildProcess.Start("api", ProgramPaths.ApiAssembly, service._environment));
             for (var i = 1; i <= launcher.Workers; i++)
                 service._children.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, service._environment));
-            await service.WaitForApiAsync(ct);
+            await Network.WaitForReadyAsync(new Uri(service._apiUrl + "/"), () => service._children.Any(c => c.HasExited),
+                () => "See its output above.", TimeSpan.FromSeconds(60), ct);
         }
         catch
         {
@@ -82,26 +83,6 @@ public sealed class Service : IAsyncDisposable
                     child.Name == "api" ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environment);
             }
         }
-    }
-
-    private async Task WaitForApiAsync(CancellationToken ct)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            ct.ThrowIfCancellationRequested();
-            if (_children.Any(c => c.HasExited))
-                throw new InvalidOperationException($"{_children.First(c => c.HasExited).Name} exited during start-up; see its output above.");
-            try
-            {
-                if ((await http.GetAsync($"{_apiUrl}/health/ready", ct)).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-            catch (TaskCanceledException) when (!ct.IsCancellationRequested) { }
-            await Task.Delay(200, ct);
-        }
-        throw new InvalidOperationException($"The API did not become ready at {_apiUrl}/health/ready within 60 s.");
     }
 
     public async ValueTask DisposeAsync()

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using Jobs.Launcher.Processes;
@@ -70,7 +69,7 @@ public sealed class LocalPostgres : IAsyncDisposable
             return new LocalPostgres(bin, dataDirectory, runningPort, password, stopOnDispose: false, log);
         }
 
-        port = port > 0 ? port : FreePort();
+        port = port > 0 ? port : Network.FreePort();
         var logFile = Path.Combine(dataDirectory, "server.log");
         await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
             $"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300", "start"], ct,
@@ -203,13 +202,6 @@ public sealed class LocalPostgres : IAsyncDisposable
         {
             return false;
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Runs a PostgreSQL tool (or, with <paramref name="bin"/> null, a system one), as the postgres user when we are root.</summary>

@@ -20,7 +20,7 @@ public sealed class StartupValidationTests(SystemFixture system)
         var env = new Dictionary<string, string?>
         {
             ["ConnectionStrings__Jobs"] = system.Database.ConnectionString,
-            ["Api__Urls"] = $"http://127.0.0.1:{SystemFixture.FreePort()}",
+            ["Api__Urls"] = $"http://127.0.0.1:{Network.FreePort()}",
             [key] = value,
         };
         await using var process = ChildProcess.Start(program, program == "api" ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, env, output.Enqueue);

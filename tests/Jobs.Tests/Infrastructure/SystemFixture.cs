@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using Jobs.Launcher.Processes;
 
 namespace Jobs.Tests.Infrastructure;
@@ -24,12 +22,12 @@ public sealed class SystemFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Database = await TestDatabase.CreateAsync("jobs_test");
-        ApiUrl = new Uri($"http://127.0.0.1:{FreePort()}");
+        ApiUrl = new Uri($"http://127.0.0.1:{Network.FreePort()}");
         Http = new HttpClient { BaseAddress = ApiUrl, Timeout = TimeSpan.FromSeconds(60) };
         _api = Start("api", ProgramPaths.ApiAssembly, new() { ["Api__Urls"] = ApiUrl.ToString().TrimEnd('/') });
         StartWorker("worker-1", ["default"], workerCount: 2);
         StartWorker("worker-2", ["default"], workerCount: 2);
-        await WaitUntilReadyAsync();
+        await Network.WaitForReadyAsync(ApiUrl, () => _api!.HasExited, () => string.Join('\n', Output), TimeSpan.FromSeconds(60));
     }
 
     /// <summary>A separate worker process serving <paramref name="queues"/>.</summary>
@@ -61,29 +59,6 @@ public sealed class SystemFixture : IAsyncLifetime
         });
         lock (_processes) _processes.Add(process);
         return process;
-    }
-
-    private async Task WaitUntilReadyAsync()
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (_api!.HasExited) throw new InvalidOperationException("The API exited during start-up:\n" + string.Join('\n', Output));
-            try
-            {
-                if ((await Http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("The API did not become ready within 60 s:\n" + string.Join('\n', Output));
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async Task DisposeAsync()

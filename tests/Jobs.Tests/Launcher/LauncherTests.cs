@@ -14,7 +14,7 @@ public sealed class LauncherTests
     public async Task Launcher_starts_postgres_api_and_workers_and_stops_them_all_on_sigterm()
     {
         var dataDirectory = Path.Combine(ProgramPaths.RepositoryRoot, ".data", "launcher-test-postgres");
-        var api = $"http://127.0.0.1:{SystemFixture.FreePort()}";
+        var api = $"http://127.0.0.1:{Network.FreePort()}";
         var output = new ConcurrentQueue<string>();
         var launcher = ChildProcess.Start("launcher", ProgramPaths.LauncherAssembly, new Dictionary<string, string?>
         {
