@@ -5,10 +5,12 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Jobs.Api.Functions;
 
 /// <summary>A registered function as clients see it: what to send in args/kwargs, as JSON Schema.</summary>
-public sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns)
+public sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    double? TimeoutSeconds)
 {
     public static FunctionView From(JobFunction f) => new(f.Name, f.Description,
-        f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns);
+        f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns, f.DefaultTimeoutSeconds);
 }
 
 public sealed record ParameterView(

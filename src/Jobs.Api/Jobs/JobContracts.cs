@@ -19,44 +19,21 @@ public sealed class SubmitJobRequest
 
     /// <summary>The queue to run on; workers serve the queues in their Worker:Queues. Default "default".</summary>
     public string? Queue { get; set; }
-}
 
-/// <summary>A job as clients see it: Python's AsyncResult, serialisable.</summary>
-public sealed record JobView(
-    Guid Id,
-    string Function,
-    JsonElement Args,
-    JsonElement Kwargs,
-    string Queue,
-    string State,
-    bool Ready,
-    bool? Successful,
-    JsonElement? Result,
-    JsonElement? Error,
-    int Attempts,
-    JsonElement? Progress,
-    DateTime CreatedAt,
-    DateTime? StartedAt,
-    DateTime? FinishedAt)
-{
-    public static JobView From(JobRecord r)
-    {
-        var ready = JobStates.IsFinished(r.State);
-        return new JobView(r.Id, r.Function, Parse(r.Args)!.Value, Parse(r.Kwargs)!.Value, r.Queue, r.State,
-            ready, ready ? r.State == JobStates.Succeeded : null,
-            r.State == JobStates.Succeeded ? Parse(r.Result) : null,
-            Parse(r.Error), r.Attempts, Parse(r.Progress),
-            Utc(r.CreatedAt), r.StartedAt is { } s ? Utc(s) : null, r.FinishedAt is { } f ? Utc(f) : null);
-    }
+    /// <summary>Start no earlier than this many seconds from now.</summary>
+    public double? DelaySeconds { get; set; }
 
-    private static JsonElement? Parse(string? json)
-    {
-        if (json is null) return null;
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.Clone();
-    }
+    /// <summary>Start no earlier than this time (ISO 8601 with offset). Not together with delaySeconds.</summary>
+    public DateTimeOffset? RunAt { get; set; }
 
-    private static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);
+    /// <summary>Cancel the job and fail it with Jobs.Core.Execution.JobTimeoutException after this many seconds of running.</summary>
+    public double? TimeoutSeconds { get; set; }
+
+    /// <summary>Run again this many times after a failure, with exponential backoff. Default Jobs:DefaultRetries (0).</summary>
+    public int? Retries { get; set; }
+
+    /// <summary>POST the finished JobView here (signed; the host must be in Callbacks:AllowedHosts).</summary>
+    public string? CallbackUrl { get; set; }
 }
 
 /// <summary>GET /jobs: one page, newest first; pass <c>nextCursor</c> as <c>cursor</c> for the next.</summary>

@@ -1,75 +1,48 @@
+using System.Security.Cryptography;
 using System.Text.Json;
+using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Execution;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
+using Jobs.Api.Problems;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Jobs;
 
-/// <summary>Why a submission was refused, already worded for the caller.</summary>
-public sealed class SubmissionRefusedException(int status, string title, string detail, string? field = null) : Exception(detail)
-{
-    public int Status { get; } = status;
-    public string Title { get; } = title;
-    public string? Field { get; } = field;
-}
-
-/// <summary>Accepting jobs and waiting for them: the API side of apply_async and AsyncResult.</summary>
+/// <summary>Accepting, waiting for and canceling jobs: the API side of apply_async, AsyncResult and terminate.</summary>
 public sealed class JobService(
     JobStore store,
-    JobDispatcher dispatcher,
+    JobSubmitter submitter,
     FunctionRegistry registry,
     JobCompletionListener completions,
+    IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
-    ILogger<JobService> logger)
+    IOptionsMonitor<CallbackOptions> callbacks)
 {
-    /// <summary>
-    /// Validates, stores (durable from here on), then hands the job to Hangfire. If the API dies between the
-    /// two, the workers' sweeper dispatches the row later; if Hangfire refuses, the row is removed again.
-    /// </summary>
-    public async Task<JobRecord> SubmitAsync(SubmitJobRequest request, CancellationToken ct)
-    {
-        if (string.IsNullOrWhiteSpace(request.Function))
-            throw new SubmissionRefusedException(400, "Missing function", "Give the name of a registered function in 'function' (GET /functions lists them).", "function");
-        var queue = request.Queue ?? QueueNames.Default;
-        if (!QueueNames.IsValid(queue))
-            throw new SubmissionRefusedException(400, "Invalid queue", $"'{Truncate(queue)}' is not a valid queue: {QueueNames.Rule}.", "queue");
-        if (!registry.TryGet(request.Function, out var function))
-            throw new SubmissionRefusedException(404, "Unknown function",
-                $"No function named '{Truncate(request.Function)}' is registered. GET /functions lists the registered functions.", "function");
-        try
-        {
-            function.Validate(request.Args, request.Kwargs);
-        }
-        catch (ArgumentBindingException e)
-        {
-            throw new SubmissionRefusedException(400, "Arguments do not fit the function", e.Message, e.Parameter);
-        }
+    public const string IdempotencyHeader = "Idempotency-Key";
+    private const double MaxDelaySeconds = 366 * 86_400;
+    private const double MaxTimeoutSeconds = 7 * 86_400;
 
-        var args = request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]";
-        var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
-        var job = await store.InsertAsync(Guid.CreateVersion7(), function.Name, args, kwargs, queue, ct);
+    /// <summary>Validates the request, then stores and dispatches it (or returns the job its Idempotency-Key already made).</summary>
+    public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, CancellationToken ct)
+    {
+        var job = Validate(request);
+        IdempotencyClaim? claim = null;
+        if (idempotencyKey is not null)
+        {
+            if (idempotencyKey.Length is 0 or > 255)
+                throw new RequestRefusedException(400, "Invalid Idempotency-Key", "An Idempotency-Key is 1–255 characters.", IdempotencyHeader);
+            claim = new IdempotencyClaim(idempotencyKey, RequestHash(request), options.Value.IdempotencyWindow);
+        }
         try
         {
-            dispatcher.Dispatch(job.Id, job.Function, job.Args, job.Kwargs, job.Queue);
+            return await submitter.SubmitAsync(job, claim, ct);
         }
-        catch (Exception)
+        catch (IdempotencyConflictException e)
         {
-            await store.DeleteUndispatchedAsync(job.Id, CancellationToken.None);
-            throw;
+            throw new RequestRefusedException(422, "Idempotency-Key reused", e.Message, IdempotencyHeader);
         }
-        try
-        {
-            await store.MarkDispatchedAsync(job.Id, CancellationToken.None);
-        }
-        catch (Exception e)
-        {
-            // The job is stored and dispatched; at worst the sweeper dispatches it once more, and the
-            // runner's claim makes that second dispatch a no-op. Not the caller's problem.
-            logger.LogWarning(e, "Could not mark job {JobId} dispatched", job.Id);
-        }
-        return job;
     }
 
     /// <summary>The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.</summary>
@@ -88,6 +61,103 @@ public sealed class JobService(
             ct.ThrowIfCancellationRequested();
         }
     }
+
+    /// <summary>
+    /// DELETE /jobs/{id}. Returns the job after the request and whether it is already canceled (false: it was
+    /// running and has been signalled); null for an unknown id; throws 409 when the job had already finished.
+    /// </summary>
+    public async Task<(JobRecord Job, bool Canceled)?> CancelAsync(Guid id, CancellationToken ct)
+    {
+        var error = JsonSerializer.Serialize(new
+        {
+            type = typeof(JobCanceledException).FullName,
+            message = "Canceled by request before it started.",
+            stackTrace = "",
+        });
+        var outcome = await store.CancelAsync(id, error, options.Value.Retention, ct);
+        if (outcome is null) return null;
+        if (outcome.After is null)
+            throw new RequestRefusedException(409, "Job already finished", $"Job {id} has already {outcome.Before}; there is nothing to cancel.");
+        // Deleting the Hangfire job removes a queued one from its queue, and makes the worker running one cancel
+        // its CancellationToken (Hangfire checks every Worker:CancellationCheckInterval).
+        if (outcome.HangfireJobId is { } hangfireJobId) hangfire.Delete(hangfireJobId);
+        var job = (await store.GetAsync(id, ct))!;
+        if (outcome.After == JobStates.Canceled)
+            await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, ct);
+        return (job, outcome.After == JobStates.Canceled);
+    }
+
+    private NewJob Validate(SubmitJobRequest request)
+    {
+        if (string.IsNullOrWhiteSpace(request.Function))
+            throw Invalid("function", "Missing function", "Give the name of a registered function in 'function' (GET /functions lists them).");
+        var queue = request.Queue ?? QueueNames.Default;
+        if (!QueueNames.IsValid(queue))
+            throw Invalid("queue", "Invalid queue", $"'{Truncate(queue)}' is not a valid queue: {QueueNames.Rule}.");
+        if (!registry.TryGet(request.Function, out var function))
+            throw new RequestRefusedException(404, "Unknown function",
+                $"No function named '{Truncate(request.Function)}' is registered. GET /functions lists the registered functions.", "function");
+        try
+        {
+            function.Validate(request.Args, request.Kwargs);
+        }
+        catch (ArgumentBindingException e)
+        {
+            throw Invalid(e.Parameter, "Arguments do not fit the function", e.Message);
+        }
+
+        if (request.DelaySeconds is { } delay && (delay < 0 || delay > MaxDelaySeconds))
+            throw Invalid("delaySeconds", "Invalid delaySeconds", $"delaySeconds is between 0 and {MaxDelaySeconds:0} (a year).");
+        if (request.DelaySeconds is not null && request.RunAt is not null)
+            throw Invalid("runAt", "Invalid runAt", "Give delaySeconds or runAt, not both.");
+        if (request.RunAt is { } at && at > DateTimeOffset.UtcNow.AddSeconds(MaxDelaySeconds))
+            throw Invalid("runAt", "Invalid runAt", "runAt is at most a year from now.");
+        if (request.TimeoutSeconds is { } timeout && (timeout <= 0 || timeout > MaxTimeoutSeconds))
+            throw Invalid("timeoutSeconds", "Invalid timeoutSeconds", $"timeoutSeconds is more than 0 and at most {MaxTimeoutSeconds:0} (a week).");
+        if (request.Retries is < 0 or > 100)
+            throw Invalid("retries", "Invalid retries", "retries is between 0 and 100.");
+        if (request.CallbackUrl is { } callback) CheckCallback(callback);
+
+        DateTime? runAt = request.DelaySeconds is { } d and > 0 ? DateTime.UtcNow.AddSeconds(d) : request.RunAt?.UtcDateTime;
+        return new NewJob(
+            function.Name,
+            request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",
+            request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}",
+            queue,
+            runAt,
+            request.TimeoutSeconds ?? function.DefaultTimeoutSeconds,
+            request.Retries ?? options.Value.DefaultRetries,
+            request.CallbackUrl);
+    }
+
+    private void CheckCallback(string callback)
+    {
+        var allowed = callbacks.CurrentValue;
+        if (allowed.AllowedHosts.Length == 0)
+            throw Invalid("callbackUrl", "Callbacks are disabled",
+                "This service sends no callbacks: no host is allowed (Callbacks:AllowedHosts is empty). Poll GET /jobs/{id}?wait=N instead, or ask the operator to allow your host.");
+        if (!Uri.TryCreate(callback, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            throw Invalid("callbackUrl", "Invalid callbackUrl", "callbackUrl must be an absolute http or https URL.");
+        if (!allowed.Allows(url))
+            throw Invalid("callbackUrl", "Callback host not allowed",
+                $"{url.Authority} is not in Callbacks:AllowedHosts; callbacks go only to: {string.Join(", ", allowed.AllowedHosts)}.");
+    }
+
+    /// <summary>What "the same body" means for Idempotency-Key: the request's fields, as sent.</summary>
+    private static byte[] RequestHash(SubmitJobRequest request) => SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(new
+    {
+        request.Function,
+        Args = request.Args.ValueKind == JsonValueKind.Undefined ? null : request.Args.GetRawText(),
+        Kwargs = request.Kwargs.ValueKind == JsonValueKind.Undefined ? null : request.Kwargs.GetRawText(),
+        request.Queue,
+        request.DelaySeconds,
+        request.RunAt,
+        request.TimeoutSeconds,
+        request.Retries,
+        request.CallbackUrl,
+    }));
+
+    private static RequestRefusedException Invalid(string field, string title, string detail) => new(400, title, detail, field);
 
     private static string Truncate(string s) => s.Length <= 100 ? s : s[..100] + "…";
 }

@@ -15,11 +15,7 @@ public static class JobsApi
 {
     public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddJobsDatabase(configuration);
-        services.AddJobsHangfire(configuration); // client only: this process never adds a Hangfire server
-        services.AddJobFunctions();
-        services.AddSingleton<JobStore>();
-        services.AddSingleton<JobDispatcher>();
+        services.AddJobsCore(configuration); // Hangfire client only: this process never adds a Hangfire server
         services.AddSingleton<JobService>();
         services.AddSingleton<JobCompletionListener>();
         services.AddHostedService(sp => sp.GetRequiredService<JobCompletionListener>());
@@ -35,13 +31,30 @@ public static class JobsApi
             .WithSummary("Submit a job (apply_async; with ?wait=N, apply)")
             .WithDescription("Stores the job durably in PostgreSQL, then queues it for the workers. The response is sent only " +
                              "after the job is stored. With ?wait=N the request waits up to N seconds (capped by " +
-                             "Jobs:MaxWaitSeconds) and answers 200 with the finished job, else 202.")
+                             "Jobs:MaxWaitSeconds) and answers 200 with the finished job, else 202. With an Idempotency-Key " +
+                             "header, a repeat of the same request returns the first job (header Idempotent-Replayed: true) " +
+                             "and the same key with a different request is refused with 422.")
             .Accepts<SubmitJobRequest>("application/json")
-            .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default" }""")
+            .Produces<JobView>(StatusCodes.Status200OK)
+            .Produces<JobView>(StatusCodes.Status202Accepted)
+            .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default", "timeoutSeconds": 60, "retries": 2 }""")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        jobs.MapDelete("/{id:guid}", Cancel)
+            .WithName("CancelJob")
+            .Produces<JobView>(StatusCodes.Status200OK)
+            .Produces<JobView>(StatusCodes.Status202Accepted)
+            .WithSummary("Cancel a job (AsyncResult's share of Pool.terminate)")
+            .WithDescription("A scheduled or queued job is canceled at once (200). A running job's CancellationToken is " +
+                             "signalled (202); it ends 'canceled' when the function stops, within about a second if it " +
+                             "observes the token. 409 when the job already finished.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         jobs.MapGet("/{id:guid}", Get)
@@ -73,31 +86,46 @@ public static class JobsApi
         return app;
     }
 
-    private static async Task<Results<Ok<JobView>, Accepted<JobView>, ProblemHttpResult, ValidationProblem>> Submit(
-        [FromBody] SubmitJobRequest? request, [FromQuery] double? wait, JobService service, CancellationToken ct)
+    private static async Task<IResult> Submit(
+        [FromBody] SubmitJobRequest? request, [FromQuery] double? wait,
+        [FromHeader(Name = JobService.IdempotencyHeader)] string? idempotencyKey,
+        JobService service, HttpContext http, CancellationToken ct)
     {
         if (request is null)
             return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"args\": [7]}.");
         if (wait is < 0 or double.NaN)
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
         JobRecord job;
+        bool created;
         try
         {
-            job = await service.SubmitAsync(request, ct);
+            (job, created) = await service.SubmitAsync(request, idempotencyKey, ct);
         }
-        catch (SubmissionRefusedException e) when (e.Status == 400)
+        catch (RequestRefusedException e)
         {
-            return ApiProblems.Validation(e.Field ?? "body", e.Message, e.Title);
+            return ApiProblems.From(e);
         }
-        catch (SubmissionRefusedException e)
-        {
-            return TypedResults.Problem(e.Message, statusCode: e.Status, title: e.Title,
-                extensions: new Dictionary<string, object?> { ["function"] = request.Function });
-        }
-        var location = $"/jobs/{job.Id}";
+        if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
         if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
             return TypedResults.Ok(JobView.From(waited));
-        return TypedResults.Accepted(location, JobView.From(job));
+        return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
+    }
+
+    private static async Task<IResult> Cancel(Guid id, JobService service, CancellationToken ct)
+    {
+        try
+        {
+            return await service.CancelAsync(id, ct) switch
+            {
+                null => ApiProblems.UnknownJob(id),
+                ({ } job, true) => TypedResults.Ok(JobView.From(job)),
+                ({ } job, false) => TypedResults.Accepted($"/jobs/{id}", JobView.From(job)),
+            };
+        }
+        catch (RequestRefusedException e)
+        {
+            return ApiProblems.From(e);
+        }
     }
 
     private static async Task<Results<Ok<JobView>, ProblemHttpResult, ValidationProblem>> Get(

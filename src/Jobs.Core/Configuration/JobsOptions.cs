@@ -20,6 +20,21 @@ public sealed class JobsOptions
     /// </summary>
     public bool EnableDebugCrash { get; set; }
 
+    /// <summary>Retries for a submission that gives none: 0, so a failing function fails its job, as in Pool.</summary>
+    [Range(0, 100)]
+    public int DefaultRetries { get; set; }
+
+    /// <summary>Delay before the first retry; doubled for each further one, up to <see cref="RetryMaxDelay"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How long an Idempotency-Key keeps returning the job it created.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
+
     /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan DispatchGracePeriod { get; set; } = TimeSpan.FromSeconds(30);

@@ -26,5 +26,13 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often a worker checks whether its running jobs were canceled (DELETE /jobs/{id}).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How often delayed jobs and retries that are due are moved to their queue (Hangfire's default: 15 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan SchedulePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     public int EffectiveWorkerCount => WorkerCount > 0 ? WorkerCount : Environment.ProcessorCount;
 }

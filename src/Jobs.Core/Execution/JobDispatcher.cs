@@ -1,7 +1,9 @@
 using System.Text;
 using System.Text.Json;
 using Hangfire;
+using Hangfire.Common;
 using Hangfire.States;
+using Jobs.Core.Storage;
 
 namespace Jobs.Core.Execution;
 
@@ -10,12 +12,16 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
 {
     private const int MaxCallLength = 200;
 
-    public string Dispatch(Guid jobId, string function, string argsJson, string kwargsJson, string queue)
+    /// <summary>Enqueues the row's Hangfire job, or schedules it for <see cref="JobRecord.RunAt"/>; returns its id.</summary>
+    public string Dispatch(JobRecord job)
     {
-        var call = DescribeCall(function, argsJson, kwargsJson);
-        return client.Create<JobRunner>(
-            runner => runner.RunAsync(call, jobId, null, CancellationToken.None),
-            new EnqueuedState(queue));
+        var call = DescribeCall(job.Function, job.Args, job.Kwargs);
+        // The queue goes on the Job too: a scheduled job or a retry is enqueued later to Job.Queue.
+        var hangfireJob = Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, job.Id, null, CancellationToken.None), job.Queue);
+        IState state = job.RunAt is { } runAt && runAt > DateTime.UtcNow
+            ? new ScheduledState(DateTime.SpecifyKind(runAt, DateTimeKind.Utc))
+            : new EnqueuedState(job.Queue);
+        return client.Create(hangfireJob, state);
     }
 
     /// <summary>"math.pow(2, y=10)": how the dashboard lists the job. Display only; the row holds the real arguments.</summary>

@@ -12,14 +12,22 @@ namespace Jobs.Core.Execution;
 
 /// <summary>
 /// The single Hangfire entry point: every Hangfire job calls <see cref="RunAsync"/> with the id of a row in
-/// jobs.job. The row, not the Hangfire job, holds the function and arguments, and receives the outcome.
+/// jobs.job. The row, not the Hangfire job, holds the function, arguments and options, and receives the outcome.
 /// </summary>
-public sealed class JobRunner(JobStore store, FunctionRegistry registry, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
+public sealed class JobRunner(
+    JobStore store,
+    FunctionRegistry registry,
+    IBackgroundJobClient hangfire,
+    IOptions<JobsOptions> options,
+    ILogger<JobRunner> logger)
 {
     /// <param name="call">Only for the dashboard's job list (see <see cref="JobDispatcher.DescribeCall"/>).</param>
     /// <param name="jobId">The row in jobs.job to run.</param>
     /// <param name="context">Supplied by Hangfire.</param>
-    /// <param name="ct">Supplied by Hangfire: signalled when the worker shuts down.</param>
+    /// <param name="ct">
+    /// Supplied by Hangfire: signalled when the worker shuts down, and when the Hangfire job is deleted
+    /// (DELETE /jobs/{id}), which the worker notices within Worker:CancellationCheckInterval.
+    /// </param>
     [JobDisplayName("{0}")]
     public async Task RunAsync(string call, Guid jobId, PerformContext? context, CancellationToken ct)
     {
@@ -28,12 +36,16 @@ public sealed class JobRunner(JobStore store, FunctionRegistry registry, IOption
         var claimed = await store.ClaimAsync(jobId, hangfireJobId, context.ServerId, ct);
         if (claimed is null)
         {
-            // Another Hangfire job owns the row (a duplicate dispatch) or it already finished: nothing to do.
+            // Another Hangfire job owns the row (a duplicate dispatch), or it finished or was canceled: nothing to do.
             logger.LogInformation("Job {JobId} is not claimable by Hangfire job {HangfireJobId}; skipping", jobId, hangfireJobId);
             return;
         }
 
-        var retention = options.Value.Retention;
+        var jobs = options.Value;
+        var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+        using var deadline = new CancellationTokenSource();
+        if (timeout is { } t) deadline.CancelAfter(t);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
         JsonNode? result;
         try
         {
@@ -44,29 +56,55 @@ public sealed class JobRunner(JobStore store, FunctionRegistry registry, IOption
             var jobContext = new JobContext(jobId, claimed.Attempts,
                 (fraction, message, token) => store.ReportProgressAsync(jobId, hangfireJobId,
                     new JsonObject { ["fraction"] = fraction, ["message"] = message }.ToJsonString(), token));
-            result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, jobContext, ct);
+            // WaitAsync: a function that ignores its token still ends its job on cancel or timeout; its thread
+            // runs on until it returns, and its result is discarded.
+            result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, jobContext, linked.Token).WaitAsync(linked.Token);
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        catch (Exception) when (ct.IsCancellationRequested)
         {
+            if (await store.IsCancelRequestedAsync(jobId, CancellationToken.None))
+            {
+                await store.FinishCanceledAsync(jobId, hangfireJobId,
+                    Error(new JobCanceledException(claimed.Function)), jobs.Retention, CancellationToken.None);
+                await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+                return;
+            }
             // The worker is shutting down: leave the row 'processing'; Hangfire requeues the job and its
             // next run (same Hangfire job) claims the row again.
             throw;
         }
         catch (Exception e)
         {
-            var error = new JsonObject
+            var failure = deadline.IsCancellationRequested ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
+            var error = Error(failure);
+            if (claimed.Attempts <= claimed.MaxRetries)
             {
-                ["type"] = e.GetType().FullName,
-                ["message"] = e.Message,
-                ["stackTrace"] = UserFrames(e.StackTrace),
-            };
-            await store.FailAsync(jobId, hangfireJobId, error.ToJsonString(), retention, CancellationToken.None);
+                var delay = Backoff(claimed.Attempts, jobs);
+                await store.ScheduleRetryAsync(jobId, hangfireJobId, error, delay, CancellationToken.None);
+                throw new JobFailedException(claimed.Function, failure, retryIn: delay);
+            }
+            await store.FailAsync(jobId, hangfireJobId, error, jobs.Retention, CancellationToken.None);
+            await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
             // Rethrown so the dashboard lists the job under Failed with the exception.
-            throw new JobFailedException(claimed.Function, e);
+            throw new JobFailedException(claimed.Function, failure, retryIn: null);
         }
-        await store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), retention, CancellationToken.None);
+        await store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, CancellationToken.None);
+        await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
     }
 
+    /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay.</summary>
+    public static TimeSpan Backoff(int attempt, JobsOptions options)
+    {
+        var delay = options.RetryBaseDelay * Math.Pow(2, Math.Min(attempt - 1, 30));
+        return delay < options.RetryMaxDelay ? delay : options.RetryMaxDelay;
+    }
+
+    private static string Error(Exception e) => new JsonObject
+    {
+        ["type"] = e.GetType().FullName,
+        ["message"] = e.Message,
+        ["stackTrace"] = UserFrames(e.StackTrace),
+    }.ToJsonString();
 
     /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
     private static string UserFrames(string? stackTrace)
@@ -82,6 +120,17 @@ public sealed class JobRunner(JobStore store, FunctionRegistry registry, IOption
 public sealed class UnknownFunctionException(string name)
     : Exception($"No function named '{name}' is registered in this worker. Deploy it to every worker serving the queue.");
 
-/// <summary>What the dashboard shows for a failed job: the function's own exception as the inner one.</summary>
-public sealed class JobFailedException(string function, Exception inner)
-    : Exception($"{function} raised {inner.GetType().Name}: {inner.Message}", inner);
+/// <summary>The error of a job that ran longer than its timeoutSeconds.</summary>
+public sealed class JobTimeoutException(string function, TimeSpan timeout)
+    : Exception($"{function} did not finish within its timeout of {timeout.TotalSeconds:0.###} s and was canceled.");
+
+/// <summary>The error of a job canceled through DELETE /jobs/{id}.</summary>
+public sealed class JobCanceledException(string function)
+    : Exception($"{function} was canceled by request.");
+
+/// <summary>What the dashboard shows for a failed attempt: the function's own exception as the inner one.</summary>
+public sealed class JobFailedException(string function, Exception inner, TimeSpan? retryIn)
+    : Exception($"{function} raised {inner.GetType().Name}: {inner.Message}", inner), IRetryable
+{
+    public TimeSpan? RetryIn { get; } = retryIn;
+}

@@ -58,7 +58,10 @@ public sealed class ClrJobFunction : JobFunction
             Required: !p.HasDefaultValue,
             Default: p.HasDefaultValue ? JsonSerializer.SerializeToNode(p.DefaultValue, p.ParameterType, Json) : null)).ToArray();
         Returns = SchemaFor(ResultType(method.ReturnType), allowsNull: false);
+        DefaultTimeoutSeconds = attribute.TimeoutSeconds > 0 ? attribute.TimeoutSeconds : null;
     }
+
+    public override double? DefaultTimeoutSeconds { get; }
 
     public override string Name { get; }
     public override string Description { get; }

@@ -18,6 +18,9 @@ public abstract class JobFunction
     public abstract IReadOnlyList<FunctionParameter> Parameters { get; }
     public abstract JsonNode Returns { get; }
 
+    /// <summary>The timeout for jobs that give no timeoutSeconds; null: none.</summary>
+    public virtual double? DefaultTimeoutSeconds => null;
+
     /// <summary>
     /// Checks that <paramref name="args"/> (a JSON array) and <paramref name="kwargs"/> (a JSON object) bind to
     /// the parameters; throws <see cref="ArgumentBindingException"/> naming the parameter when they don't.

@@ -11,6 +11,9 @@ public sealed class JobFunctionAttribute(string name) : Attribute
 
     public string Description { get; init; } = "";
 
+    /// <summary>Default timeout in seconds for jobs that give no timeoutSeconds; 0 means none.</summary>
+    public double TimeoutSeconds { get; init; }
+
     /// <summary>Registered only when <c>Jobs:EnableDebugCrash</c> is true (functions that harm the worker).</summary>
     public bool DebugOnly { get; init; }
 }

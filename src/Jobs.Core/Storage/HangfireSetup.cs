@@ -2,6 +2,7 @@ using Hangfire;
 using Hangfire.PostgreSql;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
+using Jobs.Core.Execution;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -21,7 +22,7 @@ public static class HangfireSetup
     /// <item>UseSlidingInvisibilityTimeout: a killed worker's job comes back after InvisibilityTimeout without a heartbeat, not after 30 min.</item>
     /// <item>PrepareSchemaIfNecessary off: the schema belongs to the explicit migrate step (<see cref="Migrator"/>).</item>
     /// <item>Retention: finished jobs live for Jobs:Retention (7 days), not Hangfire's 1 day (<see cref="RetentionFilter"/>).</item>
-    /// <item>AutomaticRetry off: a failed function fails its job, as in Pool; Hangfire would retry 10 times.</item>
+    /// <item>AutomaticRetry off (Hangfire would retry 10 times): each job's own <c>retries</c> apply instead (<see cref="RetryFilter"/>).</item>
     /// </list>
     /// </summary>
     public static IServiceCollection AddJobsHangfire(this IServiceCollection services, IConfiguration configuration)
@@ -43,6 +44,7 @@ public static class HangfireSetup
                 // NpgsqlDataSource; its connection factory contract does not say who opens the connection.
                 .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), StorageOptions(worker))
                 .UseFilter(new AutomaticRetryAttribute { Attempts = 0, LogEvents = false })
+                .UseFilter(new RetryFilter())
                 .UseFilter(new RetentionFilter(jobs.Retention));
         });
         return services;

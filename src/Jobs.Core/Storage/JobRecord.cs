@@ -29,9 +29,34 @@ public sealed record JobRecord(
     int Attempts,
     DateTime CreatedAt,
     DateTime? StartedAt,
-    DateTime? FinishedAt);
+    DateTime? FinishedAt,
+    DateTime? RunAt,
+    double? TimeoutSeconds,
+    int MaxRetries,
+    string? CallbackUrl,
+    string? Callback,
+    string? HangfireJobId);
+
+/// <summary>A job to store: validated by the caller (API or schedule), not yet durable.</summary>
+public sealed record NewJob(
+    string Function,
+    string Args,
+    string Kwargs,
+    string Queue,
+    DateTime? RunAt = null,
+    double? TimeoutSeconds = null,
+    int MaxRetries = 0,
+    string? CallbackUrl = null,
+    string? ScheduleName = null);
+
+/// <summary>An Idempotency-Key with the hash of the request it was first used for.</summary>
+public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan Window);
+
+/// <summary>The same Idempotency-Key was used before with a different request.</summary>
+public sealed class IdempotencyConflictException(string key)
+    : Exception($"Idempotency-Key '{key}' was already used with a different request. Use a new key for a different request.");
 
 /// <summary>What the runner needs to run a claimed job.</summary>
-public sealed record ClaimedJob(string Function, string Args, string Kwargs, int Attempts);
+public sealed record ClaimedJob(string Function, string Args, string Kwargs, int Attempts, double? TimeoutSeconds, int MaxRetries, string? CallbackUrl);
 
 public sealed record JobFilter(string? State, string? Function, string? Queue);

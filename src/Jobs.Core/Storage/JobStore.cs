@@ -13,39 +13,104 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
 
     private const string Columns = """
         id, function, args::text, kwargs::text, queue, state, result::text, error::text, progress::text,
-        attempts, created_at, started_at, finished_at
+        attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
+        callback::text, hangfire_job_id
         """;
 
-    /// <summary>Stores a new job. Once this returns, the job is durable: it will run even if the caller dies now.</summary>
-    public async Task<JobRecord> InsertAsync(Guid id, string function, string args, string kwargs, string queue, CancellationToken ct)
+    /// <summary>
+    /// Stores a new job; once this returns it is durable and will run even if the caller dies now. With an
+    /// Idempotency-Key, the key and the job are stored in one transaction: a repeat (even a concurrent one,
+    /// which waits on the key's unique index) gets the first job back with <c>Created = false</c>.
+    /// </summary>
+    public async Task<(JobRecord Job, bool Created)> InsertAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state)
-            VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, 'enqueued')
+        var id = Guid.CreateVersion7();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        if (idempotency is not null && await ClaimIdempotencyKeyAsync(connection, idempotency, jobId: id, mapId: null, ct) is { } existing)
+        {
+            await tx.RollbackAsync(ct);
+            return (await GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
+        }
+        await using var cmd = new NpgsqlCommand($"""
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name)
+            VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
+                    $6, $7, $8, $9, $10)
             RETURNING {Columns}
-            """);
+            """, connection, tx);
         cmd.Parameters.Add(new() { Value = id });
-        cmd.Parameters.Add(new() { Value = function });
-        cmd.Parameters.Add(new() { Value = args });
-        cmd.Parameters.Add(new() { Value = kwargs });
-        cmd.Parameters.Add(new() { Value = queue });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        await reader.ReadAsync(ct);
-        return Read(reader);
+        cmd.Parameters.Add(new() { Value = job.Function });
+        cmd.Parameters.Add(new() { Value = job.Args });
+        cmd.Parameters.Add(new() { Value = job.Kwargs });
+        cmd.Parameters.Add(new() { Value = job.Queue });
+        cmd.Parameters.Add(new() { Value = (object?)job.RunAt ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(new() { Value = (object?)job.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+        cmd.Parameters.Add(new() { Value = job.MaxRetries });
+        cmd.Parameters.Add(new() { Value = (object?)job.CallbackUrl ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)job.ScheduleName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        JobRecord record;
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            record = Read(reader);
+        }
+        await tx.CommitAsync(ct);
+        return (record, true);
+    }
+
+    /// <summary>
+    /// Takes the key for this request, or returns what it already stands for. Throws when it stands for a
+    /// different request. An expired key is taken over.
+    /// </summary>
+    internal static async Task<(Guid? JobId, Guid? MapId)?> ClaimIdempotencyKeyAsync(
+        NpgsqlConnection connection, IdempotencyClaim claim, Guid? jobId, Guid? mapId, CancellationToken ct)
+    {
+        await using (var insert = new NpgsqlCommand("""
+            INSERT INTO jobs.idempotency_key (key, request_hash, job_id, map_id, expires_at)
+            VALUES ($1, $2, $3, $4, now() + $5)
+            ON CONFLICT (key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id, map_id = EXCLUDED.map_id,
+                    created_at = now(), expires_at = EXCLUDED.expires_at
+                WHERE jobs.idempotency_key.expires_at < now()
+            RETURNING key
+            """, connection))
+        {
+            insert.Parameters.Add(new() { Value = claim.Key });
+            insert.Parameters.Add(new() { Value = claim.RequestHash });
+            insert.Parameters.Add(new() { Value = (object?)jobId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            insert.Parameters.Add(new() { Value = (object?)mapId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            insert.Parameters.Add(new() { Value = claim.Window, NpgsqlDbType = NpgsqlDbType.Interval });
+            if (await insert.ExecuteScalarAsync(ct) is not null) return null;
+        }
+        // Taken: by a committed request (a concurrent one has committed by now: the insert waited for it).
+        await using var select = new NpgsqlCommand("SELECT request_hash, job_id, map_id FROM jobs.idempotency_key WHERE key = $1", connection);
+        select.Parameters.Add(new() { Value = claim.Key });
+        await using var reader = await select.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct) || !((byte[])reader[0]).AsSpan().SequenceEqual(claim.RequestHash))
+            throw new IdempotencyConflictException(claim.Key);
+        return (reader.IsDBNull(1) ? null : reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
     }
 
     /// <summary>Records that a Hangfire job now carries this row, so the sweeper leaves it alone.</summary>
-    public async Task MarkDispatchedAsync(Guid id, CancellationToken ct)
+    public async Task MarkDispatchedAsync(Guid id, string hangfireJobId, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("UPDATE jobs.job SET dispatched_at = now() WHERE id = $1 AND dispatched_at IS NULL");
+        // coalesce: the worker may have claimed the row with this very Hangfire job already.
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.job SET dispatched_at = now(), hangfire_job_id = coalesce(hangfire_job_id, $2)
+            WHERE id = $1 AND dispatched_at IS NULL
+            """);
         cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>Removes a row whose Hangfire job could not be created, so a refused submission leaves nothing behind.</summary>
     public async Task DeleteUndispatchedAsync(Guid id, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("DELETE FROM jobs.job WHERE id = $1 AND dispatched_at IS NULL AND state = 'enqueued'");
+        await using var cmd = dataSource.CreateCommand("""
+            WITH gone AS (DELETE FROM jobs.job WHERE id = $1 AND dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') RETURNING id)
+            DELETE FROM jobs.idempotency_key WHERE job_id IN (SELECT id FROM gone)
+            """);
         cmd.Parameters.Add(new() { Value = id });
         await cmd.ExecuteNonQueryAsync(ct);
     }
@@ -95,30 +160,36 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             WHERE id = $1
               AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)
               AND state IN ('scheduled', 'enqueued', 'processing')
-            RETURNING function, args::text, kwargs::text, attempts
+              AND cancel_requested_at IS NULL
+            RETURNING function, args::text, kwargs::text, attempts, timeout_seconds, max_retries, callback_url
             """);
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct)
-            ? new ClaimedJob(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3))
+            ? new ClaimedJob(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
+                reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6))
             : null;
     }
 
     public Task<bool> SucceedAsync(Guid id, string hangfireJobId, string? resultJson, TimeSpan retention, CancellationToken ct) =>
-        FinishAsync(id, hangfireJobId, JobStates.Succeeded, "result", resultJson ?? "null", retention, ct);
+        FinishAsync(id, hangfireJobId, JobStates.Succeeded, "result = $4::jsonb, error = NULL", resultJson ?? "null", retention, ct);
 
     public Task<bool> FailAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan retention, CancellationToken ct) =>
-        FinishAsync(id, hangfireJobId, JobStates.Failed, "error", errorJson, retention, ct);
+        FinishAsync(id, hangfireJobId, JobStates.Failed, "error = $4::jsonb", errorJson, retention, ct);
 
-    private async Task<bool> FinishAsync(Guid id, string hangfireJobId, string state, string column, string json, TimeSpan retention, CancellationToken ct)
+    /// <summary>The runner's side of a cancel: the function stopped after DELETE /jobs/{id}.</summary>
+    public Task<bool> FinishCanceledAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan retention, CancellationToken ct) =>
+        FinishAsync(id, hangfireJobId, JobStates.Canceled, "error = $4::jsonb", errorJson, retention, ct);
+
+    private async Task<bool> FinishAsync(Guid id, string hangfireJobId, string state, string assignment, string json, TimeSpan retention, CancellationToken ct)
     {
-        // column is one of two constants above, never user input.
+        // assignment is one of the constants above, never user input.
         await using var cmd = dataSource.CreateCommand($"""
             WITH done AS (
                 UPDATE jobs.job
-                SET state = $3, {column} = $4::jsonb, finished_at = now(), expires_at = now() + $5
+                SET state = $3, {assignment}, finished_at = now(), expires_at = now() + $5
                 WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
                 RETURNING id
             )
@@ -133,6 +204,94 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(ct);
     }
 
+    /// <summary>A failed attempt with retries left: the job waits as 'scheduled' for its next run, its error kept.</summary>
+    public async Task<bool> ScheduleRetryAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan delay, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.job SET state = 'scheduled', error = $3::jsonb, run_at = now() + $4, progress = NULL
+            WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
+            """);
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = errorJson });
+        cmd.Parameters.Add(new() { Value = delay, NpgsqlDbType = NpgsqlDbType.Interval });
+        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    /// <summary>
+    /// DELETE /jobs/{id}: a job not yet running is canceled at once; a running one is marked so that its runner
+    /// ends it 'canceled' when its CancellationToken fires. Null when there is no such job.
+    /// </summary>
+    public async Task<CancelOutcome?> CancelAsync(Guid id, string errorJson, TimeSpan retention, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH before AS (SELECT id, state FROM jobs.job WHERE id = $1 FOR UPDATE),
+            changed AS (
+                UPDATE jobs.job j SET
+                    cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                    state       = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN 'canceled' ELSE j.state END,
+                    error       = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN $2::jsonb ELSE j.error END,
+                    finished_at = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN now() ELSE j.finished_at END,
+                    expires_at  = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN now() + $3 ELSE j.expires_at END
+                FROM before b
+                WHERE j.id = b.id AND b.state IN ('scheduled', 'enqueued', 'processing')
+                RETURNING j.state, j.hangfire_job_id
+            ),
+            notified AS (SELECT pg_notify('{FinishedChannel}', $1::text) FROM changed WHERE state = 'canceled')
+            SELECT b.state, c.state, c.hangfire_job_id, (SELECT count(*) FROM notified)
+            FROM before b LEFT JOIN changed c ON true
+            """);
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = errorJson });
+        cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct)) return null;
+        return new CancelOutcome(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+    }
+
+    /// <summary>Whether DELETE /jobs/{id} asked this job to stop.</summary>
+    public async Task<bool> IsCancelRequestedAsync(Guid id, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM jobs.job WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        return await cmd.ExecuteScalarAsync(ct) is true;
+    }
+
+    /// <summary>Takes the right to send this finished job's callback; false when already taken or there is none.</summary>
+    public async Task<bool> ClaimCallbackAsync(Guid id, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.job SET callback = '{"status":"pending","attempts":0}'
+            WHERE id = $1 AND callback_url IS NOT NULL AND callback IS NULL AND finished_at IS NOT NULL
+            """);
+        cmd.Parameters.Add(new() { Value = id });
+        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task SetCallbackStatusAsync(Guid id, string callbackJson, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("UPDATE jobs.job SET callback = $2::jsonb WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = callbackJson });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Finished jobs whose callback nobody took (their worker died right after finishing them).</summary>
+    public async Task<IReadOnlyList<Guid>> FindUnsentCallbacksAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT id FROM jobs.job
+            WHERE callback_url IS NOT NULL AND callback IS NULL AND finished_at IS NOT NULL AND finished_at < now() - $1
+            ORDER BY finished_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        var ids = new List<Guid>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) ids.Add(reader.GetGuid(0));
+        return ids;
+    }
+
     public async Task ReportProgressAsync(Guid id, string hangfireJobId, string progressJson, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
@@ -145,21 +304,19 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Rows accepted longer than <paramref name="grace"/> ago that never got a Hangfire job (their API died).</summary>
-    public async Task<IReadOnlyList<(Guid Id, string Function, string Args, string Kwargs, string Queue)>> FindUndispatchedAsync(
-        TimeSpan grace, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<JobRecord>> FindUndispatchedAsync(TimeSpan grace, int limit, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("""
-            SELECT id, function, args::text, kwargs::text, queue FROM jobs.job
-            WHERE dispatched_at IS NULL AND state = 'enqueued' AND created_at < now() - $1
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT {Columns} FROM jobs.job
+            WHERE dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') AND created_at < now() - $1
             ORDER BY created_at
             LIMIT $2
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<(Guid, string, string, string, string)>();
+        var list = new List<JobRecord>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            list.Add((reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4)));
+        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
         return list;
     }
 
@@ -183,6 +340,13 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return (deleted, failed);
     }
 
+    /// <summary>Forgets Idempotency-Keys whose window is over.</summary>
+    public async Task<int> PurgeExpiredIdempotencyKeysAsync(CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("DELETE FROM jobs.idempotency_key WHERE expires_at < now()");
+        return await cmd.ExecuteNonQueryAsync(ct);
+    }
+
     private static JobRecord Read(NpgsqlDataReader r) => new(
         r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
         r.IsDBNull(6) ? null : r.GetString(6),
@@ -191,5 +355,17 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         r.GetInt32(9),
         r.GetDateTime(10),
         r.IsDBNull(11) ? null : r.GetDateTime(11),
-        r.IsDBNull(12) ? null : r.GetDateTime(12));
+        r.IsDBNull(12) ? null : r.GetDateTime(12),
+        r.IsDBNull(13) ? null : r.GetDateTime(13),
+        r.IsDBNull(14) ? null : r.GetDouble(14),
+        r.GetInt32(15),
+        r.IsDBNull(16) ? null : r.GetString(16),
+        r.IsDBNull(17) ? null : r.GetString(17),
+        r.IsDBNull(18) ? null : r.GetString(18));
 }
+
+/// <summary>
+/// What DELETE /jobs/{id} found (<paramref name="Before"/>) and left (<paramref name="After"/>, null when the job
+/// had already finished). <paramref name="HangfireJobId"/>: the Hangfire job to stop, when there is one.
+/// </summary>
+public sealed record CancelOutcome(string Before, string? After, string? HangfireJobId);

@@ -1,9 +1,6 @@
 using Hangfire;
 using Jobs.Core.Configuration;
-using Jobs.Core.Database;
 using Jobs.Core.Execution;
-using Jobs.Core.Functions;
-using Jobs.Core.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Hosting;
@@ -17,12 +14,7 @@ public static class WorkerSetup
     /// </summary>
     public static IServiceCollection AddJobsWorker(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddJobsDatabase(configuration);
-        services.AddJobsHangfire(configuration);
-        services.AddJobFunctions();
-        services.AddSingleton<JobStore>();
-        services.AddSingleton<JobDispatcher>();
-        services.AddTransient<JobRunner>();
+        services.AddJobsCore(configuration);
 
         services.AddHangfireServer((sp, server) =>
         {
@@ -31,6 +23,9 @@ public static class WorkerSetup
             server.Queues = worker.Queues;
             server.ShutdownTimeout = worker.ShutdownTimeout;
             server.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
+            // Hangfire's defaults: 5 s to notice a canceled job, 15 s to start a due delayed job or retry.
+            server.CancellationCheckInterval = worker.CancellationCheckInterval;
+            server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
             host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(5));

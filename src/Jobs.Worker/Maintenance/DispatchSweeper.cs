@@ -1,3 +1,4 @@
+using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Execution;
 using Jobs.Core.Storage;
@@ -9,8 +10,10 @@ namespace Jobs.Worker.Maintenance;
 /// The API stores a job, then creates its Hangfire job. An API killed between the two leaves a stored,
 /// acknowledged-or-not job that nothing would run; this finds such rows after Jobs:DispatchGracePeriod and
 /// dispatches them. Should the original dispatch exist after all, the runner's claim lets only one run.
+/// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
-public sealed class DispatchSweeper(JobStore store, JobDispatcher dispatcher, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
+public sealed class DispatchSweeper(
+    JobStore store, JobDispatcher dispatcher, IBackgroundJobClient hangfire, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -23,9 +26,14 @@ public sealed class DispatchSweeper(JobStore store, JobDispatcher dispatcher, IO
             {
                 foreach (var job in await store.FindUndispatchedAsync(grace, 500, stoppingToken))
                 {
-                    dispatcher.Dispatch(job.Id, job.Function, job.Args, job.Kwargs, job.Queue);
-                    await store.MarkDispatchedAsync(job.Id, stoppingToken);
+                    await store.MarkDispatchedAsync(job.Id, dispatcher.Dispatch(job), stoppingToken);
                     logger.LogWarning("Dispatched job {JobId}, accepted but never handed to Hangfire", job.Id);
+                }
+                foreach (var id in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
+                {
+                    var job = await store.GetAsync(id, stoppingToken);
+                    if (job is not null && await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, stoppingToken))
+                        logger.LogWarning("Queued the callback of job {JobId}, finished but never handed to the sender", id);
                 }
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)

@@ -27,6 +27,7 @@ public sealed class RetentionPurger(JobStore store, IBackgroundJobClient hangfir
                         hangfire.ChangeState(id, new DeletedState { Reason = RetentionFilter.RetiredReason }, FailedState.StateName);
                     if (deleted > 0) logger.LogInformation("Purged {Count} jobs past their retention", deleted);
                 } while (deleted == 1000 && !stoppingToken.IsCancellationRequested);
+                await store.PurgeExpiredIdempotencyKeysAsync(stoppingToken);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {

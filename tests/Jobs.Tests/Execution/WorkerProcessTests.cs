@@ -115,7 +115,9 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         // A second Hangfire job for the same row, as the sweeper would create if it raced a slow API.
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
         var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
-        new JobDispatcher(new BackgroundJobClient(storage)).Dispatch(id, "math.square", "[6]", "{}", queue);
+        await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
+        var row = await new JobStore(dataSource).GetAsync(id, CancellationToken.None);
+        new JobDispatcher(new BackgroundJobClient(storage)).Dispatch(row!);
         Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
 
         await using var worker = Fixture.StartWorker("dup-worker", [queue], workerCount: 2);

@@ -1,0 +1,32 @@
+using Jobs.Core.Configuration;
+using Jobs.Core.Database;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Jobs.Core.Execution;
+
+public static class ExecutionServiceCollectionExtensions
+{
+    /// <summary>
+    /// What the API and the workers share: the database, Hangfire (storage and client), the function registry,
+    /// and storing, dispatching, running and calling back jobs.
+    /// </summary>
+    public static IServiceCollection AddJobsCore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddJobsDatabase(configuration);
+        services.AddJobsHangfire(configuration);
+        services.AddJobFunctions();
+        services.AddSingleton<JobStore>();
+        services.AddSingleton<JobDispatcher>();
+        services.AddSingleton<JobSubmitter>();
+        services.AddTransient<JobRunner>();
+        services.AddTransient<CallbackSender>();
+        services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section);
+        // Callbacks go only where Callbacks:AllowedHosts says; a redirect must not take them elsewhere.
+        services.AddHttpClient(CallbackSender.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseProxy = false });
+        return services;
+    }
+}
