@@ -19,10 +19,14 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
         // The queue goes on the Job too: a scheduled job or a retry is enqueued later to Job.Queue.
         var hangfireJob = Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, job.Id, null, CancellationToken.None), job.Queue);
         IState state = job.RunAt is { } runAt && runAt > DateTime.UtcNow
-            ? new ScheduledState(DateTime.SpecifyKind(runAt, DateTimeKind.Utc))
+            ? new ScheduledState(CeilingToSecond(DateTime.SpecifyKind(runAt, DateTimeKind.Utc)))
             : new EnqueuedState(job.Queue);
         return client.Create(hangfireJob, state);
     }
+
+    /// <summary>Hangfire keeps schedule times in whole seconds, truncated: rounding up keeps "not before runAt" true.</summary>
+    private static DateTime CeilingToSecond(DateTime t) =>
+        t.Ticks % TimeSpan.TicksPerSecond == 0 ? t : new DateTime(t.Ticks - t.Ticks % TimeSpan.TicksPerSecond + TimeSpan.TicksPerSecond, t.Kind);
 
     /// <summary>"math.pow(2, y=10)": how the dashboard lists the job. Display only; the row holds the real arguments.</summary>
     public static string DescribeCall(string function, string argsJson, string kwargsJson)

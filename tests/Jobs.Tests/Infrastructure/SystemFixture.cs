@@ -14,6 +14,8 @@ public sealed class SystemFixture : IAsyncLifetime
     private readonly List<ChildProcess> _processes = [];
     private ChildProcess? _api;
 
+    public const string CallbackSecret = "test-secret-0123456789";
+
     public TestDatabase Database { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
     public Uri ApiUrl { get; private set; } = null!;
@@ -41,6 +43,10 @@ public sealed class SystemFixture : IAsyncLifetime
     /// <summary>A queue name no other test uses, so only the workers a test starts itself serve it.</summary>
     public static string PrivateQueue() => "t_" + Guid.NewGuid().ToString("N")[..12];
 
+    /// <summary>Another API process on its own port, e.g. with a different configuration.</summary>
+    public ChildProcess StartApi(string name, Uri url, Dictionary<string, string?> environment) =>
+        Start(name, ProgramPaths.ApiAssembly, new(environment) { ["Api__Urls"] = url.ToString().TrimEnd('/') });
+
     private ChildProcess Start(string name, string assembly, Dictionary<string, string?> extra)
     {
         var env = new Dictionary<string, string?>
@@ -48,6 +54,9 @@ public sealed class SystemFixture : IAsyncLifetime
             ["ConnectionStrings__Jobs"] = Database.ConnectionString,
             ["Jobs__EnableDebugCrash"] = "true",
             ["Jobs__DispatchGracePeriod"] = "00:00:02",
+            ["Jobs__RetryBaseDelay"] = "00:00:00.200",
+            ["Callbacks__AllowedHosts__0"] = "127.0.0.1",
+            ["Callbacks__Secret"] = CallbackSecret,
             ["Logging__LogLevel__Default"] = "Warning",
             ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
         };
