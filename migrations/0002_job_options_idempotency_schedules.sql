@@ -36,3 +36,6 @@ CREATE TABLE jobs.schedule (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The dashboard's job page looks a row up by the Hangfire job that carries it.
+CREATE INDEX job_hangfire_job_idx ON jobs.job (hangfire_job_id) WHERE hangfire_job_id IS NOT NULL;

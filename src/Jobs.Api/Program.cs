@@ -4,7 +4,9 @@ using Jobs.Api.Functions;
 using Jobs.Api.Health;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
+using Jobs.Api.Pool;
 using Jobs.Api.Problems;
+using Jobs.Api.Schedules;
 using Jobs.Core.Configuration;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
@@ -23,6 +25,8 @@ app.MapJobsDashboard();
 app.MapJobsHealthChecks();
 app.MapFunctionsApi();
 app.MapJobsApi();
+app.MapSchedulesApi();
+app.MapPoolApi();
 
 app.Run();
 

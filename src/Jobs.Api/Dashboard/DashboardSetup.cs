@@ -1,5 +1,10 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
 using Hangfire;
 using Hangfire.Dashboard;
+using Hangfire.States;
+using Jobs.Core.Storage;
 
 namespace Jobs.Api.Dashboard;
 
@@ -9,10 +14,13 @@ public static class DashboardSetup
 
     /// <summary>
     /// Hangfire's dashboard, served by the API from the same storage. Until API keys exist (a later issue) it
-    /// is open to local requests only, Hangfire's own default, matching the API's loopback-only binding.
+    /// is open to local requests only, Hangfire's own default, matching the API's loopback-only binding. Each
+    /// job's page also shows the Jobs view of it: state, attempts and progress.
     /// </summary>
     public static WebApplication MapJobsDashboard(this WebApplication app)
     {
+        var store = app.Services.GetRequiredService<JobStore>();
+        JobHistoryRenderer.Register(ProcessingState.StateName, (helper, data) => RenderProcessing(helper, data, store));
         app.UseHangfireDashboard(Path, new DashboardOptions
         {
             DashboardTitle = "Jobs",
@@ -22,4 +30,38 @@ public static class DashboardSetup
         });
         return app;
     }
+
+    /// <summary>
+    /// The Processing entry of a job's history, as Hangfire draws it (server, worker) plus the progress the
+    /// function reported. Hangfire's job-details extension point is internal; its state renderers are public.
+    /// </summary>
+    private static NonEscapedString RenderProcessing(HtmlHelper helper, IDictionary<string, string> data, JobStore store)
+    {
+        var html = new StringBuilder("<dl class=\"dl-horizontal\">");
+        if (data.TryGetValue("ServerId", out var server)) Property(html, "Server:", helper.ServerId(server).ToString());
+        if (data.TryGetValue("WorkerId", out var worker)) Property(html, "Worker:", WebUtility.HtmlEncode(worker.Length > 8 ? worker[..8] : worker));
+        // The job page is /hangfire/jobs/details/{hangfire job id}; the dashboard renders synchronously.
+        var hangfireJobId = helper.Page.RequestPath.TrimEnd('/').Split('/')[^1];
+        var row = store.GetByHangfireJobIdAsync(hangfireJobId, CancellationToken.None).GetAwaiter().GetResult();
+        if (row is not null)
+        {
+            Property(html, "Jobs id:", $"<a href=\"/jobs/{row.Id}\">{row.Id}</a>");
+            Property(html, "Attempt:", row.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (row?.Progress is { } progress)
+        {
+            using var doc = JsonDocument.Parse(progress);
+            var fraction = doc.RootElement.GetProperty("fraction").GetDouble();
+            var message = doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+            var percent = (fraction * 100).ToString("0", System.Globalization.CultureInfo.InvariantCulture);
+            Property(html, "Progress:",
+                $"<div class=\"progress\" style=\"margin:0;max-width:300px\"><div class=\"progress-bar jobs-progress\" role=\"progressbar\" " +
+                $"aria-valuenow=\"{percent}\" aria-valuemin=\"0\" aria-valuemax=\"100\" style=\"width:{percent}%\">{percent}%</div></div>" +
+                (message is null ? "" : $"<span class=\"jobs-progress-message\">{WebUtility.HtmlEncode(message)}</span>"));
+        }
+        return new NonEscapedString(html.Append("</dl>").ToString());
+    }
+
+    private static void Property(StringBuilder html, string name, string valueHtml) =>
+        html.Append("<dt>").Append(name).Append("</dt><dd>").Append(valueHtml).Append("</dd>");
 }

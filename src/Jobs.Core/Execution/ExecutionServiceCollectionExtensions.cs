@@ -23,6 +23,8 @@ public static class ExecutionServiceCollectionExtensions
         services.AddSingleton<JobSubmitter>();
         services.AddTransient<JobRunner>();
         services.AddTransient<CallbackSender>();
+        services.AddSingleton<ScheduleStore>();
+        services.AddTransient<ScheduleRunner>();
         services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section);
         // Callbacks go only where Callbacks:AllowedHosts says; a redirect must not take them elsewhere.
         services.AddHttpClient(CallbackSender.HttpClientName)

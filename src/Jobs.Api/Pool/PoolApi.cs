@@ -1,0 +1,52 @@
+using Jobs.Core.Storage;
+using Hangfire;
+using Npgsql;
+
+namespace Jobs.Api.Pool;
+
+public sealed record PoolServer(string Name, int Workers, IReadOnlyList<string> Queues, DateTime StartedAt, DateTime? Heartbeat);
+
+public sealed record PoolQueue(string Name, long Scheduled, long Enqueued, long Processing);
+
+/// <summary>GET /pool: the pool as a whole — who serves, with how many slots, and what waits.</summary>
+public sealed record PoolView(int Slots, IReadOnlyList<PoolServer> Servers, IReadOnlyList<PoolQueue> Queues, IReadOnlyDictionary<string, long> States);
+
+public static class PoolApi
+{
+    public static IEndpointRouteBuilder MapPoolApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/pool", async (JobStorage storage, NpgsqlDataSource dataSource, CancellationToken ct) =>
+            {
+                var servers = storage.GetMonitoringApi().Servers()
+                    .Select(s => new PoolServer(s.Name, s.WorkersCount, s.Queues.ToList(), s.StartedAt, s.Heartbeat))
+                    .OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
+
+                var states = JobStates.All.ToDictionary(s => s, _ => 0L);
+                var queues = new Dictionary<string, (long Scheduled, long Enqueued, long Processing)>();
+                await using var cmd = dataSource.CreateCommand("SELECT queue, state, count(*) FROM jobs.job GROUP BY queue, state");
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                {
+                    var (queue, state, count) = (reader.GetString(0), reader.GetString(1), reader.GetInt64(2));
+                    states[state] += count;
+                    var q = queues.GetValueOrDefault(queue);
+                    queues[queue] = state switch
+                    {
+                        "scheduled" => q with { Scheduled = q.Scheduled + count },
+                        "enqueued" => q with { Enqueued = q.Enqueued + count },
+                        "processing" => q with { Processing = q.Processing + count },
+                        _ => q,
+                    };
+                }
+                foreach (var served in servers.SelectMany(s => s.Queues)) queues.TryAdd(served, default);
+                return TypedResults.Ok(new PoolView(servers.Sum(s => s.Workers), servers,
+                    queues.OrderBy(q => q.Key, StringComparer.Ordinal)
+                        .Select(q => new PoolQueue(q.Key, q.Value.Scheduled, q.Value.Enqueued, q.Value.Processing)).ToList(),
+                    states));
+            })
+            .WithTags("Pool")
+            .WithName("GetPool")
+            .WithSummary("Live worker servers with their slots and queues, queue depths, and job counts by state");
+        return app;
+    }
+}

@@ -1,0 +1,142 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using Hangfire;
+using Hangfire.Common;
+using Hangfire.Storage;
+using Jobs.Api.OpenApi;
+using Jobs.Api.Problems;
+using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Jobs.Api.Schedules;
+
+/// <summary>POST /schedules: submit this function with these arguments every time the cron expression fires.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class ScheduleRequest
+{
+    /// <summary>Unique name; posting the same name again replaces the schedule.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>Cron expression, 5 fields (minute precision) or 6 (with seconds first).</summary>
+    public string? Cron { get; set; }
+
+    /// <summary>IANA time zone the cron expression is read in, e.g. "Europe/Berlin". Default "UTC".</summary>
+    public string? TimeZone { get; set; }
+
+    public string? Function { get; set; }
+    public JsonElement Args { get; set; }
+    public JsonElement Kwargs { get; set; }
+    public string? Queue { get; set; }
+}
+
+public sealed record ScheduleView(string Name, string Cron, string TimeZone, string Function, JsonElement Args, JsonElement Kwargs,
+    string Queue, DateTime? NextRunAt, DateTime? LastRunAt, string? LastError, DateTime CreatedAt, DateTime UpdatedAt);
+
+/// <summary>/schedules: recurring jobs (Hangfire's recurring jobs, each submitting a tracked job when it fires).</summary>
+public static partial class SchedulesApi
+{
+    public static IEndpointRouteBuilder MapSchedulesApi(this IEndpointRouteBuilder app)
+    {
+        var schedules = app.MapGroup("/schedules").WithTags("Schedules");
+
+        schedules.MapPost("/", Upsert)
+            .WithName("PutSchedule")
+            .WithSummary("Create or replace a recurring schedule")
+            .WithDescription("Every time the cron expression fires in the given time zone, a job with this function and these " +
+                             "arguments is submitted (visible in GET /jobs like any other).")
+            .Accepts<ScheduleRequest>("application/json")
+            .WithRequestExample("""{ "name": "nightly-primes", "cron": "0 3 * * *", "timeZone": "Europe/Berlin", "function": "primes.count", "args": [1000000] }""")
+            .Produces<ScheduleView>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        schedules.MapGet("/", async (ScheduleStore store, JobStorage storage, CancellationToken ct) =>
+                TypedResults.Ok(WithRuns(await store.ListAsync(ct), storage)))
+            .WithName("ListSchedules")
+            .WithSummary("List the schedules with their next and last run");
+
+        schedules.MapDelete("/{name}", async Task<IResult> (string name, ScheduleStore store, IRecurringJobManager recurring, CancellationToken ct) =>
+            {
+                recurring.RemoveIfExists(name);
+                return await store.DeleteAsync(name, ct)
+                    ? TypedResults.NoContent()
+                    : TypedResults.Problem($"There is no schedule named '{name}'.", statusCode: 404, title: "Unknown schedule");
+            })
+            .WithName("DeleteSchedule")
+            .WithSummary("Delete a schedule; jobs it already submitted are unaffected")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        return app;
+    }
+
+    private static async Task<IResult> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, ScheduleStore store,
+        IRecurringJobManager recurring, JobStorage storage, CancellationToken ct)
+    {
+        if (request is null) return ApiProblems.Validation("body", "Send a JSON object with name, cron and function.");
+        if (request.Name is null || !NamePattern().IsMatch(request.Name))
+            return ApiProblems.Validation("name", "name is 1–100 letters, digits, '.', '_' or '-'.");
+        if (string.IsNullOrWhiteSpace(request.Cron))
+            return ApiProblems.Validation("cron", "cron is a cron expression such as \"*/5 * * * *\".");
+        var timeZoneId = request.TimeZone ?? "UTC";
+        TimeZoneInfo timeZone;
+        try
+        {
+            timeZone = TimeZoneInfo.FindSystemTimeZoneById(timeZoneId);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            return ApiProblems.Validation("timeZone", $"'{timeZoneId}' is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\".");
+        }
+        var queue = request.Queue ?? QueueNames.Default;
+        if (!QueueNames.IsValid(queue)) return ApiProblems.Validation("queue", $"'{queue}' is not a valid queue: {QueueNames.Rule}.");
+        if (string.IsNullOrWhiteSpace(request.Function) || !registry.TryGet(request.Function, out var function))
+            return TypedResults.Problem($"No function named '{request.Function}' is registered. GET /functions lists them.",
+                statusCode: 404, title: "Unknown function");
+        try
+        {
+            function.Validate(request.Args, request.Kwargs);
+        }
+        catch (ArgumentBindingException e)
+        {
+            return ApiProblems.Validation(e.Parameter, e.Message, "Arguments do not fit the function");
+        }
+
+        var name = request.Name;
+        try
+        {
+            // Hangfire parses (and so validates) the cron expression here, before anything is stored.
+            recurring.AddOrUpdate(name, Job.FromExpression<ScheduleRunner>(r => r.RunAsync(name, CancellationToken.None), queue),
+                request.Cron, new RecurringJobOptions { TimeZone = timeZone });
+        }
+        catch (ArgumentException e)
+        {
+            return ApiProblems.Validation("cron", $"'{request.Cron}' is not a valid cron expression: {e.Message}");
+        }
+        var saved = await store.UpsertAsync(new ScheduleRecord(name, request.Cron, timeZoneId, function.Name,
+            request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",
+            request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}",
+            queue, default, default), ct);
+        return TypedResults.Ok(WithRuns([saved], storage)[0]);
+    }
+
+    private static List<ScheduleView> WithRuns(IReadOnlyList<ScheduleRecord> schedules, JobStorage storage)
+    {
+        using var connection = storage.GetConnection();
+        var runs = connection.GetRecurringJobs(schedules.Select(s => s.Name)).ToDictionary(r => r.Id);
+        return schedules.Select(s =>
+        {
+            runs.TryGetValue(s.Name, out var run);
+            using var args = JsonDocument.Parse(s.Args);
+            using var kwargs = JsonDocument.Parse(s.Kwargs);
+            return new ScheduleView(s.Name, s.Cron, s.TimeZone, s.Function, args.RootElement.Clone(), kwargs.RootElement.Clone(), s.Queue,
+                run?.NextExecution, run?.LastExecution, run?.Error, s.CreatedAt, s.UpdatedAt);
+        }).ToList();
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9._-]{1,100}$")]
+    private static partial Regex NamePattern();
+}
