@@ -3,6 +3,7 @@ using Jobs.Api.Dashboard;
 using Jobs.Api.Functions;
 using Jobs.Api.Health;
 using Jobs.Api.Jobs;
+using Jobs.Api.Maps;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Pool;
 using Jobs.Api.Problems;
@@ -14,6 +15,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 builder.AddJobsApiHost();
 builder.Services.AddJobsProblemDetails();
 builder.Services.AddJobsApi(builder.Configuration);
+builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
 builder.Services.AddJobsHealthChecks();
 
@@ -25,6 +27,7 @@ app.MapJobsDashboard();
 app.MapJobsHealthChecks();
 app.MapFunctionsApi();
 app.MapJobsApi();
+app.MapMapsApi();
 app.MapSchedulesApi();
 app.MapPoolApi();
 

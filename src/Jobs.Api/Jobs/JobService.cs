@@ -5,6 +5,7 @@ using Jobs.Core.Configuration;
 using Jobs.Core.Execution;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
+using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
 using Microsoft.Extensions.Options;
 
@@ -15,7 +16,7 @@ public sealed class JobService(
     JobStore store,
     JobSubmitter submitter,
     FunctionRegistry registry,
-    JobCompletionListener completions,
+    ChangeListener changes,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
     IOptionsMonitor<CallbackOptions> callbacks)
@@ -52,7 +53,7 @@ public sealed class JobService(
         while (true)
         {
             // Register before reading, so a NOTIFY sent between the read and the wait is not missed.
-            using var waiter = completions.Register(id);
+            using var waiter = changes.Register(JobStore.FinishedChannel, id);
             var job = await store.GetAsync(id, ct);
             var remaining = deadline - DateTime.UtcNow;
             if (job is null || JobStates.IsFinished(job.State) || remaining <= TimeSpan.Zero) return job;

@@ -3,6 +3,7 @@ using Jobs.Core.Database;
 using Jobs.Core.Execution;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
+using Jobs.Api.Notifications;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -17,8 +18,7 @@ public static class JobsApi
     {
         services.AddJobsCore(configuration); // Hangfire client only: this process never adds a Hangfire server
         services.AddSingleton<JobService>();
-        services.AddSingleton<JobCompletionListener>();
-        services.AddHostedService(sp => sp.GetRequiredService<JobCompletionListener>());
+        services.AddChangeListener();
         return services;
     }
 

@@ -14,4 +14,8 @@ public sealed class ApiOptions
     /// <summary>Request bodies above this are refused with 413.</summary>
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>POST /maps carries all items at once, so it gets a larger limit of its own.</summary>
+    [Range(1024, 4L * 1024 * 1024 * 1024)]
+    public long MaxMapRequestBodyBytes { get; set; } = 64L * 1024 * 1024;
 }

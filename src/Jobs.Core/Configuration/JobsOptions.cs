@@ -31,6 +31,10 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>Most items one map may have.</summary>
+    [Range(1, 10_000_000)]
+    public int MaxMapItems { get; set; } = 1_000_000;
+
     /// <summary>How long an Idempotency-Key keeps returning the job it created.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);

@@ -22,6 +22,8 @@ public static class ExecutionServiceCollectionExtensions
         services.AddSingleton<JobDispatcher>();
         services.AddSingleton<JobSubmitter>();
         services.AddTransient<JobRunner>();
+        services.AddSingleton<MapStore>();
+        services.AddTransient<MapChunkRunner>();
         services.AddTransient<CallbackSender>();
         services.AddSingleton<ScheduleStore>();
         services.AddTransient<ScheduleRunner>();

@@ -24,6 +24,14 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
         return client.Create(hangfireJob, state);
     }
 
+    /// <summary>Enqueues the Hangfire job of one chunk of a map; returns its id.</summary>
+    public string DispatchChunk(Guid mapId, int chunk, string function, string queue, int firstIndex, int endIndex)
+    {
+        var call = $"{function} map {mapId.ToString()[^12..]} items {firstIndex}–{endIndex - 1}";
+        var hangfireJob = Job.FromExpression<MapChunkRunner>(runner => runner.RunAsync(call, mapId, chunk, null, CancellationToken.None), queue);
+        return client.Create(hangfireJob, new EnqueuedState(queue));
+    }
+
     /// <summary>Hangfire keeps schedule times in whole seconds, truncated: rounding up keeps "not before runAt" true.</summary>
     private static DateTime CeilingToSecond(DateTime t) =>
         t.Ticks % TimeSpan.TicksPerSecond == 0 ? t : new DateTime(t.Ticks - t.Ticks % TimeSpan.TicksPerSecond + TimeSpan.TicksPerSecond, t.Kind);

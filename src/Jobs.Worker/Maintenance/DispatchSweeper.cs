@@ -13,7 +13,7 @@ namespace Jobs.Worker.Maintenance;
 /// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
 public sealed class DispatchSweeper(
-    JobStore store, JobDispatcher dispatcher, IBackgroundJobClient hangfire, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
+    JobStore store, MapStore maps, JobDispatcher dispatcher, IBackgroundJobClient hangfire, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -28,6 +28,12 @@ public sealed class DispatchSweeper(
                 {
                     await store.MarkDispatchedAsync(job.Id, dispatcher.Dispatch(job), stoppingToken);
                     logger.LogWarning("Dispatched job {JobId}, accepted but never handed to Hangfire", job.Id);
+                }
+                foreach (var chunk in await maps.FindUndispatchedChunksAsync(grace, 500, stoppingToken))
+                {
+                    var hangfireJobId = dispatcher.DispatchChunk(chunk.MapId, chunk.Chunk, chunk.Function, chunk.Queue, chunk.FirstIndex, chunk.EndIndex);
+                    await maps.MarkChunksDispatchedAsync(chunk.MapId, [chunk.Chunk], [hangfireJobId], stoppingToken);
+                    logger.LogWarning("Dispatched chunk {Chunk} of map {MapId}, accepted but never handed to Hangfire", chunk.Chunk, chunk.MapId);
                 }
                 foreach (var id in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
                 {

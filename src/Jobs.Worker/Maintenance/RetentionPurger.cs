@@ -8,7 +8,7 @@ namespace Jobs.Worker.Maintenance;
 /// Deletes finished jobs whose retention (Jobs:Retention) is over. Hangfire expires its succeeded copies by
 /// itself (see <see cref="RetentionFilter"/>); its failed ones never expire, so they are retired here too.
 /// </summary>
-public sealed class RetentionPurger(JobStore store, IBackgroundJobClient hangfire, ILogger<RetentionPurger> logger) : BackgroundService
+public sealed class RetentionPurger(JobStore store, MapStore maps, IBackgroundJobClient hangfire, ILogger<RetentionPurger> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromMinutes(1);
 
@@ -27,6 +27,7 @@ public sealed class RetentionPurger(JobStore store, IBackgroundJobClient hangfir
                         hangfire.ChangeState(id, new DeletedState { Reason = RetentionFilter.RetiredReason }, FailedState.StateName);
                     if (deleted > 0) logger.LogInformation("Purged {Count} jobs past their retention", deleted);
                 } while (deleted == 1000 && !stoppingToken.IsCancellationRequested);
+                while (await maps.PurgeExpiredAsync(100, stoppingToken) == 100 && !stoppingToken.IsCancellationRequested) { }
                 await store.PurgeExpiredIdempotencyKeysAsync(stoppingToken);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)

@@ -48,13 +48,30 @@ public sealed class TestDatabase : IAsyncDisposable
         return new TestDatabase(postgres, connectionString);
     }
 
-    /// <summary>Empties the project's and Hangfire's job tables: each test starts from nothing.</summary>
+    /// <summary>Empties the project's and Hangfire's job tables: each test starts from nothing. Schedules are left to their tests.</summary>
     public async Task ResetAsync()
+    {
+        // Workers may still be finishing the previous test's work; TRUNCATE can then deadlock with them.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await TruncateAsync();
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 5)
+            {
+                await Task.Delay(200 * attempt);
+            }
+        }
+    }
+
+    private async Task TruncateAsync()
     {
         await using var connection = new NpgsqlConnection(ConnectionString);
         await connection.OpenAsync();
         await using var cmd = new NpgsqlCommand("""
-            TRUNCATE jobs.job;
+            TRUNCATE jobs.job, jobs.map, jobs.map_chunk, jobs.map_item, jobs.idempotency_key;
             TRUNCATE hangfire.jobqueue, hangfire.state, hangfire.jobparameter, hangfire.job RESTART IDENTITY CASCADE;
             """, connection);
         await cmd.ExecuteNonQueryAsync();

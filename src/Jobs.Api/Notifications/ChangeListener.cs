@@ -1,28 +1,31 @@
 using Jobs.Core.Storage;
 using Npgsql;
 
-namespace Jobs.Api.Jobs;
+namespace Jobs.Api.Notifications;
 
 /// <summary>
-/// One LISTEN connection per API process on the channel workers NOTIFY when a job finishes, fanned out to
-/// the requests waiting on that job (<c>?wait=</c>, <c>/result?timeout=</c>). Waiters re-read the row on
-/// every wake-up and at least once a second, so a dropped connection delays them but never loses a result.
+/// One LISTEN connection per API process on the channels workers NOTIFY: a job finished
+/// (<see cref="JobStore.FinishedChannel"/>), a map made progress (<see cref="MapStore.ProgressChannel"/>). Each
+/// notification is fanned out to the requests waiting on that id (<c>?wait=</c>, <c>?timeout=</c>, streams).
+/// Waiters re-read the database on every wake-up and at least once a second, so a dropped connection delays
+/// them but never loses a result.
 /// </summary>
-public sealed class JobCompletionListener(NpgsqlDataSource dataSource, ILogger<JobCompletionListener> logger) : BackgroundService
+public sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeListener> logger) : BackgroundService
 {
-    private readonly Dictionary<Guid, List<TaskCompletionSource>> _waiters = [];
+    private static readonly string[] Channels = [JobStore.FinishedChannel, MapStore.ProgressChannel];
+    private readonly Dictionary<(string Channel, Guid Id), List<TaskCompletionSource>> _waiters = [];
     private readonly Lock _lock = new();
 
-    /// <summary>Completes when a notification for <paramref name="jobId"/> arrives (or the connection is lost).</summary>
-    public Waiter Register(Guid jobId)
+    /// <summary>Completes when a notification for <paramref name="id"/> on <paramref name="channel"/> arrives (or the connection is lost).</summary>
+    public Waiter Register(string channel, Guid id)
     {
         var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
         {
-            if (!_waiters.TryGetValue(jobId, out var list)) _waiters[jobId] = list = [];
+            if (!_waiters.TryGetValue((channel, id), out var list)) _waiters[(channel, id)] = list = [];
             list.Add(tcs);
         }
-        return new Waiter(this, jobId, tcs);
+        return new Waiter(this, (channel, id), tcs);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -34,9 +37,9 @@ public sealed class JobCompletionListener(NpgsqlDataSource dataSource, ILogger<J
                 await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += (_, e) =>
                 {
-                    if (Guid.TryParse(e.Payload, out var id)) Wake(id);
+                    if (Guid.TryParse(e.Payload, out var id)) Wake((e.Channel, id));
                 };
-                await using (var listen = new NpgsqlCommand($"LISTEN {JobStore.FinishedChannel}", connection))
+                await using (var listen = new NpgsqlCommand(string.Join(';', Channels.Select(c => $"LISTEN {c}")), connection))
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 while (!stoppingToken.IsCancellationRequested) await connection.WaitAsync(stoppingToken);
             }
@@ -53,7 +56,7 @@ public sealed class JobCompletionListener(NpgsqlDataSource dataSource, ILogger<J
         }
     }
 
-    private void Wake(Guid id)
+    private void Wake((string, Guid) id)
     {
         List<TaskCompletionSource>? list;
         lock (_lock) _waiters.Remove(id, out list);
@@ -71,7 +74,7 @@ public sealed class JobCompletionListener(NpgsqlDataSource dataSource, ILogger<J
         all.ForEach(t => t.TrySetResult());
     }
 
-    private void Remove(Guid id, TaskCompletionSource tcs)
+    private void Remove((string, Guid) id, TaskCompletionSource tcs)
     {
         lock (_lock)
         {
@@ -79,7 +82,7 @@ public sealed class JobCompletionListener(NpgsqlDataSource dataSource, ILogger<J
         }
     }
 
-    public sealed class Waiter(JobCompletionListener owner, Guid id, TaskCompletionSource tcs) : IDisposable
+    public sealed class Waiter(ChangeListener owner, (string, Guid) id, TaskCompletionSource tcs) : IDisposable
     {
         public Task Task => tcs.Task;
         public void Dispose() => owner.Remove(id, tcs);

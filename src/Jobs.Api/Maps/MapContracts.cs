@@ -1,0 +1,42 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Jobs.Core.Storage;
+
+namespace Jobs.Api.Maps;
+
+/// <summary>POST /maps: <c>pool.map(function, items, chunksize)</c>, or with <c>star</c>, <c>pool.starmap</c>.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+public sealed class SubmitMapRequest
+{
+    /// <summary>A registered function's name.</summary>
+    public string? Function { get; set; }
+
+    /// <summary>The items: each is the single positional argument (map), or with star an array of positional arguments (starmap).</summary>
+    public JsonElement Items { get; set; }
+
+    /// <summary>Unpack each item into positional arguments, like starmap.</summary>
+    public bool Star { get; set; }
+
+    /// <summary>Keyword arguments passed to every call.</summary>
+    public JsonElement Kwargs { get; set; }
+
+    /// <summary>Items per chunk (one Hangfire job each). Default, as in Python: ceil(items / (4 × worker slots)).</summary>
+    public int? Chunksize { get; set; }
+
+    public string? Queue { get; set; }
+}
+
+/// <summary>A map's progress: Python's MapResult, with counts.</summary>
+public sealed record MapView(Guid Id, string Function, string Queue, string State, int Total, int Succeeded, int Failed, int Canceled,
+    int Pending, bool Ready, bool? Successful, int Chunks, int Chunksize, DateTime CreatedAt, DateTime? FinishedAt)
+{
+    public static bool IsFinished(string state) => state is "succeeded" or "failed" or "canceled";
+
+    public static MapView From(MapRecord m)
+    {
+        var ready = IsFinished(m.State);
+        return new MapView(m.Id, m.Function, m.Queue, m.State, m.Total, m.Succeeded, m.Failed, m.Canceled, m.Pending, ready,
+            ready ? m.State == "succeeded" : null, m.Chunks, m.Chunksize, DateTime.SpecifyKind(m.CreatedAt, DateTimeKind.Utc),
+            m.FinishedAt is { } f ? DateTime.SpecifyKind(f, DateTimeKind.Utc) : null);
+    }
+}

@@ -1,0 +1,170 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Hangfire;
+using Jobs.Api.Notifications;
+using Jobs.Api.Problems;
+using Jobs.Core.Configuration;
+using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Jobs.Api.Maps;
+
+/// <summary>map / starmap / imap over HTTP: validating and storing maps, waiting for them, canceling them.</summary>
+public sealed class MapService(
+    MapStore maps,
+    JobDispatcher dispatcher,
+    FunctionRegistry registry,
+    ChangeListener changes,
+    JobStorage storage,
+    IBackgroundJobClient hangfire,
+    IOptions<JobsOptions> options)
+{
+    public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(request.Function))
+            throw new RequestRefusedException(400, "Missing function", "Give the name of a registered function in 'function'.", "function");
+        var queue = request.Queue ?? QueueNames.Default;
+        if (!QueueNames.IsValid(queue))
+            throw new RequestRefusedException(400, "Invalid queue", $"'{queue}' is not a valid queue: {QueueNames.Rule}.", "queue");
+        if (!registry.TryGet(request.Function, out var function))
+            throw new RequestRefusedException(404, "Unknown function",
+                $"No function named '{request.Function}' is registered. GET /functions lists the registered functions.", "function");
+        if (request.Items.ValueKind != JsonValueKind.Array)
+            throw new RequestRefusedException(400, "Missing items", "items must be a JSON array with one entry per call.", "items");
+        var total = request.Items.GetArrayLength();
+        if (total == 0)
+            throw new RequestRefusedException(400, "No items", "items is empty: a map needs at least one item.", "items");
+        if (total > options.Value.MaxMapItems)
+            throw new RequestRefusedException(400, "Too many items", $"A map has at most {options.Value.MaxMapItems} items (Jobs:MaxMapItems); split it.", "items");
+        if (request.Chunksize is < 1 or > 1_000_000)
+            throw new RequestRefusedException(400, "Invalid chunksize", "chunksize is between 1 and 1,000,000.", "chunksize");
+        if (request.Kwargs.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Object))
+            throw new RequestRefusedException(400, "Invalid kwargs", "kwargs must be a JSON object.", "kwargs");
+
+        // Every item is bound now, so a bad one is refused before anything is stored, naming its index.
+        var itemArgs = new List<string>(total);
+        var index = 0;
+        foreach (var item in request.Items.EnumerateArray())
+        {
+            if (request.Star && item.ValueKind != JsonValueKind.Array)
+                throw new RequestRefusedException(400, "Invalid item", $"items[{index}] must be an array of positional arguments (star is true).", $"items[{index}]");
+            var args = request.Star ? item.GetRawText() : $"[{item.GetRawText()}]";
+            using (var parsed = JsonDocument.Parse(args))
+            {
+                try
+                {
+                    function.Validate(parsed.RootElement, request.Kwargs);
+                }
+                catch (ArgumentBindingException e)
+                {
+                    throw new RequestRefusedException(400, "An item does not fit the function", $"items[{index}]: {e.Message}", $"items[{index}]");
+                }
+            }
+            itemArgs.Add(args);
+            index++;
+        }
+
+        var chunksize = request.Chunksize ?? DefaultChunksize(total, queue);
+        var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
+        IdempotencyClaim? claim = null;
+        if (idempotencyKey is not null)
+        {
+            if (idempotencyKey.Length is 0 or > 255)
+                throw new RequestRefusedException(400, "Invalid Idempotency-Key", "An Idempotency-Key is 1–255 characters.", "Idempotency-Key");
+            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', [function.Name, queue, request.Star ? "star" : "map",
+                request.Chunksize?.ToString() ?? "", kwargs, .. itemArgs])));
+            claim = new IdempotencyClaim(idempotencyKey, hash, options.Value.IdempotencyWindow);
+        }
+
+        MapRecord map;
+        bool created;
+        try
+        {
+            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize), itemArgs, claim, ct);
+        }
+        catch (IdempotencyConflictException e)
+        {
+            throw new RequestRefusedException(422, "Idempotency-Key reused", e.Message, "Idempotency-Key");
+        }
+        if (!created) return (map, false);
+
+        // Stored: from here on the map completes even if this process dies (the sweeper dispatches what is left).
+        var chunks = new int[map.Chunks];
+        var hangfireJobs = new string[map.Chunks];
+        for (var c = 0; c < map.Chunks; c++)
+        {
+            chunks[c] = c;
+            hangfireJobs[c] = dispatcher.DispatchChunk(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
+        }
+        await maps.MarkChunksDispatchedAsync(map.Id, chunks, hangfireJobs, CancellationToken.None);
+        return (map, true);
+    }
+
+    /// <summary>Python's default: ceil(len / (4 × worker slots)), counting the slots of live servers on the queue.</summary>
+    private int DefaultChunksize(int total, string queue)
+    {
+        var slots = storage.GetMonitoringApi().Servers().Where(s => s.Queues.Contains(queue)).Sum(s => s.WorkersCount);
+        if (slots == 0) slots = Environment.ProcessorCount;
+        return Math.Max(1, (int)Math.Ceiling(total / (4.0 * slots)));
+    }
+
+    public async Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds));
+        while (true)
+        {
+            using var waiter = changes.Register(MapStore.ProgressChannel, id);
+            var map = await maps.GetAsync(id, ct);
+            var remaining = deadline - DateTime.UtcNow;
+            if (map is null || MapView.IsFinished(map.State) || remaining <= TimeSpan.Zero) return map;
+            await Task.WhenAny(waiter.Task, Task.Delay(remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), ct));
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>NDJSON lines, one per item as it finishes (in input or completion order), until every item is done.</summary>
+    public async Task StreamAsync(MapRecord map, bool inputOrder, Stream output, CancellationToken ct)
+    {
+        var writer = new StreamWriter(output, new UTF8Encoding(false)) { NewLine = "\n", AutoFlush = false };
+        var next = 0;
+        var lastSeq = 0L;
+        var emitted = 0;
+        while (emitted < map.Total)
+        {
+            using var waiter = changes.Register(MapStore.ProgressChannel, map.Id);
+            var batch = inputOrder
+                ? await maps.FinishedFromIndexAsync(map.Id, next, 1000, ct)
+                : await maps.FinishedAfterSeqAsync(map.Id, lastSeq, 1000, ct);
+            var written = 0;
+            foreach (var item in batch)
+            {
+                if (inputOrder && item.Index != next) break; // keep input order: stop at the first gap
+                await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
+                    ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
+                    : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
+                next = item.Index + 1;
+                lastSeq = Math.Max(lastSeq, item.Seq);
+                written++;
+            }
+            emitted += written;
+            await writer.FlushAsync(ct);
+            if (written == 0) await Task.WhenAny(waiter.Task, Task.Delay(TimeSpan.FromSeconds(1), ct));
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
+    /// <summary>DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running.</summary>
+    public async Task<MapRecord?> CancelAsync(Guid id, CancellationToken ct)
+    {
+        var error = JsonSerializer.Serialize(new { type = typeof(JobCanceledException).FullName, message = "Canceled by request.", stackTrace = "" });
+        var outcome = await maps.CancelAsync(id, error, options.Value.Retention, ct);
+        if (outcome is null) return null;
+        if (!outcome.Value.Canceled)
+            throw new RequestRefusedException(409, "Map already finished", $"Map {id} has already {outcome.Value.State}; there is nothing to cancel.");
+        foreach (var hangfireJobId in outcome.Value.HangfireJobs) hangfire.Delete(hangfireJobId);
+        return await maps.GetAsync(id, ct);
+    }
+}

@@ -1,0 +1,165 @@
+using System.Text;
+using System.Text.Json;
+using Jobs.Api.OpenApi;
+using Jobs.Api.Problems;
+using Jobs.Core.Configuration;
+using Jobs.Core.Storage;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace Jobs.Api.Maps;
+
+/// <summary>/maps: map, starmap, imap, imap_unordered, and canceling them.</summary>
+public static class MapsApi
+{
+    public static IServiceCollection AddMapsApi(this IServiceCollection services) => services.AddSingleton<MapService>();
+
+    public static IEndpointRouteBuilder MapMapsApi(this IEndpointRouteBuilder app)
+    {
+        var limit = app.ServiceProvider.GetRequiredService<IOptions<ApiOptions>>().Value.MaxMapRequestBodyBytes;
+        var maps = app.MapGroup("/maps").WithTags("Maps");
+
+        maps.MapPost("/", Submit)
+            .WithName("SubmitMap")
+            .WithSummary("Submit a map (map_async / starmap_async)")
+            .WithDescription("Stores every item durably (in one transaction), then queues one Hangfire job per chunk. Each item is " +
+                             "bound to the function's parameters first: a bad item is refused with 400 naming its index. With " +
+                             "?wait=N, answers 200 when the map finishes within N seconds. Idempotency-Key as for POST /jobs.")
+            .WithMetadata(new RequestSizeLimitAttribute(limit))
+            .Accepts<SubmitMapRequest>("application/json")
+            .WithRequestExample("""{ "function": "primes.count", "items": [10000, 20000, 30000], "star": false, "kwargs": {}, "chunksize": null, "queue": "default" }""")
+            .Produces<MapView>(StatusCodes.Status200OK)
+            .Produces<MapView>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        maps.MapGet("/{id:guid}", async Task<IResult> (Guid id, [FromQuery] double? wait, MapService service, MapStore store, CancellationToken ct) =>
+            {
+                if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
+                var map = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct);
+                return map is null ? UnknownMap(id) : TypedResults.Ok(MapView.From(map));
+            })
+            .WithName("GetMap")
+            .WithSummary("Get a map's progress (ready, successful, counts); with ?wait=N, wait for it")
+            .Produces<MapView>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        maps.MapGet("/{id:guid}/results", Results)
+            .WithName("GetMapResults")
+            .WithSummary("Get all results in input order (MapResult.get(timeout))")
+            .WithDescription("200 {\"results\": [...]} in input order once every item succeeded; 424 with the first failing item's " +
+                             "index and exception; 202 with the map and Retry-After if not finished within ?timeout=N.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .Produces<MapView>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status424FailedDependency);
+
+        maps.MapGet("/{id:guid}/stream", Stream)
+            .WithName("StreamMapResults")
+            .WithSummary("Stream results as items finish (imap with order=input, imap_unordered with order=completion)")
+            .WithDescription("application/x-ndjson, one line per item: {\"index\": i, \"result\": …} or {\"index\": i, \"error\": {…}}. " +
+                             "The response ends when every item has finished.")
+            .Produces(StatusCodes.Status200OK, contentType: "application/x-ndjson")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        maps.MapDelete("/{id:guid}", async Task<IResult> (Guid id, MapService service, CancellationToken ct) =>
+            {
+                try
+                {
+                    return await service.CancelAsync(id, ct) is { } map ? TypedResults.Ok(MapView.From(map)) : UnknownMap(id);
+                }
+                catch (RequestRefusedException e)
+                {
+                    return ApiProblems.From(e);
+                }
+            })
+            .WithName("CancelMap")
+            .WithSummary("Cancel every item of a map not yet finished (Pool.terminate for one map)")
+            .Produces<MapView>()
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
+        return app;
+    }
+
+    private static async Task<IResult> Submit([FromBody] SubmitMapRequest? request, [FromQuery] double? wait,
+        [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, MapService service, HttpContext http, CancellationToken ct)
+    {
+        if (request is null) return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"items\": [1, 2, 3]}.");
+        if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
+        try
+        {
+            var (map, created) = await service.SubmitAsync(request, idempotencyKey, ct);
+            if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
+            if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
+                return TypedResults.Ok(MapView.From(done));
+            return TypedResults.Accepted($"/maps/{map.Id}", MapView.From(map));
+        }
+        catch (RequestRefusedException e)
+        {
+            return ApiProblems.From(e);
+        }
+    }
+
+    private static async Task<IResult> Results(Guid id, [FromQuery] double? timeout, MapService service, MapStore store, HttpContext http, CancellationToken ct)
+    {
+        if (timeout is < 0 or double.NaN) return ApiProblems.Validation("timeout", "timeout is a number of seconds ≥ 0.");
+        var map = await service.WaitAsync(id, timeout ?? 0, ct);
+        if (map is null) return UnknownMap(id);
+        switch (map.State)
+        {
+            case "succeeded":
+                return TypedResults.Stream(async body =>
+                {
+                    // 100,000 results are streamed from the database, never held in memory at once.
+                    await using var writer = new StreamWriter(body, new UTF8Encoding(false));
+                    await writer.WriteAsync("{\"results\":[");
+                    var first = true;
+                    await foreach (var result in store.ResultsAsync(id, ct))
+                    {
+                        if (!first) await writer.WriteAsync(',');
+                        await writer.WriteAsync(result);
+                        first = false;
+                    }
+                    await writer.WriteAsync("]}");
+                }, "application/json");
+            case "failed" or "canceled":
+                var failure = await store.FirstFailureAsync(id, ct);
+                using (var error = JsonDocument.Parse(failure?.Error ?? "{}"))
+                {
+                    string? Member(string name) => error.RootElement.TryGetProperty(name, out var v) ? v.GetString() : null;
+                    return TypedResults.Problem(
+                        title: map.State == "failed" ? "An item of the map failed" : "The map was canceled",
+                        detail: $"items[{failure?.Index}] of {map.Function}: {Member("type")}: {Member("message")}",
+                        statusCode: StatusCodes.Status424FailedDependency,
+                        extensions: new Dictionary<string, object?>
+                        {
+                            ["mapId"] = id,
+                            ["index"] = failure?.Index,
+                            ["exceptionType"] = Member("type"),
+                            ["message"] = Member("message"),
+                            ["stackTrace"] = Member("stackTrace"),
+                        });
+                }
+            default:
+                http.Response.Headers.RetryAfter = "1";
+                return TypedResults.Accepted($"/maps/{id}", MapView.From(map));
+        }
+    }
+
+    private static async Task<IResult> Stream(Guid id, [FromQuery] string? order, MapService service, MapStore store, HttpContext http, CancellationToken ct)
+    {
+        if (order is not (null or "input" or "completion"))
+            return ApiProblems.Validation("order", "order is \"input\" (imap) or \"completion\" (imap_unordered).");
+        var map = await store.GetAsync(id, ct);
+        if (map is null) return UnknownMap(id);
+        return TypedResults.Stream(body => service.StreamAsync(map, order != "completion", body, http.RequestAborted), "application/x-ndjson");
+    }
+
+    private static IResult UnknownMap(Guid id) =>
+        TypedResults.Problem($"There is no map {id}. It never existed or its retention period is over.", statusCode: 404, title: "Unknown map");
+}

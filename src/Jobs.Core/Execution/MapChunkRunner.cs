@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hangfire;
+using Hangfire.Server;
+using Jobs.Core.Configuration;
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Jobs.Core.Execution;
+
+/// <summary>
+/// Runs one chunk of a map: the function once per item, in index order, with outcomes written in batches
+/// (every <see cref="FlushItems"/> items or <see cref="FlushInterval"/>). A failing item records its error and
+/// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
+/// </summary>
+public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+{
+    private const int FlushItems = 1000;
+    private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
+
+    [JobDisplayName("{0}")]
+    public async Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var hangfireJobId = context.BackgroundJob.Id;
+        var claimed = await maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, context.ServerId, ct);
+        if (claimed is null)
+        {
+            logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
+            return;
+        }
+        var items = await maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, ct);
+        using var kwargs = JsonDocument.Parse(claimed.Kwargs);
+        registry.TryGet(claimed.Function, out var function);
+
+        var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
+        var sinceFlush = Stopwatch.StartNew();
+        foreach (var (index, argsJson) in items)
+        {
+            if (ct.IsCancellationRequested) break;
+            try
+            {
+                if (function is null) throw new UnknownFunctionException(claimed.Function);
+                using var args = JsonDocument.Parse(argsJson);
+                var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
+                var result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, itemContext, ct);
+                batch.Add(index, MapItemStates.Succeeded, result?.ToJsonString() ?? "null", null);
+            }
+            catch (Exception) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                batch.Add(index, MapItemStates.Failed, null, new JsonObject
+                {
+                    ["type"] = e.GetType().FullName,
+                    ["message"] = e.Message,
+                    ["stackTrace"] = e.StackTrace ?? "",
+                }.ToJsonString());
+            }
+            if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
+            {
+                await batch.FlushAsync(maps, mapId, CancellationToken.None);
+                sinceFlush.Restart();
+            }
+        }
+        await batch.FlushAsync(maps, mapId, CancellationToken.None);
+
+        if (ct.IsCancellationRequested && !await maps.IsCancelRequestedAsync(mapId, CancellationToken.None))
+            ct.ThrowIfCancellationRequested(); // shutdown: Hangfire requeues the chunk; its re-run does the rest
+        await maps.FinishChunkAsync(mapId, chunk, hangfireJobId, ct.IsCancellationRequested ? "canceled" : "done",
+            options.Value.Retention, CancellationToken.None);
+    }
+
+    private sealed class Batch(int capacity)
+    {
+        private readonly List<int> _indexes = new(capacity);
+        private readonly List<short> _states = new(capacity);
+        private readonly List<string?> _results = new(capacity);
+        private readonly List<string?> _errors = new(capacity);
+
+        public int Count => _indexes.Count;
+
+        public void Add(int index, short state, string? result, string? error)
+        {
+            _indexes.Add(index);
+            _states.Add(state);
+            _results.Add(result);
+            _errors.Add(error);
+        }
+
+        public async Task FlushAsync(MapStore maps, Guid mapId, CancellationToken ct)
+        {
+            if (Count == 0) return;
+            await maps.FlushAsync(mapId, [.. _indexes], [.. _states], [.. _results], [.. _errors], ct);
+            _indexes.Clear();
+            _states.Clear();
+            _results.Clear();
+            _errors.Clear();
+        }
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Jobs.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Jobs.Tests.Api;
+
+/// <summary>map, starmap, imap, imap_unordered and canceling a map, through the real API and workers.</summary>
+public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+{
+    private async Task<JsonObject> SubmitMapAsync(object body)
+    {
+        var response = await Http.PostAsJsonAsync("/maps", body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"expected 202, got {(int)response.StatusCode}: {text}");
+        Assert.NotNull(response.Headers.Location);
+        return JsonNode.Parse(text)!.AsObject();
+    }
+
+    private async Task<JsonArray> ResultsAsync(Guid id)
+    {
+        var response = await Http.GetAsync($"/maps/{id}/results?timeout=60");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.JsonAsync())["results"]!.AsArray();
+    }
+
+    [Fact]
+    public async Task Map_returns_results_in_input_order_with_one_hangfire_job_per_chunk()
+    {
+        var map = await SubmitMapAsync(new { function = "math.square", items = Enumerable.Range(0, 100), chunksize = 10 });
+        var id = map["id"]!.GetValue<Guid>();
+        Assert.Equal(100, map["total"]!.GetValue<int>());
+        Assert.Equal(10, map["chunks"]!.GetValue<int>());
+
+        var results = await ResultsAsync(id);
+
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => (double)i * i), results.Select(r => r!.GetValue<double>()));
+        Assert.Equal(10L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+        var view = await (await Http.GetAsync($"/maps/{id}")).JsonAsync();
+        Assert.Equal("succeeded", view["state"]!.GetValue<string>());
+        Assert.Equal(100, view["succeeded"]!.GetValue<int>());
+        Assert.Equal(0, view["pending"]!.GetValue<int>());
+        Assert.True(view["successful"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Starmap_unpacks_each_item_into_positional_arguments()
+    {
+        var map = await SubmitMapAsync(new { function = "math.pow", items = new[] { new[] { 2, 3 }, new[] { 3, 2 }, new[] { 10, 0 } }, star = true });
+
+        var results = await ResultsAsync(map["id"]!.GetValue<Guid>());
+
+        Assert.Equal([8.0, 9.0, 1.0], results.Select(r => r!.GetValue<double>()));
+    }
+
+    [Fact]
+    public async Task Default_chunksize_follows_python_ceil_len_over_four_times_worker_slots()
+    {
+        var pool = await (await Http.GetAsync("/pool")).JsonAsync();
+        var slots = pool["servers"]!.AsArray()
+            .Where(s => s!["queues"]!.AsArray().Any(q => q!.GetValue<string>() == "default"))
+            .Sum(s => s!["workers"]!.GetValue<int>());
+
+        var map = await SubmitMapAsync(new { function = "noop", items = Enumerable.Repeat(Array.Empty<int>(), 300), star = true });
+
+        var chunksize = (int)Math.Ceiling(300 / (4.0 * slots));
+        Assert.Equal(chunksize, map["chunksize"]!.GetValue<int>());
+        Assert.Equal((300 + chunksize - 1) / chunksize, map["chunks"]!.GetValue<int>());
+        Assert.Equal(300, (await ResultsAsync(map["id"]!.GetValue<Guid>())).Count);
+    }
+
+    [Fact]
+    public async Task First_failure_is_reported_with_its_item_index_and_other_items_still_run()
+    {
+        var map = await SubmitMapAsync(new { function = "primes.count", items = new[] { 10, 20, 600_000_000, 30, 700_000_000 }, chunksize = 2 });
+        var id = map["id"]!.GetValue<Guid>();
+
+        var response = await Http.GetAsync($"/maps/{id}/results?timeout=60");
+
+        Assert.Equal(HttpStatusCode.FailedDependency, response.StatusCode);
+        var problem = await response.JsonAsync();
+        Assert.Equal(2, problem["index"]!.GetValue<int>());
+        Assert.Equal("System.ArgumentOutOfRangeException", problem["exceptionType"]!.GetValue<string>());
+        var view = await (await Http.GetAsync($"/maps/{id}")).JsonAsync();
+        Assert.Equal("failed", view["state"]!.GetValue<string>());
+        Assert.Equal(3, view["succeeded"]!.GetValue<int>());
+        Assert.Equal(2, view["failed"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Items_that_do_not_bind_are_refused_naming_their_index_and_nothing_is_stored()
+    {
+        var response = await Http.PostAsJsonAsync("/maps", new { function = "math.square", items = new object[] { 1, 2, "three" } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True((await response.JsonAsync())["errors"]!.AsObject().ContainsKey("items[2]"));
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map"));
+
+        var star = await Http.PostAsJsonAsync("/maps", new { function = "math.pow", items = new object[] { new[] { 1, 2 }, 3 }, star = true });
+        Assert.True((await star.JsonAsync())["errors"]!.AsObject().ContainsKey("items[1]"));
+        var empty = await Http.PostAsJsonAsync("/maps", new { function = "math.square", items = Array.Empty<int>() });
+        Assert.True((await empty.JsonAsync())["errors"]!.AsObject().ContainsKey("items"));
+    }
+
+    [Theory]
+    [InlineData("input")]
+    [InlineData("completion")]
+    public async Task Stream_sends_one_ndjson_line_per_item_and_ends_when_all_are_done(string order)
+    {
+        var map = await SubmitMapAsync(new { function = "text.sha256", items = Enumerable.Range(0, 50).Select(i => $"item {i}"), chunksize = 5 });
+        var id = map["id"]!.GetValue<Guid>();
+
+        using var response = await Http.GetAsync($"/maps/{id}/stream?order={order}", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal("application/x-ndjson", response.Content.Headers.ContentType?.MediaType);
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        var indexes = lines.Select(l => JsonNode.Parse(l)!["index"]!.GetValue<int>()).ToList();
+        Assert.Equal(50, lines.Length);
+        if (order == "input") Assert.Equal(Enumerable.Range(0, 50), indexes);
+        else Assert.Equal(Enumerable.Range(0, 50), indexes.Order());
+        Assert.All(lines, l => Assert.Equal(64, JsonNode.Parse(l)!["result"]!.GetValue<string>().Length));
+    }
+
+    [Fact]
+    public async Task Canceling_a_map_cancels_what_has_not_finished_and_stops_running_chunks()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = Fixture.StartWorker("map-cancel-worker", [queue], workerCount: 1);
+        var map = await SubmitMapAsync(new { function = "time.sleep", items = Enumerable.Repeat(0.3, 40), chunksize = 20, queue });
+        var id = map["id"]!.GetValue<Guid>();
+        await Eventually.TrueAsync(async () => (await (await Http.GetAsync($"/maps/{id}")).JsonAsync())["succeeded"]!.GetValue<int>() >= 1,
+            "the first item finished");
+
+        var response = await Http.DeleteAsync($"/maps/{id}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var view = await response.JsonAsync();
+        Assert.Equal("canceled", view["state"]!.GetValue<string>());
+        Assert.True(view["canceled"]!.GetValue<int>() > 20);
+        Assert.Equal(0, view["pending"]!.GetValue<int>());
+        Assert.Equal(HttpStatusCode.Conflict, (await Http.DeleteAsync($"/maps/{id}")).StatusCode);
+        var results = await Http.GetAsync($"/maps/{id}/results");
+        Assert.Equal(HttpStatusCode.FailedDependency, results.StatusCode);
+        await Task.Delay(1000);
+        var after = await (await Http.GetAsync($"/maps/{id}")).JsonAsync();
+        Assert.Equal(40, view["succeeded"]!.GetValue<int>() + view["canceled"]!.GetValue<int>());
+        Assert.Equal(view["succeeded"]!.GetValue<int>(), after["succeeded"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Same_idempotency_key_returns_the_same_map()
+    {
+        HttpRequestMessage Request() => new(HttpMethod.Post, "/maps")
+        {
+            Content = JsonContent.Create(new { function = "math.square", items = new[] { 1, 2, 3 } }),
+            Headers = { { "Idempotency-Key", "map-key-1" } },
+        };
+        var first = await (await Http.SendAsync(Request())).JsonAsync();
+        var second = await Http.SendAsync(Request());
+
+        Assert.Equal(first["id"]!.GetValue<Guid>(), (await second.JsonAsync())["id"]!.GetValue<Guid>());
+        Assert.Equal(1L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map"));
+    }
+
+    [Fact]
+    public async Task A_hundred_thousand_item_map_submits_and_returns_its_ordered_results()
+    {
+        var clock = Stopwatch.StartNew();
+        var map = await SubmitMapAsync(new { function = "math.square", items = Enumerable.Range(0, 100_000) });
+        var submitted = clock.Elapsed;
+
+        var results = await ResultsAsync(map["id"]!.GetValue<Guid>());
+        output.WriteLine($"100,000 items: submitted in {submitted.TotalMilliseconds:F0} ms, all results after {clock.Elapsed.TotalMilliseconds:F0} ms");
+
+        Assert.Equal(100_000, results.Count);
+        for (var i = 0; i < results.Count; i++) Assert.Equal((double)i * i, results[i]!.GetValue<double>());
+        Assert.True(map["chunks"]!.GetValue<int>() < 1000, "one Hangfire job per chunk, not per item");
+    }
+}
