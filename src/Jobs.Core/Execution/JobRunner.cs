@@ -46,6 +46,9 @@ public sealed class JobRunner(
         using var deadline = new CancellationTokenSource();
         if (timeout is { } t) deadline.CancelAfter(t);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+        // Most jobs have no callback: then finishing costs no extra statement.
+        Task CallbackAsync() => claimed.CallbackUrl is null ? Task.CompletedTask
+            : CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
         JsonNode? result;
         try
         {
@@ -66,7 +69,7 @@ public sealed class JobRunner(
             {
                 await store.FinishCanceledAsync(jobId, hangfireJobId,
                     Error(new JobCanceledException(claimed.Function)), jobs.Retention, CancellationToken.None);
-                await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+                await CallbackAsync();
                 return;
             }
             // The worker is shutting down: leave the row 'processing'; Hangfire requeues the job and its
@@ -84,12 +87,12 @@ public sealed class JobRunner(
                 throw new JobFailedException(claimed.Function, failure, retryIn: delay);
             }
             await store.FailAsync(jobId, hangfireJobId, error, jobs.Retention, CancellationToken.None);
-            await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+            await CallbackAsync();
             // Rethrown so the dashboard lists the job under Failed with the exception.
             throw new JobFailedException(claimed.Function, failure, retryIn: null);
         }
         await store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, CancellationToken.None);
-        await CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+        await CallbackAsync();
     }
 
     /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay.</summary>

@@ -88,6 +88,19 @@ public sealed class CancelTimeoutRetryTests(SystemFixture system) : SystemTest(s
     }
 
     [Fact]
+    public async Task A_function_can_set_a_default_timeout_that_a_submission_overrides()
+    {
+        var function = await (await Http.GetAsync("/functions/progress.demo")).JsonAsync();
+        Assert.Equal(600, function["timeoutSeconds"]!.GetValue<double>());
+
+        var byDefault = await (await Http.SubmitAsync(new { function = "progress.demo", args = new[] { 1, 0 } })).JsonAsync();
+        var overridden = await (await Http.SubmitAsync(new { function = "progress.demo", args = new[] { 1, 0 }, timeoutSeconds = 5 })).JsonAsync();
+
+        Assert.Equal(600, byDefault["timeoutSeconds"]!.GetValue<double>());
+        Assert.Equal(5, overridden["timeoutSeconds"]!.GetValue<double>());
+    }
+
+    [Fact]
     public async Task Failing_job_is_retried_with_backoff_and_keeps_its_last_exception()
     {
         var id = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "flaky" }, retries = 2 });

@@ -41,7 +41,7 @@ public static class SystemFunctions
         return Convert.ToHexStringLower(hash);
     }
 
-    [JobFunction("progress.demo", Description = "Takes `steps` steps of `delayMs` each, reporting progress after each.")]
+    [JobFunction("progress.demo", Description = "Takes `steps` steps of `delayMs` each, reporting progress after each.", TimeoutSeconds = 600)]
     public static async Task<int> ProgressDemo(int steps, int delayMs, JobContext context, CancellationToken ct)
     {
         if (steps is < 1 or > 10_000) throw new ArgumentOutOfRangeException(nameof(steps), steps, "steps must be between 1 and 10,000.");
