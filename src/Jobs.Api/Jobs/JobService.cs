@@ -47,21 +47,9 @@ public sealed class JobService(
     }
 
     /// <summary>The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.</summary>
-    public async Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds));
-        while (true)
-        {
-            // Register before reading, so a NOTIFY sent between the read and the wait is not missed.
-            using var waiter = changes.Register(JobStore.FinishedChannel, id);
-            var job = await store.GetAsync(id, ct);
-            var remaining = deadline - DateTime.UtcNow;
-            if (job is null || JobStates.IsFinished(job.State) || remaining <= TimeSpan.Zero) return job;
-            var poll = remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1);
-            await Task.WhenAny(waiter.Task, Task.Delay(poll, ct));
-            ct.ThrowIfCancellationRequested();
-        }
-    }
+    public Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
+        changes.WaitAsync(JobStore.FinishedChannel, id, token => store.GetAsync(id, token), job => JobStates.IsFinished(job.State),
+            TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>
     /// DELETE /jobs/{id}. Returns the job after the request and whether it is already canceled (false: it was

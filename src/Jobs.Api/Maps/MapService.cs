@@ -111,19 +111,9 @@ public sealed class MapService(
         return Math.Max(1, (int)Math.Ceiling(total / (4.0 * slots)));
     }
 
-    public async Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds));
-        while (true)
-        {
-            using var waiter = changes.Register(MapStore.ProgressChannel, id);
-            var map = await maps.GetAsync(id, ct);
-            var remaining = deadline - DateTime.UtcNow;
-            if (map is null || MapView.IsFinished(map.State) || remaining <= TimeSpan.Zero) return map;
-            await Task.WhenAny(waiter.Task, Task.Delay(remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), ct));
-            ct.ThrowIfCancellationRequested();
-        }
-    }
+    public Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
+        changes.WaitAsync(MapStore.ProgressChannel, id, token => maps.GetAsync(id, token), map => MapView.IsFinished(map.State),
+            TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>NDJSON lines, one per item as it finishes (in input or completion order), until every item is done.</summary>
     public async Task StreamAsync(MapRecord map, bool inputOrder, Stream output, CancellationToken ct)

@@ -28,6 +28,27 @@ public sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeLi
         return new Waiter(this, (channel, id), tcs);
     }
 
+    /// <summary>
+    /// Reads with <paramref name="read"/> until <paramref name="finished"/> holds, the thing is gone (null) or
+    /// <paramref name="timeout"/> passes; re-reads on each notification for <paramref name="id"/> and at least
+    /// once a second. Returns the last read.
+    /// </summary>
+    public async Task<T?> WaitAsync<T>(string channel, Guid id, Func<CancellationToken, Task<T?>> read, Func<T, bool> finished,
+        TimeSpan timeout, CancellationToken ct) where T : class
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            // Register before reading, so a NOTIFY sent between the read and the wait is not missed.
+            using var waiter = Register(channel, id);
+            var value = await read(ct);
+            var remaining = deadline - DateTime.UtcNow;
+            if (value is null || finished(value) || remaining <= TimeSpan.Zero) return value;
+            await Task.WhenAny(waiter.Task, Task.Delay(remaining < TimeSpan.FromSeconds(1) ? remaining : TimeSpan.FromSeconds(1), ct));
+            ct.ThrowIfCancellationRequested();
+        }
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
