@@ -20,6 +20,13 @@ public sealed class JobsOptions
     /// </summary>
     public bool EnableDebugCrash { get; set; }
 
+    /// <summary>
+    /// A job whose worker process died while running it this many times is not run again but failed with
+    /// <c>WorkerCrashedException</c>: a job that kills its process must not take workers down forever.
+    /// </summary>
+    [Range(1, 100)]
+    public int MaxWorkerCrashes { get; set; } = 3;
+
     /// <summary>Retries for a submission that gives none: 0, so a failing function fails its job, as in Pool.</summary>
     [Range(0, 100)]
     public int DefaultRetries { get; set; }

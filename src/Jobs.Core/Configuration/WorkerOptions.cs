@@ -23,8 +23,11 @@ public sealed class WorkerOptions
     /// How long a fetched job stays invisible to other workers without a heartbeat from its worker. The
     /// timeout slides while the job runs, so this bounds how fast a killed worker's job is picked up again.
     /// </summary>
+    // Hangfire.PostgreSql renews a running job's visibility every second or few: 8 s leaves room for a busy
+    // machine (a late keep-alive makes a second worker run the job too) and still re-runs a dead worker's job
+    // within 10 s.
     [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
-    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>How often a worker checks whether its running jobs were canceled (DELETE /jobs/{id}).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]

@@ -42,13 +42,18 @@ public sealed class JobRunner(
         }
 
         var jobs = options.Value;
+        if (claimed.Crashes >= jobs.MaxWorkerCrashes)
+        {
+            var crashed = new WorkerCrashedException(claimed.Function, claimed.Crashes);
+            await store.FailAsync(jobId, hangfireJobId, Error(crashed), jobs.Retention, CancellationToken.None);
+            await CallbackIfAnyAsync(claimed, jobId, context);
+            throw new JobFailedException(claimed.Function, crashed, retryIn: null);
+        }
         var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var deadline = new CancellationTokenSource();
         if (timeout is { } t) deadline.CancelAfter(t);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-        // Most jobs have no callback: then finishing costs no extra statement.
-        Task CallbackAsync() => claimed.CallbackUrl is null ? Task.CompletedTask
-            : CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+        Task CallbackAsync() => CallbackIfAnyAsync(claimed, jobId, context);
         JsonNode? result;
         try
         {
@@ -72,8 +77,9 @@ public sealed class JobRunner(
                 await CallbackAsync();
                 return;
             }
-            // The worker is shutting down: leave the row 'processing'; Hangfire requeues the job and its
-            // next run (same Hangfire job) claims the row again.
+            // The worker is shutting down: hand the row back uncounted; Hangfire requeues the job and its next
+            // run (same Hangfire job) claims the row again.
+            await store.ReleaseAsync(jobId, hangfireJobId, CancellationToken.None);
             throw;
         }
         catch (Exception e)
@@ -94,6 +100,11 @@ public sealed class JobRunner(
         await store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, CancellationToken.None);
         await CallbackAsync();
     }
+
+    /// <summary>Most jobs have no callback: then finishing costs no extra statement.</summary>
+    private Task CallbackIfAnyAsync(ClaimedJob claimed, Guid jobId, PerformContext context) => claimed.CallbackUrl is null
+        ? Task.CompletedTask
+        : CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
 
     /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay.</summary>
     public static TimeSpan Backoff(int attempt, JobsOptions options)
@@ -126,6 +137,10 @@ public sealed class UnknownFunctionException(string name)
 /// <summary>The error of a job that ran longer than its timeoutSeconds.</summary>
 public sealed class JobTimeoutException(string function, TimeSpan timeout)
     : Exception($"{function} did not finish within its timeout of {timeout.TotalSeconds:0.###} s and was canceled.");
+
+/// <summary>The error of a job whose worker process died while running it, too many times (poison-job quarantine).</summary>
+public sealed class WorkerCrashedException(string function, int crashes)
+    : Exception($"The worker process running {function} died while running it {crashes} times (Jobs:MaxWorkerCrashes); the job is not run again.");
 
 /// <summary>The error of a job canceled through DELETE /jobs/{id}.</summary>
 public sealed class JobCanceledException(string function)

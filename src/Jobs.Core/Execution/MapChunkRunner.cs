@@ -38,9 +38,16 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
 
         var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
+        var quarantined = claimed.Crashes >= options.Value.MaxWorkerCrashes;
         foreach (var (index, argsJson) in items)
         {
             if (ct.IsCancellationRequested) break;
+            if (quarantined)
+            {
+                // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
+                batch.Add(index, MapItemStates.Failed, null, Error(new WorkerCrashedException(claimed.Function, claimed.Crashes)));
+                continue;
+            }
             try
             {
                 if (function is null) throw new UnknownFunctionException(claimed.Function);
@@ -55,12 +62,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
             }
             catch (Exception e)
             {
-                batch.Add(index, MapItemStates.Failed, null, new JsonObject
-                {
-                    ["type"] = e.GetType().FullName,
-                    ["message"] = e.Message,
-                    ["stackTrace"] = e.StackTrace ?? "",
-                }.ToJsonString());
+                batch.Add(index, MapItemStates.Failed, null, Error(e));
             }
             if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
@@ -71,10 +73,21 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
         await batch.FlushAsync(maps, mapId, CancellationToken.None);
 
         if (ct.IsCancellationRequested && !await maps.IsCancelRequestedAsync(mapId, CancellationToken.None))
-            ct.ThrowIfCancellationRequested(); // shutdown: Hangfire requeues the chunk; its re-run does the rest
+        {
+            // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
+            await maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, CancellationToken.None);
+            ct.ThrowIfCancellationRequested();
+        }
         await maps.FinishChunkAsync(mapId, chunk, hangfireJobId, ct.IsCancellationRequested ? "canceled" : "done",
             options.Value.Retention, CancellationToken.None);
     }
+
+    private static string Error(Exception e) => new JsonObject
+    {
+        ["type"] = e.GetType().FullName,
+        ["message"] = e.Message,
+        ["stackTrace"] = e.StackTrace ?? "",
+    }.ToJsonString();
 
     private sealed class Batch(int capacity)
     {

@@ -55,8 +55,9 @@ public static class HangfireSetup
         SchemaName = Migrator.HangfireSchema,
         PrepareSchemaIfNecessary = false,
         EnableLongPolling = true,
-        // With long polling the poll is only the fallback should a notification be missed.
-        QueuePollInterval = TimeSpan.FromSeconds(5),
+        // With long polling the poll is only the fallback should a notification be missed; it is also how
+        // idle workers find a job whose worker died (invisible for InvisibilityTimeout), so keep it short.
+        QueuePollInterval = TimeSpan.FromSeconds(1),
         UseSlidingInvisibilityTimeout = true,
         InvisibilityTimeout = worker.InvisibilityTimeout,
     };

@@ -57,6 +57,6 @@ public sealed class IdempotencyConflictException(string key)
     : Exception($"Idempotency-Key '{key}' was already used with a different request. Use a new key for a different request.");
 
 /// <summary>What the runner needs to run a claimed job.</summary>
-public sealed record ClaimedJob(string Function, string Args, string Kwargs, int Attempts, double? TimeoutSeconds, int MaxRetries, string? CallbackUrl);
+public sealed record ClaimedJob(string Function, string Args, string Kwargs, int Attempts, double? TimeoutSeconds, int MaxRetries, string? CallbackUrl, int Crashes);
 
 public sealed record JobFilter(string? State, string? Function, string? Queue);

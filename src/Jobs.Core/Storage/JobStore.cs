@@ -161,15 +161,18 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<ClaimedJob?> ClaimAsync(Guid id, string hangfireJobId, string worker, CancellationToken ct)
     {
+        // A row found 'processing' was being run by a worker that died (a graceful stop hands it back as
+        // 'enqueued' first): that run counts as a crash.
         await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.job
-            SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $3,
-                hangfire_job_id = $2, dispatched_at = coalesce(dispatched_at, now()), progress = NULL
-            WHERE id = $1
-              AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)
-              AND state IN ('scheduled', 'enqueued', 'processing')
-              AND cancel_requested_at IS NULL
-            RETURNING function, args::text, kwargs::text, attempts, timeout_seconds, max_retries, callback_url
+            UPDATE jobs.job j
+            SET state = 'processing', attempts = j.attempts + 1, started_at = now(), worker = $3,
+                crashes = j.crashes + CASE WHEN j.state = 'processing' THEN 1 ELSE 0 END,
+                hangfire_job_id = $2, dispatched_at = coalesce(j.dispatched_at, now()), progress = NULL
+            WHERE j.id = $1
+              AND (j.hangfire_job_id IS NULL OR j.hangfire_job_id = $2)
+              AND j.state IN ('scheduled', 'enqueued', 'processing')
+              AND j.cancel_requested_at IS NULL
+            RETURNING j.function, j.args::text, j.kwargs::text, j.attempts, j.timeout_seconds, j.max_retries, j.callback_url, j.crashes
             """);
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
@@ -177,8 +180,20 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct)
             ? new ClaimedJob(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6))
+                reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetInt32(7))
             : null;
+    }
+
+    /// <summary>A graceful stop: the job goes back to 'enqueued' (uncounted) for Hangfire to hand to another worker.</summary>
+    public async Task ReleaseAsync(Guid id, string hangfireJobId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.job SET state = 'enqueued', progress = NULL
+            WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
+            """);
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     public Task<bool> SucceedAsync(Guid id, string hangfireJobId, string? resultJson, TimeSpan retention, CancellationToken ct) =>

@@ -14,7 +14,7 @@ public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Sta
 public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize);
 
 /// <summary>What a chunk's runner needs once it owns the chunk.</summary>
-public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts);
+public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes);
 
 /// <summary>A chunk whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
@@ -126,14 +126,15 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         await using var cmd = dataSource.CreateCommand("""
             WITH claimed AS (
                 UPDATE jobs.map_chunk SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
+                    crashes = crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END,
                     hangfire_job_id = $3, dispatched_at = coalesce(dispatched_at, now())
                 WHERE map_id = $1 AND chunk = $2 AND (hangfire_job_id IS NULL OR hangfire_job_id = $3)
                   AND state IN ('enqueued', 'processing')
                   AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
-                RETURNING first_index, end_index, attempts
+                RETURNING first_index, end_index, attempts, crashes
             ),
             started AS (UPDATE jobs.map SET state = 'processing' WHERE id = $1 AND state = 'enqueued' AND EXISTS (SELECT 1 FROM claimed))
-            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts FROM claimed c, jobs.map m WHERE m.id = $1
+            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes FROM claimed c, jobs.map m WHERE m.id = $1
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = chunk });
@@ -141,8 +142,20 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = worker });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct)
-            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4))
+            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5))
             : null;
+    }
+
+    /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>
+    public async Task ReleaseChunkAsync(Guid mapId, int chunk, string hangfireJobId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.map_chunk SET state = 'enqueued' WHERE map_id = $1 AND chunk = $2 AND hangfire_job_id = $3 AND state = 'processing'
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = chunk });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>The chunk's items that have no outcome yet (all of them, unless this is a re-run after a crash).</summary>

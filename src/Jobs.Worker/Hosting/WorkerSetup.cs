@@ -21,14 +21,17 @@ public static class WorkerSetup
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
             server.WorkerCount = worker.EffectiveWorkerCount;
             server.Queues = worker.Queues;
-            server.ShutdownTimeout = worker.ShutdownTimeout;
+            // Hangfire signals running jobs' CancellationToken after StopTimeout (default 0.5 s) and abandons them
+            // after ShutdownTimeout: running jobs get the whole Worker:ShutdownTimeout to finish.
+            server.StopTimeout = worker.ShutdownTimeout;
+            server.ShutdownTimeout = worker.ShutdownTimeout + TimeSpan.FromSeconds(5);
             server.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
             // Hangfire's defaults: 5 s to notice a canceled job, 15 s to start a due delayed job or retry.
             server.CancellationCheckInterval = worker.CancellationCheckInterval;
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
-            host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(5));
+            host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(10));
         return services;
     }
 }

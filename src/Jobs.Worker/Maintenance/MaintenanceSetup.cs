@@ -7,6 +7,8 @@ public static class MaintenanceSetup
     {
         services.AddHostedService<DispatchSweeper>();
         services.AddHostedService<RetentionPurger>();
+        services.AddSingleton<Jobs.Core.Storage.AbandonedJobs>();
+        services.AddHostedService<AbandonedJobRequeuer>();
         return services;
     }
 }
