@@ -1,6 +1,6 @@
-using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
+using Jobs.Core.Storage;
 using Npgsql;
 
 namespace Jobs.Api.Problems;
@@ -52,7 +52,7 @@ public static class ProblemsSetup
                 BadHttpRequestException bad =>
                     (bad.StatusCode, "Bad request", bad.Message),
                 _ when IsDatabaseUnavailable(exception) =>
-                    (503, "Database unavailable", "PostgreSQL cannot be reached right now; nothing was changed. Retry after a few seconds."),
+                    (503, "Database unavailable", "PostgreSQL cannot be reached right now. Retry after a few seconds; with an Idempotency-Key a retried submission never makes a second job."),
                 _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
             };
             if (status >= 500) logger.LogError(exception, "Request {Method} {Path} failed", http.Request.Method, http.Request.Path);
@@ -66,14 +66,6 @@ public static class ProblemsSetup
             });
         }
 
-        private static bool IsDatabaseUnavailable(Exception e) => e switch
-        {
-            PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exceptions
-                                    || pg.SqlState.StartsWith("57P", StringComparison.Ordinal), // admin/crash shutdown
-            NpgsqlException { IsTransient: true } => true,
-            NpgsqlException { InnerException: SocketException or IOException or TimeoutException } => true,
-            SocketException or TimeoutException => true,
-            _ => e.InnerException is { } inner && IsDatabaseUnavailable(inner),
-        };
+        private static bool IsDatabaseUnavailable(Exception e) => DatabaseRetry.IsUnavailable(e) || e is NpgsqlException and not PostgresException;
     }
 }

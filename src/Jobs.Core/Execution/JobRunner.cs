@@ -45,7 +45,7 @@ public sealed class JobRunner(
         if (claimed.Crashes >= jobs.MaxWorkerCrashes)
         {
             var crashed = new WorkerCrashedException(claimed.Function, claimed.Crashes);
-            await store.FailAsync(jobId, hangfireJobId, Error(crashed), jobs.Retention, CancellationToken.None);
+            await DatabaseRetry.RunAsync(token => store.FailAsync(jobId, hangfireJobId, Error(crashed), jobs.Retention, token));
             await CallbackIfAnyAsync(claimed, jobId, context);
             throw new JobFailedException(claimed.Function, crashed, retryIn: null);
         }
@@ -72,14 +72,14 @@ public sealed class JobRunner(
         {
             if (await store.IsCancelRequestedAsync(jobId, CancellationToken.None))
             {
-                await store.FinishCanceledAsync(jobId, hangfireJobId,
-                    Error(new JobCanceledException(claimed.Function)), jobs.Retention, CancellationToken.None);
+                await DatabaseRetry.RunAsync(token => store.FinishCanceledAsync(jobId, hangfireJobId,
+                    Error(new JobCanceledException(claimed.Function)), jobs.Retention, token));
                 await CallbackAsync();
                 return;
             }
             // The worker is shutting down: hand the row back uncounted; Hangfire requeues the job and its next
             // run (same Hangfire job) claims the row again.
-            await store.ReleaseAsync(jobId, hangfireJobId, CancellationToken.None);
+            await DatabaseRetry.RunAsync(token => store.ReleaseAsync(jobId, hangfireJobId, token));
             throw;
         }
         catch (Exception e)
@@ -89,15 +89,16 @@ public sealed class JobRunner(
             if (claimed.Attempts <= claimed.MaxRetries)
             {
                 var delay = Backoff(claimed.Attempts, jobs);
-                await store.ScheduleRetryAsync(jobId, hangfireJobId, error, delay, CancellationToken.None);
+                await DatabaseRetry.RunAsync(token => store.ScheduleRetryAsync(jobId, hangfireJobId, error, delay, token));
                 throw new JobFailedException(claimed.Function, failure, retryIn: delay);
             }
-            await store.FailAsync(jobId, hangfireJobId, error, jobs.Retention, CancellationToken.None);
+            await DatabaseRetry.RunAsync(token => store.FailAsync(jobId, hangfireJobId, error, jobs.Retention, token));
             await CallbackAsync();
             // Rethrown so the dashboard lists the job under Failed with the exception.
             throw new JobFailedException(claimed.Function, failure, retryIn: null);
         }
-        await store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, CancellationToken.None);
+        // The outcome must land even if PostgreSQL is restarting right now.
+        await DatabaseRetry.RunAsync(token => store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, token));
         await CallbackAsync();
     }
 

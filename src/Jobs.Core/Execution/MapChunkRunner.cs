@@ -75,11 +75,11 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
         if (ct.IsCancellationRequested && !await maps.IsCancelRequestedAsync(mapId, CancellationToken.None))
         {
             // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
-            await maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, CancellationToken.None);
+            await DatabaseRetry.RunAsync(token => maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, token));
             ct.ThrowIfCancellationRequested();
         }
-        await maps.FinishChunkAsync(mapId, chunk, hangfireJobId, ct.IsCancellationRequested ? "canceled" : "done",
-            options.Value.Retention, CancellationToken.None);
+        var end = ct.IsCancellationRequested ? "canceled" : "done";
+        await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
     }
 
     private static string Error(Exception e) => new JsonObject
@@ -109,7 +109,10 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
         public async Task FlushAsync(MapStore maps, Guid mapId, CancellationToken ct)
         {
             if (Count == 0) return;
-            await maps.FlushAsync(mapId, [.. _indexes], [.. _states], [.. _results], [.. _errors], ct);
+            int[] indexes = [.. _indexes];
+            short[] states = [.. _states];
+            string?[] results = [.. _results], errors = [.. _errors];
+            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token), ct);
             _indexes.Clear();
             _states.Clear();
             _results.Clear();

@@ -59,6 +59,9 @@ public static class HangfireSetup
         // idle workers find a job whose worker died (invisible for InvisibilityTimeout), so keep it short.
         QueuePollInterval = TimeSpan.FromSeconds(1),
         UseSlidingInvisibilityTimeout = true,
+        // A lock whose holder lost its connection (PostgreSQL restarted) blocks that job's state changes until it
+        // is this old: 10 minutes by default.
+        DistributedLockTimeout = TimeSpan.FromSeconds(20),
         InvisibilityTimeout = worker.InvisibilityTimeout,
     };
 }

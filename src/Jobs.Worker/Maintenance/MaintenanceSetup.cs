@@ -9,6 +9,7 @@ public static class MaintenanceSetup
         services.AddHostedService<RetentionPurger>();
         services.AddSingleton<Jobs.Core.Storage.AbandonedJobs>();
         services.AddHostedService<AbandonedJobRequeuer>();
+        services.AddHostedService<StrandedJobRepair>();
         return services;
     }
 }

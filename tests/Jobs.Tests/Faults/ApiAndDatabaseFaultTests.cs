@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using Jobs.Launcher.Processes;
+using Jobs.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Jobs.Tests.Faults;
+
+/// <summary>kill -9 of the API and a PostgreSQL restart under load: every acknowledged job still completes.</summary>
+public sealed class ApiAndDatabaseFaultTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+{
+    [Fact]
+    public async Task Every_job_acknowledged_before_the_api_was_killed_exists_and_completes()
+    {
+        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
+        var api = Fixture.StartApi("doomed-api", url, []);
+        await Network.WaitForReadyAsync(url, () => api.HasExited, () => "", TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
+        var acknowledged = new ConcurrentBag<Guid>();
+
+        var submitters = Enumerable.Range(0, 4).Select(s => Task.Run(async () =>
+        {
+            for (var i = 0; ; i++)
+            {
+                try
+                {
+                    using var response = await http.PostAsJsonAsync("/jobs", new { function = "math.square", args = new[] { s * 1000 + i } });
+                    if (response.StatusCode == HttpStatusCode.Accepted)
+                        acknowledged.Add((await response.JsonAsync())["id"]!.GetValue<Guid>());
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    return; // the API is gone
+                }
+            }
+        })).ToArray();
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Count >= 50), "50 acknowledged submissions");
+        api.Kill();
+        await Task.WhenAll(submitters);
+        await api.DisposeAsync();
+        output.WriteLine($"{acknowledged.Count} submissions acknowledged before kill -9");
+
+        foreach (var id in acknowledged)
+            Assert.Equal("succeeded", (await Http.WaitForJobAsync(id, 60))["state"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task During_a_postgresql_outage_the_api_answers_503_and_afterwards_everything_recovers()
+    {
+        Assert.True(Database.Postgres is not null, $"this test restarts the tests' own PostgreSQL; unset {TestDatabase.EnvironmentVariable}");
+        var acknowledged = new List<Guid>();
+        for (var i = 0; i < 20; i++) acknowledged.Add(await Http.SubmitOkAsync(new { function = "time.sleep", args = new[] { 0.2 } }));
+
+        await Database.Postgres!.StopAsync();
+        try
+        {
+            var responses = new List<HttpResponseMessage>
+            {
+                await Http.SubmitAsync(new { function = "noop" }),
+                await Http.GetAsync($"/jobs/{acknowledged[0]}"),
+                await Http.GetAsync("/jobs"),
+                await Http.PostAsJsonAsync("/maps", new { function = "math.square", items = new[] { 1 } }),
+            };
+            foreach (var response in responses)
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                Assert.NotNull(response.Headers.RetryAfter);
+            }
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Http.GetAsync("/health/ready")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health/live")).StatusCode);
+            await Task.Delay(2000);
+        }
+        finally
+        {
+            await Database.Postgres.RestartAsync();
+        }
+
+        await Eventually.TrueAsync(async () => (await Http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK, "ready again", 60);
+        foreach (var id in acknowledged)
+            Assert.Equal("succeeded", (await Http.WaitForJobAsync(id, 60))["state"]!.GetValue<string>());
+        Guid? after = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            var response = await Http.SubmitAsync(new { function = "math.square", args = new[] { 3 } });
+            if (response.StatusCode == HttpStatusCode.Accepted) after = (await response.JsonAsync())["id"]!.GetValue<Guid>();
+            return after is not null;
+        }, "submissions accepted again", 60);
+        Assert.Equal(9, (await Http.WaitForJobAsync(after!.Value, 60))["result"]!.GetValue<double>());
+    }
+}
