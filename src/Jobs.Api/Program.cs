@@ -8,12 +8,15 @@ using Jobs.Api.OpenApi;
 using Jobs.Api.Pool;
 using Jobs.Api.Problems;
 using Jobs.Api.Schedules;
+using Jobs.Api.Security;
 using Jobs.Core.Configuration;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
 
 builder.AddJobsApiHost();
 builder.Services.AddJobsProblemDetails();
+builder.Services.AddJobsSecurity();
+builder.Services.AddJobsRateLimiting();
 builder.Services.AddJobsApi(builder.Configuration);
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
@@ -22,6 +25,9 @@ builder.Services.AddJobsHealthChecks();
 var app = builder.Build();
 
 app.UseJobsProblemDetails();
+app.UseAuthentication();
+app.UseAuthorization();
+app.UseRateLimiter();
 app.MapJobsSwagger();
 app.MapJobsDashboard();
 app.MapJobsHealthChecks();
@@ -31,6 +37,7 @@ app.MapMapsApi();
 app.MapSchedulesApi();
 app.MapPoolApi();
 
+app.LogSecurityPosture();
 app.Run();
 
 /// <summary>Visible to the tests' WebApplicationFactory-style helpers.</summary>

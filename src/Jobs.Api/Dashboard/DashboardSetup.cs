@@ -4,6 +4,8 @@ using System.Text.Json;
 using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.States;
+using Jobs.Core.Configuration;
+using Microsoft.AspNetCore.Authentication;
 using Jobs.Core.Storage;
 
 namespace Jobs.Api.Dashboard;
@@ -13,20 +15,29 @@ public static class DashboardSetup
     public const string Path = "/hangfire";
 
     /// <summary>
-    /// Hangfire's dashboard, served by the API from the same storage. Until API keys exist (a later issue) it
-    /// is open to local requests only, Hangfire's own default, matching the API's loopback-only binding. Each
-    /// job's page also shows the Jobs view of it: state, attempts and progress.
+    /// Hangfire's dashboard, served by the API from the same storage. With API keys configured it needs one
+    /// (Bearer, or HTTP Basic with the key as password so a browser can log in), and a read-only key gets a
+    /// read-only dashboard; without keys it is open to local requests only (Hangfire's default), matching the
+    /// API's loopback-only binding. Each job's page also shows the Jobs view of it: state, attempts, progress.
     /// </summary>
     public static WebApplication MapJobsDashboard(this WebApplication app)
     {
         var store = app.Services.GetRequiredService<JobStore>();
+        var auth = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthOptions>>().Value;
+        if (auth.Enabled)
+        {
+            // Hangfire answers a refused request with a bare 401; a browser needs the Basic challenge to ask for the key.
+            app.UseWhen(http => http.Request.Path.StartsWithSegments(Path) && http.User.Identity?.IsAuthenticated != true,
+                unauthenticated => unauthenticated.Run(http => http.ChallengeAsync()));
+        }
         JobHistoryRenderer.Register(ProcessingState.StateName, (helper, data) => RenderProcessing(helper, data, store));
         app.UseHangfireDashboard(Path, new DashboardOptions
         {
             DashboardTitle = "Jobs",
             AppPath = "/swagger",
             DisplayStorageConnectionString = false,
-            Authorization = [new LocalRequestsOnlyAuthorizationFilter()],
+            Authorization = auth.Enabled ? [new KeyAuthorization()] : [new LocalRequestsOnlyAuthorizationFilter()],
+            IsReadOnlyFunc = context => auth.Enabled && !context.GetHttpContext().User.IsInRole(AuthOptions.AdminRole),
         });
         return app;
     }
@@ -60,6 +71,11 @@ public static class DashboardSetup
                 (message is null ? "" : $"<span class=\"jobs-progress-message\">{WebUtility.HtmlEncode(message)}</span>"));
         }
         return new NonEscapedString(html.Append("</dl>").ToString());
+    }
+
+    private sealed class KeyAuthorization : IDashboardAuthorizationFilter
+    {
+        public bool Authorize(DashboardContext context) => context.GetHttpContext().User.Identity?.IsAuthenticated == true;
     }
 
     private static void Property(StringBuilder html, string name, string valueHtml) =>

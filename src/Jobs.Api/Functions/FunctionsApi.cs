@@ -1,3 +1,4 @@
+using Jobs.Api.Security;
 using System.Text.Json.Nodes;
 using Jobs.Core.Functions;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -25,7 +26,7 @@ public static class FunctionsApi
 {
     public static IEndpointRouteBuilder MapFunctionsApi(this IEndpointRouteBuilder app)
     {
-        var functions = app.MapGroup("/functions").WithTags("Functions");
+        var functions = app.MapGroup("/functions").WithTags("Functions").RequireApiKey();
 
         functions.MapGet("/", (FunctionRegistry registry) => TypedResults.Ok(registry.All.Select(FunctionView.From).ToList()))
             .WithName("ListFunctions")

@@ -1,3 +1,4 @@
+using Jobs.Api.Security;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Execution;
@@ -24,7 +25,7 @@ public static class JobsApi
 
     public static IEndpointRouteBuilder MapJobsApi(this IEndpointRouteBuilder app)
     {
-        var jobs = app.MapGroup("/jobs").WithTags("Jobs");
+        var jobs = app.MapGroup("/jobs").WithTags("Jobs").RequireApiKey();
 
         jobs.MapPost("/", Submit)
             .WithName("SubmitJob")

@@ -1,3 +1,4 @@
+using Jobs.Api.Security;
 using System.Text;
 using System.Text.Json;
 using Jobs.Api.OpenApi;
@@ -17,7 +18,7 @@ public static class MapsApi
     public static IEndpointRouteBuilder MapMapsApi(this IEndpointRouteBuilder app)
     {
         var limit = app.ServiceProvider.GetRequiredService<IOptions<ApiOptions>>().Value.MaxMapRequestBodyBytes;
-        var maps = app.MapGroup("/maps").WithTags("Maps");
+        var maps = app.MapGroup("/maps").WithTags("Maps").RequireApiKey();
 
         maps.MapPost("/", Submit)
             .WithName("SubmitMap")

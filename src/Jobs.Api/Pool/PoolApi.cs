@@ -1,3 +1,4 @@
+using Jobs.Api.Security;
 using Jobs.Core.Storage;
 using Hangfire;
 using Npgsql;
@@ -44,6 +45,7 @@ public static class PoolApi
                         .Select(q => new PoolQueue(q.Key, q.Value.Scheduled, q.Value.Enqueued, q.Value.Processing)).ToList(),
                     states));
             })
+            .RequireApiKey()
             .WithTags("Pool")
             .WithName("GetPool")
             .WithSummary("Live worker servers with their slots and queues, queue depths, and job counts by state");

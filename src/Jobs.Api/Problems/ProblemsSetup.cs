@@ -47,10 +47,15 @@ public static class ProblemsSetup
             {
                 BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
                     (413, "Request body too large", TooLarge),
+                BadHttpRequestException { InnerException: JsonException deep } when deep.Message.Contains("maximum configured depth", StringComparison.Ordinal) =>
+                    (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Api:MaxJsonDepth): {deep.Message}"),
                 BadHttpRequestException { InnerException: JsonException json } =>
                     (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
                 BadHttpRequestException bad =>
                     (bad.StatusCode, "Bad request", bad.Message),
+                // e.g. "\u0000" in a string: PostgreSQL cannot store it. The statement failed whole: nothing was stored.
+                PostgresException { SqlState: [ '2', '2', ..] } data =>
+                    (400, "Data PostgreSQL cannot store", $"The request contains a value PostgreSQL refuses ({data.MessageText}); nothing was stored."),
                 _ when IsDatabaseUnavailable(exception) =>
                     (503, "Database unavailable", "PostgreSQL cannot be reached right now. Retry after a few seconds; with an Idempotency-Key a retried submission never makes a second job."),
                 _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),

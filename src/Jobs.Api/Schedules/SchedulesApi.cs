@@ -1,3 +1,4 @@
+using Jobs.Api.Security;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -40,7 +41,7 @@ public static partial class SchedulesApi
 {
     public static IEndpointRouteBuilder MapSchedulesApi(this IEndpointRouteBuilder app)
     {
-        var schedules = app.MapGroup("/schedules").WithTags("Schedules");
+        var schedules = app.MapGroup("/schedules").WithTags("Schedules").RequireApiKey();
 
         schedules.MapPost("/", Upsert)
             .WithName("PutSchedule")

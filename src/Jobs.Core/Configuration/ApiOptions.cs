@@ -15,6 +15,17 @@ public sealed class ApiOptions
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>Deepest nesting of arrays and objects accepted in a request body (arguments included).</summary>
+    [Range(4, 256)]
+    public int MaxJsonDepth { get; set; } = 32;
+
+    /// <summary>Requests per second each API key (or, without keys, each client address) may make; bursts up to <see cref="RateLimitBurst"/>.</summary>
+    [Range(1, 1_000_000)]
+    public int RateLimitPerSecond { get; set; } = 1000;
+
+    [Range(1, 1_000_000)]
+    public int RateLimitBurst { get; set; } = 2000;
+
     /// <summary>POST /maps carries all items at once, so it gets a larger limit of its own.</summary>
     [Range(1024, 4L * 1024 * 1024 * 1024)]
     public long MaxMapRequestBodyBytes { get; set; } = 64L * 1024 * 1024;
