@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -15,7 +15,9 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--baseline-latency" => o with { BaselineLatencySamples = value },
                 "--workers" => o with { Workers = value },
                 "--concurrency" => o with { Concurrency = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency"),
+                "--soak" => o with { SoakSeconds = value },
+                "--soak-rate" => o with { SoakRate = value },
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency --soak SECONDS --soak-rate JOBS_PER_S"),
             };
         }
         return o;

@@ -10,6 +10,13 @@ var options = BenchmarkOptions.Parse(args);
 await using var postgres = await LocalPostgres.StartAsync(
     Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m));
 await postgres.EnsureDatabaseAsync("postgres");
+if (options.SoakSeconds > 0)
+{
+    Console.WriteLine($"machine: {await Machine.DescribeAsync(postgres.ConnectionString("postgres"))}");
+    Console.WriteLine($"command: dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}");
+    await SoakScenario.RunAsync(postgres, options, options.SoakSeconds, options.SoakRate);
+    return 0;
+}
 
 var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres"));
 var jobs = await JobsScenario.RunAsync(postgres, options);
