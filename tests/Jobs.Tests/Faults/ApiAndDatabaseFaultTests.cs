@@ -75,6 +75,7 @@ public sealed class ApiAndDatabaseFaultTests(SystemFixture system, ITestOutputHe
         finally
         {
             await Database.Postgres.RestartAsync();
+            Npgsql.NpgsqlConnection.ClearAllPools(); // this test process's own pooled connections died with the server
         }
 
         await Eventually.TrueAsync(async () => (await Http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK, "ready again", 60);
