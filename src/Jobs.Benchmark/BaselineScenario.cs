@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Jobs.Benchmark;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
@@ -48,11 +49,13 @@ public static class BaselineScenario
             await WaitForSucceededAsync(db, 50);
 
             Console.Error.WriteLine($"baseline: {options.Jobs} no-op jobs through BackgroundJobClient…");
+            await SqlCost.ResetAsync(db);
             var clock = Stopwatch.StartNew();
             await EnqueueManyAsync(client, options.Jobs, options.Concurrency);
             var submitted = clock.Elapsed;
             await WaitForSucceededAsync(db, 50 + options.Jobs);
             var done = clock.Elapsed;
+            var sql = await SqlCost.MeasureAsync(db, options.Jobs);
 
             Console.Error.WriteLine($"baseline: {options.BaselineLatencySamples} sequential submissions (each waits for the 15 s poll)…");
             var pickup = new List<double>();
@@ -75,7 +78,7 @@ public static class BaselineScenario
                 pickup.Add(Convert.ToDouble(await latency.ExecuteScalarAsync()));
             }
             return new Figures(options.Jobs / done.TotalSeconds, options.Jobs / submitted.TotalSeconds,
-                Percentiles.Of(pickup), Percentiles.Of(roundTrip));
+                Percentiles.Of(pickup), Percentiles.Of(roundTrip), sql);
         }
         finally
         {

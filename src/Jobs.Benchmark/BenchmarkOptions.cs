@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int MapItems = 100_000, int ScalingJobs = 2000)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -16,8 +16,10 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--workers" => o with { Workers = value },
                 "--concurrency" => o with { Concurrency = value },
                 "--soak" => o with { SoakSeconds = value },
+                "--map-items" => o with { MapItems = value },
+                "--scaling-jobs" => o with { ScalingJobs = value },
                 "--soak-rate" => o with { SoakRate = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency --soak SECONDS --soak-rate JOBS_PER_S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
             };
         }
         return o;

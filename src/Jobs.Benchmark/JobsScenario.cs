@@ -8,60 +8,125 @@ using Npgsql;
 
 namespace Jobs.Benchmark;
 
-/// <summary>Jobs itself, as users run it: the API process and separate worker processes, driven over REST.</summary>
-public static class JobsScenario
+/// <summary>The SQL a workload cost: statements (pg_stat_statements) and commits (pg_stat_database) per job.</summary>
+public sealed record SqlCost(double StatementsPerJob, double CommitsPerJob)
 {
-    public static async Task<Figures> RunAsync(LocalPostgres postgres, BenchmarkOptions options)
+    public override string ToString() => $"{StatementsPerJob:F1} / {CommitsPerJob:F1}";
+
+    public static async Task ResetAsync(NpgsqlDataSource db)
     {
-        await postgres.EnsureDatabaseAsync("bench_jobs", recreate: true);
-        var cs = postgres.ConnectionString("bench_jobs");
+        await using var cmd = db.CreateCommand("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset(); SELECT pg_stat_reset();");
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    public static async Task<SqlCost> MeasureAsync(NpgsqlDataSource db, int jobs)
+    {
+        await Task.Delay(1500); // backends report their statistics at most every 0.5–1 s
+        await using var cmd = db.CreateCommand("""
+            SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
+                   (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())
+            """);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return new SqlCost(Convert.ToDouble(reader.GetValue(0)) / jobs, reader.GetInt64(1) / (double)jobs);
+    }
+}
+
+/// <summary>Jobs itself, as users run it: the API process and separate worker processes, driven over REST.</summary>
+public sealed class JobsSystem : IAsyncDisposable
+{
+    private readonly List<ChildProcess> _processes;
+    public HttpClient Http { get; }
+    public NpgsqlDataSource Db { get; }
+
+    private JobsSystem(List<ChildProcess> processes, HttpClient http, NpgsqlDataSource db) => (_processes, Http, Db) = (processes, http, db);
+
+    public static async Task<JobsSystem> StartAsync(LocalPostgres postgres, string database, int workers, int concurrency)
+    {
+        await postgres.EnsureDatabaseAsync(database, recreate: true);
+        var cs = postgres.ConnectionString(database);
         await Migrator.MigrateAsync(cs);
         var api = $"http://127.0.0.1:{Network.FreePort()}";
-        var env = new Dictionary<string, string?>
+        var env = new Dictionary<string, string?> { ["ConnectionStrings__Jobs"] = cs, ["Api__Urls"] = api, ["Logging__LogLevel__Default"] = "Warning" };
+        var processes = new List<ChildProcess> { ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, JobsScenario.Quiet) };
+        for (var i = 1; i <= workers; i++) processes.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, env, JobsScenario.Quiet));
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(300) };
+        await Network.WaitForReadyAsync(http.BaseAddress, () => processes.Any(p => p.HasExited), () => "", TimeSpan.FromSeconds(60));
+        // Wait until every worker server has registered, so the measurement starts with all of them.
+        await using var db = NpgsqlDataSource.Create(cs);
+        await using (var servers = db.CreateCommand("SELECT count(*) FROM hangfire.server"))
+            while ((long)(await servers.ExecuteScalarAsync())! < workers) await Task.Delay(100);
+        return new JobsSystem(processes, http, NpgsqlDataSource.Create(cs));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_processes.Select(p => p.StopAsync(TimeSpan.FromSeconds(20))));
+        foreach (var p in _processes) await p.DisposeAsync();
+        Http.Dispose();
+        await Db.DisposeAsync();
+    }
+}
+
+public static class JobsScenario
+{
+    /// <summary>N no-op jobs through REST with <paramref name="concurrency"/> concurrent clients: jobs/s end to end, submissions/s, SQL per job.</summary>
+    public static async Task<(double JobsPerSecond, double SubmissionsPerSecond, SqlCost Sql)> SingleJobsAsync(JobsSystem system, int jobs, int concurrency)
+    {
+        await SubmitManyAsync(system.Http, 200, concurrency); // warm-up: JIT, pools, first fetch
+        await WaitForSucceededAsync(system.Db, 200);
+        await SqlCost.ResetAsync(system.Db);
+        var clock = Stopwatch.StartNew();
+        await SubmitManyAsync(system.Http, jobs, concurrency);
+        var submitted = clock.Elapsed;
+        await WaitForSucceededAsync(system.Db, 200 + jobs);
+        var done = clock.Elapsed;
+        return (jobs / done.TotalSeconds, jobs / submitted.TotalSeconds, await SqlCost.MeasureAsync(system.Db, jobs));
+    }
+
+    /// <summary>Sequential submissions on an idle system: enqueue→start (database clock) and submit→result (client clock), ms.</summary>
+    public static async Task<(Percentiles Pickup, Percentiles RoundTrip)> LatencyAsync(JobsSystem system, int samples)
+    {
+        var pickup = new List<double>();
+        var roundTrip = new List<double>();
+        for (var i = 0; i < samples; i++)
         {
-            ["ConnectionStrings__Jobs"] = cs,
-            ["Api__Urls"] = api,
-            ["Logging__LogLevel__Default"] = "Warning",
-        };
-        var processes = new List<ChildProcess> { ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, Quiet) };
-        for (var i = 1; i <= options.Workers; i++) processes.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, env, Quiet));
-        try
-        {
-            using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency })
-                { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(120) };
-            await Network.WaitForReadyAsync(http.BaseAddress!, () => processes.Any(p => p.HasExited), () => "", TimeSpan.FromSeconds(60));
-            await using var db = NpgsqlDataSource.Create(cs);
-
-            // Warm-up: JIT, connection pools, Hangfire's first fetch.
-            await SubmitManyAsync(http, 200, options.Concurrency);
-            await WaitForSucceededAsync(db, 200);
-
-            Console.Error.WriteLine($"jobs: {options.Jobs} no-op jobs through REST ({options.Concurrency} concurrent clients)…");
-            var clock = Stopwatch.StartNew();
-            await SubmitManyAsync(http, options.Jobs, options.Concurrency);
-            var submitted = clock.Elapsed;
-            await WaitForSucceededAsync(db, 200 + options.Jobs);
-            var done = clock.Elapsed;
-
-            Console.Error.WriteLine($"jobs: {options.LatencySamples} sequential submissions on an idle system…");
-            var pickup = new List<double>();
-            var roundTrip = new List<double>();
-            for (var i = 0; i < options.LatencySamples; i++)
+            var sample = Stopwatch.StartNew();
+            var response = await system.Http.PostAsJsonAsync("/jobs?wait=30", new { function = "noop" });
+            var job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            while (job["finishedAt"] is null)
             {
-                var sample = Stopwatch.StartNew();
-                var response = await http.PostAsJsonAsync("/jobs?wait=30", new { function = "noop" });
-                var job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-                roundTrip.Add(sample.Elapsed.TotalMilliseconds);
-                pickup.Add((job["startedAt"]!.GetValue<DateTime>() - job["createdAt"]!.GetValue<DateTime>()).TotalMilliseconds);
+                // Not finished within the wait (or refused): say so, and keep waiting, so the outlier is measured, not hidden.
+                Console.Error.WriteLine($"latency sample {i}: {(int)response.StatusCode} after {sample.ElapsedMilliseconds} ms: {job.ToJsonString()[..Math.Min(300, job.ToJsonString().Length)]}");
+                if (job["id"] is null) throw new InvalidOperationException("submission refused");
+                response = await system.Http.GetAsync($"/jobs/{job["id"]}?wait=30");
+                job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             }
-            return new Figures(options.Jobs / done.TotalSeconds, options.Jobs / submitted.TotalSeconds,
-                Percentiles.Of(pickup), Percentiles.Of(roundTrip));
+            roundTrip.Add(sample.Elapsed.TotalMilliseconds);
+            pickup.Add((job["startedAt"]!.GetValue<DateTime>() - job["createdAt"]!.GetValue<DateTime>()).TotalMilliseconds);
         }
-        finally
+        return (Percentiles.Of(pickup), Percentiles.Of(roundTrip));
+    }
+
+    /// <summary>A map of <paramref name="items"/> items: items/s accepted by POST /maps, and items/s from submit to the last result.</summary>
+    public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items)
+    {
+        var clock = Stopwatch.StartNew();
+        var response = await system.Http.PostAsJsonAsync("/maps", new { function, items, star = false });
+        var submitted = clock.Elapsed;
+        var id = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["id"]!.GetValue<Guid>();
+        while (true)
         {
-            await Task.WhenAll(processes.Select(p => p.StopAsync(TimeSpan.FromSeconds(20))));
-            foreach (var p in processes) await p.DisposeAsync();
+            using var results = await system.Http.GetAsync($"/maps/{id}/results?timeout=60");
+            if ((int)results.StatusCode == 200)
+            {
+                var count = JsonNode.Parse(await results.Content.ReadAsStringAsync())!["results"]!.AsArray().Count;
+                if (count != items.Length) throw new InvalidOperationException($"map returned {count} of {items.Length} results");
+                break;
+            }
+            if ((int)results.StatusCode != 202) throw new InvalidOperationException($"map failed: {await results.Content.ReadAsStringAsync()}");
         }
+        return (items.Length / submitted.TotalSeconds, items.Length / clock.Elapsed.TotalSeconds, clock.Elapsed);
     }
 
     private static async Task SubmitManyAsync(HttpClient http, int count, int concurrency) =>

@@ -1,38 +1,81 @@
+using System.Diagnostics;
 using Jobs.Benchmark;
 using Jobs.Launcher.Postgres;
 using Jobs.Launcher.Processes;
 
-// The benchmark program (not a test): Jobs against bare Hangfire.PostgreSql with default options, in the same
-// run, on a private PostgreSQL; prints one table with the machine. See README "Performance".
+// The benchmark program (not a test): every scenario side by side with its baseline, in one run, on a private
+// PostgreSQL (fsync on); prints one table with the machine. See README "Performance".
 if (args is [BaselineScenario.WorkerMode]) return BaselineScenario.RunWorker();
 
 var options = BenchmarkOptions.Parse(args);
 await using var postgres = await LocalPostgres.StartAsync(
-    Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m));
+    Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m),
+    extraSettings: "-c shared_preload_libraries=pg_stat_statements");
 await postgres.EnsureDatabaseAsync("postgres");
+var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres"));
+var command = $"dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}";
 if (options.SoakSeconds > 0)
 {
-    Console.WriteLine($"machine: {await Machine.DescribeAsync(postgres.ConnectionString("postgres"))}");
-    Console.WriteLine($"command: dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}");
+    Console.WriteLine($"machine: {machine}\ncommand: {command}");
     await SoakScenario.RunAsync(postgres, options, options.SoakSeconds, options.SoakRate);
     return 0;
 }
 
-var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres"));
-var jobs = await JobsScenario.RunAsync(postgres, options);
+double jobsPerSecond, submissionsPerSecond, mapSubmit, mapItems, cpuWall;
+SqlCost sql;
+Percentiles pickup, roundTrip;
+await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
+{
+    Console.Error.WriteLine($"jobs: {options.Jobs} no-op jobs through REST ({options.Concurrency} concurrent clients)…");
+    (jobsPerSecond, submissionsPerSecond, sql) = await JobsScenario.SingleJobsAsync(jobs, options.Jobs, options.Concurrency);
+    Console.Error.WriteLine($"jobs: {options.LatencySamples} sequential submissions on an idle system…");
+    (pickup, roundTrip) = await JobsScenario.LatencyAsync(jobs, options.LatencySamples);
+    Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items…");
+    (mapSubmit, mapItems, _) = await JobsScenario.MapAsync(jobs, "math.square", Enumerable.Range(0, options.MapItems).Cast<object>().ToArray());
+    Console.Error.WriteLine("jobs: map of 200 × cpu.spin(50)…");
+    (_, _, var wall) = await JobsScenario.MapAsync(jobs, "cpu.spin", Enumerable.Repeat((object)50, 200).ToArray());
+    cpuWall = wall.TotalSeconds;
+}
+
+Console.Error.WriteLine("python: multiprocessing.Pool(2).map over 200 × 50 ms spins…");
+var python = PythonPool(200, 50, 2);
+
+var scaling = new Dictionary<int, double>();
+foreach (var workers in new[] { 1, 2, 4 })
+{
+    Console.Error.WriteLine($"scaling: {options.ScalingJobs} no-op jobs with {workers} worker process(es)…");
+    await using var system = await JobsSystem.StartAsync(postgres, $"bench_scale_{workers}", workers, options.Concurrency);
+    scaling[workers] = (await JobsScenario.SingleJobsAsync(system, options.ScalingJobs, options.Concurrency)).JobsPerSecond;
+}
+
 var baseline = await BaselineScenario.RunAsync(postgres, options);
 
+static string Ratio(double a, double b) => double.IsNaN(a / b) ? "–" : $"{a / b:F1}×";
 Console.WriteLine($"""
     Jobs benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC
     machine: {machine}
-    command: dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}
-    setup:   {options.Workers} worker processes each side, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters
+    command: {command}
+    setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters
 
-    | scenario | Jobs | bare Hangfire.PostgreSql (defaults) | Jobs ÷ baseline |
+    | scenario | Jobs | baseline | Jobs ÷ baseline |
     |---|---:|---:|---:|
-    | single no-op jobs end to end ({options.Jobs}), jobs/s | {jobs.JobsPerSecond:F0} | {baseline.JobsPerSecond:F0} | {jobs.JobsPerSecond / baseline.JobsPerSecond:F1}× |
-    | accepted submissions/s (Jobs: REST; baseline: in-process client) | {jobs.SubmissionsPerSecond:F0} | {baseline.SubmissionsPerSecond:F0} | {jobs.SubmissionsPerSecond / baseline.SubmissionsPerSecond:F1}× |
-    | idle enqueue→start p50 / p95 / p99, ms (n = {jobs.Pickup.Count} / {baseline.Pickup.Count}) | {jobs.Pickup} | {baseline.Pickup} | {baseline.Pickup.P50 / jobs.Pickup.P50:F0}× faster |
-    | idle enqueue→result p50 / p95 / p99, ms | {jobs.RoundTrip} | {baseline.RoundTrip} | {baseline.RoundTrip.P50 / jobs.RoundTrip.P50:F0}× faster |
+    | single no-op jobs end to end ({options.Jobs}), jobs/s — baseline: bare Hangfire.PostgreSql, defaults | {jobsPerSecond:F0} | {baseline.JobsPerSecond:F0} | {Ratio(jobsPerSecond, baseline.JobsPerSecond)} |
+    | accepted single submissions/s — Jobs: REST; baseline: in-process BackgroundJobClient | {submissionsPerSecond:F0} | {baseline.SubmissionsPerSecond:F0} | {Ratio(submissionsPerSecond, baseline.SubmissionsPerSecond)} |
+    | SQL statements / commits per job (pg_stat_statements, pg_stat_database) | {sql} | {baseline.Sql} | |
+    | idle enqueue→start p50 / p95 / p99, ms (n = {pickup.Count} / {baseline.Pickup.Count}) | {pickup} | {baseline.Pickup} | {Ratio(baseline.Pickup.P50, pickup.P50)} faster |
+    | idle enqueue→result p50 / p95 / p99, ms | {roundTrip} | {baseline.RoundTrip} | {Ratio(baseline.RoundTrip.P50, roundTrip.P50)} faster |
+    | map of {options.MapItems} math.square: items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | |
+    | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | |
+    | 200 × 50 ms CPU spin, wall s — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time |
+    | scaling, no-op jobs/s with 1 / 2 / 4 worker processes ({options.ScalingJobs} jobs each) | {scaling[1]:F0} / {scaling[2]:F0} / {scaling[4]:F0} | | |
     """);
 return 0;
+
+static double PythonPool(int items, int milliseconds, int processes)
+{
+    var script = Path.Combine(AppContext.BaseDirectory, "pool_baseline.py");
+    using var process = Process.Start(new ProcessStartInfo("python3", [script, $"{items}", $"{milliseconds}", $"{processes}"]) { RedirectStandardOutput = true })!;
+    var output = process.StandardOutput.ReadToEnd();
+    process.WaitForExit();
+    return double.TryParse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds : double.NaN;
+}

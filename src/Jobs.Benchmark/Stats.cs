@@ -14,4 +14,4 @@ public sealed record Percentiles(double P50, double P95, double P99, int Count)
 }
 
 /// <summary>One scenario's result for one system.</summary>
-public sealed record Figures(double JobsPerSecond, double SubmissionsPerSecond, Percentiles Pickup, Percentiles RoundTrip);
+public sealed record Figures(double JobsPerSecond, double SubmissionsPerSecond, Percentiles Pickup, Percentiles RoundTrip, SqlCost Sql);

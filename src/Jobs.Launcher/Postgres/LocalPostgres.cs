@@ -44,7 +44,8 @@ public sealed class LocalPostgres : IAsyncDisposable
     }.ConnectionString;
 
     /// <summary>Starts the cluster in <paramref name="dataDirectory"/>, creating it on first use; reuses one already running there.</summary>
-    public static async Task<LocalPostgres> StartAsync(string dataDirectory, Action<string>? log = null, int port = 0, CancellationToken ct = default)
+    public static async Task<LocalPostgres> StartAsync(string dataDirectory, Action<string>? log = null, int port = 0, CancellationToken ct = default,
+        string extraSettings = "")
     {
         log ??= Console.WriteLine;
         var bin = FindBinaries();
@@ -72,7 +73,7 @@ public sealed class LocalPostgres : IAsyncDisposable
         port = port > 0 ? port : Network.FreePort();
         var logFile = Path.Combine(dataDirectory, "server.log");
         await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
-            $"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300", "start"], ct,
+            $"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 {extraSettings}".TrimEnd(), "start"], ct,
             $"see {logFile}");
         log($"postgres: started {dataDirectory} on 127.0.0.1:{port} (log: {logFile})");
         return new LocalPostgres(bin, dataDirectory, port, password, stopOnDispose: true, log);

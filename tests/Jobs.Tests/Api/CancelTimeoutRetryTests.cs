@@ -77,8 +77,8 @@ public sealed class CancelTimeoutRetryTests(SystemFixture system) : SystemTest(s
     [Fact]
     public async Task Timeout_ends_even_a_function_that_ignores_its_token()
     {
-        // cpu.spin checks its token only every 65,536 turns, so the runner must stop waiting on its own.
-        var id = await Http.SubmitOkAsync(new { function = "cpu.spin", args = new[] { 4000 }, timeoutSeconds = 0.3 });
+        // text.sha256 never looks at a token: 10 million rounds take seconds, so the runner must stop waiting on its own.
+        var id = await Http.SubmitOkAsync(new { function = "text.sha256", args = new object[] { "x", 10_000_000 }, timeoutSeconds = 0.3 });
 
         var job = await Http.WaitForJobAsync(id, 20);
 
