@@ -64,9 +64,11 @@ public sealed class JobRunner(
             var jobContext = new JobContext(jobId, claimed.Attempts,
                 (fraction, message, token) => store.ReportProgressAsync(jobId, hangfireJobId,
                     new JsonObject { ["fraction"] = fraction, ["message"] = message }.ToJsonString(), token));
-            // WaitAsync: a function that ignores its token still ends its job on cancel or timeout; its thread
-            // runs on until it returns, and its result is discarded.
-            result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, jobContext, linked.Token).WaitAsync(linked.Token);
+            // On a pool thread, and awaited with WaitAsync: a function that ignores its token (or never yields)
+            // still ends its job on cancel or timeout; its thread runs on until it returns, result discarded.
+            var argsRoot = args.RootElement;
+            var kwargsRoot = kwargs.RootElement;
+            result = await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, jobContext, linked.Token), linked.Token).WaitAsync(linked.Token);
         }
         catch (Exception) when (ct.IsCancellationRequested)
         {
