@@ -36,6 +36,7 @@ public sealed record SqlCost(double StatementsPerJob, double CommitsPerJob)
 public sealed class JobsSystem : IAsyncDisposable
 {
     private readonly List<ChildProcess> _processes;
+    public IReadOnlyList<ChildProcess> Processes => _processes;
     public HttpClient Http { get; }
     public NpgsqlDataSource Db { get; }
 

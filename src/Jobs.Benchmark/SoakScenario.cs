@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Jobs.Core.Database;
 using Jobs.Launcher.Postgres;
 using Jobs.Launcher.Processes;
 using Npgsql;
@@ -16,90 +15,76 @@ public static class SoakScenario
 {
     public static async Task RunAsync(LocalPostgres postgres, BenchmarkOptions options, int seconds, int ratePerSecond)
     {
-        await postgres.EnsureDatabaseAsync("soak_jobs", recreate: true);
-        var cs = postgres.ConnectionString("soak_jobs");
-        await Migrator.MigrateAsync(cs);
-        var api = $"http://127.0.0.1:{Network.FreePort()}";
-        var env = new Dictionary<string, string?> { ["ConnectionStrings__Jobs"] = cs, ["Api__Urls"] = api, ["Logging__LogLevel__Default"] = "Warning" };
-        var processes = new List<ChildProcess> { ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, JobsScenario.Quiet) };
-        for (var i = 1; i <= options.Workers; i++) processes.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, env, JobsScenario.Quiet));
-        try
+        await using var system = await JobsSystem.StartAsync(postgres, "soak_jobs", options.Workers, concurrency: 64);
+        var http = system.Http;
+        var db = system.Db;
+        var processes = system.Processes;
+        long submitted = 0, errors = 0, mapItems = 0;
+        var clock = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+
+        var load = Task.Run(async () =>
         {
-            using var http = new HttpClient { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(30) };
-            await Network.WaitForReadyAsync(http.BaseAddress, () => processes.Any(p => p.HasExited), () => "", TimeSpan.FromSeconds(60));
-            await using var db = NpgsqlDataSource.Create(cs);
-            long submitted = 0, errors = 0, mapItems = 0;
-            var clock = Stopwatch.StartNew();
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
-
-            var load = Task.Run(async () =>
+            var next = TimeSpan.Zero;
+            var interval = TimeSpan.FromSeconds(1.0 / ratePerSecond);
+            var n = 0;
+            while (!stop.IsCancellationRequested)
             {
-                var next = TimeSpan.Zero;
-                var interval = TimeSpan.FromSeconds(1.0 / ratePerSecond);
-                var n = 0;
-                while (!stop.IsCancellationRequested)
+                next += interval;
+                var wait = next - clock.Elapsed;
+                if (wait > TimeSpan.Zero) await Task.Delay(wait).ConfigureAwait(false);
+                n++;
+                object body = (n % 3) switch
                 {
-                    next += interval;
-                    var wait = next - clock.Elapsed;
-                    if (wait > TimeSpan.Zero) await Task.Delay(wait).ConfigureAwait(false);
-                    n++;
-                    object body = (n % 3) switch
-                    {
-                        0 => new { function = "noop" },
-                        1 => new { function = "math.square", args = new[] { n } },
-                        _ => new { function = "text.sha256", args = new object[] { $"soak {n}" }, kwargs = new { rounds = 10 } },
-                    };
-                    _ = Submit("/jobs", body, 1);
-                    if (n % (ratePerSecond * 10) == 0)
-                        _ = Submit("/maps", new { function = "math.square", items = Enumerable.Range(0, 1000) }, 1000);
-                }
-            });
-
-            async Task Submit(string path, object body, int items)
-            {
-                try
-                {
-                    using var response = await http.PostAsJsonAsync(path, body);
-                    if ((int)response.StatusCode == 202)
-                    {
-                        Interlocked.Increment(ref submitted);
-                        if (items > 1) Interlocked.Add(ref mapItems, items);
-                    }
-                    else Interlocked.Increment(ref errors);
-                }
-                catch (Exception)
-                {
-                    Interlocked.Increment(ref errors);
-                }
+                    0 => new { function = "noop" },
+                    1 => new { function = "math.square", args = new[] { n } },
+                    _ => new { function = "text.sha256", args = new object[] { $"soak {n}" }, kwargs = new { rounds = 10 } },
+                };
+                _ = Submit("/jobs", body, 1);
+                if (n % (ratePerSecond * 10) == 0)
+                    _ = Submit("/maps", new { function = "math.square", items = Enumerable.Range(0, 1000) }, 1000);
             }
+        });
 
-            Console.WriteLine($"soak: {seconds} s at {ratePerSecond} jobs/s (a third each noop, math.square, text.sha256×10) + a 1,000-item map every 10 s; {options.Workers} workers");
-            Console.WriteLine("| t (s) | submitted | errors | jobs done | jobs/s (last 30 s) | map items done | failed | RSS MiB: " +
-                              string.Join(" / ", processes.Select(p => p.Name)) + " / postgres (all processes, PSS) |");
-            Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---|");
-            long lastDone = 0;
-            var lastAt = TimeSpan.Zero;
-            while (!stop.IsCancellationRequested || clock.Elapsed < TimeSpan.FromSeconds(seconds + 30))
-            {
-                await Task.Delay(TimeSpan.FromSeconds(30));
-                var (done, failed, items) = await CountsAsync(db);
-                var now = clock.Elapsed;
-                var rate = (done - lastDone) / (now - lastAt).TotalSeconds;
-                (lastDone, lastAt) = (done, now);
-                Console.WriteLine($"| {now.TotalSeconds:F0} | {Interlocked.Read(ref submitted)} | {Interlocked.Read(ref errors)} | {done} | {rate:F1} | {items} | {failed} | " +
-                                  string.Join(" / ", processes.Select(p => Rss(p.Id).ToString("F0"))) + $" / {PostgresRss(postgres.DataDirectory):F0} |");
-                if (stop.IsCancellationRequested && now > TimeSpan.FromSeconds(seconds + 30)) break;
-            }
-            await load;
-            var (finalDone, finalFailed, finalItems) = await CountsAsync(db);
-            Console.WriteLine($"soak done: {Interlocked.Read(ref submitted)} accepted submissions, {Interlocked.Read(ref errors)} errors, " +
-                              $"{finalDone} jobs succeeded, {finalFailed} failed, {finalItems} of {Interlocked.Read(ref mapItems)} map items done");
-        }
-        finally
+        async Task Submit(string path, object body, int items)
         {
-            await Task.WhenAll(processes.Select(p => p.StopAsync(TimeSpan.FromSeconds(20))));
-            foreach (var p in processes) await p.DisposeAsync();
+            try
+            {
+                using var response = await http.PostAsJsonAsync(path, body);
+                if ((int)response.StatusCode == 202)
+                {
+                    Interlocked.Increment(ref submitted);
+                    if (items > 1) Interlocked.Add(ref mapItems, items);
+                }
+                else Interlocked.Increment(ref errors);
+            }
+            catch (Exception)
+            {
+                Interlocked.Increment(ref errors);
+            }
         }
+
+        Console.WriteLine($"soak: {seconds} s at {ratePerSecond} jobs/s (a third each noop, math.square, text.sha256×10) + a 1,000-item map every 10 s; {options.Workers} workers");
+        Console.WriteLine("| t (s) | submitted | errors | jobs done | jobs/s (last 30 s) | map items done | failed | RSS MiB: " +
+                          string.Join(" / ", processes.Select(p => p.Name)) + " / postgres (all processes, PSS) |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---|");
+        long lastDone = 0;
+        var lastAt = TimeSpan.Zero;
+        while (!stop.IsCancellationRequested || clock.Elapsed < TimeSpan.FromSeconds(seconds + 30))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(30));
+            var (done, failed, items) = await CountsAsync(db);
+            var now = clock.Elapsed;
+            var rate = (done - lastDone) / (now - lastAt).TotalSeconds;
+            (lastDone, lastAt) = (done, now);
+            Console.WriteLine($"| {now.TotalSeconds:F0} | {Interlocked.Read(ref submitted)} | {Interlocked.Read(ref errors)} | {done} | {rate:F1} | {items} | {failed} | " +
+                              string.Join(" / ", processes.Select(p => Rss(p.Id).ToString("F0"))) + $" / {PostgresRss(postgres.DataDirectory):F0} |");
+            if (stop.IsCancellationRequested && now > TimeSpan.FromSeconds(seconds + 30)) break;
+        }
+        await load;
+        var (finalDone, finalFailed, finalItems) = await CountsAsync(db);
+        Console.WriteLine($"soak done: {Interlocked.Read(ref submitted)} accepted submissions, {Interlocked.Read(ref errors)} errors, " +
+                          $"{finalDone} jobs succeeded, {finalFailed} failed, {finalItems} of {Interlocked.Read(ref mapItems)} map items done");
     }
 
     private static async Task<(long Done, long Failed, long Items)> CountsAsync(NpgsqlDataSource db)

@@ -116,22 +116,7 @@ public sealed class JobRunner(
         return delay < options.RetryMaxDelay ? delay : options.RetryMaxDelay;
     }
 
-    private static string Error(Exception e) => new JsonObject
-    {
-        ["type"] = e.GetType().FullName,
-        ["message"] = e.Message,
-        ["stackTrace"] = UserFrames(e.StackTrace),
-    }.ToJsonString();
-
-    /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
-    private static string UserFrames(string? stackTrace)
-    {
-        if (stackTrace is null) return "";
-        var lines = stackTrace.Split('\n');
-        var cut = Array.FindIndex(lines, l => l.Contains("at System.Reflection.", StringComparison.Ordinal)
-                                           || l.Contains("at " + typeof(ClrJobFunction).FullName, StringComparison.Ordinal));
-        return string.Join('\n', cut > 0 ? lines[..cut] : lines).TrimEnd();
-    }
+    private static string Error(Exception e) => ErrorJson.From(e);
 }
 
 public sealed class UnknownFunctionException(string name)

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Hangfire;
 using Hangfire.Server;
 using Jobs.Core.Configuration;
@@ -82,12 +81,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
         await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
     }
 
-    private static string Error(Exception e) => new JsonObject
-    {
-        ["type"] = e.GetType().FullName,
-        ["message"] = e.Message,
-        ["stackTrace"] = e.StackTrace ?? "",
-    }.ToJsonString();
+    private static string Error(Exception e) => ErrorJson.From(e);
 
     private sealed class Batch(int capacity)
     {

@@ -1,0 +1,25 @@
+using System.Text.Json.Nodes;
+using Jobs.Core.Functions;
+
+namespace Jobs.Core.Execution;
+
+/// <summary>An exception as jobs and map items store it: <c>{ type, message, stackTrace }</c>, the remote traceback.</summary>
+public static class ErrorJson
+{
+    public static string From(Exception e) => new JsonObject
+    {
+        ["type"] = e.GetType().FullName,
+        ["message"] = e.Message,
+        ["stackTrace"] = UserFrames(e.StackTrace),
+    }.ToJsonString();
+
+    /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
+    private static string UserFrames(string? stackTrace)
+    {
+        if (stackTrace is null) return "";
+        var lines = stackTrace.Split('\n');
+        var cut = Array.FindIndex(lines, l => l.Contains("at System.Reflection.", StringComparison.Ordinal)
+                                           || l.Contains("at " + typeof(ClrJobFunction).FullName, StringComparison.Ordinal));
+        return string.Join('\n', cut > 0 ? lines[..cut] : lines).TrimEnd();
+    }
+}
