@@ -21,7 +21,6 @@ public sealed class JobService(
     IOptions<JobsOptions> options,
     IOptionsMonitor<CallbackOptions> callbacks)
 {
-    public const string IdempotencyHeader = "Idempotency-Key";
     private const double MaxDelaySeconds = 366 * 86_400;
     private const double MaxTimeoutSeconds = 7 * 86_400;
 
@@ -29,20 +28,14 @@ public sealed class JobService(
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, CancellationToken ct)
     {
         var job = Validate(request);
-        IdempotencyClaim? claim = null;
-        if (idempotencyKey is not null)
-        {
-            if (idempotencyKey.Length is 0 or > 255)
-                throw new RequestRefusedException(400, "Invalid Idempotency-Key", "An Idempotency-Key is 1–255 characters.", IdempotencyHeader);
-            claim = new IdempotencyClaim(idempotencyKey, RequestHash(request), options.Value.IdempotencyWindow);
-        }
+        var claim = IdempotencyKeys.Claim(idempotencyKey, () => RequestHash(request), options.Value.IdempotencyWindow);
         try
         {
             return await submitter.SubmitAsync(job, claim, ct);
         }
         catch (IdempotencyConflictException e)
         {
-            throw new RequestRefusedException(422, "Idempotency-Key reused", e.Message, IdempotencyHeader);
+            throw IdempotencyKeys.Reused(e);
         }
     }
 
@@ -57,12 +50,7 @@ public sealed class JobService(
     /// </summary>
     public async Task<(JobRecord Job, bool Canceled)?> CancelAsync(Guid id, CancellationToken ct)
     {
-        var error = JsonSerializer.Serialize(new
-        {
-            type = typeof(JobCanceledException).FullName,
-            message = "Canceled by request before it started.",
-            stackTrace = "",
-        });
+        var error = ErrorJson.Of(typeof(JobCanceledException), "Canceled by request before it started.");
         var outcome = await store.CancelAsync(id, error, options.Value.Retention, ct);
         if (outcome is null) return null;
         if (outcome.After is null)

@@ -89,7 +89,7 @@ public static class JobsApi
 
     private static async Task<IResult> Submit(
         [FromBody] SubmitJobRequest? request, [FromQuery] double? wait,
-        [FromHeader(Name = JobService.IdempotencyHeader)] string? idempotencyKey,
+        [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
         JobService service, HttpContext http, CancellationToken ct)
     {
         if (request is null)

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Hangfire;
+using Jobs.Api.Jobs;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
 using Jobs.Core.Configuration;
@@ -69,15 +70,9 @@ public sealed class MapService(
 
         var chunksize = request.Chunksize ?? DefaultChunksize(total, queue);
         var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
-        IdempotencyClaim? claim = null;
-        if (idempotencyKey is not null)
-        {
-            if (idempotencyKey.Length is 0 or > 255)
-                throw new RequestRefusedException(400, "Invalid Idempotency-Key", "An Idempotency-Key is 1–255 characters.", "Idempotency-Key");
-            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n', [function.Name, queue, request.Star ? "star" : "map",
-                request.Chunksize?.ToString() ?? "", kwargs, .. itemArgs])));
-            claim = new IdempotencyClaim(idempotencyKey, hash, options.Value.IdempotencyWindow);
-        }
+        var claim = IdempotencyKeys.Claim(idempotencyKey, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
+            [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", kwargs, .. itemArgs]))),
+            options.Value.IdempotencyWindow);
 
         MapRecord map;
         bool created;
@@ -87,7 +82,7 @@ public sealed class MapService(
         }
         catch (IdempotencyConflictException e)
         {
-            throw new RequestRefusedException(422, "Idempotency-Key reused", e.Message, "Idempotency-Key");
+            throw IdempotencyKeys.Reused(e);
         }
         if (!created) return (map, false);
 
@@ -149,7 +144,7 @@ public sealed class MapService(
     /// <summary>DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running.</summary>
     public async Task<MapRecord?> CancelAsync(Guid id, CancellationToken ct)
     {
-        var error = JsonSerializer.Serialize(new { type = typeof(JobCanceledException).FullName, message = "Canceled by request.", stackTrace = "" });
+        var error = ErrorJson.Of(typeof(JobCanceledException), "Canceled by request.");
         var outcome = await maps.CancelAsync(id, error, options.Value.Retention, ct);
         if (outcome is null) return null;
         if (!outcome.Value.Canceled)

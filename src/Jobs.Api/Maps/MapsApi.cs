@@ -1,6 +1,7 @@
 using Jobs.Api.Security;
 using System.Text;
 using System.Text.Json;
+using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
 using Jobs.Core.Configuration;
@@ -88,7 +89,7 @@ public static class MapsApi
     }
 
     private static async Task<IResult> Submit([FromBody] SubmitMapRequest? request, [FromQuery] double? wait,
-        [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey, MapService service, HttpContext http, CancellationToken ct)
+        [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey, MapService service, HttpContext http, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"items\": [1, 2, 3]}.");
         if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");

@@ -13,6 +13,10 @@ public static class ErrorJson
         ["stackTrace"] = UserFrames(e.StackTrace),
     }.ToJsonString();
 
+    /// <summary>An error no exception was thrown for (a cancel decided by the API).</summary>
+    public static string Of(Type type, string message) =>
+        new JsonObject { ["type"] = type.FullName, ["message"] = message, ["stackTrace"] = "" }.ToJsonString();
+
     /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
     private static string UserFrames(string? stackTrace)
     {
