@@ -1,12 +1,20 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int MapItems = 100_000, int ScalingJobs = 2000)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null)
 {
+    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, cpu, scaling, baseline).</summary>
+    public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
+
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(Jobs: 5000, LatencySamples: 1000, BaselineLatencySamples: 30, Workers: 2, Concurrency: 16);
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
+            if (args[i] == "--only")
+            {
+                o = o with { Only = args[i + 1].Split(',') };
+                continue;
+            }
             var value = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
             o = args[i] switch
             {
@@ -19,7 +27,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--map-items" => o with { MapItems = value },
                 "--scaling-jobs" => o with { ScalingJobs = value },
                 "--soak-rate" => o with { SoakRate = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,cpu,scaling,baseline --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
             };
         }
         return o;

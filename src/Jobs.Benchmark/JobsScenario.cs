@@ -11,6 +11,8 @@ namespace Jobs.Benchmark;
 /// <summary>The SQL a workload cost: statements (pg_stat_statements) and commits (pg_stat_database) per job.</summary>
 public sealed record SqlCost(double StatementsPerJob, double CommitsPerJob)
 {
+    public static readonly SqlCost None = new(double.NaN, double.NaN);
+
     public override string ToString() => $"{StatementsPerJob:F1} / {CommitsPerJob:F1}";
 
     public static async Task ResetAsync(NpgsqlDataSource db)
@@ -26,6 +28,15 @@ public sealed record SqlCost(double StatementsPerJob, double CommitsPerJob)
             SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())),
                    (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())
             """);
+        await using (var top = db.CreateCommand("""
+            SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 110) FROM pg_stat_statements
+            WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY calls DESC LIMIT 12
+            """))
+        await using (var rows = await top.ExecuteReaderAsync())
+        {
+            Console.Error.WriteLine($"  SQL census, statements per job, top 12 ({jobs} jobs):");
+            while (await rows.ReadAsync()) Console.Error.WriteLine($"  {rows.GetInt64(0) / (double)jobs,8:F3}  {rows.GetString(1)}");
+        }
         await using var reader = await cmd.ExecuteReaderAsync();
         await reader.ReadAsync();
         return new SqlCost(Convert.ToDouble(reader.GetValue(0)) / jobs, reader.GetInt64(1) / (double)jobs);
@@ -71,16 +82,19 @@ public sealed class JobsSystem : IAsyncDisposable
 
 public static class JobsScenario
 {
+    private const int Warmup = 2000;
+
     /// <summary>N no-op jobs through REST with <paramref name="concurrency"/> concurrent clients: jobs/s end to end, submissions/s, SQL per job.</summary>
     public static async Task<(double JobsPerSecond, double SubmissionsPerSecond, SqlCost Sql)> SingleJobsAsync(JobsSystem system, int jobs, int concurrency)
     {
-        await SubmitManyAsync(system.Http, 200, concurrency); // warm-up: JIT, pools, first fetch
-        await WaitForSucceededAsync(system.Db, 200);
+        // Warm-up (JIT, tiered compilation, pools) long enough that the measurement is of steady state.
+        await SubmitManyAsync(system.Http, Warmup, concurrency);
+        await WaitForSucceededAsync(system.Db, Warmup);
         await SqlCost.ResetAsync(system.Db);
         var clock = Stopwatch.StartNew();
         await SubmitManyAsync(system.Http, jobs, concurrency);
         var submitted = clock.Elapsed;
-        await WaitForSucceededAsync(system.Db, 200 + jobs);
+        await WaitForSucceededAsync(system.Db, Warmup + jobs);
         var done = clock.Elapsed;
         return (jobs / done.TotalSeconds, jobs / submitted.TotalSeconds, await SqlCost.MeasureAsync(system.Db, jobs));
     }
@@ -141,7 +155,13 @@ public static class JobsScenario
     private static async Task WaitForSucceededAsync(NpgsqlDataSource db, int count)
     {
         await using var cmd = db.CreateCommand("SELECT count(*) FROM jobs.job WHERE state = 'succeeded'");
-        while ((long)(await cmd.ExecuteScalarAsync())! < count) await Task.Delay(20);
+        var (last, since) = (-1L, Stopwatch.StartNew());
+        for (long done; (done = (long)(await cmd.ExecuteScalarAsync())!) < count; await Task.Delay(20))
+        {
+            if (done != last) (last, since) = (done, Stopwatch.StartNew());
+            else if (since.Elapsed > TimeSpan.FromSeconds(60))
+                throw new TimeoutException($"no job finished for 60 s: {done} of {count} succeeded");
+        }
     }
 
     internal static void Quiet(string line)

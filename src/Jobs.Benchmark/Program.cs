@@ -21,34 +21,45 @@ if (options.SoakSeconds > 0)
     return 0;
 }
 
-double jobsPerSecond, submissionsPerSecond, mapSubmit, mapItems, cpuWall;
-SqlCost sql;
-Percentiles pickup, roundTrip;
+double jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
+SqlCost sql = SqlCost.None;
+Percentiles pickup = Percentiles.None, roundTrip = Percentiles.None;
 await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
 {
-    Console.Error.WriteLine($"jobs: {options.Jobs} no-op jobs through REST ({options.Concurrency} concurrent clients)…");
-    (jobsPerSecond, submissionsPerSecond, sql) = await JobsScenario.SingleJobsAsync(jobs, options.Jobs, options.Concurrency);
-    Console.Error.WriteLine($"jobs: {options.LatencySamples} sequential submissions on an idle system…");
-    (pickup, roundTrip) = await JobsScenario.LatencyAsync(jobs, options.LatencySamples);
-    Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items…");
-    (mapSubmit, mapItems, _) = await JobsScenario.MapAsync(jobs, "math.square", Enumerable.Range(0, options.MapItems).Cast<object>().ToArray());
-    Console.Error.WriteLine("jobs: map of 200 × cpu.spin(50)…");
-    (_, _, var wall) = await JobsScenario.MapAsync(jobs, "cpu.spin", Enumerable.Repeat((object)50, 200).ToArray());
-    cpuWall = wall.TotalSeconds;
+    if (options.Runs("single"))
+    {
+        Console.Error.WriteLine($"jobs: {options.Jobs} no-op jobs through REST ({options.Concurrency} concurrent clients)…");
+        (jobsPerSecond, submissionsPerSecond, sql) = await JobsScenario.SingleJobsAsync(jobs, options.Jobs, options.Concurrency);
+    }
+    if (options.Runs("latency"))
+    {
+        Console.Error.WriteLine($"jobs: {options.LatencySamples} sequential submissions on an idle system…");
+        (pickup, roundTrip) = await JobsScenario.LatencyAsync(jobs, options.LatencySamples);
+    }
+    if (options.Runs("map"))
+    {
+        Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items…");
+        (mapSubmit, mapItems, _) = await JobsScenario.MapAsync(jobs, "math.square", Enumerable.Range(0, options.MapItems).Cast<object>().ToArray());
+    }
+    if (options.Runs("cpu"))
+    {
+        Console.Error.WriteLine("jobs: map of 200 × cpu.spin(50)…");
+        (_, _, var wall) = await JobsScenario.MapAsync(jobs, "cpu.spin", Enumerable.Repeat((object)50, 200).ToArray());
+        cpuWall = wall.TotalSeconds;
+        Console.Error.WriteLine("python: multiprocessing.Pool(2).map over 200 × 50 ms spins…");
+        python = PythonPool(200, 50, 2);
+    }
 }
 
-Console.Error.WriteLine("python: multiprocessing.Pool(2).map over 200 × 50 ms spins…");
-var python = PythonPool(200, 50, 2);
-
-var scaling = new Dictionary<int, double>();
-foreach (var workers in new[] { 1, 2, 4 })
+var scaling = new Dictionary<int, double> { [1] = double.NaN, [2] = double.NaN, [4] = double.NaN };
+foreach (var workers in options.Runs("scaling") ? new[] { 1, 2, 4 } : [])
 {
     Console.Error.WriteLine($"scaling: {options.ScalingJobs} no-op jobs with {workers} worker process(es)…");
     await using var system = await JobsSystem.StartAsync(postgres, $"bench_scale_{workers}", workers, options.Concurrency);
     scaling[workers] = (await JobsScenario.SingleJobsAsync(system, options.ScalingJobs, options.Concurrency)).JobsPerSecond;
 }
 
-var baseline = await BaselineScenario.RunAsync(postgres, options);
+var baseline = options.Runs("baseline") ? await BaselineScenario.RunAsync(postgres, options) : Figures.None;
 
 static string Ratio(double a, double b) => double.IsNaN(a / b) ? "–" : $"{a / b:F1}×";
 Console.WriteLine($"""

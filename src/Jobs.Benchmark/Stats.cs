@@ -2,6 +2,8 @@ namespace Jobs.Benchmark;
 
 public sealed record Percentiles(double P50, double P95, double P99, int Count)
 {
+    public static readonly Percentiles None = new(double.NaN, double.NaN, double.NaN, 0);
+
     public static Percentiles Of(IEnumerable<double> samples)
     {
         var sorted = samples.Order().ToArray();
@@ -14,4 +16,8 @@ public sealed record Percentiles(double P50, double P95, double P99, int Count)
 }
 
 /// <summary>One scenario's result for one system.</summary>
-public sealed record Figures(double JobsPerSecond, double SubmissionsPerSecond, Percentiles Pickup, Percentiles RoundTrip, SqlCost Sql);
+public sealed record Figures(double JobsPerSecond, double SubmissionsPerSecond, Percentiles Pickup, Percentiles RoundTrip, SqlCost Sql)
+{
+    /// <summary>A scenario left out with --only.</summary>
+    public static readonly Figures None = new(double.NaN, double.NaN, Percentiles.None, Percentiles.None, SqlCost.None);
+}
