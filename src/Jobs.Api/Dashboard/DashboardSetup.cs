@@ -53,11 +53,22 @@ public static class DashboardSetup
         if (data.TryGetValue("WorkerId", out var worker)) Property(html, "Worker:", WebUtility.HtmlEncode(worker.Length > 8 ? worker[..8] : worker));
         // The job page is /hangfire/jobs/details/{hangfire job id}; the dashboard renders synchronously.
         var hangfireJobId = helper.Page.RequestPath.TrimEnd('/').Split('/')[^1];
-        var row = store.GetByHangfireJobIdAsync(hangfireJobId, CancellationToken.None).GetAwaiter().GetResult();
+        var rows = store.GetByHangfireJobIdAsync(hangfireJobId, 51, CancellationToken.None).GetAwaiter().GetResult();
+        var row = rows.Count == 1 ? rows[0] : null;
         if (row is not null)
         {
             Property(html, "Jobs id:", $"<a href=\"/jobs/{row.Id}\">{row.Id}</a>");
             Property(html, "Attempt:", row.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        else if (rows.Count > 1)
+        {
+            // A batch: submissions that arrived together, run one after another by this Hangfire job.
+            var list = new StringBuilder("<ol class=\"jobs-batch\" style=\"padding-left:1.5em;margin:0\">");
+            foreach (var member in rows.Take(50))
+                list.Append("<li><a href=\"/jobs/").Append(member.Id).Append("\">").Append(member.Id).Append("</a> ")
+                    .Append(WebUtility.HtmlEncode(member.Function)).Append(": ").Append(member.State).Append("</li>");
+            if (rows.Count > 50) list.Append("<li>…</li>");
+            Property(html, "Jobs:", list.Append("</ol>").ToString());
         }
         if (row?.Progress is { } progress)
         {

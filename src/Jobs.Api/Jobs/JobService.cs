@@ -57,7 +57,9 @@ public sealed class JobService(
             throw new RequestRefusedException(409, "Job already finished", $"Job {id} has already {outcome.Before}; there is nothing to cancel.");
         // Deleting the Hangfire job removes a queued one from its queue, and makes the worker running one cancel
         // its CancellationToken (Hangfire checks every Worker:CancellationCheckInterval).
-        if (outcome.HangfireJobId is { } hangfireJobId) hangfire.Delete(hangfireJobId);
+        // A Hangfire job carrying a batch stays: its runner skips a canceled job that has not started, and the
+        // worker's RunningJobs check cancels a running one.
+        if (outcome is { HangfireJobId: { } hangfireJobId, HangfireJobCarriesOnlyThis: true }) hangfire.Delete(hangfireJobId);
         var job = (await store.GetAsync(id, ct))!;
         if (outcome.After == JobStates.Canceled)
             await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, ct);

@@ -17,7 +17,7 @@ public static class JobsApi
 {
     public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddJobsCore(configuration); // Hangfire client only: this process never adds a Hangfire server
+        services.AddJobsCore(configuration, CommitDurability.Durable); // Hangfire client only: this process never adds a Hangfire server
         services.AddSingleton<JobService>();
         services.AddChangeListener();
         return services;

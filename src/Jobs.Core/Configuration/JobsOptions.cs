@@ -46,6 +46,13 @@ public sealed class JobsOptions
     [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// Most jobs one Hangfire job carries. Submissions that arrive while the previous ones are being stored are
+    /// stored in one transaction and handed to Hangfire together (1 = every job its own Hangfire job).
+    /// </summary>
+    [Range(1, 1000)]
+    public int MaxBatchSize { get; set; } = 100;
+
     /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan DispatchGracePeriod { get; set; } = TimeSpan.FromSeconds(30);

@@ -37,5 +37,12 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan SchedulePollingInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// A batch of jobs (submissions that arrived together) still running after this long hands half of what is
+    /// left to another Hangfire job, so idle slots share it; quick jobs finish whole batches well within it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
+    public TimeSpan BatchSplitAfter { get; set; } = TimeSpan.FromMilliseconds(20);
+
     public int EffectiveWorkerCount => WorkerCount > 0 ? WorkerCount : Environment.ProcessorCount;
 }

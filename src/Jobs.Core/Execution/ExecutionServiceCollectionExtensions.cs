@@ -13,15 +13,16 @@ public static class ExecutionServiceCollectionExtensions
     /// What the API and the workers share: the database, Hangfire (storage and client), the function registry,
     /// and storing, dispatching, running and calling back jobs.
     /// </summary>
-    public static IServiceCollection AddJobsCore(this IServiceCollection services, IConfiguration configuration)
+    public static IServiceCollection AddJobsCore(this IServiceCollection services, IConfiguration configuration, CommitDurability commits)
     {
-        services.AddJobsDatabase(configuration);
-        services.AddJobsHangfire(configuration);
+        services.AddJobsDatabase(configuration, commits);
+        services.AddJobsHangfire(configuration, commits);
         services.AddJobFunctions();
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobDispatcher>();
         services.AddSingleton<JobSubmitter>();
         services.AddTransient<JobRunner>();
+        services.AddSingleton<RunningJobs>();
         services.AddSingleton<MapStore>();
         services.AddTransient<MapChunkRunner>();
         services.AddTransient<CallbackSender>();

@@ -12,17 +12,47 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
 {
     private const int MaxCallLength = 200;
 
-    /// <summary>Enqueues the row's Hangfire job, or schedules it for <see cref="JobRecord.RunAt"/>; returns its id.</summary>
-    public string Dispatch(JobRecord job)
+    /// <summary>
+    /// Creates one Hangfire job carrying <paramref name="jobs"/> (rows of one queue): enqueued, or scheduled for
+    /// <see cref="JobRecord.RunAt"/> when that is in the future (then pass one row). Returns its id.
+    /// </summary>
+    public string Dispatch(IReadOnlyList<JobRecord> jobs)
     {
-        var call = DescribeCall(job.Function, job.Args, job.Kwargs);
+        var first = jobs[0];
+        var call = DescribeCall(first.Function, first.Args, first.Kwargs);
+        if (jobs.Count > 1) call += $" and {jobs.Count - 1} more";
+        var ids = jobs.Select(j => j.Id).ToArray();
         // The queue goes on the Job too: a scheduled job or a retry is enqueued later to Job.Queue.
-        var hangfireJob = Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, job.Id, null, CancellationToken.None), job.Queue);
-        IState state = job.RunAt is { } runAt && runAt > DateTime.UtcNow
+        var hangfireJob = Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, ids, null, CancellationToken.None), first.Queue);
+        IState state = first.RunAt is { } runAt && runAt > DateTime.UtcNow
             ? new ScheduledState(CeilingToSecond(DateTime.SpecifyKind(runAt, DateTimeKind.Utc)))
-            : new EnqueuedState(job.Queue);
+            : new EnqueuedState(first.Queue);
         return client.Create(hangfireJob, state);
     }
+
+    /// <summary>A Hangfire job for one claimed job of a batch, created in <paramref name="state"/>: a retry's (scheduled) or a failure's (failed, for the dashboard).</summary>
+    public string DispatchAlone(ClaimedJob job, IState state)
+    {
+        var call = DescribeCall(job.Function, job.Args, job.Kwargs);
+        Guid[] ids = [job.Id];
+        return client.Create(Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, ids, null, CancellationToken.None), job.Queue), state);
+    }
+
+    /// <summary>Hangfire jobs for <paramref name="jobs"/>: per queue, pieces of at most <paramref name="maxBatch"/> rows; returns each row's Hangfire job id.</summary>
+    public string[] DispatchBatches(IReadOnlyList<JobRecord> jobs, int maxBatch)
+    {
+        var owners = new string[jobs.Count];
+        var index = jobs.Select((job, i) => (job, i)).ToArray();
+        foreach (var queue in index.GroupBy(x => x.job.Queue))
+            foreach (var piece in queue.Chunk(maxBatch))
+            {
+                var id = Dispatch(piece.Select(x => x.job).ToArray());
+                foreach (var (_, i) in piece) owners[i] = id;
+            }
+        return owners;
+    }
+
+    public static DateTime RetryTime(TimeSpan delay) => CeilingToSecond(DateTime.UtcNow + delay);
 
     /// <summary>Enqueues the Hangfire job of one chunk of a map; returns its id.</summary>
     public string DispatchChunk(Guid mapId, int chunk, string function, string queue, int firstIndex, int endIndex)

@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hangfire;
 using Hangfire.Server;
+using Hangfire.States;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
@@ -11,103 +13,208 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Core.Execution;
 
 /// <summary>
-/// The single Hangfire entry point: every Hangfire job calls <see cref="RunAsync"/> with the id of a row in
-/// jobs.job. The row, not the Hangfire job, holds the function, arguments and options, and receives the outcome.
+/// The single Hangfire entry point: every Hangfire job calls <see cref="RunAsync"/> with the ids of rows in
+/// jobs.job — one, or a batch of submissions that arrived together. The rows, not the Hangfire job, hold the
+/// function, arguments and options, and receive the outcomes. A batch runs its jobs one after another in this
+/// worker slot (like one of Pool's processes working through a chunk), each with its own timeout, cancellation,
+/// retries and outcome; claims and outcomes are written for the whole batch at once. When a batch takes longer
+/// than Worker:BatchSplitAfter, half of what is left goes back to the queue as a Hangfire job of its own, so idle
+/// workers share it.
 /// </summary>
 public sealed class JobRunner(
     JobStore store,
+    JobDispatcher dispatcher,
     FunctionRegistry registry,
+    RunningJobs running,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
+    IOptions<WorkerOptions> worker,
     ILogger<JobRunner> logger)
 {
+    /// <summary>Outcomes of a long batch are written at least this often, so clients see finished jobs promptly.</summary>
+    private static readonly TimeSpan FlushEvery = TimeSpan.FromMilliseconds(20);
+
     /// <param name="call">Only for the dashboard's job list (see <see cref="JobDispatcher.DescribeCall"/>).</param>
-    /// <param name="jobId">The row in jobs.job to run.</param>
+    /// <param name="jobIds">The rows in jobs.job to run, in order.</param>
     /// <param name="context">Supplied by Hangfire.</param>
     /// <param name="ct">
     /// Supplied by Hangfire: signalled when the worker shuts down, and when the Hangfire job is deleted
-    /// (DELETE /jobs/{id}), which the worker notices within Worker:CancellationCheckInterval.
+    /// (DELETE /jobs/{id} of a job that has its Hangfire job to itself), which the worker notices within
+    /// Worker:CancellationCheckInterval.
     /// </param>
     [JobDisplayName("{0}")]
-    public async Task RunAsync(string call, Guid jobId, PerformContext? context, CancellationToken ct)
+    public async Task RunAsync(string call, Guid[] jobIds, PerformContext? context, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(context);
         var hangfireJobId = context.BackgroundJob.Id;
-        var claimed = await store.ClaimAsync(jobId, hangfireJobId, context.ServerId, ct);
-        if (claimed is null)
+        var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, context.ServerId, token), ct)).ToList();
+        if (claimed.Count == 0)
         {
-            // Another Hangfire job owns the row (a duplicate dispatch), or it finished or was canceled: nothing to do.
-            logger.LogInformation("Job {JobId} is not claimable by Hangfire job {HangfireJobId}; skipping", jobId, hangfireJobId);
+            // Another Hangfire job owns the rows (a duplicate dispatch), or they finished or were canceled: nothing to do.
+            logger.LogInformation("No job of Hangfire job {HangfireJobId} is claimable; skipping", hangfireJobId);
             return;
         }
-
-        var jobs = options.Value;
-        if (claimed.Crashes >= jobs.MaxWorkerCrashes)
+        var alone = jobIds.Length == 1;
+        if (claimed.Count > 1 && claimed.Any(j => j.Resumed))
         {
-            var crashed = new WorkerCrashedException(claimed.Function, claimed.Crashes);
-            await DatabaseRetry.RunAsync(token => store.FailAsync(jobId, hangfireJobId, Error(crashed), jobs.Retention, token));
-            await CallbackIfAnyAsync(claimed, jobId, context);
-            throw new JobFailedException(claimed.Function, crashed, retryIn: null);
+            // The worker running this batch died. Whichever job killed it, each unfinished one now runs in a Hangfire
+            // job of its own, so the crash count (poison-job quarantine) lands on the culprit alone.
+            foreach (var suspect in claimed.Where(j => j.Resumed)) await HandOffAsync([suspect.Id], hangfireJobId);
+            claimed.RemoveAll(j => j.Resumed);
         }
-        var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
-        using var deadline = new CancellationTokenSource();
-        if (timeout is { } t) deadline.CancelAfter(t);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-        Task CallbackAsync() => CallbackIfAnyAsync(claimed, jobId, context);
-        JsonNode? result;
+
+        var outcomes = new List<(ClaimedJob Job, JobOutcome Outcome, Exception? Failure)>(claimed.Count);
+        var waiting = new LinkedList<ClaimedJob>(claimed);
+        var batchDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var splitter = alone ? Task.CompletedTask : ShareWhileSlowAsync(waiting, hangfireJobId, batchDone.Task, ct);
         try
         {
-            if (!registry.TryGet(claimed.Function, out var function))
-                throw new UnknownFunctionException(claimed.Function);
-            using var args = JsonDocument.Parse(claimed.Args);
-            using var kwargs = JsonDocument.Parse(claimed.Kwargs);
-            var jobContext = new JobContext(jobId, claimed.Attempts,
-                (fraction, message, token) => store.ReportProgressAsync(jobId, hangfireJobId,
+            var written = 0;
+            var sinceWrite = Stopwatch.StartNew();
+            while (Next(waiting) is { } job)
+            {
+                var (outcome, failure) = ct.IsCancellationRequested ? (Released(job), null) : await RunOneAsync(job, hangfireJobId, alone, ct);
+                outcomes.Add((job, outcome, failure));
+                if (sinceWrite.Elapsed > FlushEvery)
+                {
+                    await WriteAsync(hangfireJobId, outcomes, written);
+                    written = outcomes.Count;
+                    sinceWrite.Restart();
+                }
+            }
+            batchDone.TrySetResult();
+            await splitter;
+            await WriteAsync(hangfireJobId, outcomes, written);
+        }
+        finally
+        {
+            batchDone.TrySetResult();
+        }
+
+        // The worker is stopping: Hangfire requeues this Hangfire job, whose next run claims what was handed back.
+        if (outcomes.Any(o => o.Outcome.State == JobStates.Enqueued)) ct.ThrowIfCancellationRequested();
+        if (alone && outcomes is [{ Failure: { } e, Outcome: var last }] && last.State != JobStates.Canceled)
+            // Rethrown so the dashboard lists the job under Failed (or Scheduled, for a retry) with the exception.
+            throw new JobFailedException(claimed[0].Function, e, retryIn: last.RetryIn);
+    }
+
+    private static ClaimedJob? Next(LinkedList<ClaimedJob> waiting)
+    {
+        lock (waiting)
+        {
+            if (waiting.First is not { } first) return null;
+            waiting.RemoveFirst();
+            return first.Value;
+        }
+    }
+
+    /// <summary>
+    /// Every Worker:BatchSplitAfter while the batch runs, hands half of the jobs not yet started (rounded up) to a
+    /// Hangfire job of their own: quick batches never split, slow ones spread over idle slots within a few rounds.
+    /// </summary>
+    private async Task ShareWhileSlowAsync(LinkedList<ClaimedJob> waiting, string hangfireJobId, Task batchDone, CancellationToken stopping)
+    {
+        // No cancellation token here: most batches end before the first tick, and that must not cost an exception.
+        while (await Task.WhenAny(Task.Delay(worker.Value.BatchSplitAfter, CancellationToken.None), batchDone) != batchDone && !stopping.IsCancellationRequested)
+        {
+            var share = new List<Guid>();
+            lock (waiting)
+                for (var n = (waiting.Count + 1) / 2; n > 0; n--)
+                {
+                    share.Add(waiting.Last!.Value.Id);
+                    waiting.RemoveLast();
+                }
+            if (share.Count == 0) continue;
+            share.Reverse();
+            try
+            {
+                await HandOffAsync([.. share], hangfireJobId);
+            }
+            catch (Exception e)
+            {
+                // Left 'processing' under this Hangfire job: StrandedJobRepair re-runs it once this one has ended.
+                logger.LogWarning(e, "Could not hand {Count} jobs of Hangfire job {HangfireJobId} to another worker", share.Count, hangfireJobId);
+            }
+        }
+    }
+
+    /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>
+    private async Task<(JobOutcome Outcome, Exception? Failure)> RunOneAsync(ClaimedJob job, string hangfireJobId, bool alone, CancellationToken ct)
+    {
+        var jobs = options.Value;
+        if (job.Crashes >= jobs.MaxWorkerCrashes)
+            return Failed(job, new WorkerCrashedException(job.Function, job.Crashes), alone);
+        var timeout = job.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+        using var deadline = new CancellationTokenSource();
+        if (timeout is { } t) deadline.CancelAfter(t);
+        using var cancel = running.Register(job.Id);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token, cancel.Token);
+        try
+        {
+            if (!registry.TryGet(job.Function, out var function))
+                throw new UnknownFunctionException(job.Function);
+            using var args = JsonDocument.Parse(job.Args);
+            using var kwargs = JsonDocument.Parse(job.Kwargs);
+            var jobContext = new JobContext(job.Id, job.Attempts,
+                (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
                     new JsonObject { ["fraction"] = fraction, ["message"] = message }.ToJsonString(), token));
             // On a pool thread, and awaited with WaitAsync: a function that ignores its token (or never yields)
             // still ends its job on cancel or timeout; its thread runs on until it returns, result discarded.
             var argsRoot = args.RootElement;
             var kwargsRoot = kwargs.RootElement;
-            result = await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, jobContext, linked.Token), linked.Token).WaitAsync(linked.Token);
+            var result = await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, jobContext, linked.Token), linked.Token).WaitAsync(linked.Token);
+            return (new JobOutcome(job.Id, JobStates.Succeeded, result?.ToJsonString() ?? "null"), null);
         }
-        catch (Exception) when (ct.IsCancellationRequested)
+        catch (Exception) when (cancel.IsCancellationRequested || ct.IsCancellationRequested)
         {
-            if (await store.IsCancelRequestedAsync(jobId, CancellationToken.None))
+            if (cancel.IsCancellationRequested || await store.IsCancelRequestedAsync(job.Id, CancellationToken.None))
             {
-                await DatabaseRetry.RunAsync(token => store.FinishCanceledAsync(jobId, hangfireJobId,
-                    Error(new JobCanceledException(claimed.Function)), jobs.Retention, token));
-                await CallbackAsync();
-                return;
+                var canceled = new JobCanceledException(job.Function);
+                return (new JobOutcome(job.Id, JobStates.Canceled, Error(canceled)), canceled);
             }
-            // The worker is shutting down: hand the row back uncounted; Hangfire requeues the job and its next
-            // run (same Hangfire job) claims the row again.
-            await DatabaseRetry.RunAsync(token => store.ReleaseAsync(jobId, hangfireJobId, token));
-            throw;
+            // The worker is shutting down: the job goes back uncounted; Hangfire requeues its Hangfire job.
+            return (Released(job), null);
         }
         catch (Exception e)
         {
-            var failure = deadline.IsCancellationRequested ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
-            var error = Error(failure);
-            if (claimed.Attempts <= claimed.MaxRetries)
-            {
-                var delay = Backoff(claimed.Attempts, jobs);
-                await DatabaseRetry.RunAsync(token => store.ScheduleRetryAsync(jobId, hangfireJobId, error, delay, token));
-                throw new JobFailedException(claimed.Function, failure, retryIn: delay);
-            }
-            await DatabaseRetry.RunAsync(token => store.FailAsync(jobId, hangfireJobId, error, jobs.Retention, token));
-            await CallbackAsync();
-            // Rethrown so the dashboard lists the job under Failed with the exception.
-            throw new JobFailedException(claimed.Function, failure, retryIn: null);
+            var failure = deadline.IsCancellationRequested ? new JobTimeoutException(job.Function, timeout!.Value) : e;
+            if (job.Attempts > job.MaxRetries) return Failed(job, failure, alone);
+            var delay = Backoff(job.Attempts, jobs);
+            // Alone, the Hangfire job itself is rescheduled (RetryFilter); in a batch the retry gets a Hangfire job of its own.
+            var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(delay)));
+            return (new JobOutcome(job.Id, JobStates.Scheduled, Error(failure), delay, owner), failure);
         }
-        // The outcome must land even if PostgreSQL is restarting right now.
-        await DatabaseRetry.RunAsync(token => store.SucceedAsync(jobId, hangfireJobId, result?.ToJsonString(), jobs.Retention, token));
-        await CallbackAsync();
     }
 
-    /// <summary>Most jobs have no callback: then finishing costs no extra statement.</summary>
-    private Task CallbackIfAnyAsync(ClaimedJob claimed, Guid jobId, PerformContext context) => claimed.CallbackUrl is null
-        ? Task.CompletedTask
-        : CallbackSender.EnqueueAsync(store, hangfire, jobId, context.BackgroundJob.Job.Queue ?? QueueNames.Default, CancellationToken.None);
+    /// <summary>A final failure. In a batch it also gets a Hangfire job of its own in the Failed state, so the dashboard lists it with its exception.</summary>
+    private (JobOutcome, Exception) Failed(ClaimedJob job, Exception failure, bool alone)
+    {
+        var owner = alone ? null : dispatcher.DispatchAlone(job, new FailedState(new JobFailedException(job.Function, failure, retryIn: null)));
+        return (new JobOutcome(job.Id, JobStates.Failed, Error(failure), NewOwner: owner), failure);
+    }
+
+    private static JobOutcome Released(ClaimedJob job) => new(job.Id, JobStates.Enqueued, null);
+
+    /// <summary>Writes outcomes[from..] (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
+    private async Task WriteAsync(string hangfireJobId, List<(ClaimedJob Job, JobOutcome Outcome, Exception? Failure)> outcomes, int from)
+    {
+        if (from >= outcomes.Count) return;
+        var batch = outcomes.Skip(from).ToArray();
+        var changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token));
+        // Most jobs have no callback: then finishing costs no extra statement.
+        foreach (var (job, outcome, _) in batch)
+            if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))
+                await CallbackSender.EnqueueAsync(store, hangfire, job.Id, job.Queue, CancellationToken.None);
+    }
+
+    /// <summary>Gives claimed jobs back unrun and dispatches them in a Hangfire job of their own.</summary>
+    private async Task HandOffAsync(Guid[] ids, string hangfireJobId)
+    {
+        var rows = await DatabaseRetry.RunAsync(token => store.HandBackAsync(ids, hangfireJobId, token));
+        if (rows.Count == 0) return;
+        var owners = dispatcher.DispatchBatches(rows, rows.Count);
+        await DatabaseRetry.RunAsync(token => store.MarkDispatchedAsync([.. rows.Select(r => r.Id)], owners, token));
+    }
 
     /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay.</summary>
     public static TimeSpan Backoff(int attempt, JobsOptions options)

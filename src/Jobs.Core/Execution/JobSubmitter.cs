@@ -1,39 +1,122 @@
+using System.Threading.Channels;
+using Jobs.Core.Configuration;
 using Jobs.Core.Storage;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Jobs.Core.Execution;
 
 /// <summary>
-/// Stores a job (durable from then on), then hands it to Hangfire. Used by the API and by recurring schedules.
-/// If the process dies between the two, the workers' sweeper dispatches the row later; if Hangfire refuses,
-/// the row is removed again and the caller sees the error.
+/// Stores jobs (durable from then on), then hands them to Hangfire. Used by the API and by recurring schedules.
+/// If the process dies between the two, the workers' sweeper dispatches the rows later; if Hangfire refuses,
+/// the rows are removed again and the callers see the error.
+/// <para>
+/// Group commit: submissions that arrive while earlier ones are being stored wait for the next round, and each
+/// round stores all of them in one statement and one commit and hands them to Hangfire as batches of up to
+/// Jobs:MaxBatchSize jobs per Hangfire job. An idle service stores each job at once, alone; under load the
+/// rounds grow by themselves, and so does what one commit and one Hangfire job carry. Each job stays its own
+/// row: tracked, cancellable and retried on its own.
+/// </para>
 /// </summary>
-public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, ILogger<JobSubmitter> logger)
+public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
 {
+    /// <summary>Rounds in flight at once: one stores while the other hands to Hangfire.</summary>
+    private const int Rounds = 1;
+    private const int MaxRoundSize = 1000;
+
+    private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>();
+    private int _started;
+
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
+    {
+        // An Idempotency-Key is claimed in its job's own transaction; a delayed job gets a scheduled Hangfire job.
+        if (idempotency is not null || job.RunAt > DateTime.UtcNow || options.Value.MaxBatchSize == 1)
+            return await SubmitAloneAsync(job, idempotency, ct);
+        if (Interlocked.Exchange(ref _started, 1) == 0)
+            for (var i = 0; i < Rounds; i++) _ = Task.Run(RoundLoopAsync);
+        var pending = new Pending(job);
+        if (!_pending.Writer.TryWrite(pending)) throw new InvalidOperationException("The submitter is closed.");
+        // Not canceled with the request: once queued, the job is stored whether or not its client waits.
+        return (await pending.Completion.Task, true);
+    }
+
+    private async Task<(JobRecord Job, bool Created)> SubmitAloneAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
         var (record, created) = await store.InsertAsync(job, idempotency, ct);
         if (!created) return (record, false);
-        string hangfireJobId;
+        await DispatchAsync([record]);
+        return (record, true);
+    }
+
+    private async Task RoundLoopAsync()
+    {
+        var reader = _pending.Reader;
+        var round = new List<Pending>();
+        while (await reader.WaitToReadAsync())
+        {
+            while (round.Count < MaxRoundSize && reader.TryRead(out var next)) round.Add(next);
+            try
+            {
+                await StoreRoundAsync(round);
+            }
+            catch (Exception e)
+            {
+                foreach (var p in round) p.Completion.TrySetException(e);
+            }
+            round.Clear();
+        }
+    }
+
+    private async Task StoreRoundAsync(List<Pending> round)
+    {
+        IReadOnlyList<JobRecord> records;
         try
         {
-            hangfireJobId = dispatcher.Dispatch(record);
+            records = await store.InsertManyAsync([.. round.Select(p => p.Job)], CancellationToken.None);
+        }
+        catch (PostgresException e) when (round.Count > 1 && e.SqlState.StartsWith("22", StringComparison.Ordinal))
+        {
+            // PostgreSQL refused one request's data (say, \u0000 in a JSON string): store each alone, so only that one fails.
+            foreach (var p in round)
+            {
+                try { p.Completion.TrySetResult((await SubmitAloneAsync(p.Job, null, CancellationToken.None)).Job); }
+                catch (Exception alone) { p.Completion.TrySetException(alone); }
+            }
+            return;
+        }
+        await DispatchAsync(records);
+        for (var i = 0; i < round.Count; i++) round[i].Completion.TrySetResult(records[i]);
+    }
+
+    /// <summary>Hands stored rows to Hangfire and records which Hangfire job carries each.</summary>
+    private async Task DispatchAsync(IReadOnlyList<JobRecord> records)
+    {
+        Guid[] ids = [.. records.Select(r => r.Id)];
+        string[] owners;
+        try
+        {
+            owners = dispatcher.DispatchBatches(records, options.Value.MaxBatchSize);
         }
         catch (Exception)
         {
-            await store.DeleteUndispatchedAsync(record.Id, CancellationToken.None);
+            await store.DeleteUndispatchedAsync(ids, CancellationToken.None);
             throw;
         }
         try
         {
-            await store.MarkDispatchedAsync(record.Id, hangfireJobId, CancellationToken.None);
+            await store.MarkDispatchedAsync(ids, owners, CancellationToken.None);
         }
         catch (Exception e)
         {
-            // Stored and dispatched; at worst the sweeper dispatches it once more, and the runner's claim
-            // makes that second dispatch a no-op. Not the caller's problem.
-            logger.LogWarning(e, "Could not mark job {JobId} dispatched", record.Id);
+            // Stored and dispatched; at worst the sweeper dispatches them once more, and the runner's claim
+            // makes that second dispatch a no-op. Not the callers' problem.
+            logger.LogWarning(e, "Could not mark {Count} jobs dispatched", ids.Length);
         }
-        return (record, true);
+    }
+
+    private sealed record Pending(NewJob Job)
+    {
+        public TaskCompletionSource<JobRecord> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -4,7 +4,8 @@ using Npgsql;
 namespace Jobs.Core.Storage;
 
 /// <summary>
-/// Retries a write that must not be lost (a job's outcome) while PostgreSQL is unreachable or restarting:
+/// Retries a write that must not be lost (a job's outcome) while PostgreSQL is unreachable or restarting, or
+/// after a deadlock:
 /// 0.25 s, 0.5 s, 1 s … up to 5 s between tries, for at most <see cref="Patience"/>.
 /// </summary>
 public static class DatabaseRetry
@@ -21,7 +22,7 @@ public static class DatabaseRetry
             {
                 return await write(ct);
             }
-            catch (Exception e) when (IsUnavailable(e) && DateTime.UtcNow + delay < deadline && !ct.IsCancellationRequested)
+            catch (Exception e) when ((IsUnavailable(e) || IsConflict(e)) && DateTime.UtcNow + delay < deadline && !ct.IsCancellationRequested)
             {
                 await Task.Delay(delay, ct);
                 delay = delay * 2 < TimeSpan.FromSeconds(5) ? delay * 2 : TimeSpan.FromSeconds(5);
@@ -31,6 +32,10 @@ public static class DatabaseRetry
 
     public static Task RunAsync(Func<CancellationToken, Task> write, CancellationToken ct = default) =>
         RunAsync(async token => { await write(token); return true; }, ct);
+
+    /// <summary>A deadlock or serialization failure: PostgreSQL rolled the statement back, and trying again will do.</summary>
+    public static bool IsConflict(Exception e) =>
+        e is PostgresException { SqlState: PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure };
 
     /// <summary>PostgreSQL is down, restarting or unreachable (as opposed to refusing the statement).</summary>
     public static bool IsUnavailable(Exception e) => e switch

@@ -25,12 +25,12 @@ public static class HangfireSetup
     /// <item>AutomaticRetry off (Hangfire would retry 10 times): each job's own <c>retries</c> apply instead (<see cref="RetryFilter"/>).</item>
     /// </list>
     /// </summary>
-    public static IServiceCollection AddJobsHangfire(this IServiceCollection services, IConfiguration configuration)
+    public static IServiceCollection AddJobsHangfire(this IServiceCollection services, IConfiguration configuration, CommitDurability commits)
     {
         services.AddValidatedOptions<JobsOptions>(JobsOptions.Section);
         services.AddValidatedOptions<WorkerOptions>(WorkerOptions.Section)
             .Validate(o => o.Queues.All(QueueNames.IsValid), $"Worker:Queues: {QueueNames.Rule}.");
-        var connectionString = configuration.GetJobsConnectionString();
+        var connectionString = DatabaseServiceCollectionExtensions.WithCommitDurability(configuration.GetJobsConnectionString(), commits);
 
         services.AddHangfire((sp, config) =>
         {

@@ -56,7 +56,16 @@ public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan W
 public sealed class IdempotencyConflictException(string key)
     : Exception($"Idempotency-Key '{key}' was already used with a different request. Use a new key for a different request.");
 
-/// <summary>What the runner needs to run a claimed job.</summary>
-public sealed record ClaimedJob(string Function, string Args, string Kwargs, int Attempts, double? TimeoutSeconds, int MaxRetries, string? CallbackUrl, int Crashes);
+/// <summary>What the runner needs to run a claimed job. <paramref name="Resumed"/>: it was found 'processing', its last run's worker died.</summary>
+public sealed record ClaimedJob(
+    Guid Id, string Function, string Args, string Kwargs, string Queue, int Attempts, double? TimeoutSeconds, int MaxRetries,
+    string? CallbackUrl, int Crashes, bool Resumed);
+
+/// <summary>
+/// How one run of a job ended, as <see cref="JobStore.FinishAsync"/> writes it: State is succeeded, failed or canceled
+/// (finished), scheduled (a retry after <paramref name="RetryIn"/>) or enqueued (handed back unrun: the worker is
+/// stopping). Json is the result (succeeded) or the error.
+/// </summary>
+public sealed record JobOutcome(Guid Id, string State, string? Json, TimeSpan? RetryIn = null, string? NewOwner = null);
 
 public sealed record JobFilter(string? State, string? Function, string? Queue);

@@ -59,6 +59,40 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
+    /// Stores jobs that arrived together (no Idempotency-Key, not delayed) in one statement and one commit: all
+    /// durable once this returns, in the order given.
+    /// </summary>
+    public async Task<IReadOnlyList<JobRecord>> InsertManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    {
+        var ids = new Guid[jobs.Count];
+        for (var i = 0; i < ids.Length; i++) ids[i] = Guid.CreateVersion7();
+        await using var cmd = dataSource.CreateCommand($"""
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name)
+            SELECT id, function, args::jsonb, kwargs::jsonb, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[])
+                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name)
+            RETURNING {Columns}
+            """);
+        cmd.Parameters.Add(new() { Value = ids });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Function).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Args).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Kwargs).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Queue).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TimeoutSeconds).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.MaxRetries).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.CallbackUrl).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
+        var byId = new Dictionary<Guid, JobRecord>(jobs.Count);
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct))
+            {
+                var record = Read(reader);
+                byId[record.Id] = record;
+            }
+        return ids.Select(id => byId[id]).ToArray();
+    }
+
+    /// <summary>
     /// Takes the key for this request, or returns what it already stands for. Throws when it stands for a
     /// different request. An expired key is taken over.
     /// </summary>
@@ -91,27 +125,30 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return (reader.IsDBNull(1) ? null : reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
     }
 
-    /// <summary>Records that a Hangfire job now carries this row, so the sweeper leaves it alone.</summary>
-    public async Task MarkDispatchedAsync(Guid id, string hangfireJobId, CancellationToken ct)
+    /// <summary>Records which Hangfire job carries each row (<paramref name="hangfireJobIds"/>[i] carries <paramref name="ids"/>[i]), so the sweeper leaves them alone.</summary>
+    public async Task MarkDispatchedAsync(Guid[] ids, string[] hangfireJobIds, CancellationToken ct)
     {
-        // coalesce: the worker may have claimed the row with this very Hangfire job already.
+        // coalesce: the worker may have claimed the row with this very Hangfire job already. SKIP LOCKED: a row
+        // locked now is being claimed (which sets dispatched_at itself) or canceled; waiting could deadlock.
         await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.job SET dispatched_at = now(), hangfire_job_id = coalesce(hangfire_job_id, $2)
-            WHERE id = $1 AND dispatched_at IS NULL
+            WITH free AS (SELECT id FROM jobs.job WHERE id = ANY($1) AND dispatched_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED)
+            UPDATE jobs.job j SET dispatched_at = now(), hangfire_job_id = coalesce(j.hangfire_job_id, d.hangfire_job_id)
+            FROM unnest($1::uuid[], $2::text[]) AS d(id, hangfire_job_id)
+            WHERE j.id = d.id AND j.id IN (SELECT id FROM free)
             """);
-        cmd.Parameters.Add(new() { Value = id });
-        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = ids });
+        cmd.Parameters.Add(new() { Value = hangfireJobIds });
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>Removes a row whose Hangfire job could not be created, so a refused submission leaves nothing behind.</summary>
-    public async Task DeleteUndispatchedAsync(Guid id, CancellationToken ct)
+    /// <summary>Removes rows whose Hangfire job could not be created, so a refused submission leaves nothing behind.</summary>
+    public async Task DeleteUndispatchedAsync(Guid[] ids, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            WITH gone AS (DELETE FROM jobs.job WHERE id = $1 AND dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') RETURNING id)
+            WITH gone AS (DELETE FROM jobs.job WHERE id = ANY($1) AND dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') RETURNING id)
             DELETE FROM jobs.idempotency_key WHERE job_id IN (SELECT id FROM gone)
             """);
-        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = ids });
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
@@ -123,12 +160,16 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(ct) ? Read(reader) : null;
     }
 
-    public async Task<JobRecord?> GetByHangfireJobIdAsync(string hangfireJobId, CancellationToken ct)
+    /// <summary>The rows a Hangfire job carries (more than one when submissions were batched), in submission order.</summary>
+    public async Task<IReadOnlyList<JobRecord>> GetByHangfireJobIdAsync(string hangfireJobId, int limit, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE hangfire_job_id = $1");
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE hangfire_job_id = $1 ORDER BY id LIMIT $2");
         cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = limit });
+        var list = new List<JobRecord>();
         await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? Read(reader) : null;
+        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
+        return list;
     }
 
     /// <summary>Newest first; <paramref name="before"/> is the last id of the previous page (ids are UUIDv7, time-ordered).</summary>
@@ -155,90 +196,110 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Takes the job for one run by Hangfire job <paramref name="hangfireJobId"/>. The first Hangfire job to
-    /// claim a row owns it; a duplicate dispatch gets null and must not run the function. A job still
-    /// 'processing' is claimable again by its owner: that is the re-run after its worker died.
+    /// Takes the rows <paramref name="ids"/> for one run by Hangfire job <paramref name="hangfireJobId"/>, in one
+    /// statement; returns those claimed, in the order given. The first Hangfire job to claim a row owns it; a
+    /// duplicate dispatch gets nothing and must not run the function. A row still 'processing' is claimable again
+    /// by its owner: that is the re-run after its worker died (<see cref="ClaimedJob.Resumed"/>), and counts as a crash.
     /// </summary>
-    public async Task<ClaimedJob?> ClaimAsync(Guid id, string hangfireJobId, string worker, CancellationToken ct)
+    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(Guid[] ids, string hangfireJobId, string worker, CancellationToken ct)
     {
-        // A row found 'processing' was being run by a worker that died (a graceful stop hands it back as
-        // 'enqueued' first): that run counts as a crash.
+        // A graceful stop hands rows back as 'enqueued' first, so a row found 'processing' means a dead worker.
         await using var cmd = dataSource.CreateCommand("""
             UPDATE jobs.job j
             SET state = 'processing', attempts = j.attempts + 1, started_at = now(), worker = $3,
-                crashes = j.crashes + CASE WHEN j.state = 'processing' THEN 1 ELSE 0 END,
+                crashes = j.crashes + CASE WHEN before.state = 'processing' THEN 1 ELSE 0 END,
                 hangfire_job_id = $2, dispatched_at = coalesce(j.dispatched_at, now()), progress = NULL
-            WHERE j.id = $1
+            FROM (SELECT id, state FROM jobs.job WHERE id = ANY($1) ORDER BY id FOR UPDATE) before -- in id order: no deadlock with another claim
+            WHERE j.id = before.id
               AND (j.hangfire_job_id IS NULL OR j.hangfire_job_id = $2)
               AND j.state IN ('scheduled', 'enqueued', 'processing')
               AND j.cancel_requested_at IS NULL
-            RETURNING j.function, j.args::text, j.kwargs::text, j.attempts, j.timeout_seconds, j.max_retries, j.callback_url, j.crashes
+            RETURNING j.id, j.function, j.args::text, j.kwargs::text, j.queue, j.attempts, j.timeout_seconds, j.max_retries,
+                      j.callback_url, j.crashes, before.state = 'processing'
             """);
-        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct)
-            ? new ClaimedJob(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetInt32(7))
-            : null;
+        var byId = new Dictionary<Guid, ClaimedJob>(ids.Length);
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct))
+                byId[reader.GetGuid(0)] = new ClaimedJob(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                    reader.GetString(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.GetInt32(7),
+                    reader.IsDBNull(8) ? null : reader.GetString(8), reader.GetInt32(9), reader.GetBoolean(10));
+        return ids.Where(byId.ContainsKey).Select(id => byId[id]).ToArray();
     }
 
-    /// <summary>A graceful stop: the job goes back to 'enqueued' (uncounted) for Hangfire to hand to another worker.</summary>
-    public async Task ReleaseAsync(Guid id, string hangfireJobId, CancellationToken ct)
+    /// <summary>
+    /// Gives claimed rows back unrun, as if just submitted (no owner, not dispatched), for the caller to dispatch
+    /// in a Hangfire job of their own: how a long batch shares its tail with idle workers.
+    /// </summary>
+    public async Task<IReadOnlyList<JobRecord>> HandBackAsync(Guid[] ids, string hangfireJobId, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.job SET state = 'enqueued', progress = NULL
-            WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
-            """);
-        cmd.Parameters.Add(new() { Value = id });
-        cmd.Parameters.Add(new() { Value = hangfireJobId });
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
-    public Task<bool> SucceedAsync(Guid id, string hangfireJobId, string? resultJson, TimeSpan retention, CancellationToken ct) =>
-        FinishAsync(id, hangfireJobId, JobStates.Succeeded, "result = $4::jsonb, error = NULL", resultJson ?? "null", retention, ct);
-
-    public Task<bool> FailAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan retention, CancellationToken ct) =>
-        FinishAsync(id, hangfireJobId, JobStates.Failed, "error = $4::jsonb", errorJson, retention, ct);
-
-    /// <summary>The runner's side of a cancel: the function stopped after DELETE /jobs/{id}.</summary>
-    public Task<bool> FinishCanceledAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan retention, CancellationToken ct) =>
-        FinishAsync(id, hangfireJobId, JobStates.Canceled, "error = $4::jsonb", errorJson, retention, ct);
-
-    private async Task<bool> FinishAsync(Guid id, string hangfireJobId, string state, string assignment, string json, TimeSpan retention, CancellationToken ct)
-    {
-        // assignment is one of the constants above, never user input.
         await using var cmd = dataSource.CreateCommand($"""
-            WITH done AS (
-                UPDATE jobs.job
-                SET state = $3, {assignment}, finished_at = now(), expires_at = now() + $5
-                WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
-                RETURNING id
-            )
-            SELECT pg_notify('{FinishedChannel}', id::text) FROM done
+            UPDATE jobs.job SET state = 'enqueued', attempts = attempts - 1, started_at = NULL, worker = NULL, progress = NULL,
+                                hangfire_job_id = NULL, dispatched_at = NULL
+            WHERE id = ANY($1) AND hangfire_job_id = $2 AND state = 'processing'
+            RETURNING {Columns}
             """);
-        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
-        cmd.Parameters.Add(new() { Value = state });
-        cmd.Parameters.Add(new() { Value = json });
-        cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        var list = new List<JobRecord>(ids.Length);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct);
+        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
+        return list;
     }
 
-    /// <summary>A failed attempt with retries left: the job waits as 'scheduled' for its next run, its error kept.</summary>
-    public async Task<bool> ScheduleRetryAsync(Guid id, string hangfireJobId, string errorJson, TimeSpan delay, CancellationToken ct)
+    /// <summary>
+    /// Writes the outcomes of a batch's runs in one statement, and wakes the API requests waiting for them.
+    /// Only rows still 'processing' under <paramref name="hangfireJobId"/> change. An outcome's
+    /// <see cref="JobOutcome.NewOwner"/> hands its row to another Hangfire job (a retry's, or a failure's
+    /// dashboard entry). Returns the ids that changed.
+    /// </summary>
+    public async Task<IReadOnlySet<Guid>> FinishAsync(string hangfireJobId, IReadOnlyList<JobOutcome> outcomes, TimeSpan retention, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.job SET state = 'scheduled', error = $3::jsonb, run_at = now() + $4, progress = NULL
-            WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH o AS (
+                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[]) AS o(id, state, json, retry_seconds, owner)
+            ),
+            done AS (
+                UPDATE jobs.job j SET
+                    state           = o.state,
+                    result          = CASE WHEN o.state = 'succeeded' THEN o.json::jsonb ELSE j.result END,
+                    error           = CASE WHEN o.state = 'succeeded' THEN NULL WHEN o.json IS NULL THEN j.error ELSE o.json::jsonb END,
+                    finished_at     = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() ELSE j.finished_at END,
+                    expires_at      = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() + $7 ELSE j.expires_at END,
+                    run_at          = CASE WHEN o.state = 'scheduled' THEN now() + o.retry_seconds * interval '1 second' ELSE j.run_at END,
+                    progress        = CASE WHEN o.state IN ('scheduled', 'enqueued') THEN NULL ELSE j.progress END,
+                    hangfire_job_id = coalesce(o.owner, j.hangfire_job_id)
+                FROM o
+                WHERE j.id = o.id AND j.hangfire_job_id = $1 AND j.state = 'processing'
+                RETURNING j.id, j.state
+            ),
+            notified AS (SELECT pg_notify('{FinishedChannel}', id::text) FROM done WHERE state IN ('succeeded', 'failed', 'canceled'))
+            SELECT id, (SELECT count(*) FROM notified) FROM done
             """);
-        cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
-        cmd.Parameters.Add(new() { Value = errorJson });
-        cmd.Parameters.Add(new() { Value = delay, NpgsqlDbType = NpgsqlDbType.Interval });
-        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.Id).ToArray() });
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.State).ToArray() });
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.Json).ToArray() });
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.RetryIn?.TotalSeconds).ToArray() });
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.NewOwner).ToArray() });
+        cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        var changed = new HashSet<Guid>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) changed.Add(reader.GetGuid(0));
+        return changed;
+    }
+
+    /// <summary>Which of these running jobs DELETE /jobs/{id} asked to stop.</summary>
+    public async Task<IReadOnlyList<Guid>> FindCancelRequestedAsync(Guid[] ids, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT id FROM jobs.job WHERE id = ANY($1) AND cancel_requested_at IS NOT NULL");
+        cmd.Parameters.Add(new() { Value = ids });
+        var list = new List<Guid>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) list.Add(reader.GetGuid(0));
+        return list;
     }
 
     /// <summary>
@@ -261,7 +322,8 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
                 RETURNING j.state, j.hangfire_job_id
             ),
             notified AS (SELECT pg_notify('{FinishedChannel}', $1::text) FROM changed WHERE state = 'canceled')
-            SELECT b.state, c.state, c.hangfire_job_id, (SELECT count(*) FROM notified)
+            SELECT b.state, c.state, c.hangfire_job_id, (SELECT count(*) FROM notified),
+                   (SELECT count(*) = 1 FROM jobs.job o WHERE o.hangfire_job_id = c.hangfire_job_id)
             FROM before b LEFT JOIN changed c ON true
             """);
         cmd.Parameters.Add(new() { Value = id });
@@ -269,7 +331,8 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct)) return null;
-        return new CancelOutcome(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+        return new CancelOutcome(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+            !reader.IsDBNull(4) && reader.GetBoolean(4));
     }
 
     /// <summary>Whether DELETE /jobs/{id} asked this job to stop.</summary>
@@ -407,4 +470,5 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
 /// What DELETE /jobs/{id} found (<paramref name="Before"/>) and left (<paramref name="After"/>, null when the job
 /// had already finished). <paramref name="HangfireJobId"/>: the Hangfire job to stop, when there is one.
 /// </summary>
-public sealed record CancelOutcome(string Before, string? After, string? HangfireJobId);
+/// <param name="HangfireJobCarriesOnlyThis">False when the job's Hangfire job carries a batch: then it must not be deleted.</param>
+public sealed record CancelOutcome(string Before, string? After, string? HangfireJobId, bool HangfireJobCarriesOnlyThis);

@@ -1,5 +1,6 @@
 using Hangfire;
 using Jobs.Core.Configuration;
+using Jobs.Core.Database;
 using Jobs.Core.Execution;
 using Microsoft.Extensions.Options;
 
@@ -14,7 +15,8 @@ public static class WorkerSetup
     /// </summary>
     public static IServiceCollection AddJobsWorker(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddJobsCore(configuration);
+        // Relaxed commits: everything a worker writes is about jobs already stored durably (see CommitDurability).
+        services.AddJobsCore(configuration, CommitDurability.Relaxed);
 
         services.AddHangfireServer((sp, server) =>
         {

@@ -24,10 +24,15 @@ public sealed class DispatchSweeper(
         {
             try
             {
-                foreach (var job in await store.FindUndispatchedAsync(grace, 500, stoppingToken))
+                var undispatched = await store.FindUndispatchedAsync(grace, 500, stoppingToken);
+                if (undispatched.Count > 0)
                 {
-                    await store.MarkDispatchedAsync(job.Id, dispatcher.Dispatch(job), stoppingToken);
-                    logger.LogWarning("Dispatched job {JobId}, accepted but never handed to Hangfire", job.Id);
+                    // Delayed jobs each get their scheduled Hangfire job; the rest go in batches.
+                    var (delayed, now) = (undispatched.Where(j => j.RunAt > DateTime.UtcNow).ToArray(), undispatched.Where(j => !(j.RunAt > DateTime.UtcNow)).ToArray());
+                    var owners = delayed.Select(j => dispatcher.Dispatch([j])).Concat(dispatcher.DispatchBatches(now, options.Value.MaxBatchSize)).ToArray();
+                    await store.MarkDispatchedAsync([.. delayed.Concat(now).Select(j => j.Id)], owners, stoppingToken);
+                    logger.LogWarning("Dispatched {Count} jobs accepted but never handed to Hangfire: {JobIds}", owners.Length,
+                        string.Join(", ", undispatched.Take(10).Select(j => j.Id)));
                 }
                 foreach (var chunk in await maps.FindUndispatchedChunksAsync(grace, 500, stoppingToken))
                 {

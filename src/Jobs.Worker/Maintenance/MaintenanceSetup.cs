@@ -10,6 +10,7 @@ public static class MaintenanceSetup
         services.AddSingleton<Jobs.Core.Storage.AbandonedJobs>();
         services.AddHostedService<AbandonedJobRequeuer>();
         services.AddHostedService<StrandedJobRepair>();
+        services.AddHostedService<CancelWatcher>();
         return services;
     }
 }

@@ -117,7 +117,7 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
         var row = await new JobStore(dataSource).GetAsync(id, CancellationToken.None);
-        new JobDispatcher(new BackgroundJobClient(storage)).Dispatch(row!);
+        new JobDispatcher(new BackgroundJobClient(storage)).Dispatch([row!]);
         Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
 
         await using var worker = Fixture.StartWorker("dup-worker", [queue], workerCount: 2);
