@@ -24,8 +24,15 @@ public static class BaselineScenario
 {
     public const string WorkerMode = "baseline-worker";
 
+    /// <summary>
+    /// Concurrent enqueuers for the baseline: with 64, bare Hangfire.PostgreSql's client times out (30 s command
+    /// timeout) on this machine, so it gets the 16 it manages.
+    /// </summary>
+    public const int MaxConcurrency = 16;
+
     public static async Task<Figures> RunAsync(LocalPostgres postgres, BenchmarkOptions options)
     {
+        var concurrency = Math.Min(options.Concurrency, MaxConcurrency);
         await postgres.EnsureDatabaseAsync("bench_baseline", recreate: true);
         var cs = postgres.ConnectionString("bench_baseline");
         await using (var connection = new NpgsqlConnection(cs))
@@ -45,13 +52,13 @@ public static class BaselineScenario
             await WaitForServersAsync(db, options.Workers);
 
             // Warm-up; with the default 15 s poll this also waits for the servers' first fetch.
-            await EnqueueManyAsync(client, 50, options.Concurrency);
+            await EnqueueManyAsync(client, 50, concurrency);
             await WaitForSucceededAsync(db, 50);
 
             Console.Error.WriteLine($"baseline: {options.Jobs} no-op jobs through BackgroundJobClient…");
             await SqlCost.ResetAsync(db);
             var clock = Stopwatch.StartNew();
-            await EnqueueManyAsync(client, options.Jobs, options.Concurrency);
+            await EnqueueManyAsync(client, options.Jobs, concurrency);
             var submitted = clock.Elapsed;
             await WaitForSucceededAsync(db, 50 + options.Jobs);
             var done = clock.Elapsed;

@@ -7,7 +7,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
 
     public static BenchmarkOptions Parse(string[] args)
     {
-        var o = new BenchmarkOptions(Jobs: 5000, LatencySamples: 1000, BaselineLatencySamples: 30, Workers: 2, Concurrency: 16);
+        var o = new BenchmarkOptions(Jobs: 5000, LatencySamples: 1000, BaselineLatencySamples: 30, Workers: 2, Concurrency: 64);
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             if (args[i] == "--only")

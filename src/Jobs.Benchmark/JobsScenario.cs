@@ -141,6 +141,11 @@ public static class JobsScenario
             }
             if ((int)results.StatusCode != 202) throw new InvalidOperationException($"map failed: {await results.Content.ReadAsStringAsync()}");
         }
+        await using (var ran = system.Db.CreateCommand("SELECT extract(epoch FROM finished_at - created_at)::float8 FROM jobs.map WHERE id = $1"))
+        {
+            ran.Parameters.Add(new() { Value = id });
+            Console.Error.WriteLine($"  map {function}: submitted in {submitted.TotalSeconds:F2} s, finished in the database after {(double)(await ran.ExecuteScalarAsync())!:F2} s, results read after {clock.Elapsed.TotalSeconds:F2} s");
+        }
         return (items.Length / submitted.TotalSeconds, items.Length / clock.Elapsed.TotalSeconds, clock.Elapsed);
     }
 

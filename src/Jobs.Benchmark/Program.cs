@@ -21,7 +21,7 @@ if (options.SoakSeconds > 0)
     return 0;
 }
 
-double jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
+double workerRss = double.NaN, jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
 SqlCost sql = SqlCost.None;
 Percentiles pickup = Percentiles.None, roundTrip = Percentiles.None;
 await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
@@ -49,6 +49,7 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
         Console.Error.WriteLine("python: multiprocessing.Pool(2).map over 200 × 50 ms spins…");
         python = PythonPool(200, 50, 2);
     }
+    workerRss = jobs.Processes.Where(p => p.Name.StartsWith("worker", StringComparison.Ordinal)).Max(p => SoakScenario.Rss(p.Id));
 }
 
 var scaling = new Dictionary<int, double> { [1] = double.NaN, [2] = double.NaN, [4] = double.NaN };
@@ -66,7 +67,7 @@ Console.WriteLine($"""
     Jobs benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC
     machine: {machine}
     command: {command}
-    setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters
+    setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters to Jobs, {Math.Min(options.Concurrency, BaselineScenario.MaxConcurrency)} to the baseline (more time out in Hangfire's client)
 
     | scenario | Jobs | baseline | Jobs ÷ baseline |
     |---|---:|---:|---:|
@@ -78,6 +79,7 @@ Console.WriteLine($"""
     | map of {options.MapItems} math.square: items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | |
     | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | |
     | 200 × 50 ms CPU spin, wall s — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time |
+    | worker process RSS after the scenarios above, MiB (the larger of the {options.Workers}) | {workerRss:F0} | | |
     | scaling, no-op jobs/s with 1 / 2 / 4 worker processes ({options.ScalingJobs} jobs each) | {scaling[1]:F0} / {scaling[2]:F0} / {scaling[4]:F0} | | |
     """);
 return 0;

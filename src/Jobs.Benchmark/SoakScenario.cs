@@ -99,7 +99,7 @@ public static class SoakScenario
     }
 
     /// <summary>Resident memory of a process, from /proc (Linux).</summary>
-    private static double Rss(int pid)
+    internal static double Rss(int pid)
     {
         try
         {

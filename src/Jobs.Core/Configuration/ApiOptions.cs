@@ -21,10 +21,10 @@ public sealed class ApiOptions
 
     /// <summary>Requests per second each API key (or, without keys, each client address) may make; bursts up to <see cref="RateLimitBurst"/>.</summary>
     [Range(1, 1_000_000)]
-    public int RateLimitPerSecond { get; set; } = 1000;
+    public int RateLimitPerSecond { get; set; } = 5000;
 
     [Range(1, 1_000_000)]
-    public int RateLimitBurst { get; set; } = 2000;
+    public int RateLimitBurst { get; set; } = 10000;
 
     /// <summary>POST /maps carries all items at once, so it gets a larger limit of its own.</summary>
     [Range(1024, 4L * 1024 * 1024 * 1024)]
