@@ -1,0 +1,322 @@
+"""A multiprocessing.pool.Pool for Jobs: the same API, run durably by a Jobs service over HTTP.
+
+    from multiprocessing import Pool            import jobs
+    with Pool(4) as pool:                       with jobs.Pool("http://127.0.0.1:5080") as pool:
+        print(pool.map(square, range(10)))          print(pool.map("math.square", range(10)))
+
+The callable is the name of a function registered with the service (``GET /functions`` lists them), or a
+function object whose ``__module__.__qualname__`` is that name. Everything else is Pool's: apply, apply_async
+(callback=, error_callback=) returning an AsyncResult (get(timeout), wait, ready, successful), map, map_async,
+starmap, starmap_async, imap, imap_unordered, close, terminate, join, and the context manager.
+
+Differences a Pool user should know: work runs in the service's worker processes, not in this one, so it survives
+this process; a remote exception is raised here as RemoteError (carrying the remote type, message and traceback);
+get() timing out raises multiprocessing.TimeoutError, as Pool's does. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Callable, Iterable, Iterator
+
+__all__ = ["Pool", "AsyncResult", "MapResult", "RemoteError", "JobsError"]
+
+# A server-side wait is capped (Jobs:MaxWaitSeconds, 60 s by default); longer waits are several requests.
+_LONGEST_WAIT = 30.0
+
+
+class JobsError(Exception):
+    """The service refused a request (problem+json): status, title and detail as it sent them."""
+
+    def __init__(self, status: int, title: str, detail: str, problem: dict | None = None):
+        super().__init__(f"{status} {title}: {detail}")
+        self.status, self.title, self.detail, self.problem = status, title, detail, problem or {}
+
+
+class RemoteError(Exception):
+    """The function raised in a worker: the remote exception's type, message and traceback."""
+
+    def __init__(self, type: str, message: str, traceback: str = "", index: int | None = None):
+        where = "" if index is None else f" (item {index})"
+        super().__init__(f"{type}: {message}{where}")
+        self.type, self.message, self.traceback, self.index = type, message, traceback, index
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}\n\nRemote traceback:\n{self.traceback}" if self.traceback else text
+
+    @classmethod
+    def from_error(cls, error: dict, index: int | None = None) -> "RemoteError":
+        return cls(error.get("type") or error.get("exceptionType") or "Exception", error.get("message", ""),
+                   error.get("stackTrace", ""), index)
+
+
+class _Client:
+    def __init__(self, url: str, api_key: str | None, timeout: float):
+        self.url, self.api_key, self.timeout = url.rstrip("/"), api_key, timeout
+
+    def request(self, method: str, path: str, body: Any = None, stream: bool = False, read_timeout: float = 0.0):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.api_key:
+            req.add_header("Authorization", "Bearer " + self.api_key)
+        try:
+            response = urllib.request.urlopen(req, timeout=self.timeout + read_timeout)
+        except urllib.error.HTTPError as e:
+            if e.code in (424,):
+                return e.code, json.loads(e.read() or b"{}")
+            raise _refusal(e) from None
+        if stream:
+            return response.status, response
+        with response:
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else None)
+
+
+def _refusal(e: urllib.error.HTTPError) -> JobsError:
+    try:
+        problem = json.loads(e.read() or b"{}")
+    except ValueError:
+        problem = {}
+    return JobsError(e.code, problem.get("title", e.reason), problem.get("detail", ""), problem)
+
+
+def _name(func: Callable | str) -> str:
+    if isinstance(func, str):
+        return func
+    module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        # Pool's own rule: only importable top-level functions can go to a worker ("Can't pickle local object").
+        raise TypeError(f"{func!r} is not a registered function name nor an importable top-level function")
+    return f"{module}.{qualname}" if module not in ("__main__", "builtins") else qualname
+
+
+class AsyncResult:
+    """Pool's AsyncResult for one job: get(timeout), wait(timeout), ready(), successful()."""
+
+    def __init__(self, pool: "Pool", job: dict, callback=None, error_callback=None):
+        self._pool, self.id = pool, job["id"]
+        self._job, self._lock = job, threading.Lock()
+        if callback is not None or error_callback is not None:
+            threading.Thread(target=self._deliver, args=(callback, error_callback), daemon=True).start()
+
+    def _refresh(self, wait: float) -> dict:
+        _, job = self._pool._client.request("GET", f"/jobs/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
+        with self._lock:
+            self._job = job
+        return job
+
+    def ready(self) -> bool:
+        return bool(self._job.get("ready")) or bool(self._refresh(0).get("ready"))
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError(f"job {self.id} is not ready")
+        return bool(self._job.get("successful"))
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._job.get("ready"):
+            left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._refresh(min(left, _LONGEST_WAIT))
+
+    def get(self, timeout: float | None = None) -> Any:
+        self.wait(timeout)
+        if not self._job.get("ready"):
+            raise multiprocessing.TimeoutError(f"job {self.id} not finished within {timeout} s")
+        if self._job.get("successful"):
+            return self._job.get("result")
+        raise RemoteError.from_error(self._job.get("error") or {})
+
+    def cancel(self) -> bool:
+        """Not in Pool: cancels this job (DELETE /jobs/{id}); False when it had already finished."""
+        try:
+            self._pool._client.request("DELETE", f"/jobs/{self.id}")
+            return True
+        except JobsError as e:
+            if e.status == 409:
+                return False
+            raise
+
+    def _deliver(self, callback, error_callback) -> None:
+        try:
+            value = self.get()
+        except RemoteError as e:
+            if error_callback is not None:
+                error_callback(e)
+            return
+        if callback is not None:
+            callback(value)
+
+
+class MapResult:
+    """Pool's MapResult for a map: get(timeout) returns the results in input order."""
+
+    def __init__(self, pool: "Pool", mapping: dict, callback=None, error_callback=None):
+        self._pool, self.id, self._map = pool, mapping["id"], mapping
+        if callback is not None or error_callback is not None:
+            threading.Thread(target=self._deliver, args=(callback, error_callback), daemon=True).start()
+
+    def _refresh(self, wait: float) -> dict:
+        _, self._map = self._pool._client.request("GET", f"/maps/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
+        return self._map
+
+    def ready(self) -> bool:
+        return bool(self._map.get("ready")) or bool(self._refresh(0).get("ready"))
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError(f"map {self.id} is not ready")
+        return bool(self._map.get("successful"))
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._map.get("ready"):
+            left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._refresh(min(left, _LONGEST_WAIT))
+
+    def get(self, timeout: float | None = None) -> list:
+        self.wait(timeout)
+        if not self._map.get("ready"):
+            raise multiprocessing.TimeoutError(f"map {self.id} not finished within {timeout} s")
+        status, body = self._pool._client.request("GET", f"/maps/{self.id}/results?timeout=0")
+        if status == 424:
+            # Pool.map raises the first failing item's exception.
+            raise RemoteError.from_error(body, body.get("index"))
+        return body["results"]
+
+    def _deliver(self, callback, error_callback) -> None:
+        try:
+            value = self.get()
+        except RemoteError as e:
+            if error_callback is not None:
+                error_callback(e)
+            return
+        if callback is not None:
+            callback(value)
+
+
+class Pool:
+    """multiprocessing.pool.Pool, served by the Jobs service at ``url``."""
+
+    def __init__(self, url: str = "http://127.0.0.1:5080", *, api_key: str | None = None, queue: str | None = None,
+                 timeout: float = 30.0):
+        self._client = _Client(url, api_key, timeout)
+        self._queue = queue
+        self._state = "RUN"
+        self._results: list = []
+
+    # -- single jobs ---------------------------------------------------------------------------------------------
+
+    def apply(self, func, args=(), kwds=None):
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func, args=(), kwds=None, callback=None, error_callback=None) -> AsyncResult:
+        self._check_running()
+        body = {"function": _name(func), "args": list(args), "kwargs": dict(kwds or {})}
+        if self._queue:
+            body["queue"] = self._queue
+        _, job = self._client.request("POST", "/jobs", body)
+        result = AsyncResult(self, job, callback, error_callback)
+        self._results.append(result)
+        return result
+
+    # -- maps ----------------------------------------------------------------------------------------------------
+
+    def _submit_map(self, func, iterable: Iterable, chunksize: int | None, star: bool) -> dict:
+        self._check_running()
+        body = {"function": _name(func), "items": [list(i) if star else i for i in iterable], "star": star}
+        if chunksize is not None:
+            body["chunksize"] = chunksize
+        if self._queue:
+            body["queue"] = self._queue
+        _, mapping = self._client.request("POST", "/maps", body)
+        return mapping
+
+    def map(self, func, iterable: Iterable, chunksize: int | None = None) -> list:
+        return self.map_async(func, iterable, chunksize).get()
+
+    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None) -> MapResult:
+        result = MapResult(self, self._submit_map(func, iterable, chunksize, star=False), callback, error_callback)
+        self._results.append(result)
+        return result
+
+    def starmap(self, func, iterable: Iterable[Iterable], chunksize: int | None = None) -> list:
+        return self.starmap_async(func, iterable, chunksize).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None) -> MapResult:
+        result = MapResult(self, self._submit_map(func, iterable, chunksize, star=True), callback, error_callback)
+        self._results.append(result)
+        return result
+
+    def imap(self, func, iterable: Iterable, chunksize: int = 1) -> Iterator:
+        """Results in input order, each as soon as it and those before it are done."""
+        return self._stream(self._submit_map(func, iterable, chunksize, star=False), "input")
+
+    def imap_unordered(self, func, iterable: Iterable, chunksize: int = 1) -> Iterator:
+        """Results in completion order."""
+        return self._stream(self._submit_map(func, iterable, chunksize, star=False), "completion")
+
+    def _stream(self, mapping: dict, order: str) -> Iterator:
+        result = MapResult(self, mapping)
+        self._results.append(result)
+        _, response = self._client.request("GET", f"/maps/{mapping['id']}/stream?order={order}", stream=True,
+                                           read_timeout=86_400)
+        with response:
+            for line in response:
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if "error" in item:
+                    raise RemoteError.from_error(item["error"], item.get("index"))
+                yield item.get("result")
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """No more work will be submitted through this pool."""
+        self._state = "CLOSE"
+
+    def terminate(self) -> None:
+        """Stops at once: cancels every job and map of this pool that has not finished."""
+        self._state = "TERMINATE"
+        for result in self._results:
+            kind = "maps" if isinstance(result, MapResult) else "jobs"
+            if (result._map if kind == "maps" else result._job).get("ready"):
+                continue  # known finished: nothing to cancel
+            try:
+                self._client.request("DELETE", f"/{kind}/{result.id}")
+            except JobsError:
+                pass  # already finished (409) or gone
+
+    def join(self) -> None:
+        """Waits for all work of this pool to finish; call close() or terminate() first, as with Pool."""
+        if self._state == "RUN":
+            raise ValueError("Pool is still running")
+        if self._state == "CLOSE":
+            for result in self._results:
+                result.wait()
+
+    def __enter__(self) -> "Pool":
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Pool.__exit__ terminates, as multiprocessing's does.
+        self.terminate()
+
+    def _check_running(self) -> None:
+        if self._state != "RUN":
+            raise ValueError("Pool not running")

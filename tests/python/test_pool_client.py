@@ -1,0 +1,101 @@
+"""The Python client against a real Jobs service (JOBS_URL), run by tests/Jobs.Tests/Clients/PythonClientTests.cs."""
+
+import multiprocessing
+import os
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "python"))
+import jobs  # noqa: E402
+
+URL = os.environ["JOBS_URL"]
+
+
+class PoolClientTests(unittest.TestCase):
+    def test_apply_and_apply_async_return_the_remote_result(self):
+        with jobs.Pool(URL) as pool:
+            self.assertEqual(pool.apply("math.square", (7,)), 49)
+            result = pool.apply_async("math.pow", (2,), {"y": 10})
+            self.assertEqual(result.get(timeout=30), 1024)
+            self.assertTrue(result.ready())
+            self.assertTrue(result.successful())
+
+    def test_callbacks_run_with_the_result_or_the_remote_error(self):
+        done, failed = threading.Event(), threading.Event()
+        seen = {}
+        with jobs.Pool(URL) as pool:
+            pool.apply_async("math.square", (3,), callback=lambda v: (seen.update(value=v), done.set()))
+            pool.apply_async("debug.fail", ("boom",), error_callback=lambda e: (seen.update(error=e), failed.set()))
+            self.assertTrue(done.wait(30) and failed.wait(30))
+        self.assertEqual(seen["value"], 9)
+        self.assertIsInstance(seen["error"], jobs.RemoteError)
+        self.assertEqual(seen["error"].message, "boom")
+
+    def test_a_remote_exception_carries_type_message_and_traceback(self):
+        with jobs.Pool(URL) as pool:
+            result = pool.apply_async("debug.fail", ("the disk is full",))
+            with self.assertRaises(jobs.RemoteError) as caught:
+                result.get(timeout=30)
+            self.assertFalse(result.successful())
+        error = caught.exception
+        self.assertTrue(error.type.endswith("DebugFailureException"), error.type)
+        self.assertEqual(error.message, "the disk is full")
+        self.assertIn("DebugFunctions.Fail", error.traceback)
+
+    def test_get_timing_out_raises_multiprocessing_timeout_error(self):
+        with jobs.Pool(URL) as pool:
+            result = pool.apply_async("time.sleep", (30,))
+            with self.assertRaises(multiprocessing.TimeoutError):
+                result.get(timeout=1)
+            self.assertFalse(result.ready())
+        # Leaving the with-block terminated the pool: the sleeping job was canceled.
+        result.wait(30)
+        self.assertEqual(result._job["state"], "canceled")
+
+    def test_map_starmap_and_their_async_forms_keep_input_order(self):
+        with jobs.Pool(URL) as pool:
+            self.assertEqual(pool.map("math.square", range(100)), [x * x for x in range(100)])
+            self.assertEqual(pool.starmap("math.pow", [(2, 3), (3, 2)]), [8, 9])
+            self.assertEqual(pool.map_async("math.square", [4, 5], chunksize=1).get(timeout=30), [16, 25])
+            self.assertEqual(pool.starmap_async("math.pow", [(10, 2)]).get(timeout=30), [100])
+
+    def test_map_raises_the_first_failing_items_exception(self):
+        with jobs.Pool(URL) as pool:
+            with self.assertRaises(jobs.RemoteError) as caught:
+                pool.map("debug.fail", ["first", "second"])
+        self.assertEqual(caught.exception.index, 0)
+        self.assertEqual(caught.exception.message, "first")
+
+    def test_imap_in_order_and_imap_unordered_as_completed(self):
+        with jobs.Pool(URL) as pool:
+            self.assertEqual(list(pool.imap("math.square", range(20), chunksize=3)), [x * x for x in range(20)])
+            self.assertEqual(sorted(pool.imap_unordered("math.square", range(20))), sorted(x * x for x in range(20)))
+
+    def test_close_then_join_waits_and_refuses_new_work(self):
+        pool = jobs.Pool(URL)
+        results = [pool.apply_async("math.square", (i,)) for i in range(10)]
+        pool.close()
+        with self.assertRaises(ValueError):
+            pool.apply_async("math.square", (1,))
+        pool.join()
+        self.assertTrue(all(r.ready() for r in results))
+        self.assertEqual([r.get() for r in results], [i * i for i in range(10)])
+
+    def test_refused_requests_raise_jobs_error_with_the_problem(self):
+        with jobs.Pool(URL) as pool:
+            with self.assertRaises(jobs.JobsError) as caught:
+                pool.apply_async("no.such.function")
+        self.assertEqual(caught.exception.status, 404)
+        self.assertIn("no.such.function", caught.exception.detail)
+
+    def test_local_functions_are_refused_as_pool_would(self):
+        def local(x):
+            return x
+        with jobs.Pool(URL) as pool:
+            with self.assertRaises(TypeError):
+                pool.apply_async(local, (1,))
+
+
+if __name__ == "__main__":
+    unittest.main()
