@@ -4,12 +4,15 @@ using Jobs.Api.Functions;
 using Jobs.Api.Health;
 using Jobs.Api.Jobs;
 using Jobs.Api.Maps;
+using Jobs.Api.Metrics;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Pool;
 using Jobs.Api.Problems;
 using Jobs.Api.Schedules;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
+
+if (await Commands.RunAsync(args) is { } exitCode) return exitCode;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
 
@@ -21,6 +24,7 @@ builder.Services.AddJobsApi(builder.Configuration);
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
 builder.Services.AddJobsHealthChecks();
+builder.Services.AddJobsMetrics();
 
 var app = builder.Build();
 
@@ -31,6 +35,7 @@ app.UseRateLimiter();
 app.MapJobsSwagger();
 app.MapJobsDashboard();
 app.MapJobsHealthChecks();
+app.MapJobsMetrics();
 app.MapFunctionsApi();
 app.MapJobsApi();
 app.MapMapsApi();
@@ -39,6 +44,7 @@ app.MapPoolApi();
 
 app.LogSecurityPosture();
 app.Run();
+return 0;
 
 /// <summary>Visible to the tests' WebApplicationFactory-style helpers.</summary>
 public partial class Program;

@@ -8,11 +8,16 @@ public static class HealthSetup
 {
     public static IServiceCollection AddJobsHealthChecks(this IServiceCollection services)
     {
-        services.AddHealthChecks().AddCheck<DatabaseReadyCheck>("postgresql", tags: ["ready"]);
+        services.AddHealthChecks()
+            .AddNpgSql(sp => sp.GetRequiredService<NpgsqlDataSource>(), name: "npgsql", tags: ["ready"])
+            .AddCheck<DatabaseReadyCheck>("schema", tags: ["ready"]);
         return services;
     }
 
-    /// <summary>/health/live: the process answers. /health/ready: PostgreSQL reachable and the schema current.</summary>
+    /// <summary>
+    /// /health/live: the process answers. /health/ready: PostgreSQL answers (the Npgsql health check of
+    /// AspNetCore.HealthChecks.NpgSql) and the schema is current (no migration pending).
+    /// </summary>
     public static WebApplication MapJobsHealthChecks(this WebApplication app)
     {
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false }).WithTags("Health");

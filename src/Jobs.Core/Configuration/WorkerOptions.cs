@@ -44,5 +44,15 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00")]
     public TimeSpan BatchSplitAfter { get; set; } = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>
+    /// The port this worker serves its metrics on, in Prometheus's format at <c>/metrics</c>: jobs started and
+    /// finished by outcome, run duration and pickup latency per function and queue. 0: not served.
+    /// </summary>
+    [Range(0, 65535)]
+    public int MetricsPort { get; set; }
+
+    /// <summary>The address the metrics listener binds (<c>*</c> for all interfaces, as in a container).</summary>
+    public string MetricsHost { get; set; } = "127.0.0.1";
+
     public int EffectiveWorkerCount => WorkerCount > 0 ? WorkerCount : Environment.ProcessorCount;
 }

@@ -23,6 +23,7 @@ public static class ExecutionServiceCollectionExtensions
         services.AddSingleton<JobSubmitter>();
         services.AddTransient<JobRunner>();
         services.AddSingleton<RunningJobs>();
+        services.AddSingleton<Telemetry.JobsMetrics>();
         services.AddSingleton<MapStore>();
         services.AddTransient<MapChunkRunner>();
         services.AddTransient<CallbackSender>();

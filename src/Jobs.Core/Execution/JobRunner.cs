@@ -7,6 +7,7 @@ using Hangfire.States;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
+using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -26,6 +27,7 @@ public sealed class JobRunner(
     JobDispatcher dispatcher,
     FunctionRegistry registry,
     RunningJobs running,
+    JobsMetrics metrics,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
     IOptions<WorkerOptions> worker,
@@ -73,7 +75,7 @@ public sealed class JobRunner(
             var sinceWrite = Stopwatch.StartNew();
             while (Next(waiting) is { } job)
             {
-                var (outcome, failure) = ct.IsCancellationRequested ? (Released(job), null) : await RunOneAsync(job, hangfireJobId, alone, ct);
+                var (outcome, failure) = ct.IsCancellationRequested ? (Released(job), null) : await MeasuredAsync(job, hangfireJobId, alone, ct);
                 outcomes.Add((job, outcome, failure));
                 if (sinceWrite.Elapsed > FlushEvery)
                 {
@@ -136,6 +138,21 @@ public sealed class JobRunner(
                 logger.LogWarning(e, "Could not hand {Count} jobs of Hangfire job {HangfireJobId} to another worker", share.Count, hangfireJobId);
             }
         }
+    }
+
+    private async Task<(JobOutcome Outcome, Exception? Failure)> MeasuredAsync(ClaimedJob job, string hangfireJobId, bool alone, CancellationToken ct)
+    {
+        metrics.Started(job.Function, job.Queue, job.Attempts == 1 && !job.Resumed ? DateTime.UtcNow - job.DueAt : null);
+        var clock = Stopwatch.StartNew();
+        var result = await RunOneAsync(job, hangfireJobId, alone, ct);
+        var outcome = result.Outcome.State switch
+        {
+            JobStates.Scheduled => "retried",
+            JobStates.Enqueued => "released",
+            var state => state,
+        };
+        metrics.Finished(job.Function, job.Queue, outcome, clock.Elapsed);
+        return result;
     }
 
     /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>

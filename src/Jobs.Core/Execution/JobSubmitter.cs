@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Jobs.Core.Configuration;
 using Jobs.Core.Storage;
+using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -19,7 +20,7 @@ namespace Jobs.Core.Execution;
 /// row: tracked, cancellable and retried on its own.
 /// </para>
 /// </summary>
-public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
+public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
 {
     /// <summary>Rounds in flight at once: one stores while the other hands to Hangfire.</summary>
     private const int Rounds = 1;
@@ -113,6 +114,7 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, IOpti
             // makes that second dispatch a no-op. Not the callers' problem.
             logger.LogWarning(e, "Could not mark {Count} jobs dispatched", ids.Length);
         }
+        foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
     }
 
     private sealed record Pending(NewJob Job)

@@ -56,10 +56,13 @@ public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan W
 public sealed class IdempotencyConflictException(string key)
     : Exception($"Idempotency-Key '{key}' was already used with a different request. Use a new key for a different request.");
 
-/// <summary>What the runner needs to run a claimed job. <paramref name="Resumed"/>: it was found 'processing', its last run's worker died.</summary>
+/// <summary>
+/// What the runner needs to run a claimed job. <paramref name="Resumed"/>: it was found 'processing', its last run's
+/// worker died. <paramref name="DueAt"/>: when it could first have started (submission, or its runAt).
+/// </summary>
 public sealed record ClaimedJob(
     Guid Id, string Function, string Args, string Kwargs, string Queue, int Attempts, double? TimeoutSeconds, int MaxRetries,
-    string? CallbackUrl, int Crashes, bool Resumed);
+    string? CallbackUrl, int Crashes, bool Resumed, DateTime DueAt);
 
 /// <summary>
 /// How one run of a job ended, as <see cref="JobStore.FinishAsync"/> writes it: State is succeeded, failed or canceled

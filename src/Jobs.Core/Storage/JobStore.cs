@@ -215,7 +215,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
               AND j.state IN ('scheduled', 'enqueued', 'processing')
               AND j.cancel_requested_at IS NULL
             RETURNING j.id, j.function, j.args::text, j.kwargs::text, j.queue, j.attempts, j.timeout_seconds, j.max_retries,
-                      j.callback_url, j.crashes, before.state = 'processing'
+                      j.callback_url, j.crashes, before.state = 'processing', greatest(j.created_at, coalesce(j.run_at, j.created_at))
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
@@ -225,7 +225,8 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             while (await reader.ReadAsync(ct))
                 byId[reader.GetGuid(0)] = new ClaimedJob(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
                     reader.GetString(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.GetInt32(7),
-                    reader.IsDBNull(8) ? null : reader.GetString(8), reader.GetInt32(9), reader.GetBoolean(10));
+                    reader.IsDBNull(8) ? null : reader.GetString(8), reader.GetInt32(9), reader.GetBoolean(10),
+                    DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc));
         return ids.Where(byId.ContainsKey).Select(id => byId[id]).ToArray();
     }
 

@@ -2,6 +2,8 @@ using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Execution;
+using Jobs.Core.Telemetry;
+using OpenTelemetry.Metrics;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Hosting;
@@ -32,6 +34,11 @@ public static class WorkerSetup
             server.CancellationCheckInterval = worker.CancellationCheckInterval;
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
+        var metricsOptions = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+        if (metricsOptions.MetricsPort > 0)
+            services.AddOpenTelemetry().WithMetrics(metrics => metrics
+                .AddMeter(JobsMetrics.MeterName)
+                .AddPrometheusHttpListener(listener => (listener.Host, listener.Port) = (metricsOptions.MetricsHost, metricsOptions.MetricsPort)));
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
             host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(10));
         return services;
