@@ -18,7 +18,12 @@ export POSTGRES_PASSWORD="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 key="key-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export JOBS_API_KEY_SHA256=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
 api="http://127.0.0.1:$API_PORT"
-trap 'status=$?; [ $status -ne 0 ] && compose logs --tail=50 >&2; compose down -v --rmi local >/dev/null 2>&1 || true; rm -f "$base"; exit $status' EXIT
+cleanup() {
+  compose down -v >/dev/null 2>&1 || true
+  docker rmi -f "jobs-api:$JOBS_TAG" "jobs-worker:$JOBS_TAG" >/dev/null 2>&1 || true
+  rm -f "$base"
+}
+trap 'status=$?; [ $status -ne 0 ] && compose logs --tail=50 >&2; cleanup; exit $status' EXIT
 
 echo "docker e2e: building images"
 compose build --quiet
@@ -46,7 +51,6 @@ for id in $ids; do
   curl -fsS "$api/jobs/$id?wait=30" -H "Authorization: Bearer $key" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["state"]=="succeeded", j'
 done
 echo "docker e2e: 2 workers serving; 20 more jobs succeeded"
-compose down -v --rmi local >/dev/null 2>&1
-rm -f "$base"
+cleanup
 trap - EXIT
 echo "docker e2e: passed"

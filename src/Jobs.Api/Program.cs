@@ -24,7 +24,7 @@ builder.Services.AddJobsApi(builder.Configuration);
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
 builder.Services.AddJobsHealthChecks();
-builder.Services.AddJobsMetrics();
+builder.Services.AddJobsTelemetry(builder.Configuration);
 
 var app = builder.Build();
 

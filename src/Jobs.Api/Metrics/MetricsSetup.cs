@@ -3,12 +3,13 @@ using Jobs.Api.Security;
 using Jobs.Core.Telemetry;
 using Npgsql;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace Jobs.Api.Metrics;
 
 /// <summary>
 /// GET /metrics: OpenTelemetry metrics in Prometheus's text format — the "Jobs" meter (jobs submitted here; the
-/// workers' started/finished/duration/pickup metrics are on each worker's Worker:MetricsUrl), ASP.NET Core's
+/// workers' started/finished/duration/pickup metrics are on each worker's Worker:MetricsPort), ASP.NET Core's
 /// request metrics, and the queue depth (jobs waiting per queue, read from jobs.job at most every 5 s). With
 /// API keys configured, a read key is needed, as for the rest of the API.
 /// </summary>
@@ -16,8 +17,10 @@ public static class MetricsSetup
 {
     public const string Path = "/metrics";
 
-    public static IServiceCollection AddJobsMetrics(this IServiceCollection services)
+    /// <summary>Metrics, and traces whose request spans are the parents of the workers' job spans (<see cref="TelemetrySetup"/>).</summary>
+    public static IServiceCollection AddJobsTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddJobsTracing(configuration, "jobs-api", tracing => tracing.AddAspNetCoreInstrumentation());
         services.AddSingleton<QueueDepth>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(JobsMetrics.MeterName, QueueDepth.MeterName)

@@ -140,11 +140,24 @@ public sealed class JobRunner(
         }
     }
 
+    /// <summary>
+    /// One job's run with its telemetry: a span that continues the submitter's trace, a logging scope that puts the
+    /// job id on every line logged meanwhile, and the started/finished metrics.
+    /// </summary>
     private async Task<(JobOutcome Outcome, Exception? Failure)> MeasuredAsync(ClaimedJob job, string hangfireJobId, bool alone, CancellationToken ct)
     {
+        ActivityContext.TryParse(job.TraceParent, null, out var parent);
+        using var activity = TelemetrySetup.Source.StartActivity($"run {job.Function}", ActivityKind.Consumer, parent);
+        activity?.SetTag("jobs.job_id", job.Id).SetTag("jobs.function", job.Function).SetTag("jobs.queue", job.Queue)
+            .SetTag("jobs.attempt", job.Attempts).SetTag("hangfire.job_id", hangfireJobId);
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = job.Id, ["Function"] = job.Function });
+        logger.LogDebug("Running {Function}, attempt {Attempt}", job.Function, job.Attempts);
         metrics.Started(job.Function, job.Queue, job.Attempts == 1 && !job.Resumed ? DateTime.UtcNow - job.DueAt : null);
         var clock = Stopwatch.StartNew();
         var result = await RunOneAsync(job, hangfireJobId, alone, ct);
+        activity?.SetTag("jobs.outcome", result.Outcome.State);
+        if (result.Failure is { } failure && result.Outcome.State != JobStates.Canceled)
+            activity?.SetStatus(ActivityStatusCode.Error, failure.Message);
         var outcome = result.Outcome.State switch
         {
             JobStates.Scheduled => "retried",

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Jobs.Core.Configuration;
 using Jobs.Core.Storage;
@@ -31,6 +32,9 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
 
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
+        // The submitting request's trace (W3C traceparent) travels with the row, so the worker's run joins it.
+        if (job.TraceParent is null && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
+            job = job with { TraceParent = current.Id };
         // An Idempotency-Key is claimed in its job's own transaction; a delayed job gets a scheduled Hangfire job.
         if (idempotency is not null || job.RunAt > DateTime.UtcNow || options.Value.MaxBatchSize == 1)
             return await SubmitAloneAsync(job, idempotency, ct);

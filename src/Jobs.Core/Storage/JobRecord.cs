@@ -47,7 +47,8 @@ public sealed record NewJob(
     double? TimeoutSeconds = null,
     int MaxRetries = 0,
     string? CallbackUrl = null,
-    string? ScheduleName = null);
+    string? ScheduleName = null,
+    string? TraceParent = null);
 
 /// <summary>An Idempotency-Key with the hash of the request it was first used for.</summary>
 public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan Window);
@@ -59,10 +60,11 @@ public sealed class IdempotencyConflictException(string key)
 /// <summary>
 /// What the runner needs to run a claimed job. <paramref name="Resumed"/>: it was found 'processing', its last run's
 /// worker died. <paramref name="DueAt"/>: when it could first have started (submission, or its runAt).
+/// <paramref name="TraceParent"/>: the submitting request's W3C trace context, the parent of the run's span.
 /// </summary>
 public sealed record ClaimedJob(
     Guid Id, string Function, string Args, string Kwargs, string Queue, int Attempts, double? TimeoutSeconds, int MaxRetries,
-    string? CallbackUrl, int Crashes, bool Resumed, DateTime DueAt);
+    string? CallbackUrl, int Crashes, bool Resumed, DateTime DueAt, string? TraceParent);
 
 /// <summary>
 /// How one run of a job ended, as <see cref="JobStore.FinishAsync"/> writes it: State is succeeded, failed or canceled

@@ -33,9 +33,9 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             return (await GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
         }
         await using var cmd = new NpgsqlCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name)
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
-                    $6, $7, $8, $9, $10)
+                    $6, $7, $8, $9, $10, $11)
             RETURNING {Columns}
             """, connection, tx);
         cmd.Parameters.Add(new() { Value = id });
@@ -48,6 +48,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = job.MaxRetries });
         cmd.Parameters.Add(new() { Value = (object?)job.CallbackUrl ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)job.ScheduleName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)job.TraceParent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         JobRecord record;
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
         {
@@ -67,10 +68,10 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         var ids = new Guid[jobs.Count];
         for (var i = 0; i < ids.Length; i++) ids[i] = Guid.CreateVersion7();
         await using var cmd = dataSource.CreateCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name)
-            SELECT id, function, args::jsonb, kwargs::jsonb, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[])
-                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name)
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            SELECT id, function, args::jsonb, kwargs::jsonb, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[])
+                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
             RETURNING {Columns}
             """);
         cmd.Parameters.Add(new() { Value = ids });
@@ -82,6 +83,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.MaxRetries).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.CallbackUrl).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
         var byId = new Dictionary<Guid, JobRecord>(jobs.Count);
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
             while (await reader.ReadAsync(ct))
@@ -215,7 +217,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
               AND j.state IN ('scheduled', 'enqueued', 'processing')
               AND j.cancel_requested_at IS NULL
             RETURNING j.id, j.function, j.args::text, j.kwargs::text, j.queue, j.attempts, j.timeout_seconds, j.max_retries,
-                      j.callback_url, j.crashes, before.state = 'processing', greatest(j.created_at, coalesce(j.run_at, j.created_at))
+                      j.callback_url, j.crashes, before.state = 'processing', greatest(j.created_at, coalesce(j.run_at, j.created_at)), j.trace_parent
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
@@ -226,7 +228,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
                 byId[reader.GetGuid(0)] = new ClaimedJob(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
                     reader.GetString(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.GetInt32(7),
                     reader.IsDBNull(8) ? null : reader.GetString(8), reader.GetInt32(9), reader.GetBoolean(10),
-                    DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc));
+                    DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc), reader.IsDBNull(12) ? null : reader.GetString(12));
         return ids.Where(byId.ContainsKey).Select(id => byId[id]).ToArray();
     }
 

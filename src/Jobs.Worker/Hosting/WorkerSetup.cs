@@ -34,6 +34,7 @@ public static class WorkerSetup
             server.CancellationCheckInterval = worker.CancellationCheckInterval;
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
+        services.AddJobsTracing(configuration, "jobs-worker");
         var metricsOptions = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
         if (metricsOptions.MetricsPort > 0)
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
