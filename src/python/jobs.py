@@ -99,32 +99,31 @@ def _name(func: Callable | str) -> str:
     return f"{module}.{qualname}" if module not in ("__main__", "builtins") else qualname
 
 
-class AsyncResult:
-    """Pool's AsyncResult for one job: get(timeout), wait(timeout), ready(), successful()."""
+class _Result:
+    """What AsyncResult and MapResult share: a view of one resource (/jobs/{id} or /maps/{id}), waited on server-side."""
 
-    def __init__(self, pool: "Pool", job: dict, callback=None, error_callback=None):
-        self._pool, self.id = pool, job["id"]
-        self._job, self._lock = job, threading.Lock()
+    _kind = ""
+
+    def __init__(self, pool: "Pool", view: dict, callback=None, error_callback=None):
+        self._pool, self.id, self._view = pool, view["id"], view
         if callback is not None or error_callback is not None:
             threading.Thread(target=self._deliver, args=(callback, error_callback), daemon=True).start()
 
     def _refresh(self, wait: float) -> dict:
-        _, job = self._pool._client.request("GET", f"/jobs/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
-        with self._lock:
-            self._job = job
-        return job
+        _, self._view = self._pool._client.request("GET", f"/{self._kind}s/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
+        return self._view
 
     def ready(self) -> bool:
-        return bool(self._job.get("ready")) or bool(self._refresh(0).get("ready"))
+        return bool(self._view.get("ready")) or bool(self._refresh(0).get("ready"))
 
     def successful(self) -> bool:
         if not self.ready():
-            raise ValueError(f"job {self.id} is not ready")
-        return bool(self._job.get("successful"))
+            raise ValueError(f"{self._kind} {self.id} is not ready")
+        return bool(self._view.get("successful"))
 
     def wait(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._job.get("ready"):
+        while not self._view.get("ready"):
             left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return
@@ -132,16 +131,17 @@ class AsyncResult:
 
     def get(self, timeout: float | None = None) -> Any:
         self.wait(timeout)
-        if not self._job.get("ready"):
-            raise multiprocessing.TimeoutError(f"job {self.id} not finished within {timeout} s")
-        if self._job.get("successful"):
-            return self._job.get("result")
-        raise RemoteError.from_error(self._job.get("error") or {})
+        if not self._view.get("ready"):
+            raise multiprocessing.TimeoutError(f"{self._kind} {self.id} not finished within {timeout} s")
+        return self._value()
+
+    def _value(self) -> Any:
+        raise NotImplementedError
 
     def cancel(self) -> bool:
-        """Not in Pool: cancels this job (DELETE /jobs/{id}); False when it had already finished."""
+        """Not in Pool: cancels this job or map (DELETE); False when it had already finished."""
         try:
-            self._pool._client.request("DELETE", f"/jobs/{self.id}")
+            _, self._view = self._pool._client.request("DELETE", f"/{self._kind}s/{self.id}")
             return True
         except JobsError as e:
             if e.status == 409:
@@ -159,53 +159,28 @@ class AsyncResult:
             callback(value)
 
 
-class MapResult:
+class AsyncResult(_Result):
+    """Pool's AsyncResult for one job: get(timeout), wait(timeout), ready(), successful()."""
+
+    _kind = "job"
+
+    def _value(self) -> Any:
+        if self._view.get("successful"):
+            return self._view.get("result")
+        raise RemoteError.from_error(self._view.get("error") or {})
+
+
+class MapResult(_Result):
     """Pool's MapResult for a map: get(timeout) returns the results in input order."""
 
-    def __init__(self, pool: "Pool", mapping: dict, callback=None, error_callback=None):
-        self._pool, self.id, self._map = pool, mapping["id"], mapping
-        if callback is not None or error_callback is not None:
-            threading.Thread(target=self._deliver, args=(callback, error_callback), daemon=True).start()
+    _kind = "map"
 
-    def _refresh(self, wait: float) -> dict:
-        _, self._map = self._pool._client.request("GET", f"/maps/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
-        return self._map
-
-    def ready(self) -> bool:
-        return bool(self._map.get("ready")) or bool(self._refresh(0).get("ready"))
-
-    def successful(self) -> bool:
-        if not self.ready():
-            raise ValueError(f"map {self.id} is not ready")
-        return bool(self._map.get("successful"))
-
-    def wait(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._map.get("ready"):
-            left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._refresh(min(left, _LONGEST_WAIT))
-
-    def get(self, timeout: float | None = None) -> list:
-        self.wait(timeout)
-        if not self._map.get("ready"):
-            raise multiprocessing.TimeoutError(f"map {self.id} not finished within {timeout} s")
+    def _value(self) -> list:
         status, body = self._pool._client.request("GET", f"/maps/{self.id}/results?timeout=0")
         if status == 424:
             # Pool.map raises the first failing item's exception.
             raise RemoteError.from_error(body, body.get("index"))
         return body["results"]
-
-    def _deliver(self, callback, error_callback) -> None:
-        try:
-            value = self.get()
-        except RemoteError as e:
-            if error_callback is not None:
-                error_callback(e)
-            return
-        if callback is not None:
-            callback(value)
 
 
 class Pool:
@@ -293,13 +268,12 @@ class Pool:
         """Stops at once: cancels every job and map of this pool that has not finished."""
         self._state = "TERMINATE"
         for result in self._results:
-            kind = "maps" if isinstance(result, MapResult) else "jobs"
-            if (result._map if kind == "maps" else result._job).get("ready"):
+            if result._view.get("ready"):
                 continue  # known finished: nothing to cancel
             try:
-                self._client.request("DELETE", f"/{kind}/{result.id}")
+                result.cancel()
             except JobsError:
-                pass  # already finished (409) or gone
+                pass  # gone
 
     def join(self) -> None:
         """Waits for all work of this pool to finish; call close() or terminate() first, as with Pool."""

@@ -51,7 +51,7 @@ class PoolClientTests(unittest.TestCase):
             self.assertFalse(result.ready())
         # Leaving the with-block terminated the pool: the sleeping job was canceled.
         result.wait(30)
-        self.assertEqual(result._job["state"], "canceled")
+        self.assertEqual(result._view["state"], "canceled")
 
     def test_map_starmap_and_their_async_forms_keep_input_order(self):
         with jobs.Pool(URL) as pool:
