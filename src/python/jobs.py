@@ -5,7 +5,7 @@
         print(pool.map(square, range(10)))          print(pool.map("math.square", range(10)))
 
 The callable is the name of a function registered with the service (``GET /functions`` lists them), or a
-function object whose ``__module__.__qualname__`` is that name. Everything else is Pool's: apply, apply_async
+top-level function of a Python module the workers load (Python:Modules), which they offer as ``py:module.name``. Everything else is Pool's: apply, apply_async
 (callback=, error_callback=) returning an AsyncResult (get(timeout), wait, ready, successful), map, map_async,
 starmap, starmap_async, imap, imap_unordered, close, terminate, join, and the context manager.
 
@@ -90,13 +90,16 @@ def _refusal(e: urllib.error.HTTPError) -> JobsError:
 
 
 def _name(func: Callable | str) -> str:
+    """A registered function's name as is; a Python function as the name its worker offers it under, py:module.name."""
     if isinstance(func, str):
         return func
     module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
-    if not module or not qualname or "<" in qualname:
-        # Pool's own rule: only importable top-level functions can go to a worker ("Can't pickle local object").
-        raise TypeError(f"{func!r} is not a registered function name nor an importable top-level function")
-    return f"{module}.{qualname}" if module not in ("__main__", "builtins") else qualname
+    if not module or not qualname or "<" in qualname or "." in qualname or module == "__main__":
+        # Pool's own rule ("Can't pickle local object"): only top-level functions of an importable module can go
+        # to a worker — here, a module the workers load (Python:Modules).
+        raise TypeError(f"{func!r} can't be sent to a worker: only top-level functions of a module the workers load "
+                        "(Python:Modules) can, as with Pool's pickling; or pass a registered function's name")
+    return f"py:{module}.{qualname}"
 
 
 class _Result:

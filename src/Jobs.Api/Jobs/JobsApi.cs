@@ -17,6 +17,7 @@ public static class JobsApi
 {
     public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
     {
+        services.AddSingleton<global::Jobs.Core.Functions.OfferedFunctions>(); // Python functions live workers offer
         services.AddJobsCore(configuration, CommitDurability.Durable); // Hangfire client only: this process never adds a Hangfire server
         services.AddSingleton<JobService>();
         services.AddChangeListener();

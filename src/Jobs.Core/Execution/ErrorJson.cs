@@ -8,7 +8,8 @@ public static class ErrorJson
 {
     public static string From(Exception e) => new JsonObject
     {
-        ["type"] = e.GetType().FullName,
+        // A Python function's exception keeps its Python type and traceback.
+        ["type"] = e is Functions.Python.PythonFunctionException python ? python.PythonType : e.GetType().FullName,
         ["message"] = e.Message,
         ["stackTrace"] = UserFrames(e.StackTrace),
     }.ToJsonString();

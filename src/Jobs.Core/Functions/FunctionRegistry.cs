@@ -7,8 +7,12 @@ public sealed class FunctionRegistry
 {
     private readonly Dictionary<string, JobFunction> _byName = new(StringComparer.Ordinal);
 
-    public FunctionRegistry(IEnumerable<IFunctionProvider> providers)
+    private readonly OfferedFunctions? _offered;
+
+    /// <param name="offered">In the API: functions live workers offer (Python modules) besides the .NET ones.</param>
+    public FunctionRegistry(IEnumerable<IFunctionProvider> providers, OfferedFunctions? offered = null)
     {
+        _offered = offered;
         foreach (var function in providers.SelectMany(p => p.GetFunctions()))
         {
             if (!_byName.TryAdd(function.Name, function))
@@ -16,7 +20,13 @@ public sealed class FunctionRegistry
         }
     }
 
-    public IEnumerable<JobFunction> All => _byName.Values.OrderBy(f => f.Name, StringComparer.Ordinal);
+    public IEnumerable<JobFunction> All => _byName.Values
+        .Concat(_offered?.Current.Values.Where(f => !_byName.ContainsKey(f.Name)) ?? [])
+        .OrderBy(f => f.Name, StringComparer.Ordinal);
 
-    public bool TryGet(string name, [NotNullWhen(true)] out JobFunction? function) => _byName.TryGetValue(name, out function);
+    public bool TryGet(string name, [NotNullWhen(true)] out JobFunction? function) =>
+        _byName.TryGetValue(name, out function) || (_offered is not null && _offered.Current.TryGetValue(name, out function));
+
+    /// <summary>The functions of this process's own providers (what a worker advertises).</summary>
+    public IEnumerable<JobFunction> Local => _byName.Values;
 }

@@ -2,6 +2,8 @@ using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+using Jobs.Core.Functions.Python;
 using Jobs.Core.Telemetry;
 using OpenTelemetry.Metrics;
 using Microsoft.Extensions.Options;
@@ -34,6 +36,10 @@ public static class WorkerSetup
             server.CancellationCheckInterval = worker.CancellationCheckInterval;
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
+        // Python functions (Python:Modules), run by python3 processes this worker manages, advertised to the API.
+        services.Configure<PythonOptions>(configuration.GetSection(PythonOptions.Section));
+        services.AddSingleton<IFunctionProvider, PythonFunctionProvider>();
+        services.AddHostedService<FunctionAdvertiser>();
         services.AddJobsTracing(configuration, "jobs-worker");
         var metricsOptions = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
         if (metricsOptions.MetricsPort > 0)

@@ -1,0 +1,146 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+
+namespace Jobs.Core.Functions.Python;
+
+/// <summary>
+/// Long-lived python3 processes for one module, like Pool's worker processes: started on demand (at most one per
+/// concurrent call, so at most one per worker slot), each running the module's initializer once, replaced after
+/// MaxTasksPerChild calls, and terminated — then replaced — when a call is canceled or times out, since Python code
+/// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced.
+/// </summary>
+public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module, ILogger logger) : IDisposable
+{
+    private readonly ConcurrentBag<PythonProcess> _idle = [];
+
+    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
+    {
+        if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, logger, ct);
+        var keep = false;
+        try
+        {
+            var result = await process.CallAsync(function, args, kwargs, context, ct);
+            keep = module.MaxTasksPerChild <= 0 || process.Calls < module.MaxTasksPerChild;
+            return result;
+        }
+        catch (PythonFunctionException)
+        {
+            keep = true; // the function raised; its process is fine
+            throw;
+        }
+        finally
+        {
+            if (keep && !process.HasExited) _idle.Add(process);
+            else process.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        while (_idle.TryTake(out var process)) process.Dispose();
+    }
+}
+
+/// <summary>The exception a Python function raised, with the remote type, message and traceback.</summary>
+public sealed class PythonFunctionException(string type, string message, string traceback) : Exception(message)
+{
+    public string PythonType { get; } = type;
+    public override string StackTrace { get; } = traceback;
+}
+
+/// <summary>The python3 process running a call exited (crashed, killed, or ran out of memory).</summary>
+public sealed class PythonProcessDiedException(string message) : Exception(message);
+
+/// <summary>One python3 process running <c>jobs_host.py serve</c>: one call at a time, JSON lines both ways.</summary>
+public sealed class PythonProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly Queue<string> _stderrTail = new();
+
+    private PythonProcess(Process process, ILogger logger)
+    {
+        _process = process;
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            logger.LogInformation("python3[{Pid}]: {Line}", _process.Id, e.Data);
+            lock (_stderrTail)
+            {
+                _stderrTail.Enqueue(e.Data);
+                while (_stderrTail.Count > 20) _stderrTail.Dequeue();
+            }
+        };
+        _process.BeginErrorReadLine();
+    }
+
+    public int Calls { get; private set; }
+    public bool HasExited => _process.HasExited;
+
+    public static async Task<PythonProcess> StartAsync(string executable, string hostScript, PythonModuleOptions module, ILogger logger, CancellationToken ct)
+    {
+        var info = new ProcessStartInfo(executable)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in (string[])["-u", hostScript, "serve", module.Path, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
+        var process = new PythonProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}."), logger);
+        var ready = await process.ReadLineAsync(ct);
+        if (ready is null || JsonNode.Parse(ready)?["ready"]?.GetValue<bool>() != true)
+            throw new PythonProcessDiedException($"python3 could not load {module.Path}{(module.Initializer is null ? "" : $" or run {module.Initializer}")}: {process.Tail()}");
+        return process;
+    }
+
+    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
+    {
+        Calls++;
+        // Python cannot be interrupted from outside: a cancel or timeout terminates the process (the pool replaces it).
+        await using var kill = ct.Register(() => { try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
+        var request = new JsonObject { ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };
+        await _process.StandardInput.WriteLineAsync(request.ToJsonString());
+        await _process.StandardInput.FlushAsync(CancellationToken.None);
+        while (true)
+        {
+            var line = await ReadLineAsync(CancellationToken.None);
+            ct.ThrowIfCancellationRequested();
+            if (line is null)
+            {
+                await _process.WaitForExitAsync(CancellationToken.None);
+                throw new PythonProcessDiedException($"The python3 process running {function} exited with code {_process.ExitCode}. {Tail()}".Trim());
+            }
+            var message = JsonNode.Parse(line)!.AsObject();
+            if (message["progress"] is { } progress)
+            {
+                await context.ReportProgressAsync(progress.GetValue<double>(), message["message"]?.GetValue<string>(), ct);
+                continue;
+            }
+            if (message["ok"]!.GetValue<bool>()) return message["result"]?.DeepClone();
+            var error = message["error"]!;
+            throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "");
+        }
+    }
+
+    private Task<string?> ReadLineAsync(CancellationToken ct) => _process.StandardOutput.ReadLineAsync(ct).AsTask();
+
+    private string Tail()
+    {
+        lock (_stderrTail) return string.Join('\n', _stderrTail);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,75 @@
+"""Classic multiprocessing.Pool tutorial functions, run by Jobs workers as py:pool_examples.<name>.
+
+Point a worker at this file (Python:Modules) and call them over REST or through jobs.Pool.
+"""
+
+import time
+
+import jobs_progress
+
+_factor = 1
+
+
+def init(factor: int = 1) -> None:
+    """Pool's initializer: runs once in each python3 process before its first task."""
+    global _factor
+    _factor = factor
+
+
+def square(x: float) -> float:
+    """x squared (times the initializer's factor)."""
+    return x * x * _factor
+
+
+def count_primes(limit: int) -> int:
+    """How many primes are <= limit (CPU-bound)."""
+    if limit < 2:
+        return 0
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0] = sieve[1] = 0
+    for i in range(2, int(limit ** 0.5) + 1):
+        if sieve[i]:
+            sieve[i * i::i] = bytearray(len(sieve[i * i::i]))
+    return sum(sieve)
+
+
+def fail(message: str) -> None:
+    """Raises ValueError(message)."""
+    raise ValueError(message)
+
+
+def sleep(seconds: float) -> float:
+    """Sleeps, ignoring any request to stop: only terminating its process ends it early."""
+    time.sleep(seconds)
+    return seconds
+
+
+def steps(n: int) -> int:
+    """Reports progress after each of n short steps."""
+    for i in range(n):
+        time.sleep(0.05)
+        jobs_progress.report((i + 1) / n, f"step {i + 1} of {n}")
+    return n
+
+
+def pid() -> int:
+    """The python3 process's id (to watch maxtasksperchild recycle processes)."""
+    import os
+    return os.getpid()
+
+
+def not_json() -> set:
+    """Returns a set, which JSON cannot carry: the job fails like Pool's MaybeEncodingError."""
+    return {1, 2}
+
+
+def rest(*args, scale: float = 1.0, **kwargs) -> dict:
+    """Echoes its arguments (shows *args, keyword-only and **kwargs binding)."""
+    return {"args": [a * scale for a in args], "kwargs": kwargs}
+
+
+lambda_is_not_offered = lambda x: x  # noqa: E731 - a lambda: never offered, as pickle could not send it
+
+
+def _private(x):
+    return x

@@ -1,0 +1,125 @@
+"""The python3 side of the worker's Python function provider (standard library only).
+
+    python3 jobs_host.py describe MODULE_PATH
+        prints one JSON object: the module's public top-level functions with their signatures.
+    python3 jobs_host.py serve MODULE_PATH [INITIALIZER [INITARGS_JSON]]
+        imports the module once, runs the initializer (as Pool's initializer/initargs), then answers calls, one JSON
+        object per line: {"function", "args", "kwargs"} on stdin -> {"ok": true, "result"} or
+        {"ok": false, "error": {"type", "message", "stackTrace"}} on stdout; {"progress": f, "message": m} lines may
+        come before the answer (jobs_progress.report). The user's print() goes to stderr, never into the protocol.
+
+Only what Pool could send to a worker is offered: public functions defined at the top level of the module itself
+(not imported, not nested, not lambdas) — what pickle can name by module and qualified name.
+"""
+
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import traceback
+
+PROTOCOL = sys.stdout
+
+
+def load(path):
+    name = os.path.splitext(os.path.basename(path))[0]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_SCHEMAS = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"}, bool: {"type": "boolean"},
+            list: {"type": "array"}, dict: {"type": "object"}, type(None): {"type": "null"}}
+
+
+def schema(annotation):
+    if annotation is inspect.Parameter.empty:
+        return {}
+    return dict(_SCHEMAS.get(annotation, {}))
+
+
+def offered(module):
+    for name, obj in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(obj):
+            continue
+        if obj.__module__ != module.__name__ or obj.__qualname__ != name or obj.__name__ == "<lambda>":
+            continue  # imported from elsewhere, nested, or a lambda: pickle could not send it to a worker either
+        yield name, obj
+
+
+def describe(module):
+    functions = []
+    for name, fn in offered(module):
+        signature = inspect.signature(fn)
+        parameters = []
+        for p in signature.parameters.values():
+            entry = {"name": p.name, "kind": p.kind.name, "schema": schema(p.annotation), "required": p.default is inspect.Parameter.empty}
+            if p.default is not inspect.Parameter.empty:
+                try:
+                    json.dumps(p.default)
+                    entry["default"] = p.default
+                except (TypeError, ValueError):
+                    entry["default"] = repr(p.default)
+            parameters.append(entry)
+        functions.append({"name": name, "doc": inspect.getdoc(fn) or "", "parameters": parameters,
+                          "returns": schema(signature.return_annotation)})
+    return {"module": module.__name__, "functions": functions}
+
+
+def send(obj):
+    PROTOCOL.write(json.dumps(obj) + "\n")
+    PROTOCOL.flush()
+
+
+def error(e, type_name=None):
+    return {"type": type_name or type(e).__name__, "message": str(e),
+            "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
+
+
+def serve(module):
+    functions = dict(offered(module))
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        fn = functions.get(request["function"])
+        if fn is None:
+            send({"ok": False, "error": {"type": "LookupError", "message": f"{module.__name__}.{request['function']} is not offered", "stackTrace": ""}})
+            continue
+        try:
+            result = fn(*request.get("args", []), **request.get("kwargs", {}))
+        except BaseException as e:  # noqa: BLE001 - every failure of the user's code is the job's failure
+            send({"ok": False, "error": error(e)})
+            continue
+        try:
+            encoded = json.dumps({"ok": True, "result": result})
+        except (TypeError, ValueError) as e:
+            # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
+            send({"ok": False, "error": error(e, "MaybeEncodingError") | {
+                "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})
+            continue
+        PROTOCOL.write(encoded + "\n")
+        PROTOCOL.flush()
+
+
+def main(argv):
+    command, path = argv[1], argv[2]
+    sys.stdout = sys.stderr  # the user's print() must not corrupt the protocol
+    module = load(path)
+    if command == "describe":
+        send(describe(module))
+        return 0
+    if len(argv) > 3 and argv[3]:
+        initializer = getattr(module, argv[3])
+        initializer(*(json.loads(argv[4]) if len(argv) > 4 else []))
+    send({"ready": True})
+    serve(module)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

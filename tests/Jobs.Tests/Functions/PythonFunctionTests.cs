@@ -1,0 +1,115 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Jobs.Launcher.Processes;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Functions;
+
+/// <summary>
+/// The Python function provider: a worker pointed at src/python/examples/pool_examples.py offers its public
+/// top-level functions as py:pool_examples.*, the API validates and accepts them while the worker lives, and
+/// python3 processes run them with Pool's semantics.
+/// </summary>
+public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(system)
+{
+    private static readonly string Module = Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py");
+
+    private ChildProcess StartPythonWorker(string name, string queue) => Fixture.StartWorker(name, [queue], environment: new()
+    {
+        ["Python__Modules__0__Path"] = Module,
+        ["Python__Modules__0__Initializer"] = "init",
+        ["Python__Modules__0__InitArgs"] = "[1]",
+        ["Python__Modules__0__MaxTasksPerChild"] = "3",
+    });
+
+    private async Task WaitOfferedAsync(string function) =>
+        await Eventually.TrueAsync(async () => (await Http.GetAsync($"/functions/{function}")).StatusCode == HttpStatusCode.OK,
+            $"{function} is offered", 30);
+
+    private async Task<JsonObject> RunAsync(object body) => await Http.WaitForJobAsync(await Http.SubmitOkAsync(body));
+
+    [Fact]
+    public async Task A_modules_functions_run_with_pools_semantics()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = StartPythonWorker("python-worker", queue);
+        await WaitOfferedAsync("py:pool_examples.square");
+
+        // Listed with their signatures; lambdas and private functions are never offered.
+        var square = await (await Http.GetAsync("/functions/py:pool_examples.square")).JsonAsync();
+        Assert.Equal("x", square["parameters"]![0]!["name"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.SubmitAsync(new { function = "py:pool_examples.lambda_is_not_offered", args = new[] { 1 }, queue })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.SubmitAsync(new { function = "py:pool_examples._private", args = new[] { 1 }, queue })).StatusCode);
+
+        // Results, and Python's binding rules checked by the API before anything is stored.
+        Assert.Equal(49, (await RunAsync(new { function = "py:pool_examples.square", args = new[] { 7 }, queue }))["result"]!.GetValue<double>());
+        var rest = await RunAsync(new { function = "py:pool_examples.rest", args = new[] { 1, 2 }, kwargs = new { scale = 2, extra = "e" }, queue });
+        Assert.Equal("""{"args":[2,4],"kwargs":{"extra":"e"}}""", rest["result"].Compact());
+        var wrongType = await Http.SubmitAsync(new { function = "py:pool_examples.square", args = new[] { "seven" }, queue });
+        Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
+        Assert.Contains("x", (await wrongType.JsonAsync())["detail"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.SubmitAsync(new { function = "py:pool_examples.square", kwargs = new { y = 1 }, queue })).StatusCode);
+
+        // A Python exception comes back with its type and full traceback; an unencodable result is MaybeEncodingError.
+        var failed = await RunAsync(new { function = "py:pool_examples.fail", args = new[] { "bad input" }, queue });
+        Assert.Equal("failed", failed["state"]!.GetValue<string>());
+        Assert.Equal("ValueError", failed["error"]!["type"]!.GetValue<string>());
+        Assert.Equal("bad input", failed["error"]!["message"]!.GetValue<string>());
+        Assert.Contains("pool_examples.py", failed["error"]!["stackTrace"]!.GetValue<string>());
+        var unencodable = await RunAsync(new { function = "py:pool_examples.not_json", queue });
+        Assert.Equal("MaybeEncodingError", unencodable["error"]!["type"]!.GetValue<string>());
+
+        // A timeout terminates the python3 process; the next call gets a fresh one.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var timedOut = await RunAsync(new { function = "py:pool_examples.sleep", args = new[] { 30 }, timeoutSeconds = 1, queue });
+        Assert.Equal("Jobs.Core.Execution.JobTimeoutException", timedOut["error"]!["type"]!.GetValue<string>());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"timed out after {clock.Elapsed}");
+
+        // maxtasksperchild = 3: a process serves three calls, then a new one takes over.
+        var pids = new List<long>();
+        for (var i = 0; i < 4; i++) pids.Add((await RunAsync(new { function = "py:pool_examples.pid", queue }))["result"]!.GetValue<long>());
+        Assert.True(pids.Distinct().Count() >= 2, $"python3 processes should be recycled after 3 tasks: {string.Join(", ", pids)}");
+
+        // Progress reported from Python, and maps over a Python function.
+        var steps = await RunAsync(new { function = "py:pool_examples.steps", args = new[] { 4 }, queue });
+        Assert.Equal(1.0, steps["progress"]!["fraction"]!.GetValue<double>());
+        var map = await Http.PostAsync("/maps?wait=30", System.Net.Http.Json.JsonContent.Create(new { function = "py:pool_examples.square", items = new[] { 1, 2, 3 }, queue }));
+        var id = (await map.JsonAsync())["id"]!.GetValue<Guid>();
+        var results = await (await Http.GetAsync($"/maps/{id}/results?timeout=30")).JsonAsync();
+        Assert.Equal("[1,4,9]", results["results"].Compact());
+    }
+
+    [Fact]
+    public async Task A_pool_program_passes_its_modules_functions_through_the_python_client()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = StartPythonWorker("python-client-worker", queue);
+        await WaitOfferedAsync("py:pool_examples.count_primes");
+        var info = new System.Diagnostics.ProcessStartInfo("python3", ["-m", "unittest", "-v", "test_python_functions"])
+        {
+            WorkingDirectory = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python"),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.Environment["JOBS_URL"] = Fixture.ApiUrl.ToString().TrimEnd('/');
+        info.Environment["JOBS_QUEUE"] = queue;
+        using var python = System.Diagnostics.Process.Start(info)!;
+        var output = python.StandardOutput.ReadToEndAsync();
+        var errors = python.StandardError.ReadToEndAsync();
+        await python.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(120)).Token);
+        Assert.True(python.ExitCode == 0, $"{await output}\n{await errors}");
+        Assert.Contains("Ran 2 tests", await errors);
+    }
+
+    [Fact]
+    public async Task A_function_is_offered_only_while_a_live_worker_advertises_it()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var worker = StartPythonWorker("python-offer", queue);
+        await WaitOfferedAsync("py:pool_examples.square");
+        await worker.StopAsync(TimeSpan.FromSeconds(20));
+        await worker.DisposeAsync();
+        await Eventually.TrueAsync(async () => (await Http.SubmitAsync(new { function = "py:pool_examples.square", args = new[] { 2 }, queue })).StatusCode == HttpStatusCode.NotFound,
+            "no live worker offers it: refused with 404", 10);
+    }
+}

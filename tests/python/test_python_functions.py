@@ -1,0 +1,37 @@
+"""A stock Pool program's module through jobs.Pool: run by tests/Jobs.Tests/Functions/PythonFunctionTests.cs, with a
+worker serving JOBS_QUEUE that loads src/python/examples/pool_examples.py."""
+
+import os
+import sys
+import unittest
+
+here = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(here, "..", "..", "src", "python"))
+sys.path.insert(0, os.path.join(here, "..", "..", "src", "python", "examples"))
+import jobs  # noqa: E402
+import pool_examples  # noqa: E402
+
+URL, QUEUE = os.environ["JOBS_URL"], os.environ["JOBS_QUEUE"]
+
+
+class PythonFunctionsThroughThePool(unittest.TestCase):
+    def test_the_modules_functions_are_passed_as_in_pool(self):
+        with jobs.Pool(URL, queue=QUEUE) as pool:
+            # The same calls a Pool program makes: the function object, not a name.
+            self.assertEqual(pool.map(pool_examples.square, range(10)), [x * x for x in range(10)])
+            self.assertEqual(pool.apply_async(pool_examples.count_primes, (100,)).get(timeout=30), 25)
+            with self.assertRaises(jobs.RemoteError) as caught:
+                pool.apply(pool_examples.fail, ("no",))
+            self.assertEqual(caught.exception.type, "ValueError")
+            self.assertIn("raise ValueError", caught.exception.traceback)
+
+    def test_a_function_defined_in_main_is_refused_like_pools_pickling_error(self):
+        def local(x):
+            return x
+        with jobs.Pool(URL, queue=QUEUE) as pool:
+            with self.assertRaises(TypeError):
+                pool.apply_async(local, (1,))
+
+
+if __name__ == "__main__":
+    unittest.main()
