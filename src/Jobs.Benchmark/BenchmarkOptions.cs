@@ -2,7 +2,7 @@ namespace Jobs.Benchmark;
 
 public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null)
 {
-    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, cpu, scaling, baseline).</summary>
+    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, cpu, pycpu, scaling, baseline).</summary>
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
     public static BenchmarkOptions Parse(string[] args)
@@ -27,7 +27,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--map-items" => o with { MapItems = value },
                 "--scaling-jobs" => o with { ScalingJobs = value },
                 "--soak-rate" => o with { SoakRate = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,cpu,scaling,baseline --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,cpu,pycpu,scaling,baseline --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
             };
         }
         return o;

@@ -53,13 +53,20 @@ public sealed class JobsSystem : IAsyncDisposable
 
     private JobsSystem(List<ChildProcess> processes, HttpClient http, NpgsqlDataSource db) => (_processes, Http, Db) = (processes, http, db);
 
+    public static string PythonExamples => Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py");
+
     public static async Task<JobsSystem> StartAsync(LocalPostgres postgres, string database, int workers, int concurrency)
     {
         await postgres.EnsureDatabaseAsync(database, recreate: true);
         var cs = postgres.ConnectionString(database);
         await Migrator.MigrateAsync(cs);
         var api = $"http://127.0.0.1:{Network.FreePort()}";
-        var env = new Dictionary<string, string?> { ["ConnectionStrings__Jobs"] = cs, ["Api__Urls"] = api, ["Logging__LogLevel__Default"] = "Warning" };
+        var env = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__Jobs"] = cs, ["Api__Urls"] = api, ["Logging__LogLevel__Default"] = "Warning",
+            // The Python scenario's module (Python:Modules), as users point their workers at their own.
+            ["Python__Modules__0__Path"] = PythonExamples,
+        };
         var processes = new List<ChildProcess> { ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, JobsScenario.Quiet) };
         for (var i = 1; i <= workers; i++) processes.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, env, JobsScenario.Quiet));
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(300) };

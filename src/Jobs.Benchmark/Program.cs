@@ -8,6 +8,7 @@ using Jobs.Launcher.Processes;
 if (args is [BaselineScenario.WorkerMode]) return BaselineScenario.RunWorker();
 
 var options = BenchmarkOptions.Parse(args);
+const int PythonPrimesLimit = 4_000_000; // count_primes(4e6) takes ~50 ms in CPython here, like the cpu.spin scenario
 await using var postgres = await LocalPostgres.StartAsync(
     Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m),
     extraSettings: "-c shared_preload_libraries=pg_stat_statements");
@@ -21,7 +22,7 @@ if (options.SoakSeconds > 0)
     return 0;
 }
 
-double workerRss = double.NaN, jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
+double pyWall = double.NaN, pyBaseline = double.NaN, workerRss = double.NaN, jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
 SqlCost sql = SqlCost.None;
 Percentiles pickup = Percentiles.None, roundTrip = Percentiles.None;
 await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
@@ -48,6 +49,14 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
         cpuWall = wall.TotalSeconds;
         Console.Error.WriteLine("python: multiprocessing.Pool(2).map over 200 × 50 ms spins…");
         python = PythonPool(200, 50, 2);
+    }
+    if (options.Runs("pycpu"))
+    {
+        Console.Error.WriteLine($"jobs: map of 200 × py:pool_examples.count_primes({PythonPrimesLimit})…");
+        (_, _, var wall) = await JobsScenario.MapAsync(jobs, "py:pool_examples.count_primes", Enumerable.Repeat((object)PythonPrimesLimit, 200).ToArray());
+        pyWall = wall.TotalSeconds;
+        Console.Error.WriteLine("python: multiprocessing.Pool(2).map(pool_examples.count_primes) over the same 200 items…");
+        pyBaseline = RunPython("python_pool_baseline.py", $"200", $"{PythonPrimesLimit}", "2", Path.GetDirectoryName(JobsSystem.PythonExamples)!);
     }
     workerRss = jobs.Processes.Where(p => p.Name.StartsWith("worker", StringComparison.Ordinal)).Max(p => SoakScenario.Rss(p.Id));
 }
@@ -79,15 +88,18 @@ Console.WriteLine($"""
     | map of {options.MapItems} math.square: items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | |
     | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | |
     | 200 × 50 ms CPU spin, wall s — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time |
+    | 200 × count_primes({PythonPrimesLimit}) of a Python module, wall s — Jobs map (python3 processes in the workers) vs multiprocessing.Pool(2).map | {pyWall:F2} | {pyBaseline:F2} | {pyWall / pyBaseline:F2}× the time |
     | worker process RSS after the scenarios above, MiB (the larger of the {options.Workers}) | {workerRss:F0} | | |
     | scaling, no-op jobs/s with 1 / 2 / 4 worker processes ({options.ScalingJobs} jobs each) | {scaling[1]:F0} / {scaling[2]:F0} / {scaling[4]:F0} | | |
     """);
 return 0;
 
-static double PythonPool(int items, int milliseconds, int processes)
+static double PythonPool(int items, int milliseconds, int processes) => RunPython("pool_baseline.py", $"{items}", $"{milliseconds}", $"{processes}");
+
+/// <summary>Runs a baseline script beside the benchmark; it prints its wall time in seconds.</summary>
+static double RunPython(string script, params string[] args)
 {
-    var script = Path.Combine(AppContext.BaseDirectory, "pool_baseline.py");
-    using var process = Process.Start(new ProcessStartInfo("python3", [script, $"{items}", $"{milliseconds}", $"{processes}"]) { RedirectStandardOutput = true })!;
+    using var process = Process.Start(new ProcessStartInfo("python3", [Path.Combine(AppContext.BaseDirectory, script), .. args]) { RedirectStandardOutput = true })!;
     var output = process.StandardOutput.ReadToEnd();
     process.WaitForExit();
     return double.TryParse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds : double.NaN;

@@ -5,7 +5,10 @@ Point a worker at this file (Python:Modules) and call them over REST or through 
 
 import time
 
-import jobs_progress
+try:
+    import jobs_progress  # beside jobs_host.py in a Jobs worker; src/python elsewhere
+except ImportError:  # run as a plain Pool program: progress goes nowhere
+    jobs_progress = None
 
 _factor = 1
 
@@ -48,7 +51,8 @@ def steps(n: int) -> int:
     """Reports progress after each of n short steps."""
     for i in range(n):
         time.sleep(0.05)
-        jobs_progress.report((i + 1) / n, f"step {i + 1} of {n}")
+        if jobs_progress:
+            jobs_progress.report((i + 1) / n, f"step {i + 1} of {n}")
     return n
 
 
@@ -56,6 +60,12 @@ def pid() -> int:
     """The python3 process's id (to watch maxtasksperchild recycle processes)."""
     import os
     return os.getpid()
+
+
+def crash() -> None:
+    """Kills its python3 process (os._exit): re-run on fresh processes, then failed after Jobs:MaxWorkerCrashes deaths."""
+    import os
+    os._exit(3)
 
 
 def not_json() -> set:

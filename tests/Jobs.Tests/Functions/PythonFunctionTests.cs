@@ -65,6 +65,12 @@ public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(syste
         Assert.Equal("Jobs.Core.Execution.JobTimeoutException", timedOut["error"]!["type"]!.GetValue<string>());
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"timed out after {clock.Elapsed}");
 
+        // A call that kills its python3 process is re-run on fresh ones, then fails after Jobs:MaxWorkerCrashes deaths.
+        var crashed = await RunAsync(new { function = "py:pool_examples.crash", queue });
+        Assert.Equal("Jobs.Core.Functions.Python.PythonProcessDiedException", crashed["error"]!["type"]!.GetValue<string>());
+        Assert.Contains("3 times", crashed["error"]!["message"]!.GetValue<string>());
+        Assert.Equal(49, (await RunAsync(new { function = "py:pool_examples.square", args = new[] { 7 }, queue }))["result"]!.GetValue<double>());
+
         // maxtasksperchild = 3: a process serves three calls, then a new one takes over.
         var pids = new List<long>();
         for (var i = 0; i < 4; i++) pids.Add((await RunAsync(new { function = "py:pool_examples.pid", queue }))["result"]!.GetValue<long>());

@@ -10,7 +10,7 @@ namespace Jobs.Core.Functions.Python;
 /// each module is described by a python3 process (<c>jobs_host.py describe</c>: <c>inspect.signature</c>, annotations
 /// mapped to JSON Schema); calls then go to the module's <see cref="PythonProcessPool"/>.
 /// </summary>
-public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, ILoggerFactory loggers) : IFunctionProvider, IDisposable
+public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOptions<Configuration.JobsOptions> jobs, ILoggerFactory loggers) : IFunctionProvider, IDisposable
 {
     /// <summary>Where the build puts jobs_host.py and jobs_progress.py, beside the worker.</summary>
     public static string HostScript => Path.Combine(AppContext.BaseDirectory, "python", "jobs_host.py");
@@ -29,7 +29,7 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, ILog
             var pool = new PythonProcessPool(python.Executable, HostScript, new PythonModuleOptions
             {
                 Path = path, MaxTasksPerChild = module.MaxTasksPerChild, Initializer = module.Initializer, InitArgs = module.InitArgs,
-            }, loggers.CreateLogger($"python.{name}"));
+            }, jobs.Value.MaxWorkerCrashes, loggers.CreateLogger($"python.{name}"));
             _pools.Add(pool);
             var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();
             logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, path, string.Join(", ", functions.Select(f => f.Name)));

@@ -12,11 +12,33 @@ namespace Jobs.Core.Functions.Python;
 /// MaxTasksPerChild calls, and terminated — then replaced — when a call is canceled or times out, since Python code
 /// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced.
 /// </summary>
-public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module, ILogger logger) : IDisposable
+public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module, int maxCrashes, ILogger logger) : IDisposable
 {
     private readonly ConcurrentBag<PythonProcess> _idle = [];
 
+    /// <summary>
+    /// Runs the call; a python3 process that dies under it (os._exit, a segfault, the OOM killer) is replaced and the
+    /// call re-run, as a dead worker's job is, until it has killed <paramref name="maxCrashes"/> processes
+    /// (Jobs:MaxWorkerCrashes): then the job fails instead of killing processes forever.
+    /// </summary>
     public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
+    {
+        for (var crashes = 1; ; crashes++)
+        {
+            try
+            {
+                return await CallOnceAsync(function, args, kwargs, context, ct);
+            }
+            catch (PythonProcessDiedException e) when (!ct.IsCancellationRequested)
+            {
+                logger.LogWarning("{Function}: {Message} ({Crashes} of {Max})", function, e.Message, crashes, maxCrashes);
+                if (crashes >= maxCrashes)
+                    throw new PythonProcessDiedException($"{e.Message} It killed its python3 process {crashes} times (Jobs:MaxWorkerCrashes); it is not run again.");
+            }
+        }
+    }
+
+    private async Task<JsonNode?> CallOnceAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
         if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, logger, ct);
         var keep = false;
