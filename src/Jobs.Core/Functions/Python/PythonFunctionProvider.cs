@@ -37,9 +37,12 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
         }
     }
 
+    /// <summary>An absolute path, or one relative to the working directory, the program's folder or a folder above it (the repository root, in a checkout).</summary>
     private static string Resolve(string path)
     {
-        foreach (var candidate in new[] { path, Path.Combine(Directory.GetCurrentDirectory(), path), Path.Combine(AppContext.BaseDirectory, path) })
+        var bases = new List<string> { Directory.GetCurrentDirectory() };
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent) bases.Add(dir.FullName);
+        foreach (var candidate in bases.Select(b => Path.Combine(b, path)))
             if (File.Exists(candidate)) return Path.GetFullPath(candidate);
         throw new FileNotFoundException($"Python:Modules: no module file at '{path}'.", path);
     }
