@@ -22,6 +22,9 @@ public static class TelemetrySetup
     {
         var otlp = !string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
         var console = configuration.GetValue<bool>("Telemetry:ConsoleTraces");
+        // A worker with no exporter records no spans at all: StartActivity then costs the job's hot path nothing.
+        // (The API always records its request spans, whose ids travel with the jobs it accepts.)
+        if (!otlp && !console && instrument is null) return services;
         services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(serviceName))
             .WithTracing(tracing =>
