@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Jobs.Core.Functions.Python;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Jobs.Core.Functions;
@@ -8,7 +9,7 @@ namespace Jobs.Core.Functions;
 /// Functions that live workers offer (jobs.function_offer), for the API, which runs no Python itself: a function is
 /// known while at least one worker advertised it within <see cref="Freshness"/>. Read at most every 2 s.
 /// </summary>
-public sealed class OfferedFunctions(NpgsqlDataSource dataSource)
+public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<OfferedFunctions> logger)
 {
     public static readonly TimeSpan Freshness = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(2);
@@ -21,13 +22,15 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource)
         {
             lock (_lock)
             {
-                if (DateTime.UtcNow - _cache.At > MaxAge) _cache = (DateTime.UtcNow, Load());
+                // A failed read keeps the last offers (and is retried on the next call): a broken pooled connection
+                // must not make every offered function look withdrawn.
+                if (DateTime.UtcNow - _cache.At > MaxAge && Load() is { } current) _cache = (DateTime.UtcNow, current);
                 return _cache.Functions;
             }
         }
     }
 
-    private Dictionary<string, JobFunction> Load()
+    private Dictionary<string, JobFunction>? Load()
     {
         var functions = new Dictionary<string, JobFunction>(StringComparer.Ordinal);
         try
@@ -47,7 +50,8 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource)
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            // PostgreSQL away: no offers (submissions fail on the database anyway).
+            logger.LogWarning(e, "Could not read the functions workers offer; keeping the last known");
+            return null;
         }
         return functions;
     }
