@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
@@ -24,19 +23,9 @@ public sealed partial class PythonClientTests(SystemFixture system) : SystemTest
     [MemberData(nameof(Tests))]
     public async Task Python_client(string test)
     {
-        var info = new ProcessStartInfo("python3", ["-m", "unittest", "-v", $"test_pool_client.PoolClientTests.{test}"])
-        {
-            WorkingDirectory = Path.GetDirectoryName(TestFile)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        info.Environment["JOBS_URL"] = Fixture.ApiUrl.ToString().TrimEnd('/');
-        using var python = Process.Start(info)!;
-        var output = python.StandardOutput.ReadToEndAsync();
-        var errors = python.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        await python.WaitForExitAsync(timeout.Token);
-        Assert.True(python.ExitCode == 0, $"python3 {test} failed:\n{await output}\n{await errors}");
+        var (exitCode, output, errors) = await Python.UnittestAsync($"test_pool_client.PoolClientTests.{test}",
+            new Dictionary<string, string> { ["JOBS_URL"] = Fixture.ApiUrl.ToString().TrimEnd('/') });
+        Assert.True(exitCode == 0, $"python3 {test} failed:\n{output}\n{errors}");
     }
 
     [GeneratedRegex(@"^    def (test_\w+)\(", RegexOptions.Multiline)]
