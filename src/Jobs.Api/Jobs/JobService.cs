@@ -55,11 +55,11 @@ public sealed class JobService(
         if (outcome is null) return null;
         if (outcome.After is null)
             throw new RequestRefusedException(409, "Job already finished", $"Job {id} has already {outcome.Before}; there is nothing to cancel.");
-        // Deleting the Hangfire job removes a queued one from its queue, and makes the worker running one cancel
-        // its CancellationToken (Hangfire checks every Worker:CancellationCheckInterval).
-        // A Hangfire job carrying a batch stays: its runner skips a canceled job that has not started, and the
-        // worker's RunningJobs check cancels a running one.
-        if (outcome is { HangfireJobId: { } hangfireJobId, HangfireJobCarriesOnlyThis: true }) hangfire.Delete(hangfireJobId);
+        // A queued job canceled at once: deleting its Hangfire job takes it off its queue. A running one keeps its
+        // Hangfire job: the worker's CancelWatcher sees cancel_requested_at within Worker:CancellationCheckInterval and
+        // cancels its token; should that worker be dead, the Hangfire job's re-run finds the row canceled and ends it
+        // (JobRunner) — a deleted Hangfire job would never run again, and the row would wait for ever.
+        if (outcome is { After: JobStates.Canceled, HangfireJobId: { } hangfireJobId, HangfireJobCarriesOnlyThis: true }) hangfire.Delete(hangfireJobId);
         var job = (await store.GetAsync(id, ct))!;
         if (outcome.After == JobStates.Canceled)
             await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, ct);

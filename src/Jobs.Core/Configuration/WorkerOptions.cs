@@ -29,6 +29,13 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(8);
 
+    /// <summary>
+    /// An unfinished job that is in none of the situations that lead to an end (see <c>Jobs.Core.Queue.Invariants</c>)
+    /// for this long is reported as a violation, with its rows, by every worker's invariant check.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan InvariantBound { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often a worker checks whether its running jobs were canceled (DELETE /jobs/{id}).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
     public TimeSpan CancellationCheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);

@@ -9,14 +9,20 @@ public static class ErrorJson
     public static string From(Exception e) => new JsonObject
     {
         // A Python function's exception keeps its Python type and traceback.
-        ["type"] = e is Functions.Python.PythonFunctionException python ? python.PythonType : e.GetType().FullName,
-        ["message"] = e.Message,
-        ["stackTrace"] = UserFrames(e.StackTrace),
+        ["type"] = e switch
+        {
+            Functions.Python.PythonFunctionException python => python.PythonType,
+            MaybeEncodingError => MaybeEncodingError.TypeName,
+            _ => e.GetType().FullName,
+        },
+        // A message may quote what the function saw or returned: PostgreSQL's jsonb must be able to store it.
+        ["message"] = MaybeEncodingError.Carryable(e.Message),
+        ["stackTrace"] = MaybeEncodingError.Carryable(UserFrames(e.StackTrace)),
     }.ToJsonString();
 
     /// <summary>An error no exception was thrown for (a cancel decided by the API).</summary>
     public static string Of(Type type, string message) =>
-        new JsonObject { ["type"] = type.FullName, ["message"] = message, ["stackTrace"] = "" }.ToJsonString();
+        new JsonObject { ["type"] = type.FullName, ["message"] = MaybeEncodingError.Carryable(message), ["stackTrace"] = "" }.ToJsonString();
 
     /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
     private static string UserFrames(string? stackTrace)

@@ -10,6 +10,7 @@ using Jobs.Core.Storage;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Jobs.Core.Execution;
 
@@ -50,6 +51,13 @@ public sealed class JobRunner(
         ArgumentNullException.ThrowIfNull(context);
         var hangfireJobId = context.BackgroundJob.Id;
         var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, context.ServerId, token), ct)).ToList();
+        if (claimed.Count < jobIds.Length)
+        {
+            // A row canceled while its run was lost (its worker died, or its outcome could not be written) is not
+            // claimable again: end it here, or it would wait for ever.
+            var rest = jobIds.Except(claimed.Select(j => j.Id)).ToArray();
+            await DatabaseRetry.RunAsync(token => store.EndCanceledAsync(rest, hangfireJobId, options.Value.Retention, token), ct);
+        }
         if (claimed.Count == 0)
         {
             // Another Hangfire job owns the rows (a duplicate dispatch), or they finished or were canceled: nothing to do.
@@ -68,6 +76,19 @@ public sealed class JobRunner(
         var outcomes = new List<(ClaimedJob Job, JobOutcome Outcome, Exception? Failure)>(claimed.Count);
         var waiting = new LinkedList<ClaimedJob>(claimed);
         var batchDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Every claimed job can be canceled from now on (DELETE /jobs/{id}, noticed by the CancelWatcher): a running
+        // one through its token, one still waiting its turn in the batch at once, without waiting for that turn.
+        var registrations = claimed.ToDictionary(j => j.Id, j => running.Register(j.Id));
+        var canceledWhileWaiting = new List<Task>();
+        foreach (var job in claimed)
+            registrations[job.Id].Token.Register(() =>
+            {
+                lock (waiting)
+                {
+                    if (!waiting.Remove(job)) return;
+                    canceledWhileWaiting.Add(Task.Run(() => WriteAsync(hangfireJobId, [(job, Canceled(job).Outcome, null)])));
+                }
+            });
         var splitter = alone ? Task.CompletedTask : ShareWhileSlowAsync(waiting, hangfireJobId, batchDone.Task, ct);
         try
         {
@@ -75,22 +96,27 @@ public sealed class JobRunner(
             var sinceWrite = Stopwatch.StartNew();
             while (Next(waiting) is { } job)
             {
-                var (outcome, failure) = ct.IsCancellationRequested ? (Released(job), null) : await MeasuredAsync(job, hangfireJobId, alone, ct);
+                var (outcome, failure) = ct.IsCancellationRequested ? (Released(job), null)
+                    : await MeasuredAsync(job, registrations[job.Id], hangfireJobId, alone, ct);
                 outcomes.Add((job, outcome, failure));
                 if (sinceWrite.Elapsed > FlushEvery)
                 {
-                    await WriteAsync(hangfireJobId, outcomes, written);
+                    await WriteAsync(hangfireJobId, [.. outcomes.Skip(written)]);
                     written = outcomes.Count;
                     sinceWrite.Restart();
                 }
             }
             batchDone.TrySetResult();
             await splitter;
-            await WriteAsync(hangfireJobId, outcomes, written);
+            await WriteAsync(hangfireJobId, [.. outcomes.Skip(written)]);
         }
         finally
         {
             batchDone.TrySetResult();
+            foreach (var registration in registrations.Values) registration.Dispose();
+            Task[] pending;
+            lock (waiting) pending = [.. canceledWhileWaiting];
+            await Task.WhenAll(pending);
         }
 
         // The worker is stopping: Hangfire requeues this Hangfire job, whose next run claims what was handed back.
@@ -144,7 +170,7 @@ public sealed class JobRunner(
     /// One job's run with its telemetry: a span that continues the submitter's trace, a logging scope that puts the
     /// job id on every line logged meanwhile, and the started/finished metrics.
     /// </summary>
-    private async Task<(JobOutcome Outcome, Exception? Failure)> MeasuredAsync(ClaimedJob job, string hangfireJobId, bool alone, CancellationToken ct)
+    private async Task<(JobOutcome Outcome, Exception? Failure)> MeasuredAsync(ClaimedJob job, RunningJobs.Registration cancel, string hangfireJobId, bool alone, CancellationToken ct)
     {
         ActivityContext.TryParse(job.TraceParent, null, out var parent);
         using var activity = TelemetrySetup.Source.StartActivity($"run {job.Function}", ActivityKind.Consumer, parent);
@@ -154,7 +180,7 @@ public sealed class JobRunner(
         logger.LogDebug("Running {Function}, attempt {Attempt}", job.Function, job.Attempts);
         metrics.Started(job.Function, job.Queue, job.Attempts == 1 && !job.Resumed ? DateTime.UtcNow - job.DueAt : null);
         var clock = Stopwatch.StartNew();
-        var result = await RunOneAsync(job, hangfireJobId, alone, ct);
+        var result = await RunOneAsync(job, cancel, hangfireJobId, alone, ct);
         activity?.SetTag("jobs.outcome", result.Outcome.State);
         if (result.Failure is { } failure && result.Outcome.State != JobStates.Canceled)
             activity?.SetStatus(ActivityStatusCode.Error, failure.Message);
@@ -169,7 +195,7 @@ public sealed class JobRunner(
     }
 
     /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>
-    private async Task<(JobOutcome Outcome, Exception? Failure)> RunOneAsync(ClaimedJob job, string hangfireJobId, bool alone, CancellationToken ct)
+    private async Task<(JobOutcome Outcome, Exception? Failure)> RunOneAsync(ClaimedJob job, RunningJobs.Registration cancel, string hangfireJobId, bool alone, CancellationToken ct)
     {
         var jobs = options.Value;
         if (job.Crashes >= jobs.MaxWorkerCrashes)
@@ -177,7 +203,6 @@ public sealed class JobRunner(
         var timeout = job.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var deadline = new CancellationTokenSource();
         if (timeout is { } t) deadline.CancelAfter(t);
-        using var cancel = running.Register(job.Id);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token, cancel.Token);
         try
         {
@@ -187,21 +212,18 @@ public sealed class JobRunner(
             using var kwargs = JsonDocument.Parse(job.Kwargs);
             var jobContext = new JobContext(job.Id, job.Attempts,
                 (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
-                    new JsonObject { ["fraction"] = fraction, ["message"] = message }.ToJsonString(), token));
+                    MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token));
             // On a pool thread, and awaited with WaitAsync: a function that ignores its token (or never yields)
             // still ends its job on cancel or timeout; its thread runs on until it returns, result discarded.
             var argsRoot = args.RootElement;
             var kwargsRoot = kwargs.RootElement;
             var result = await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, jobContext, linked.Token), linked.Token).WaitAsync(linked.Token);
-            return (new JobOutcome(job.Id, JobStates.Succeeded, result?.ToJsonString() ?? "null"), null);
+            return (new JobOutcome(job.Id, JobStates.Succeeded, MaybeEncodingError.Encode(result, "result")), null);
         }
         catch (Exception) when (cancel.IsCancellationRequested || ct.IsCancellationRequested)
         {
             if (cancel.IsCancellationRequested || await store.IsCancelRequestedAsync(job.Id, CancellationToken.None))
-            {
-                var canceled = new JobCanceledException(job.Function);
-                return (new JobOutcome(job.Id, JobStates.Canceled, Error(canceled)), canceled);
-            }
+                return Canceled(job);
             // The worker is shutting down: the job goes back uncounted; Hangfire requeues its Hangfire job.
             return (Released(job), null);
         }
@@ -225,12 +247,42 @@ public sealed class JobRunner(
 
     private static JobOutcome Released(ClaimedJob job) => new(job.Id, JobStates.Enqueued, null);
 
-    /// <summary>Writes outcomes[from..] (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
-    private async Task WriteAsync(string hangfireJobId, List<(ClaimedJob Job, JobOutcome Outcome, Exception? Failure)> outcomes, int from)
+    private static (JobOutcome Outcome, Exception Failure) Canceled(ClaimedJob job)
     {
-        if (from >= outcomes.Count) return;
-        var batch = outcomes.Skip(from).ToArray();
-        var changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token));
+        var canceled = new JobCanceledException(job.Function);
+        return (new JobOutcome(job.Id, JobStates.Canceled, Error(canceled)), canceled);
+    }
+
+    /// <summary>Writes <paramref name="batch"/>'s outcomes (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
+    private async Task WriteAsync(string hangfireJobId, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
+    {
+        if (batch.Length == 0) return;
+        IReadOnlySet<Guid> changed;
+        try
+        {
+            changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token));
+        }
+        catch (PostgresException e) when (e.SqlState.StartsWith("22", StringComparison.Ordinal))
+        {
+            // PostgreSQL refused an outcome's data although MaybeEncodingError.Check passed it: write them one by one,
+            // and end the refused one failed, so that no outcome is lost and no job waits for ever.
+            logger.LogWarning(e, "PostgreSQL refused a batch of {Count} outcomes; writing them one by one", batch.Length);
+            var each = new HashSet<Guid>();
+            foreach (var (job, outcome, _) in batch)
+            {
+                try
+                {
+                    each.UnionWith(await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [outcome], options.Value.Retention, token)));
+                }
+                catch (PostgresException refused) when (refused.SqlState.StartsWith("22", StringComparison.Ordinal))
+                {
+                    var error = Error(new MaybeEncodingError($"Error sending the outcome of {job.Function}: PostgreSQL refused it ({refused.MessageText})"));
+                    each.UnionWith(await DatabaseRetry.RunAsync(token =>
+                        store.FinishAsync(hangfireJobId, [new JobOutcome(job.Id, JobStates.Failed, error)], options.Value.Retention, token)));
+                }
+            }
+            changed = each;
+        }
         // Most jobs have no callback: then finishing costs no extra statement.
         foreach (var (job, outcome, _) in batch)
             if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))

@@ -53,7 +53,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
                 using var args = JsonDocument.Parse(argsJson);
                 var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
                 var result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, itemContext, ct);
-                batch.Add(index, MapItemStates.Succeeded, result?.ToJsonString() ?? "null", null);
+                batch.Add(index, MapItemStates.Succeeded, MaybeEncodingError.Encode(result, "result"), null);
             }
             catch (Exception) when (ct.IsCancellationRequested)
             {

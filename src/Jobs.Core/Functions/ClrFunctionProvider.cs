@@ -85,7 +85,16 @@ public sealed class ClrJobFunction : JobFunction
         // DoNotWrapExceptions: the caller sees the function's own exception and stack trace, not a TargetInvocationException.
         var returned = _method.Invoke(target, BindingFlags.DoNotWrapExceptions, binder: null, values, culture: null);
         var (value, type2) = await UnwrapAsync(returned, _method.ReturnType);
-        return type2 == typeof(void) ? null : JsonSerializer.SerializeToNode(value, type2, Json);
+        if (type2 == typeof(void)) return null;
+        try
+        {
+            return JsonSerializer.SerializeToNode(value, type2, Json);
+        }
+        catch (ArgumentException e)
+        {
+            // NaN and ±Infinity, which JSON has no numbers for.
+            throw new Execution.MaybeEncodingError($"Error sending result '{value}': {e.Message}");
+        }
     }
 
     /// <summary>Python's rules: positionals fill parameters in order, keywords by name, defaults fill the rest.</summary>

@@ -3,6 +3,7 @@ using Hangfire.PostgreSql;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Execution;
+using Jobs.Core.Queue;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -18,10 +19,11 @@ public static class HangfireSetup
     /// <summary>
     /// The defaults of Hangfire.PostgreSql that would hurt a job queue, changed:
     /// <list type="bullet">
-    /// <item>EnableLongPolling: LISTEN/NOTIFY wakes workers of another process at once instead of after QueuePollInterval (15 s).</item>
-    /// <item>UseSlidingInvisibilityTimeout: a killed worker's job comes back after InvisibilityTimeout without a heartbeat, not after 30 min.</item>
+    /// <item>EnableLongPolling: enqueues NOTIFY new_job, so workers of another process wake at once (<see cref="WorkQueue"/>).</item>
+    /// <item>Fetching in workers is <see cref="WorkQueue"/>'s: a killed worker's job comes back after Worker:InvisibilityTimeout, not after 30 min.</item>
     /// <item>PrepareSchemaIfNecessary off: the schema belongs to the explicit migrate step (<see cref="Migrator"/>).</item>
     /// <item>Retention: finished jobs live for Jobs:Retention (7 days), not Hangfire's 1 day (<see cref="RetentionFilter"/>).</item>
+    /// <item>The dashboard's Delete and Requeue act on the job's row too (<see cref="DashboardStateFilter"/>).</item>
     /// <item>AutomaticRetry off (Hangfire would retry 10 times): each job's own <c>retries</c> apply instead (<see cref="RetryFilter"/>).</item>
     /// </list>
     /// </summary>
@@ -36,16 +38,22 @@ public static class HangfireSetup
         {
             var jobs = sp.GetRequiredService<IOptions<JobsOptions>>().Value;
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
-            config
+            var storage = config
                 .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
                 .UseSimpleAssemblyNameTypeSerializer()
                 .UseRecommendedSerializerSettings()
                 // REVIEW: Hangfire.PostgreSql keeps its own connections (from this string) rather than our
                 // NpgsqlDataSource; its connection factory contract does not say who opens the connection.
                 .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(connectionString), StorageOptions(worker))
+                .Entry;
+            // Worker processes fetch through our queue (WorkQueue: one owner per fetched job, liveness per process);
+            // the API only enqueues, which is the same INSERT + NOTIFY either way.
+            sp.GetService<WorkQueue>()?.Attach(storage, worker.Queues);
+            config
                 .UseFilter(new AutomaticRetryAttribute { Attempts = 0, LogEvents = false })
                 .UseFilter(new RetryFilter())
-                .UseFilter(new RetentionFilter(jobs.Retention));
+                .UseFilter(new RetentionFilter(jobs.Retention))
+                .UseFilter(new DashboardStateFilter(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), jobs.Retention));
         });
         return services;
     }
@@ -54,9 +62,9 @@ public static class HangfireSetup
     {
         SchemaName = Migrator.HangfireSchema,
         PrepareSchemaIfNecessary = false,
+        // The API's enqueues NOTIFY new_job only with long polling on; workers fetch through WorkQueue, which
+        // listens on one connection per process and replaces the stock fetch, its poll and its per-job keep-alive.
         EnableLongPolling = true,
-        // With long polling the poll is only the fallback should a notification be missed; it is also how
-        // idle workers find a job whose worker died (invisible for InvisibilityTimeout), so keep it short.
         QueuePollInterval = TimeSpan.FromSeconds(1),
         UseSlidingInvisibilityTimeout = true,
         // A lock whose holder lost its connection (PostgreSQL restarted) blocks that job's state changes until it

@@ -294,6 +294,30 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return changed;
     }
 
+    /// <summary>
+    /// Ends as canceled those of <paramref name="ids"/> that DELETE /jobs/{id} asked to stop but that are still unfinished
+    /// and no other Hangfire job owns: a canceled row is never claimed again, so its end must be written here.
+    /// </summary>
+    public async Task EndCanceledAsync(Guid[] ids, string hangfireJobId, TimeSpan retention, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH done AS (
+                UPDATE jobs.job SET state = 'canceled', finished_at = now(), expires_at = now() + $3, progress = NULL,
+                    error = jsonb_build_object('type', $4::text, 'message', function || $5::text, 'stackTrace', '')
+                WHERE id = ANY($1) AND cancel_requested_at IS NOT NULL AND state IN ('scheduled', 'enqueued', 'processing')
+                  AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)
+                RETURNING id),
+            notified AS (SELECT pg_notify('{FinishedChannel}', id::text) FROM done)
+            SELECT count(*) FROM notified
+            """);
+        cmd.Parameters.Add(new() { Value = ids });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = typeof(Execution.JobCanceledException).FullName! });
+        cmd.Parameters.Add(new() { Value = new Execution.JobCanceledException("").Message });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>Which of these running jobs DELETE /jobs/{id} asked to stop.</summary>
     public async Task<IReadOnlyList<Guid>> FindCancelRequestedAsync(Guid[] ids, CancellationToken ct)
     {

@@ -18,6 +18,7 @@ public sealed class JobsMetrics : IDisposable
     private readonly Counter<long> _finished;
     private readonly Histogram<double> _duration;
     private readonly Histogram<double> _pickup;
+    private readonly Counter<long> _violations;
 
     public JobsMetrics()
     {
@@ -26,6 +27,8 @@ public sealed class JobsMetrics : IDisposable
         _finished = _meter.CreateCounter<long>("jobs.finished", "{job}", "Job runs ended, by outcome (succeeded, failed, canceled, retried)");
         _duration = _meter.CreateHistogram<double>("jobs.duration", "s", "How long a job's function ran");
         _pickup = _meter.CreateHistogram<double>("jobs.pickup_latency", "s", "From submission (or due time) to the start of the first run");
+        _violations = _meter.CreateCounter<long>("jobs.invariant_violations", "{job}",
+            "Unfinished jobs found in none of the situations that lead to an end, for longer than Worker:InvariantBound (should stay 0)");
     }
 
     public Meter Meter => _meter;
@@ -44,6 +47,8 @@ public sealed class JobsMetrics : IDisposable
         _finished.Add(1, [new("function", function), new("queue", queue), new("outcome", outcome)]);
         _duration.Record(duration.TotalSeconds, [new("function", function), new("queue", queue), new("outcome", outcome)]);
     }
+
+    public void InvariantViolated(string kind, string problem) => _violations.Add(1, [new("kind", kind), new("problem", problem)]);
 
     private static KeyValuePair<string, object?>[] Tags(string function, string queue) => [new("function", function), new("queue", queue)];
 

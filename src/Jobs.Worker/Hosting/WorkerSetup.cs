@@ -4,6 +4,7 @@ using Jobs.Core.Database;
 using Jobs.Core.Execution;
 using Jobs.Core.Functions;
 using Jobs.Core.Functions.Python;
+using Jobs.Core.Queue;
 using Jobs.Core.Telemetry;
 using OpenTelemetry.Metrics;
 using Microsoft.Extensions.Options;
@@ -21,6 +22,7 @@ public static class WorkerSetup
     {
         // Relaxed commits: everything a worker writes is about jobs already stored durably (see CommitDurability).
         services.AddJobsCore(configuration, CommitDurability.Relaxed);
+        services.AddSingleton<WorkQueue>();
 
         services.AddHangfireServer((sp, server) =>
         {

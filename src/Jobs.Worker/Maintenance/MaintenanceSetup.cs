@@ -7,9 +7,9 @@ public static class MaintenanceSetup
     {
         services.AddHostedService<DispatchSweeper>();
         services.AddHostedService<RetentionPurger>();
-        services.AddSingleton<Jobs.Core.Storage.AbandonedJobs>();
-        services.AddHostedService<AbandonedJobRequeuer>();
         services.AddHostedService<StrandedJobRepair>();
+        services.AddSingleton<Jobs.Core.Queue.Invariants>();
+        services.AddHostedService<InvariantWatch>();
         services.AddHostedService<CancelWatcher>();
         return services;
     }

@@ -66,6 +66,8 @@ public sealed class SystemFixture : IAsyncLifetime
         foreach (var (k, v) in extra) env[k] = v;
         var process = ChildProcess.Start(name, assembly, env, line =>
         {
+            // JOBS_TEST_LOG=/path: every child process's output, time-stamped, for diagnosing a failed run.
+            if (Environment.GetEnvironmentVariable("JOBS_TEST_LOG") is { Length: > 0 } log) File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
             Output.Enqueue(line);
             while (Output.Count > 5000) Output.TryDequeue(out _);
         });

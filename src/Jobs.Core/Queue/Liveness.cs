@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Jobs.Core.Queue;
+
+/// <summary>
+/// A worker process's heartbeat for the jobs it holds: every Worker:InvisibilityTimeout / 5 one statement renews all
+/// of them, and every second one statement gives back any fetch, of any process, that went unrenewed for
+/// Worker:InvisibilityTimeout. It runs on a thread of its own, not the thread pool: a pool starved by busy jobs
+/// must not delay a renewal (a late renewal lets a second worker run the job too).
+/// </summary>
+internal sealed class Liveness(WorkQueue queue) : IDisposable
+{
+    private static readonly TimeSpan RescueEvery = TimeSpan.FromSeconds(1);
+
+    private readonly CancellationTokenSource _stop = new();
+    private Thread? _thread;
+
+    public void Start()
+    {
+        _thread = new Thread(Run) { IsBackground = true, Name = "Jobs queue liveness" };
+        _thread.Start();
+    }
+
+    private void Run()
+    {
+        var renewEvery = queue.InvisibilityTimeout / 5;
+        var sinceRenew = Stopwatch.StartNew();
+        var sinceRescue = Stopwatch.StartNew();
+        var tick = renewEvery < RescueEvery ? renewEvery : RescueEvery;
+        while (!_stop.Token.WaitHandle.WaitOne(tick))
+        {
+            try
+            {
+                if (sinceRenew.Elapsed >= renewEvery)
+                {
+                    sinceRenew.Restart();
+                    queue.Renew();
+                }
+                if (sinceRescue.Elapsed >= RescueEvery)
+                {
+                    sinceRescue.Restart();
+                    if (queue.RescueAbandoned() is > 0 and var rescued)
+                        queue.Logger.LogWarning("Gave back {Count} job(s) whose worker process stopped renewing them", rescued);
+                }
+            }
+            catch (Exception e)
+            {
+                queue.Logger.LogDebug(e, "Queue heartbeat failed; trying again in {Tick}", tick);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _thread?.Join(TimeSpan.FromSeconds(5));
+        _stop.Dispose();
+    }
+}
