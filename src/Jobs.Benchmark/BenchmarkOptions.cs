@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null)
 {
     /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, cpu, pycpu, scaling, baseline).</summary>
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
@@ -27,7 +27,8 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--map-items" => o with { MapItems = value },
                 "--scaling-jobs" => o with { ScalingJobs = value },
                 "--soak-rate" => o with { SoakRate = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,cpu,pycpu,scaling,baseline --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S"),
+                "--chaos" => o with { ChaosSeconds = value },
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,cpu,pycpu,scaling,baseline --jobs --latency --baseline-latency --workers --concurrency --map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
             };
         }
         return o;

@@ -51,7 +51,60 @@ public sealed class JobsSystem : IAsyncDisposable
     public HttpClient Http { get; }
     public NpgsqlDataSource Db { get; }
 
+    private readonly CancellationTokenSource _stop = new();
+    private Task _watch = Task.CompletedTask;
+
+    private Dictionary<string, string?> _environment = [];
+
     private JobsSystem(List<ChildProcess> processes, HttpClient http, NpgsqlDataSource db) => (_processes, Http, Db) = (processes, http, db);
+
+    /// <summary>kill -9 of process <paramref name="index"/> (0 is the API), then a fresh one in its place after <paramref name="downtime"/>.</summary>
+    public async Task KillAndRestartAsync(int index, TimeSpan downtime)
+    {
+        var victim = _processes[index];
+        victim.Kill();
+        await victim.DisposeAsync();
+        await Task.Delay(downtime);
+        _processes[index] = ChildProcess.Start(victim.Name, index == 0 ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environment, JobsScenario.Quiet);
+    }
+
+    /// <summary>A job on no path to an end (see Jobs.Core.Queue.Invariants) for this long fails the run.</summary>
+    public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(30);
+
+    /// <summary>Violations the watch has seen; the soak reports them, the scenarios fail on the first.</summary>
+    public int Violations { get; private set; }
+
+    /// <summary>When false (the soak), violations are counted and printed, and the run goes on.</summary>
+    public bool FailOnViolation { get; set; } = true;
+
+    /// <summary>
+    /// Every 5 s, the workers' own invariant check from outside: a job that breaks it for longer than
+    /// <see cref="StuckAfter"/> is printed with its rows and fails the run, instead of a scenario waiting for ever.
+    /// </summary>
+    private async Task WatchAsync()
+    {
+        var invariants = new Jobs.Core.Queue.Invariants(Db);
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(5), _stop.Token);
+                var violations = await invariants.CheckAsync(StuckAfter, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(40), _stop.Token);
+                foreach (var v in violations) Console.Error.WriteLine($"STUCK: {v}");
+                Violations += violations.Count;
+                if (violations.Count > 0 && FailOnViolation)
+                    await Shutdown.FailAsync($"{violations.Count} job(s) on no path to an end for over {StuckAfter.TotalSeconds:0} s (rows above)");
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                // PostgreSQL restarting (the soak does that on purpose): look again next round.
+            }
+        }
+    }
 
     public static string PythonExamples => Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py");
 
@@ -75,11 +128,16 @@ public sealed class JobsSystem : IAsyncDisposable
         await using var db = NpgsqlDataSource.Create(cs);
         await using (var servers = db.CreateCommand("SELECT count(*) FROM hangfire.server"))
             while ((long)(await servers.ExecuteScalarAsync())! < workers) await Task.Delay(100);
-        return new JobsSystem(processes, http, NpgsqlDataSource.Create(cs));
+        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env });
+        system._watch = system.WatchAsync();
+        return system;
     }
 
     public async ValueTask DisposeAsync()
     {
+        Shutdown.Unregister(this);
+        _stop.Cancel();
+        await _watch;
         await Task.WhenAll(_processes.Select(p => p.StopAsync(TimeSpan.FromSeconds(20))));
         foreach (var p in _processes) await p.DisposeAsync();
         Http.Dispose();
@@ -118,6 +176,8 @@ public static class JobsScenario
             var job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             while (job["finishedAt"] is null)
             {
+                if (sample.Elapsed > JobsSystem.StuckAfter)
+                    await Shutdown.FailAsync($"latency sample {i} not finished after {sample.Elapsed.TotalSeconds:0} s: {job.ToJsonString()}");
                 // Not finished within the wait (or refused): say so, and keep waiting, so the outlier is measured, not hidden.
                 Console.Error.WriteLine($"latency sample {i}: {(int)response.StatusCode} after {sample.ElapsedMilliseconds} ms: {job.ToJsonString()[..Math.Min(300, job.ToJsonString().Length)]}");
                 if (job["id"] is null) throw new InvalidOperationException("submission refused");

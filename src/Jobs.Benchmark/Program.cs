@@ -8,13 +8,19 @@ using Jobs.Launcher.Processes;
 if (args is [BaselineScenario.WorkerMode]) return BaselineScenario.RunWorker();
 
 var options = BenchmarkOptions.Parse(args);
+Shutdown.Install();
 const int PythonPrimesLimit = 4_000_000; // count_primes(4e6) takes ~50 ms in CPython here, like the cpu.spin scenario
-await using var postgres = await LocalPostgres.StartAsync(
+await using var postgres = Shutdown.Register(await LocalPostgres.StartAsync(
     Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m),
-    extraSettings: "-c shared_preload_libraries=pg_stat_statements");
+    extraSettings: "-c shared_preload_libraries=pg_stat_statements"));
 await postgres.EnsureDatabaseAsync("postgres");
 var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres"));
 var command = $"dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}";
+if (options.ChaosSeconds > 0)
+{
+    Console.WriteLine($"machine: {machine}\ncommand: {command}");
+    return await ChaosScenario.RunAsync(postgres, options.ChaosSeconds, options.SoakRate);
+}
 if (options.SoakSeconds > 0)
 {
     Console.WriteLine($"machine: {machine}\ncommand: {command}");

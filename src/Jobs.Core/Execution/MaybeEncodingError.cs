@@ -98,8 +98,8 @@ public sealed class MaybeEncodingError(string message) : Exception(message)
 
     private static string? NumberProblem(ReadOnlySpan<byte> number)
     {
-        if (number.Length < 20) return null;
         var e = number.IndexOfAny((byte)'e', (byte)'E');
+        if (e < 0 && number.Length < 1000) return null;
         var mantissa = e < 0 ? number : number[..e];
         long exponent = 0;
         if (e >= 0 && !long.TryParse(Encoding.ASCII.GetString(number[(e + 1)..]), out exponent))
