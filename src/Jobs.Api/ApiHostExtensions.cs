@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Jobs.Core.Configuration;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -18,7 +19,12 @@ public static class ApiHostExtensions
             .Select(u => auth.Enabled ? u : LoopbackOnly(u)).Distinct().ToArray();
         builder.WebHost.UseUrls(urls);
         builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = api.MaxRequestBodyBytes);
-        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.MaxDepth = api.MaxJsonDepth);
+        builder.Services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.MaxDepth = api.MaxJsonDepth;
+            // A number in the contract is a JSON number: not "5", not "NaN" (the web defaults read numbers from strings).
+            json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
+        });
         return builder;
     }
 

@@ -85,13 +85,13 @@ public sealed class JobService(
             throw Invalid(e.Parameter, "Arguments do not fit the function", e.Message);
         }
 
-        if (request.DelaySeconds is { } delay && (delay < 0 || delay > MaxDelaySeconds))
+        if (request.DelaySeconds is { } delay && !(delay >= 0 && delay <= MaxDelaySeconds))
             throw Invalid("delaySeconds", "Invalid delaySeconds", $"delaySeconds is between 0 and {MaxDelaySeconds:0} (a year).");
         if (request.DelaySeconds is not null && request.RunAt is not null)
             throw Invalid("runAt", "Invalid runAt", "Give delaySeconds or runAt, not both.");
         if (request.RunAt is { } at && at > DateTimeOffset.UtcNow.AddSeconds(MaxDelaySeconds))
             throw Invalid("runAt", "Invalid runAt", "runAt is at most a year from now.");
-        if (request.TimeoutSeconds is { } timeout && (timeout <= 0 || timeout > MaxTimeoutSeconds))
+        if (request.TimeoutSeconds is { } timeout && !(timeout > 0 && timeout <= MaxTimeoutSeconds))
             throw Invalid("timeoutSeconds", "Invalid timeoutSeconds", $"timeoutSeconds is more than 0 and at most {MaxTimeoutSeconds:0} (a week).");
         if (request.Retries is < 0 or > 100)
             throw Invalid("retries", "Invalid retries", "retries is between 0 and 100.");

@@ -69,6 +69,27 @@ public sealed class RefusedSubmissionTests(SystemFixture system) : SystemTest(sy
         await AssertNothingStoredAsync();
     }
 
+    [Theory]
+    [InlineData("/jobs", """{"function":"noop","timeoutSeconds":"NaN"}""", "timeoutSeconds")]
+    [InlineData("/jobs", """{"function":"noop","timeoutSeconds":"Infinity"}""", "timeoutSeconds")]
+    [InlineData("/jobs", """{"function":"noop","timeoutSeconds":"5"}""", "timeoutSeconds")]
+    [InlineData("/jobs", """{"function":"noop","delaySeconds":"NaN"}""", "delaySeconds")]
+    [InlineData("/jobs", """{"function":"noop","delaySeconds":"-Infinity"}""", "delaySeconds")]
+    [InlineData("/jobs", """{"function":"noop","retries":"2"}""", "retries")]
+    [InlineData("/maps", """{"function":"math.square","items":[1],"chunksize":"1"}""", "chunksize")]
+    public async Task A_number_field_takes_a_JSON_number_only(string path, string body, string field)
+    {
+        var response = await Http.PostRawAsync(path, body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.JsonAsync();
+        Assert.Contains(field, problem.Compact(), StringComparison.OrdinalIgnoreCase);
+        await AssertNothingStoredAsync();
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map"));
+        Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/jobs")).StatusCode);
+    }
+
     [Fact]
     public async Task Empty_body_is_refused_with_400_problem()
     {
