@@ -115,6 +115,10 @@ public sealed class JobService(
         if (allowed.AllowedHosts.Length == 0)
             throw Invalid("callbackUrl", "Callbacks are disabled",
                 "This service sends no callbacks: no host is allowed (Callbacks:AllowedHosts is empty). Poll GET /jobs/{id}?wait=N instead, or ask the operator to allow your host.");
+        // Control characters never reach PostgreSQL: a NUL refused at Bind left Npgsql's auto-prepared statement
+        // on that connection out of step, and the next submission on it failed (500) although it was stored.
+        if (callback.Any(c => char.IsControl(c) || char.IsWhiteSpace(c)))
+            throw Invalid("callbackUrl", "Invalid callbackUrl", "callbackUrl must be an absolute http or https URL; it holds a control character or white space.");
         if (!Uri.TryCreate(callback, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             throw Invalid("callbackUrl", "Invalid callbackUrl", "callbackUrl must be an absolute http or https URL.");
         if (!allowed.Allows(url))

@@ -33,6 +33,7 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
         // The submitting request's trace (W3C traceparent) travels with the row, so the worker's run joins it.
+        ThrowIfUnstorable(job);
         if (job.TraceParent is null && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
             job = job with { TraceParent = current.Id };
         // An Idempotency-Key is claimed in its job's own transaction; a delayed job gets a scheduled Hangfire job.
@@ -44,6 +45,19 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
         if (!_pending.Writer.TryWrite(pending)) throw new InvalidOperationException("The submitter is closed.");
         // Not canceled with the request: once queued, the job is stored whether or not its client waits.
         return (await pending.Completion.Task, true);
+    }
+
+    /// <summary>
+    /// Callers validate; this is the last guard. PostgreSQL refuses U+0000 in a text parameter at Bind, and with
+    /// Npgsql's auto-prepare that refusal leaves the connection's prepared statement out of step: the next
+    /// submission on that connection fails with "unexpected backend message DataRow" after its row was stored.
+    /// </summary>
+    private static void ThrowIfUnstorable(NewJob job)
+    {
+        foreach (var (name, value) in (ReadOnlySpan<(string, string?)>)[("function", job.Function), ("queue", job.Queue),
+                     ("callbackUrl", job.CallbackUrl), ("scheduleName", job.ScheduleName), ("traceParent", job.TraceParent)])
+            if (value is not null && value.Contains('\0', StringComparison.Ordinal))
+                throw new ArgumentException($"{name} holds U+0000, which PostgreSQL cannot store.", name);
     }
 
     private async Task<(JobRecord Job, bool Created)> SubmitAloneAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)

@@ -72,6 +72,30 @@ public sealed class CallbackTests(SystemFixture system) : SystemTest(system), ID
         Assert.True(problem["errors"]!.AsObject().ContainsKey("callbackUrl"));
     }
 
+    [Fact]
+    public async Task A_callbackUrl_PostgreSQL_refuses_fails_alone_and_leaves_other_submissions_whole()
+    {
+        // A fresh API: its connections have not yet prepared the statements the refused one breaks.
+        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
+        await using var api = Fixture.StartApi("api-nul-callback", url, []);
+        await Network.WaitForReadyAsync(url, () => api.HasExited, () => "", TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { BaseAddress = url };
+        var bad = $$"""{"function":"noop","callbackUrl":"{{_receiver.Url}}a\u0000b"}""";
+
+        var accepted = new List<Guid>();
+        for (var i = 0; i < 12; i++)
+        {
+            for (var b = 0; b < 2; b++)
+                Assert.Equal(HttpStatusCode.BadRequest, (await http.PostRawAsync("/jobs", bad)).StatusCode);
+            var good = await http.SubmitAsync(new { function = "noop" });
+            Assert.True(good.StatusCode == HttpStatusCode.Accepted, $"round {i}: {(int)good.StatusCode} {await good.Content.ReadAsStringAsync()}");
+            accepted.Add((await good.JsonAsync())["id"]!.GetValue<Guid>());
+        }
+
+        Assert.Equal(12L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+        foreach (var id in accepted) Assert.Equal("succeeded", (await http.WaitForJobAsync(id))["state"]!.GetValue<string>());
+    }
+
     /// <summary>A real HTTP server on a loopback port that records what it receives.</summary>
     private sealed class CallbackReceiver : IDisposable
     {
