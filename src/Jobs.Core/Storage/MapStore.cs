@@ -174,10 +174,17 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         return list;
     }
 
-    /// <summary>Writes a batch of item outcomes, bumps the map's counters and wakes streaming readers, in one statement.</summary>
+    /// <summary>
+    /// Writes a batch of item outcomes, bumps the map's counters and wakes streaming readers, in one round trip and
+    /// one transaction. The map's row is locked before the outcomes take their completion numbers (seq), so per map
+    /// seq order is commit order: a completion-order stream pages by seq and never passes over an outcome that
+    /// commits later with a lower number (it did: streams stopped a few items short and never ended).
+    /// </summary>
     public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE") { Parameters = { new() { Value = mapId } } });
+        var write = new NpgsqlBatchCommand($"""
             WITH written AS (
                 UPDATE jobs.map_item m SET state = u.state, result = u.result::jsonb, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
                 FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
@@ -193,12 +200,14 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
             )
             SELECT pg_notify('{ProgressChannel}', $1::text)
             """);
-        cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = indexes });
-        cmd.Parameters.Add(new() { Value = states });
-        cmd.Parameters.Add(new() { Value = results, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        cmd.Parameters.Add(new() { Value = errors, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
-        await cmd.ExecuteNonQueryAsync(ct);
+        write.Parameters.Add(new() { Value = mapId });
+        write.Parameters.Add(new() { Value = indexes });
+        write.Parameters.Add(new() { Value = states });
+        write.Parameters.Add(new() { Value = results, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        write.Parameters.Add(new() { Value = errors, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        batch.BatchCommands.Add(write);
+        // One batch is one implicit transaction in PostgreSQL: the lock is held until the outcomes commit.
+        await batch.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>

@@ -124,6 +124,35 @@ public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : S
     }
 
     [Fact]
+    public async Task Completion_order_streams_get_every_item_while_chunks_commit_concurrently()
+    {
+        // Chunks finish on four worker slots at once; an outcome numbered earlier can commit later than one
+        // numbered after it. A stream that pages by that number must still see it, and end.
+        const int items = 6000;
+        var map = await SubmitMapAsync(new { function = "math.square", items = Enumerable.Range(0, items), chunksize = 10 });
+        var id = map["id"]!.GetValue<Guid>();
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var streams = Enumerable.Range(0, 24).Select(async _ =>
+        {
+            using var response = await Http.GetAsync($"/maps/{id}/stream?order=completion", HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+            var seen = new HashSet<int>();
+            try
+            {
+                while (await reader.ReadLineAsync(cts.Token) is { } line)
+                    if (line.Length > 0) seen.Add(JsonNode.Parse(line)!["index"]!.GetValue<int>());
+            }
+            catch (OperationCanceledException) { }
+            return seen.Count;
+        }).ToList();
+        var counts = await Task.WhenAll(streams);
+
+        Assert.False(cts.IsCancellationRequested, $"streams still open after 90 s, distinct items per stream: {string.Join(", ", counts)}");
+        Assert.All(counts, c => Assert.Equal(items, c));
+    }
+
+    [Fact]
     public async Task Canceling_a_map_cancels_what_has_not_finished_and_stops_running_chunks()
     {
         var queue = SystemFixture.PrivateQueue();
