@@ -17,6 +17,8 @@ import inspect
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 
 PROTOCOL = sys.stdout
@@ -60,7 +62,7 @@ def describe(module):
             entry = {"name": p.name, "kind": p.kind.name, "schema": schema(p.annotation), "required": p.default is inspect.Parameter.empty}
             if p.default is not inspect.Parameter.empty:
                 try:
-                    json.dumps(p.default)
+                    json.dumps(p.default, allow_nan=False)
                     entry["default"] = p.default
                 except (TypeError, ValueError):
                     entry["default"] = repr(p.default)
@@ -70,8 +72,22 @@ def describe(module):
     return {"module": module.__name__, "functions": functions}
 
 
+def exit_with_parent():
+    """Ends this process when the worker that started it is gone (kill -9, the OOM killer): an orphan would run
+    its call on while the job re-runs elsewhere, and an endless one would burn a core for good. A thread checks the
+    parent every 0.2 s (PR_SET_PDEATHSIG would fire when the .NET thread that started us exits, not the process)."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="jobs-parent-watch", daemon=True).start()
+
+
 def send(obj):
-    PROTOCOL.write(json.dumps(obj) + "\n")
+    PROTOCOL.write(json.dumps(obj, allow_nan=False) + "\n")
     PROTOCOL.flush()
 
 
@@ -96,7 +112,7 @@ def serve(module):
             send({"ok": False, "error": error(e)})
             continue
         try:
-            encoded = json.dumps({"ok": True, "result": result})
+            encoded = json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
         except (TypeError, ValueError) as e:
             # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
             send({"ok": False, "error": error(e, "MaybeEncodingError") | {
@@ -108,6 +124,7 @@ def serve(module):
 
 def main(argv):
     command, path = argv[1], argv[2]
+    exit_with_parent()
     sys.stdout = sys.stderr  # the user's print() must not corrupt the protocol
     module = load(path)
     if command == "describe":

@@ -25,8 +25,9 @@ public sealed class MaybeEncodingError(string message) : Exception(message)
         {
             json = value?.ToJsonString() ?? "null";
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {
+            // NaN or Infinity (ArgumentException); a string read from JSON that holds a lone surrogate escape (InvalidOperationException).
             throw new MaybeEncodingError($"Error sending {what}: {e.Message}");
         }
         Check(json, what);

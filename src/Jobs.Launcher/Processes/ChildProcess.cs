@@ -65,13 +65,16 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>SIGKILL: no cleanup, as when the machine or the OOM killer takes the process.</summary>
+    /// <summary>
+    /// SIGKILL of this process alone, as when the OOM killer or <c>kill -9</c> takes it: its own children (a worker's
+    /// python3 processes) are not killed with it here; they notice and exit by themselves.
+    /// </summary>
     public void Kill()
     {
         if (_disposed) return;
         try
         {
-            _process.Kill(entireProcessTree: true);
+            _process.Kill(entireProcessTree: false);
             _process.WaitForExit(5000);
         }
         catch (InvalidOperationException)

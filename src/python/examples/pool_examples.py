@@ -73,6 +73,11 @@ def not_json() -> set:
     return {1, 2}
 
 
+def awkward(kind: str):
+    """Returns what JSON or PostgreSQL cannot carry ("nan", "inf", "nul", "surrogate"): the job fails with MaybeEncodingError."""
+    return {"nan": float("nan"), "inf": float("inf"), "nul": "a\x00b", "surrogate": "\ud800"}[kind]
+
+
 def rest(*args, scale: float = 1.0, **kwargs) -> dict:
     """Echoes its arguments (shows *args, keyword-only and **kwargs binding)."""
     return {"args": [a * scale for a in args], "kwargs": kwargs}

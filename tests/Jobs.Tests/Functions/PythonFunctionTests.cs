@@ -66,6 +66,13 @@ public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(syste
         Assert.Contains("pool_examples.py", failed["error"]!["stackTrace"]!.GetValue<string>());
         var unencodable = await RunAsync(new { function = "py:pool_examples.not_json", queue });
         Assert.Equal("MaybeEncodingError", unencodable["error"]!["type"]!.GetValue<string>());
+        foreach (var kind in new[] { "nan", "inf", "nul", "surrogate" })
+        {
+            // What JSON or jsonb cannot carry ends the job failed at once, never processing or crashed.
+            var awkward = await Http.WaitForJobAsync(await Http.SubmitOkAsync(new { function = "py:pool_examples.awkward", args = new[] { kind }, queue }), 10);
+            Assert.Equal("failed", awkward["state"]!.GetValue<string>());
+            Assert.Equal("MaybeEncodingError", awkward["error"]!["type"]!.GetValue<string>());
+        }
 
         // A timeout terminates the python3 process; the next call gets a fresh one.
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -91,6 +98,45 @@ public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(syste
         var id = (await map.JsonAsync())["id"]!.GetValue<Guid>();
         var results = await (await Http.GetAsync($"/maps/{id}/results?timeout=30")).JsonAsync();
         Assert.Equal("[1,4,9]", results["results"].Compact());
+    }
+
+    [Fact]
+    public async Task A_killed_workers_python3_process_dies_with_it()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var worker = StartPythonWorker("python-worker-killed", queue);
+        await using var _ = worker;
+        await WaitOfferedAsync("py:pool_examples.sleep");
+        await Http.SubmitOkAsync(new { function = "py:pool_examples.sleep", args = new[] { 60 }, queue });
+        var python = 0;
+        await Eventually.TrueAsync(() => Task.FromResult((python = ChildrenOf(worker.Id).FirstOrDefault()) != 0), "the worker runs the call in a python3 process", 30);
+        await Task.Delay(500); // the call is under way in it
+
+        worker.Kill();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Eventually.TrueAsync(() => Task.FromResult(!IsRunning(python)), $"python3 {python} exits once its worker is gone", 10);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"python3 outlived its worker by {clock.Elapsed}");
+    }
+
+    private static IEnumerable<int> ChildrenOf(int parent) =>
+        Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse!)
+            .Where(pid => Stat(pid) is { } stat && stat.Ppid == parent && stat.Command.StartsWith("python", StringComparison.Ordinal));
+
+    /// <summary>Running, not gone and not a zombie nobody reaps.</summary>
+    private static bool IsRunning(int pid) => Stat(pid) is { } stat && stat.State != 'Z';
+
+    private static (string Command, char State, int Ppid)? Stat(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var close = text.LastIndexOf(')');
+            var fields = text[(close + 2)..].Split(' ');
+            return (text[(text.IndexOf('(') + 1)..close], fields[0][0], int.Parse(fields[1]));
+        }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
     }
 
     [Fact]
