@@ -23,6 +23,9 @@ public sealed class SubmitMapRequest
     /// <summary>Items per chunk (one Hangfire job each). Default, as in Python: ceil(items / (4 × worker slots)).</summary>
     public int? Chunksize { get; set; }
 
+    /// <summary>Fail an item with Jobs.Core.Execution.JobTimeoutException after this many seconds of running; the rest go on. Default: the function's own.</summary>
+    public double? TimeoutSeconds { get; set; }
+
     public string? Queue { get; set; }
 }
 

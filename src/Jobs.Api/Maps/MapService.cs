@@ -42,6 +42,8 @@ public sealed class MapService(
             throw new RequestRefusedException(400, "Too many items", $"A map has at most {options.Value.MaxMapItems} items (Jobs:MaxMapItems); split it.", "items");
         if (request.Chunksize is < 1 or > 1_000_000)
             throw new RequestRefusedException(400, "Invalid chunksize", "chunksize is between 1 and 1,000,000.", "chunksize");
+        if (request.TimeoutSeconds is { } timeout && !(timeout > 0 && timeout <= 7 * 86_400))
+            throw new RequestRefusedException(400, "Invalid timeoutSeconds", "timeoutSeconds is more than 0 and at most 604800 (a week).", "timeoutSeconds");
         if (request.Kwargs.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Object))
             throw new RequestRefusedException(400, "Invalid kwargs", "kwargs must be a JSON object.", "kwargs");
 
@@ -71,14 +73,14 @@ public sealed class MapService(
         var chunksize = request.Chunksize ?? DefaultChunksize(total, queue);
         var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
         var claim = IdempotencyKeys.Claim(idempotencyKey, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
-            [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", kwargs, .. itemArgs]))),
+            [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", request.TimeoutSeconds?.ToString("R") ?? "", kwargs, .. itemArgs]))),
             options.Value.IdempotencyWindow);
 
         MapRecord map;
         bool created;
         try
         {
-            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize), itemArgs, claim, ct);
+            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct);
         }
         catch (IdempotencyConflictException e)
         {

@@ -5,6 +5,7 @@ using Hangfire.Server;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Storage;
+using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -14,8 +15,11 @@ namespace Jobs.Core.Execution;
 /// Runs one chunk of a map: the function once per item, in index order, with outcomes written in batches
 /// (every <see cref="FlushItems"/> items or <see cref="FlushInterval"/>). A failing item records its error and
 /// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
+/// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
+/// map (DELETE /maps/{id} deletes the chunk's Hangfire job, which cancels <c>ct</c>), the jobs.started/finished/duration
+/// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts.
 /// </summary>
-public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
 {
     private const int FlushItems = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
@@ -31,7 +35,12 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
             return;
         }
+        using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
+        activity?.SetTag("jobs.map_id", mapId).SetTag("jobs.chunk", chunk).SetTag("jobs.function", claimed.Function)
+            .SetTag("jobs.queue", claimed.Queue).SetTag("hangfire.job_id", hangfireJobId);
         var items = await maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, ct);
+        activity?.SetTag("jobs.items", items.Count);
+        var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var kwargs = JsonDocument.Parse(claimed.Kwargs);
         registry.TryGet(claimed.Function, out var function);
 
@@ -47,21 +56,36 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, IOp
                 batch.Add(index, MapItemStates.Failed, null, Error(new WorkerCrashedException(claimed.Function, claimed.Crashes)));
                 continue;
             }
+            metrics.Started(claimed.Function, claimed.Queue, pickup: null);
+            var clock = Stopwatch.StartNew();
+            using var deadline = new CancellationTokenSource();
+            if (timeout is { } t) deadline.CancelAfter(t);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
             try
             {
                 if (function is null) throw new UnknownFunctionException(claimed.Function);
                 using var args = JsonDocument.Parse(argsJson);
                 var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
-                var result = await function.InvokeAsync(args.RootElement, kwargs.RootElement, itemContext, ct);
+                var argsRoot = args.RootElement;
+                var kwargsRoot = kwargs.RootElement;
+                // With a timeout, as for a single job: on a pool thread and awaited with WaitAsync, so a function that
+                // ignores its token (or never yields) still loses its item on time. Without one, inline: maps are hot.
+                var result = timeout is null
+                    ? await function.InvokeAsync(argsRoot, kwargsRoot, itemContext, ct)
+                    : await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, itemContext, linked.Token), linked.Token).WaitAsync(linked.Token);
                 batch.Add(index, MapItemStates.Succeeded, MaybeEncodingError.Encode(result, "result"), null);
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Succeeded, clock.Elapsed);
             }
             catch (Exception) when (ct.IsCancellationRequested)
             {
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, clock.Elapsed);
                 break;
             }
             catch (Exception e)
             {
-                batch.Add(index, MapItemStates.Failed, null, Error(e));
+                var failure = deadline.IsCancellationRequested ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
+                batch.Add(index, MapItemStates.Failed, null, Error(failure));
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Failed, clock.Elapsed);
             }
             if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {

@@ -11,10 +11,10 @@ public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Sta
 }
 
 /// <summary>A map to store: validated by the caller.</summary>
-public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize);
+public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, double? TimeoutSeconds = null);
 
 /// <summary>What a chunk's runner needs once it owns the chunk.</summary>
-public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes);
+public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds);
 
 /// <summary>A chunk whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
@@ -50,8 +50,8 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         }
         await using (var insert = new NpgsqlCommand("""
             WITH map AS (
-                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks)
-                VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
+                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds)
+                VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)
             )
             INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index)
             SELECT $1, c, c * $7, least((c + 1) * $7, $6) FROM generate_series(0, $8 - 1) AS c
@@ -65,6 +65,7 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
             insert.Parameters.Add(new() { Value = itemArgs.Count });
             insert.Parameters.Add(new() { Value = map.Chunksize });
             insert.Parameters.Add(new() { Value = chunks });
+            insert.Parameters.Add(new() { Value = (object?)map.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
             await insert.ExecuteNonQueryAsync(ct);
         }
         await using (var copy = await connection.BeginBinaryImportAsync("COPY jobs.map_item (map_id, index, args) FROM STDIN (FORMAT BINARY)", ct))
@@ -134,7 +135,7 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
                 RETURNING first_index, end_index, attempts, crashes
             ),
             started AS (UPDATE jobs.map SET state = 'processing' WHERE id = $1 AND state = 'enqueued' AND EXISTS (SELECT 1 FROM claimed))
-            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes FROM claimed c, jobs.map m WHERE m.id = $1
+            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes, m.queue, m.timeout_seconds FROM claimed c, jobs.map m WHERE m.id = $1
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = chunk });
@@ -142,7 +143,8 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = worker });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct)
-            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5))
+            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5),
+                reader.GetString(6), reader.IsDBNull(7) ? null : reader.GetDouble(7))
             : null;
     }
 

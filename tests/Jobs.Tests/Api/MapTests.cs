@@ -153,6 +153,26 @@ public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : S
     }
 
     [Fact]
+    public async Task An_item_past_the_maps_timeout_fails_alone_and_the_chunk_goes_on()
+    {
+        var clock = Stopwatch.StartNew();
+        var map = await SubmitMapAsync(new { function = "time.sleep", items = new[] { 0.1, 60, 0.1 }, chunksize = 3, timeoutSeconds = 1 });
+        var id = map["id"]!.GetValue<Guid>();
+
+        using var response = await Http.GetAsync($"/maps/{id}/stream?order=input");
+        var lines = (await response.Content.ReadAsStringAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the map took {clock.Elapsed}");
+        Assert.Equal(3, lines.Count);
+        Assert.Equal(0.1, lines[0]["result"]!.GetValue<double>());
+        Assert.Equal("Jobs.Core.Execution.JobTimeoutException", lines[1]["error"]!["type"]!.GetValue<string>());
+        Assert.Equal(0.1, lines[2]["result"]!.GetValue<double>());
+        var view = await (await Http.GetAsync($"/maps/{id}?wait=10")).JsonAsync();
+        Assert.Equal("failed", view["state"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.PostAsJsonAsync("/maps", new { function = "time.sleep", items = new[] { 1 }, timeoutSeconds = 0 })).StatusCode);
+    }
+
+    [Fact]
     public async Task Canceling_a_map_cancels_what_has_not_finished_and_stops_running_chunks()
     {
         var queue = SystemFixture.PrivateQueue();
