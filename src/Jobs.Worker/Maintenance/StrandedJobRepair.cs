@@ -7,9 +7,10 @@ namespace Jobs.Worker.Maintenance;
 /// <summary>
 /// A job is stranded when its row says 'processing' but its Hangfire job has already ended — the run's outcome
 /// could not be written (PostgreSQL was away for longer than <see cref="DatabaseRetry.Patience"/>). Such a job
-/// is requeued, so it runs again instead of waiting forever; the lost run counts as a crash.
+/// is requeued, so it runs again instead of waiting forever; the lost run counts as a crash. The same for a map
+/// chunk: its re-run does the items without an outcome.
 /// </summary>
-public sealed class StrandedJobRepair(JobStore store, JobStorage storage, IBackgroundJobClient hangfire, ILogger<StrandedJobRepair> logger)
+public sealed class StrandedJobRepair(JobStore store, MapStore maps, JobStorage storage, IBackgroundJobClient hangfire, ILogger<StrandedJobRepair> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(15);
@@ -21,10 +22,11 @@ public sealed class StrandedJobRepair(JobStore store, JobStorage storage, IBackg
         {
             try
             {
-                var candidates = await store.FindLongProcessingAsync(TimeSpan.FromSeconds(30), 100, stoppingToken);
-                if (candidates.Count == 0) continue;
+                var jobs = await store.FindLongProcessingAsync(TimeSpan.FromSeconds(30), 100, stoppingToken);
+                var chunks = await maps.FindLongProcessingChunksAsync(TimeSpan.FromSeconds(30), 100, stoppingToken);
+                if (jobs.Count == 0 && chunks.Count == 0) continue;
                 using var connection = storage.GetConnection();
-                foreach (var (id, hangfireJobId) in candidates)
+                foreach (var (id, hangfireJobId) in jobs.Select(j => (j.Id.ToString(), j.HangfireJobId)).Concat(chunks))
                 {
                     var state = connection.GetStateData(hangfireJobId)?.Name;
                     var ended = state is null || state == SucceededState.StateName || state == FailedState.StateName || state == DeletedState.StateName;

@@ -67,4 +67,30 @@ public sealed class LivenessTests(SystemFixture system, ITestOutputHelper output
         output.WriteLine($"slowest lone job: {slowest.TotalMilliseconds:F0} ms");
         Assert.True(slowest < TimeSpan.FromSeconds(2), $"slowest lone job took {slowest}");
     }
+
+    [Fact]
+    public async Task A_map_chunk_whose_hangfire_job_ended_without_its_outcome_is_run_again()
+    {
+        // What a PostgreSQL outage longer than the workers' write patience leaves: the chunk's row says processing,
+        // its Hangfire job has ended. Played here on a queue no worker serves yet.
+        var queue = SystemFixture.PrivateQueue();
+        var response = await Http.PostAsync("/maps", System.Net.Http.Json.JsonContent.Create(new { function = "math.square", items = new[] { 1, 2, 3 }, queue }));
+        var id = (await response.JsonAsync())["id"]!.GetValue<Guid>();
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1", id) is not null, "dispatched");
+        var hangfireJobId = long.Parse((await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1", id))!);
+        await Database.ScalarAsync<int>("UPDATE jobs.map_chunk SET state = 'processing', attempts = 1, started_at = now() - interval '1 minute' WHERE map_id = $1 RETURNING 1", id);
+        await Database.ScalarAsync<int>("""
+            WITH s AS (INSERT INTO hangfire.state (jobid, name, reason, createdat, data)
+                       VALUES ($1, 'Succeeded', 'played by the test', now(), '{}') RETURNING id)
+            UPDATE hangfire.job SET stateid = (SELECT id FROM s), statename = 'Succeeded' WHERE id = $1 RETURNING 1
+            """, hangfireJobId);
+        await Database.ScalarAsync<int>("DELETE FROM hangfire.jobqueue WHERE jobid = $1 RETURNING 1", hangfireJobId);
+
+        await using var worker = Fixture.StartWorker("stranded-chunk", [queue]);
+        var map = await (await Http.GetAsync($"/maps/{id}?wait=45")).JsonAsync();
+
+        Assert.Equal("succeeded", map["state"]!.GetValue<string>());
+        var results = await (await Http.GetAsync($"/maps/{id}/results?timeout=5")).JsonAsync();
+        Assert.Equal("[1,4,9]", results["results"].Compact());
+    }
 }
