@@ -26,6 +26,7 @@ public static class ChaosScenario
         var accepted = new ConcurrentDictionary<Guid, string>();
         var maps = new ConcurrentDictionary<Guid, int>();
         long refused = 0, cancels = 0;
+        var refusals = new ConcurrentDictionary<string, int>();
         var faults = new ConcurrentDictionary<string, int>();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
@@ -37,7 +38,12 @@ public static class ChaosScenario
             try
             {
                 using var response = await http.PostAsJsonAsync(path, body);
-                if ((int)response.StatusCode != 202) { Interlocked.Increment(ref refused); return null; }
+                if ((int)response.StatusCode != 202)
+                {
+                    Interlocked.Increment(ref refused);
+                    refusals.AddOrUpdate(((int)response.StatusCode).ToString(), 1, (_, n) => n + 1);
+                    return null;
+                }
                 var id = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["id"]!.GetValue<Guid>();
                 if (path == "/maps") maps[id] = 0; else accepted[id] = kind;
                 return id;
@@ -45,6 +51,7 @@ public static class ChaosScenario
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
             {
                 Interlocked.Increment(ref refused);
+                refusals.AddOrUpdate("no answer", 1, (_, n) => n + 1);
                 return null;
             }
         }
@@ -155,7 +162,7 @@ public static class ChaosScenario
         }
         Console.WriteLine($"""
             chaos soak, {seconds} s of load ({clock.Elapsed.TotalSeconds:F0} s with the drain):
-              accepted:    {accepted.Count} jobs ({string.Join(", ", accepted.Values.GroupBy(k => k).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"))}) and {maps.Count} maps of 100 items; {Interlocked.Read(ref refused)} submissions refused or unanswered during faults (not accepted)
+              accepted:    {accepted.Count} jobs ({string.Join(", ", accepted.Values.GroupBy(k => k).OrderByDescending(g => g.Count()).Select(g => $"{g.Count()} {g.Key}"))}) and {maps.Count} maps of 100 items; {Interlocked.Read(ref refused)} submissions refused or unanswered during faults (not accepted: {string.Join(", ", refusals.OrderBy(r => r.Key).Select(r => $"{r.Value} × {r.Key}"))})
               ended:       {string.Join(", ", byState)}; unfinished jobs: {left.Unfinished}, unfinished maps: {left.UnfinishedMaps}
               duplicates:  {reruns} runs lost to a process death and run again, over {rerunJobs} jobs (at-least-once); {mapItemReruns} map chunk re-runs
               faults:      {string.Join(", ", faults.Select(f => $"{f.Value} × {f.Key}"))}; {Interlocked.Read(ref cancels)} cancels sent

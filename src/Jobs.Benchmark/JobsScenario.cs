@@ -71,8 +71,10 @@ public sealed class JobsSystem : IAsyncDisposable
     /// <summary>A job on no path to an end (see Jobs.Core.Queue.Invariants) for this long fails the run.</summary>
     public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(30);
 
-    /// <summary>Violations the watch has seen; the soak reports them, the scenarios fail on the first.</summary>
-    public int Violations { get; private set; }
+    /// <summary>Jobs and chunks the watch has seen break the invariant (each once, however long); the soak reports them, the scenarios fail on the first.</summary>
+    public int Violations => _violators.Count;
+
+    private readonly HashSet<string> _violators = [];
 
     /// <summary>When false (the soak), violations are counted and printed, and the run goes on.</summary>
     public bool FailOnViolation { get; set; } = true;
@@ -90,8 +92,8 @@ public sealed class JobsSystem : IAsyncDisposable
             {
                 await Task.Delay(TimeSpan.FromSeconds(5), _stop.Token);
                 var violations = await invariants.CheckAsync(StuckAfter, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(40), _stop.Token);
-                foreach (var v in violations) Console.Error.WriteLine($"STUCK: {v}");
-                Violations += violations.Count;
+                foreach (var v in violations)
+                    if (_violators.Add($"{v.Kind} {v.Id}")) Console.Error.WriteLine($"STUCK: {v}");
                 if (violations.Count > 0 && FailOnViolation)
                     await Shutdown.FailAsync($"{violations.Count} job(s) on no path to an end for over {StuckAfter.TotalSeconds:0} s (rows above)");
             }

@@ -160,7 +160,7 @@ public sealed class JobRunner(
             }
             catch (Exception e)
             {
-                // Left 'processing' under this Hangfire job: StrandedJobRepair re-runs it once this one has ended.
+                // Left 'processing' under this Hangfire job: InvariantWatch re-runs it once this one has ended.
                 logger.LogWarning(e, "Could not hand {Count} jobs of Hangfire job {HangfireJobId} to another worker", share.Count, hangfireJobId);
             }
         }

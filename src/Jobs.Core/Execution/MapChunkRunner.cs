@@ -29,7 +29,9 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
     {
         ArgumentNullException.ThrowIfNull(context);
         var hangfireJobId = context.BackgroundJob.Id;
-        var claimed = await maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, context.ServerId, ct);
+        // Retried through a PostgreSQL restart, as a job's claim is: a claim that threw failed the Hangfire job and
+        // left the chunk enqueued for good (found by the chaos soak).
+        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, context.ServerId, token), ct);
         if (claimed is null)
         {
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
@@ -38,7 +40,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
         using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
         activity?.SetTag("jobs.map_id", mapId).SetTag("jobs.chunk", chunk).SetTag("jobs.function", claimed.Function)
             .SetTag("jobs.queue", claimed.Queue).SetTag("hangfire.job_id", hangfireJobId);
-        var items = await maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, ct);
+        var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, token), ct);
         activity?.SetTag("jobs.items", items.Count);
         var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var kwargs = JsonDocument.Parse(claimed.Kwargs);
@@ -95,7 +97,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
         }
         await batch.FlushAsync(maps, mapId, CancellationToken.None);
 
-        if (ct.IsCancellationRequested && !await maps.IsCancelRequestedAsync(mapId, CancellationToken.None))
+        if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => maps.IsCancelRequestedAsync(mapId, token)))
         {
             // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
             await DatabaseRetry.RunAsync(token => maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, token));

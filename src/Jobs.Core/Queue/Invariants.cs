@@ -26,7 +26,10 @@ namespace Jobs.Core.Queue;
 /// <para>
 /// Anything else is a violation once it lasts longer than a bound: a fetch never started (a holder that does not
 /// run its job), a Hangfire job that ended or vanished while its row waits, a queue entry missing. The checker below
-/// reports each with its rows; the one it can repair without guessing — a fetch never started — it gives back.
+/// reports each with its rows, and repairs the two it can without guessing: a fetch never started is given back; a
+/// Hangfire job that ended without its row's outcome (PostgreSQL was away for longer than the workers' write
+/// patience, or the job was deleted in the dashboard after its worker died) is enqueued again, and its runner
+/// finishes what is left (a canceled row ends canceled).
 /// </para>
 /// </summary>
 public sealed class Invariants(NpgsqlDataSource dataSource)
@@ -108,6 +111,9 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
             "Processing" => "its Hangfire job is Processing but no live process renews it",
             _ => $"its Hangfire job is {hangfireState}",
         };
+
+    /// <summary>A Hangfire job in a final state while its row waits: its outcome was lost; running it again is the repair.</summary>
+    public static bool HasEnded(string? hangfireState) => hangfireState is "Succeeded" or "Failed" or "Deleted";
 
     public const string NotDispatched = "it was never handed to Hangfire";
     public const string NeverStarted = "its Hangfire job was fetched but never started";

@@ -433,22 +433,6 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return list;
     }
 
-    /// <summary>Jobs 'processing' since before <paramref name="olderThan"/>, with the Hangfire job that owns each.</summary>
-    public async Task<IReadOnlyList<(Guid Id, string HangfireJobId)>> FindLongProcessingAsync(TimeSpan olderThan, int limit, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("""
-            SELECT id, hangfire_job_id FROM jobs.job
-            WHERE state = 'processing' AND hangfire_job_id IS NOT NULL AND started_at < now() - $1
-            ORDER BY started_at LIMIT $2
-            """);
-        cmd.Parameters.Add(new() { Value = olderThan, NpgsqlDbType = NpgsqlDbType.Interval });
-        cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<(Guid, string)>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add((reader.GetGuid(0), reader.GetString(1)));
-        return list;
-    }
-
     /// <summary>Deletes finished jobs past their retention; returns the Hangfire ids of the failed ones.</summary>
     public async Task<(int Deleted, IReadOnlyList<string> FailedHangfireJobs)> PurgeExpiredAsync(int limit, CancellationToken ct)
     {

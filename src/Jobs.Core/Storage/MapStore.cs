@@ -251,22 +251,6 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
         await tx.CommitAsync(ct);
     }
 
-    /// <summary>Chunks running longer than <paramref name="olderThan"/>, oldest first: candidates for <c>StrandedJobRepair</c>.</summary>
-    public async Task<IReadOnlyList<(string Chunk, string HangfireJobId)>> FindLongProcessingChunksAsync(TimeSpan olderThan, int limit, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("""
-            SELECT map_id::text || '/' || chunk, hangfire_job_id FROM jobs.map_chunk
-            WHERE state = 'processing' AND hangfire_job_id IS NOT NULL AND started_at < now() - $1
-            ORDER BY started_at LIMIT $2
-            """);
-        cmd.Parameters.Add(new() { Value = olderThan, NpgsqlDbType = NpgsqlDbType.Interval });
-        cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<(string, string)>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add((reader.GetString(0), reader.GetString(1)));
-        return list;
-    }
-
     public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM jobs.map WHERE id = $1");

@@ -1,3 +1,5 @@
+using Hangfire;
+using Hangfire.States;
 using Jobs.Core.Configuration;
 using Jobs.Core.Queue;
 using Jobs.Core.Telemetry;
@@ -8,9 +10,10 @@ namespace Jobs.Worker.Maintenance;
 /// <summary>
 /// Checks <see cref="Invariants"/> continuously: every unfinished job must be on its way to an end. A job that is
 /// not, for longer than Worker:InvariantBound, is logged as an error with its rows and counted in the
-/// jobs.invariant_violations metric; a fetch that never started is given back to its queue.
+/// jobs.invariant_violations metric; a fetch that never started is given back to its queue, and a Hangfire job that
+/// ended without its row's outcome is enqueued again (the run it lost counts as a crash).
 /// </summary>
-public sealed class InvariantWatch(Invariants invariants, JobsMetrics metrics, IOptions<WorkerOptions> worker, IOptions<JobsOptions> jobs,
+public sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient hangfire, JobsMetrics metrics, IOptions<WorkerOptions> worker, IOptions<JobsOptions> jobs,
     ILogger<InvariantWatch> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -33,6 +36,10 @@ public sealed class InvariantWatch(Invariants invariants, JobsMetrics metrics, I
                 var neverStarted = violations.Where(v => v.Problem == Invariants.NeverStarted).Select(v => v.HangfireJobId!).Distinct().ToArray();
                 if (await invariants.GiveBackNeverStartedAsync(neverStarted, stoppingToken) is > 0 and var back)
                     logger.LogWarning("Gave back {Count} fetched job(s) that their holder never started", back);
+                foreach (var lost in violations.Where(v => v.HangfireJobId is not null && Invariants.HasEnded(v.HangfireState)).DistinctBy(v => v.HangfireJobId))
+                    if (hangfire.ChangeState(lost.HangfireJobId!, new EnqueuedState(), lost.HangfireState))
+                        logger.LogWarning("Requeued {Kind} {Id}: its Hangfire job {HangfireJobId} ended ({State}) without its outcome",
+                            lost.Kind, lost.Id, lost.HangfireJobId, lost.HangfireState);
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {

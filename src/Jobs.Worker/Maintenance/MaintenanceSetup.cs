@@ -7,7 +7,6 @@ public static class MaintenanceSetup
     {
         services.AddHostedService<DispatchSweeper>();
         services.AddHostedService<RetentionPurger>();
-        services.AddHostedService<StrandedJobRepair>();
         services.AddSingleton<Jobs.Core.Queue.Invariants>();
         services.AddHostedService<InvariantWatch>();
         services.AddHostedService<CancelWatcher>();

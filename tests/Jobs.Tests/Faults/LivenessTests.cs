@@ -69,7 +69,7 @@ public sealed class LivenessTests(SystemFixture system, ITestOutputHelper output
     }
 
     [Fact]
-    public async Task A_map_chunk_whose_hangfire_job_ended_without_its_outcome_is_run_again()
+    public async Task A_map_chunk_whose_hangfire_job_ended_without_its_outcome_is_run_again_by_the_invariant_watch()
     {
         // What a PostgreSQL outage longer than the workers' write patience leaves: the chunk's row says processing,
         // its Hangfire job has ended. Played here on a queue no worker serves yet.
@@ -86,7 +86,7 @@ public sealed class LivenessTests(SystemFixture system, ITestOutputHelper output
             """, hangfireJobId);
         await Database.ScalarAsync<int>("DELETE FROM hangfire.jobqueue WHERE jobid = $1 RETURNING 1", hangfireJobId);
 
-        await using var worker = Fixture.StartWorker("stranded-chunk", [queue]);
+        await using var worker = Fixture.StartWorker("stranded-chunk", [queue], environment: new() { ["Worker__InvariantBound"] = "00:00:03" });
         var map = await (await Http.GetAsync($"/maps/{id}?wait=45")).JsonAsync();
 
         Assert.Equal("succeeded", map["state"]!.GetValue<string>());
