@@ -1,4 +1,5 @@
 using Hangfire.States;
+using Jobs.Core.Storage;
 
 namespace Jobs.Core.Execution;
 
@@ -12,12 +13,27 @@ public interface IRetryable
 /// Turns a failed attempt that still has retries left into a scheduled re-run of the same Hangfire job (so the
 /// runner's claim on the row carries over), after the backoff the runner computed. Hangfire's own
 /// AutomaticRetry is off; this one follows each job's <c>retries</c>.
+/// <para>
+/// A Hangfire job that failed because PostgreSQL was unavailable — in Hangfire's own pipeline (its culture filter
+/// reads a job parameter before our runner starts) or after the runners' write patience — never failed its rows:
+/// the runners turn every failure of a function into an outcome and never throw for its sake. Such a Hangfire job is
+/// run again after <see cref="UnavailableRetryDelay"/>; marked Failed, it left its row waiting (found by the chaos
+/// soak across a PostgreSQL restart).
+/// </para>
 /// </summary>
 public sealed class RetryFilter : IElectStateFilter
 {
+    public static readonly TimeSpan UnavailableRetryDelay = TimeSpan.FromSeconds(5);
+
     public void OnStateElection(ElectStateContext context)
     {
         if (context.CandidateState is FailedState { Exception: IRetryable { RetryIn: { } delay } and Exception e })
             context.CandidateState = new ScheduledState(delay) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
+        else if (context.CandidateState is FailedState { Exception: { } failure } && DatabaseRetry.IsUnavailable(failure))
+            context.CandidateState = new ScheduledState(UnavailableRetryDelay)
+            {
+                Reason = $"PostgreSQL was unavailable ({failure.GetBaseException().Message}); running again in {UnavailableRetryDelay.TotalSeconds:0} s",
+            };
     }
+
 }
