@@ -75,8 +75,9 @@ def describe(module):
 def exit_with_parent():
     """Ends this process when the worker that started it is gone (kill -9, the OOM killer): an orphan would run
     its call on while the job re-runs elsewhere, and an endless one would burn a core for good. A thread checks the
-    parent every 0.2 s (PR_SET_PDEATHSIG would fire when the .NET thread that started us exits, not the process)."""
-    parent = os.getppid()
+    parent every 0.2 s (PR_SET_PDEATHSIG would fire when the .NET thread that started us exits, not the process).
+    A call stuck in C code that holds the GIL delays the check until it lets go."""
+    parent = int(os.environ.pop("JOBS_WORKER_PID", "0") or 0) or os.getppid()
 
     def watch():
         while os.getppid() == parent:

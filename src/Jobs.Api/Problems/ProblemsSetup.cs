@@ -60,6 +60,9 @@ public static class ProblemsSetup
                     (503, "Database unavailable", "PostgreSQL cannot be reached right now. Retry after a few seconds; with an Idempotency-Key a retried submission never makes a second job."),
                 _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
             };
+            // After a PostgreSQL restart every idle pooled connection is dead, and each would fail one more request:
+            // the first failure closes them all, so the next request opens a fresh one.
+            if (status == 503) http.RequestServices.GetService<Npgsql.NpgsqlDataSource>()?.Clear();
             if (status == 503) logger.LogWarning("Request {Method} {Path} refused: PostgreSQL is unavailable ({Message})", http.Request.Method, http.Request.Path, exception.Message);
             else if (status >= 500) logger.LogError(exception, "Request {Method} {Path} failed", http.Request.Method, http.Request.Path);
             if (status == 503) http.Response.Headers.RetryAfter = "5";

@@ -34,7 +34,9 @@ public sealed class DashboardStateFilter(NpgsqlDataSource dataSource, TimeSpan r
                 notified AS (SELECT pg_notify('{JobStore.FinishedChannel}', id::text) FROM done WHERE state = 'canceled')
                 SELECT count(*) FROM notified
                 """, hangfireJobId, ErrorJson.Of(typeof(JobCanceledException), "Canceled by deleting its Hangfire job in the dashboard."));
-        else if (context.NewState is EnqueuedState && context.OldStateName is "Succeeded" or "Failed" or "Deleted")
+        // Not the invariant watch's repair of a Hangfire job that ended without its rows' outcome: that one re-runs
+        // only the rows still waiting, and must not reset siblings of a batch that did finish.
+        else if (context.NewState is EnqueuedState { Reason: not Queue.Invariants.RepairReason } && context.OldStateName is "Succeeded" or "Failed" or "Deleted")
             Run("""
                 UPDATE jobs.job SET state = 'enqueued', result = NULL, error = NULL, progress = NULL, started_at = NULL,
                     finished_at = NULL, expires_at = NULL, cancel_requested_at = NULL, run_at = NULL, callback = NULL

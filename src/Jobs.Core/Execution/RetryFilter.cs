@@ -29,7 +29,8 @@ public sealed class RetryFilter : IElectStateFilter
     {
         if (context.CandidateState is FailedState { Exception: IRetryable { RetryIn: { } delay } and Exception e })
             context.CandidateState = new ScheduledState(delay) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
-        else if (context.CandidateState is FailedState { Exception: { } failure } && DatabaseRetry.IsUnavailable(failure))
+        // Not a final failure of a function (IRetryable, RetryIn null), whatever its exception wraps.
+        else if (context.CandidateState is FailedState { Exception: { } failure and not IRetryable } && DatabaseRetry.IsUnavailable(failure))
             context.CandidateState = new ScheduledState(UnavailableRetryDelay)
             {
                 Reason = $"PostgreSQL was unavailable ({failure.GetBaseException().Message}); running again in {UnavailableRetryDelay.TotalSeconds:0} s",

@@ -40,7 +40,7 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
 
     /// <summary>One unfinished job or chunk that is in none of the allowed situations.</summary>
     public sealed record Violation(string Kind, string Id, string State, string? HangfireJobId, string? HangfireState,
-        DateTime? FetchedAt, DateTime CreatedAt, string Problem, TimeSpan For)
+        DateTime? FetchedAt, DateTime CreatedAt, string Problem, TimeSpan For, int? FetchGeneration = null)
     {
         public override string ToString() =>
             $"{Kind} {Id}: {Problem} for {For.TotalSeconds:0} s (row state {State}, created {CreatedAt:O}, Hangfire job {HangfireJobId ?? "none"} " +
@@ -57,11 +57,11 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
         await using var cmd = dataSource.CreateCommand($"""
             WITH unfinished AS (
                 (SELECT 'job' AS kind, id::text AS id, state, hangfire_job_id, created_at FROM jobs.job
-                 WHERE state IN ('scheduled', 'enqueued', 'processing') ORDER BY state, id LIMIT 20000)
+                 WHERE state IN ('scheduled', 'enqueued', 'processing') ORDER BY state = 'enqueued', id LIMIT 20000)
                 UNION ALL
                 (SELECT 'map chunk', map_id::text || '/' || chunk, state, hangfire_job_id, created_at FROM jobs.map_chunk
                  WHERE state IN ('enqueued', 'processing') LIMIT 20000))
-            SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.created_at < now() - $2, now(), q.id IS NOT NULL
+            SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.created_at < now() - $2, now(), q.id IS NOT NULL, q.updatecount
             FROM unfinished u
             LEFT JOIN {Hangfire}.job hj ON hj.id = CASE WHEN u.hangfire_job_id ~ '^[0-9]{"{"}1,18{"}"}$' THEN u.hangfire_job_id::bigint END
             LEFT JOIN {Hangfire}.jobqueue q ON q.jobid = hj.id
@@ -81,7 +81,8 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
                 var pastGrace = reader.GetBoolean(8);
                 if (Problem(hangfireJobId, hangfireState, reader.GetBoolean(10), fetchedAt, fresh, pastGrace) is not { } problem) continue;
                 seen.Add((new Violation(reader.GetString(0), reader.GetString(1), reader.GetString(2), hangfireJobId, hangfireState, fetchedAt,
-                    DateTime.SpecifyKind(reader.GetDateTime(4), DateTimeKind.Utc), problem, TimeSpan.Zero), problem));
+                    DateTime.SpecifyKind(reader.GetDateTime(4), DateTimeKind.Utc), problem, TimeSpan.Zero,
+                    reader.IsDBNull(11) ? null : reader.GetInt32(11)), problem));
             }
 
         var current = new HashSet<(string, string, string)>();
@@ -115,25 +116,31 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
     /// <summary>A Hangfire job in a final state while its row waits: its outcome was lost; running it again is the repair.</summary>
     public static bool HasEnded(string? hangfireState) => hangfireState is "Succeeded" or "Failed" or "Deleted";
 
+    /// <summary>The reason on the Enqueued state of such a repair, so the dashboard filter does not take it for a Requeue of finished rows.</summary>
+    public const string RepairReason = "Jobs: ran again, its outcome was lost";
+
     public const string NotDispatched = "it was never handed to Hangfire";
     public const string NeverStarted = "its Hangfire job was fetched but never started";
 
     /// <summary>
-    /// Gives back the queue entries of <paramref name="hangfireJobIds"/> whose fetch never started: a new generation,
-    /// so the holder (whatever it is) can neither renew nor remove it any more. Returns how many.
+    /// Gives back the queue entries of <paramref name="fetches"/> whose fetch never started: a new generation, so the
+    /// holder (whatever it is) can neither renew nor remove it any more. Only the fetch that was seen (its generation):
+    /// one another process gave back meanwhile, and a worker fetched afresh, is left alone. Returns how many.
     /// </summary>
-    public async Task<int> GiveBackNeverStartedAsync(IReadOnlyCollection<string> hangfireJobIds, CancellationToken ct)
+    public async Task<int> GiveBackNeverStartedAsync(IReadOnlyCollection<(string HangfireJobId, int Generation)> fetches, CancellationToken ct)
     {
-        if (hangfireJobIds.Count == 0) return 0;
+        if (fetches.Count == 0) return 0;
         await using var cmd = dataSource.CreateCommand($"""
             WITH back AS (
                 UPDATE {Hangfire}.jobqueue q SET fetchedat = NULL, updatecount = (q.updatecount + 1) % 2000000000
-                FROM {Hangfire}.job hj
-                WHERE hj.id = q.jobid AND q.jobid = ANY($1) AND q.fetchedat IS NOT NULL AND hj.statename = '{EnqueuedState.StateName}'
+                FROM {Hangfire}.job hj, unnest($1::bigint[], $2::int[]) AS seen(jobid, generation)
+                WHERE hj.id = q.jobid AND q.jobid = seen.jobid AND q.updatecount = seen.generation
+                  AND q.fetchedat IS NOT NULL AND hj.statename = '{EnqueuedState.StateName}'
                 RETURNING q.id)
             SELECT count(*)::int FROM back
             """);
-        cmd.Parameters.Add(new() { Value = hangfireJobIds.Select(long.Parse).ToArray() });
+        cmd.Parameters.Add(new() { Value = fetches.Select(f => long.Parse(f.HangfireJobId)).ToArray() });
+        cmd.Parameters.Add(new() { Value = fetches.Select(f => f.Generation).ToArray() });
         var count = (int)(await cmd.ExecuteScalarAsync(ct))!;
         if (count > 0)
         {

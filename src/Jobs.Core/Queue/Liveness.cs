@@ -8,6 +8,11 @@ namespace Jobs.Core.Queue;
 /// of them, and every second one statement gives back any fetch, of any process, that went unrenewed for
 /// Worker:InvisibilityTimeout. It runs on a thread of its own, not the thread pool: a pool starved by busy jobs
 /// must not delay a renewal (a late renewal lets a second worker run the job too).
+/// <para>
+/// After PostgreSQL was unreachable every process's renewals failed alike, so every fetch looks abandoned when it
+/// comes back. A process therefore rescues only after one whole InvisibilityTimeout of statements that succeeded —
+/// time for every live process to renew its own — and a failed renewal is tried again at the next tick.
+/// </para>
 /// </summary>
 internal sealed class Liveness(WorkQueue queue) : IDisposable
 {
@@ -27,17 +32,19 @@ internal sealed class Liveness(WorkQueue queue) : IDisposable
         var renewEvery = queue.InvisibilityTimeout / 5;
         var sinceRenew = Stopwatch.StartNew();
         var sinceRescue = Stopwatch.StartNew();
+        var healthy = Stopwatch.StartNew(); // since the last failed statement (or the start)
         var tick = renewEvery < RescueEvery ? renewEvery : RescueEvery;
-        while (!_stop.Token.WaitHandle.WaitOne(tick))
+        var stop = _stop.Token.WaitHandle;
+        while (!stop.WaitOne(tick))
         {
             try
             {
                 if (sinceRenew.Elapsed >= renewEvery)
                 {
-                    sinceRenew.Restart();
                     queue.Renew();
+                    sinceRenew.Restart();
                 }
-                if (sinceRescue.Elapsed >= RescueEvery)
+                if (sinceRescue.Elapsed >= RescueEvery && healthy.Elapsed >= queue.InvisibilityTimeout)
                 {
                     sinceRescue.Restart();
                     if (queue.RescueAbandoned() is > 0 and var rescued)
@@ -46,6 +53,7 @@ internal sealed class Liveness(WorkQueue queue) : IDisposable
             }
             catch (Exception e)
             {
+                healthy.Restart();
                 queue.Logger.LogDebug(e, "Queue heartbeat failed; trying again in {Tick}", tick);
             }
         }
@@ -54,7 +62,7 @@ internal sealed class Liveness(WorkQueue queue) : IDisposable
     public void Dispose()
     {
         _stop.Cancel();
-        _thread?.Join(TimeSpan.FromSeconds(5));
-        _stop.Dispose();
+        // A thread still blocked in a statement (PostgreSQL unreachable) ends at its next wait: leave it its handle.
+        if (_thread?.Join(TimeSpan.FromSeconds(5)) != false) _stop.Dispose();
     }
 }

@@ -175,7 +175,7 @@ public sealed class WorkQueue : IPersistentJobQueueProvider, IPersistentJobQueue
     {
         using var cmd = _dataSource.CreateCommand($"""
             UPDATE {Schema}.jobqueue SET fetchedat = NULL, updatecount = (updatecount + 1) % 2000000000
-            WHERE fetchedat < now() - $1
+            WHERE id IN (SELECT id FROM {Schema}.jobqueue WHERE fetchedat < now() - $1 FOR UPDATE SKIP LOCKED)
             """);
         cmd.Parameters.Add(new() { Value = _options.InvisibilityTimeout, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Interval });
         var rescued = cmd.ExecuteNonQuery();

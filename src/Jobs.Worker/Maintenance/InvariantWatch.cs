@@ -33,11 +33,12 @@ public sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient h
                     metrics.InvariantViolated(v.Kind, v.Problem);
                     logger.LogError("Invariant violated: {Violation}", v);
                 }
-                var neverStarted = violations.Where(v => v.Problem == Invariants.NeverStarted).Select(v => v.HangfireJobId!).Distinct().ToArray();
+                var neverStarted = violations.Where(v => v.Problem == Invariants.NeverStarted && v.FetchGeneration is not null)
+                    .Select(v => (v.HangfireJobId!, v.FetchGeneration!.Value)).Distinct().ToArray();
                 if (await invariants.GiveBackNeverStartedAsync(neverStarted, stoppingToken) is > 0 and var back)
                     logger.LogWarning("Gave back {Count} fetched job(s) that their holder never started", back);
                 foreach (var lost in violations.Where(v => v.HangfireJobId is not null && Invariants.HasEnded(v.HangfireState)).DistinctBy(v => v.HangfireJobId))
-                    if (hangfire.ChangeState(lost.HangfireJobId!, new EnqueuedState(), lost.HangfireState))
+                    if (hangfire.ChangeState(lost.HangfireJobId!, new EnqueuedState { Reason = Invariants.RepairReason }, lost.HangfireState))
                         logger.LogWarning("Requeued {Kind} {Id}: its Hangfire job {HangfireJobId} ended ({State}) without its outcome",
                             lost.Kind, lost.Id, lost.HangfireJobId, lost.HangfireState);
             }

@@ -94,4 +94,36 @@ public sealed class ApiAndDatabaseFaultTests(SystemFixture system, ITestOutputHe
         }, "submissions accepted again", 60);
         Assert.Equal(9, (await Http.WaitForJobAsync(after!.Value, 60))["result"]!.GetValue<double>());
     }
+
+    [Fact]
+    public async Task Jobs_running_through_a_postgresql_outage_longer_than_the_invisibility_timeout_run_once()
+    {
+        // Every worker's renewals fail alike while PostgreSQL is away; when it is back, no worker may take the
+        // others' running jobs for abandoned (they were: run a second time at once, counted as a crash).
+        Assert.True(Database.Postgres is not null, $"this test restarts the tests' own PostgreSQL; unset {TestDatabase.EnvironmentVariable}");
+        var ids = new List<Guid>();
+        for (var i = 0; i < 3; i++) ids.Add(await Http.SubmitOkAsync(new { function = "time.sleep", args = new[] { 25 } }));
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE state = 'processing'") == 3, "all three run", 30);
+
+        await Database.Postgres!.StopAsync();
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(12)); // past Worker:InvisibilityTimeout (8 s)
+        }
+        finally
+        {
+            await Database.Postgres.RestartAsync();
+            Npgsql.NpgsqlConnection.ClearAllPools();
+        }
+
+        foreach (var id in ids)
+        {
+            var job = await Http.WaitForJobAsync(id, 90);
+            Assert.Equal("succeeded", job["state"]!.GetValue<string>());
+            Assert.Equal(1, job["attempts"]!.GetValue<int>());
+        }
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT coalesce(sum(crashes), 0)::bigint FROM jobs.job"));
+        // The API's idle connections died with the server: its first request may answer 503 (and clear them).
+        await Eventually.TrueAsync(async () => (await Http.SubmitAsync(new { function = "noop" })).StatusCode == HttpStatusCode.Accepted, "submissions accepted again", 60);
+    }
 }

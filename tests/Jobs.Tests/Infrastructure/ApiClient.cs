@@ -32,7 +32,8 @@ public static class ApiClient
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
         {
-            var job = await (await http.GetAsync($"/jobs/{id}?wait={Math.Max(1, (int)(deadline - DateTime.UtcNow).TotalSeconds)}")).JsonAsync();
+            // At most 50 s a request: the server caps ?wait at Jobs:MaxWaitSeconds (60), the HttpClient times out at 60.
+            var job = await (await http.GetAsync($"/jobs/{id}?wait={Math.Clamp((int)(deadline - DateTime.UtcNow).TotalSeconds, 1, 50)}")).JsonAsync();
             if (job["ready"]!.GetValue<bool>() || DateTime.UtcNow >= deadline) return job;
         }
     }

@@ -110,6 +110,8 @@ public sealed class PythonProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        // Whom the host's watchdog watches: the worker's pid, not getppid() read later (the worker may be gone by then).
+        info.Environment["JOBS_WORKER_PID"] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (var arg in (string[])["-u", hostScript, "serve", module.Path, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
         var process = new PythonProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}."), logger);
         var ready = await process.ReadLineAsync(ct);
