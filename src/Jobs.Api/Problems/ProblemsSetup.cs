@@ -62,10 +62,13 @@ public static class ProblemsSetup
             };
             // After a PostgreSQL restart every idle pooled connection is dead, and each would fail one more request:
             // the first failure closes them all, so the next request opens a fresh one.
-            if (status == 503) http.RequestServices.GetService<Npgsql.NpgsqlDataSource>()?.Clear();
-            if (status == 503) logger.LogWarning("Request {Method} {Path} refused: PostgreSQL is unavailable ({Message})", http.Request.Method, http.Request.Path, exception.Message);
+            if (status == 503)
+            {
+                http.RequestServices.GetService<NpgsqlDataSource>()?.Clear();
+                logger.LogWarning("Request {Method} {Path} refused: PostgreSQL is unavailable ({Message})", http.Request.Method, http.Request.Path, exception.Message);
+                http.Response.Headers.RetryAfter = "5";
+            }
             else if (status >= 500) logger.LogError(exception, "Request {Method} {Path} failed", http.Request.Method, http.Request.Path);
-            if (status == 503) http.Response.Headers.RetryAfter = "5";
             http.Response.StatusCode = status;
             return await problems.TryWriteAsync(new ProblemDetailsContext
             {

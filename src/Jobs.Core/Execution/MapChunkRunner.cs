@@ -60,9 +60,9 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
             }
             metrics.Started(claimed.Function, claimed.Queue, pickup: null);
             var clock = Stopwatch.StartNew();
-            using var deadline = new CancellationTokenSource();
-            if (timeout is { } t) deadline.CancelAfter(t);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+            // Only an item with a timeout pays for its token sources: maps are hot.
+            using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
+            using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
             try
             {
                 if (function is null) throw new UnknownFunctionException(claimed.Function);
@@ -72,7 +72,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
                 var kwargsRoot = kwargs.RootElement;
                 // With a timeout, as for a single job: on a pool thread and awaited with WaitAsync, so a function that
                 // ignores its token (or never yields) still loses its item on time. Without one, inline: maps are hot.
-                var result = timeout is null
+                var result = linked is null
                     ? await function.InvokeAsync(argsRoot, kwargsRoot, itemContext, ct)
                     : await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, itemContext, linked.Token), linked.Token).WaitAsync(linked.Token);
                 batch.Add(index, MapItemStates.Succeeded, MaybeEncodingError.Encode(result, "result"), null);
@@ -85,7 +85,7 @@ public sealed class MapChunkRunner(MapStore maps, FunctionRegistry registry, Job
             }
             catch (Exception e)
             {
-                var failure = deadline.IsCancellationRequested ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
+                var failure = deadline?.IsCancellationRequested == true ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
                 batch.Add(index, MapItemStates.Failed, null, Error(failure));
                 metrics.Finished(claimed.Function, claimed.Queue, JobStates.Failed, clock.Elapsed);
             }
