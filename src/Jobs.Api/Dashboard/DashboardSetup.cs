@@ -15,6 +15,21 @@ public static class DashboardSetup
     public const string Path = "/hangfire";
 
     /// <summary>
+    /// Cross-site request forgery: the dashboard's buttons POST with the browser's cached credentials (Basic, or
+    /// none on loopback), so a page an admin visits could press them. With ASP.NET Core's antiforgery service
+    /// registered, Hangfire puts a token in every page and refuses a POST without it (403); see also the Origin check
+    /// in <see cref="MapJobsDashboard"/>.
+    /// </summary>
+    public static IServiceCollection AddJobsDashboard(this IServiceCollection services) =>
+        services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "jobs-dashboard-csrf";
+            o.Cookie.Path = Path;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.Cookie.HttpOnly = true;
+        });
+
+    /// <summary>
     /// Hangfire's dashboard, served by the API from the same storage. With API keys configured it needs one
     /// (Bearer, or HTTP Basic with the key as password so a browser can log in), and a read-only key gets a
     /// read-only dashboard; without keys it is open to local requests only (Hangfire's default), matching the
@@ -30,6 +45,18 @@ public static class DashboardSetup
             app.UseWhen(http => http.Request.Path.StartsWithSegments(Path) && http.User.Identity?.IsAuthenticated != true,
                 unauthenticated => unauthenticated.Run(http => http.ChallengeAsync()));
         }
+        // Every dashboard action is a POST. Refused here before Hangfire sees it: a request another site's page made
+        // (Origin or Sec-Fetch-Site say so), and a read-only key (Hangfire answers 401 and the browser asks for a key again).
+        app.UseWhen(http => http.Request.Path.StartsWithSegments(Path) && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method),
+            action => action.Use(async (http, next) =>
+            {
+                if (CrossSite(http.Request) is { } why)
+                    await RefuseAsync(http, "Cross-site request refused", $"Dashboard actions are taken from the dashboard's own pages only ({why}).");
+                else if (auth.Enabled && !http.User.IsInRole(AuthOptions.AdminRole))
+                    await RefuseAsync(http, "Not allowed for this key", "This API key is read-only: the dashboard's actions need an admin key.");
+                else
+                    await next(http);
+            }));
         JobHistoryRenderer.Register(ProcessingState.StateName, (helper, data) => RenderProcessing(helper, data, store));
         app.UseHangfireDashboard(Path, new DashboardOptions
         {
@@ -82,6 +109,30 @@ public static class DashboardSetup
                 (message is null ? "" : $"<span class=\"jobs-progress-message\">{WebUtility.HtmlEncode(message)}</span>"));
         }
         return new NonEscapedString(html.Append("</dl>").ToString());
+    }
+
+    /// <summary>Why the request came from another site's page, or null: the browser says so in Sec-Fetch-Site or Origin.</summary>
+    private static string? CrossSite(HttpRequest request)
+    {
+        var site = request.Headers["Sec-Fetch-Site"].ToString();
+        if (site.Length > 0 && site is not ("same-origin" or "none")) return $"Sec-Fetch-Site: {site}";
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length == 0) return null;
+        // "null" (a sandboxed frame, a data: URL) and any other host than this service's own are refused. The host
+        // name alone is compared: behind a TLS proxy the browser's scheme and port differ from what Kestrel sees.
+        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) && string.Equals(uri.Host, request.Host.Host, StringComparison.OrdinalIgnoreCase)
+            ? null
+            : $"Origin: {(origin.Length > 100 ? origin[..100] + "…" : origin)}";
+    }
+
+    private static Task RefuseAsync(HttpContext http, string title, string detail)
+    {
+        http.Response.StatusCode = StatusCodes.Status403Forbidden;
+        return http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            ProblemDetails = { Status = StatusCodes.Status403Forbidden, Title = title, Detail = detail },
+        }).AsTask();
     }
 
     private sealed class KeyAuthorization : IDashboardAuthorizationFilter

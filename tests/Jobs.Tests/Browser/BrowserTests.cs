@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Microsoft.Playwright;
@@ -60,5 +61,40 @@ public sealed class BrowserTests(SystemFixture system) : SystemTest(system)
         await page.GetByText("math.square(7)").First.ClickAsync();
         await Assertions.Expect(page.Locator("body")).ToContainTextAsync(id.ToString());
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "dashboard-job.png"), FullPage = true });
+    }
+
+    [Fact]
+    public async Task The_dashboards_own_delete_button_works_and_another_sites_form_cannot_press_it()
+    {
+        var id = await Http.SubmitOkAsync(new { function = "noop", delaySeconds = 600 });
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id) is not null, "dispatched");
+        var hangfireJobId = (await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id))!;
+        var context = await _browser.NewContextAsync();
+
+        // A page on another site that posts the dashboard's delete form as soon as it loads.
+        var evil = await context.NewPageAsync();
+        await evil.RouteAsync("http://evil.example/**", route => route.FulfillAsync(new()
+        {
+            ContentType = "text/html",
+            Body = $"<form method=post action='{Fixture.ApiUrl}hangfire/jobs/scheduled/delete'><input name='jobs[]' value='{hangfireJobId}'></form>" +
+                   "<script>document.forms[0].submit()</script>",
+        }));
+        var forged = evil.WaitForResponseAsync(r => r.Url.Contains("/hangfire/jobs/scheduled/delete"));
+        await evil.GotoAsync("http://evil.example/");
+        Assert.Equal(403, (await forged).Status);
+        Assert.Equal("scheduled", (await Http.GetFromJsonAsync<System.Text.Json.Nodes.JsonObject>($"/jobs/{id}"))!["state"]!.GetValue<string>());
+
+        // The dashboard itself: tick the job on the Scheduled page and press Delete.
+        var page = await context.NewPageAsync();
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await page.GotoAsync($"{Fixture.ApiUrl}hangfire/jobs/scheduled");
+        await page.Locator($"input.js-jobs-list-checkbox[value='{hangfireJobId}']").CheckAsync();
+        var pressed = page.WaitForResponseAsync(r => r.Url.Contains("/hangfire/jobs/scheduled/delete"));
+        await page.Locator("button.js-jobs-list-command[data-url$='/jobs/scheduled/delete']").ClickAsync();
+        Assert.Equal(204, (await pressed).Status);
+        var job = await Http.WaitForJobAsync(id, 15);
+        Assert.Equal("canceled", job["state"]!.GetValue<string>());
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "dashboard-delete.png"), FullPage = true });
+        await context.DisposeAsync();
     }
 }

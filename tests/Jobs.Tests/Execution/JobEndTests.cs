@@ -100,8 +100,7 @@ public sealed class JobEndTests(SystemFixture system, ITestOutputHelper output) 
         return (await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id))!;
     }
 
-    private Task<HttpResponseMessage> DashboardAsync(string action, string hangfireJobId) =>
-        Http.PostAsync($"/hangfire/jobs/{action}", new FormUrlEncodedContent([new("jobs[]", hangfireJobId)]));
+    private Task<HttpResponseMessage> DashboardAsync(string action, string hangfireJobId) => Dashboard.PostActionAsync(Http, action, hangfireJobId);
 
     [Fact]
     public async Task Deleting_a_delayed_jobs_Hangfire_job_in_the_dashboard_cancels_the_job()
