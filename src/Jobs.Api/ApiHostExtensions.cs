@@ -1,5 +1,8 @@
+using System.Net;
 using System.Text.Json.Serialization;
 using Jobs.Core.Configuration;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Jobs.Api;
@@ -9,6 +12,9 @@ public static class ApiHostExtensions
     /// <summary>
     /// Listening addresses and request limits from the "Api" section. Without API keys (Auth:ApiKeys) the API
     /// never listens beyond loopback, whatever Api:Urls says: an open job queue must not be reachable from outside.
+    /// Kestrel can be told where to listen in other ways too (Kestrel:Endpoints, --urls): so without keys every
+    /// endpoint also drops connections that do not come from loopback, and <see cref="LogSecurityPosture"/> checks
+    /// the addresses actually bound and stops the service if one is not loopback.
     /// </summary>
     public static WebApplicationBuilder AddJobsApiHost(this WebApplicationBuilder builder)
     {
@@ -18,7 +24,19 @@ public static class ApiHostExtensions
         var urls = api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(u => auth.Enabled ? u : LoopbackOnly(u)).Distinct().ToArray();
         builder.WebHost.UseUrls(urls);
-        builder.Services.Configure<KestrelServerOptions>(k => k.Limits.MaxRequestBodySize = api.MaxRequestBodyBytes);
+        builder.Services.Configure<KestrelServerOptions>(k =>
+        {
+            k.Limits.MaxRequestBodySize = api.MaxRequestBodyBytes;
+            if (!auth.Enabled) k.ConfigureEndpointDefaults(listen => listen.Use(next => connection =>
+            {
+                if (connection.RemoteEndPoint is IPEndPoint remote && !IPAddress.IsLoopback(remote.Address))
+                {
+                    connection.Abort();
+                    return Task.CompletedTask;
+                }
+                return next(connection);
+            }));
+        });
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
             json.SerializerOptions.MaxDepth = api.MaxJsonDepth;
@@ -28,20 +46,42 @@ public static class ApiHostExtensions
         return builder;
     }
 
-    /// <summary>Says at start-up who can reach the API.</summary>
+    /// <summary>
+    /// Says at start-up who can reach the API, from the addresses Kestrel actually bound. Without keys, an address
+    /// beyond loopback (set through Kestrel:Endpoints, say) stops the service: it would be an open job queue.
+    /// </summary>
     public static WebApplication LogSecurityPosture(this WebApplication app)
     {
         var auth = app.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Jobs.Api.Security");
         app.Lifetime.ApplicationStarted.Register(() =>
         {
+            var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
             if (auth.Enabled)
+            {
                 logger.LogInformation("API keys configured ({Count}); the API and the dashboard require one", auth.ApiKeys.Length);
-            else
-                logger.LogWarning("No API keys configured (Auth:ApiKeys): anyone on this machine can use the API and dashboard, " +
-                                  "so they listen on loopback only ({Urls})", string.Join(", ", app.Urls));
+                return;
+            }
+            if (bound.FirstOrDefault(a => !IsLoopback(a)) is { } open)
+            {
+                logger.LogCritical("Stopping: no API keys are configured (Auth:ApiKeys), yet the API was bound to {Address}, beyond loopback " +
+                                   "(Kestrel:Endpoints or --urls). Configure API keys, or listen on 127.0.0.1", open);
+                Environment.ExitCode = 3;
+                app.Lifetime.StopApplication();
+                return;
+            }
+            logger.LogWarning("No API keys configured (Auth:ApiKeys): anyone on this machine can use the API and dashboard, " +
+                              "so they listen on loopback only ({Urls})", string.Join(", ", bound));
         });
         return app;
+    }
+
+    /// <summary>An address Kestrel reports as bound ("http://127.0.0.1:5080", "http://[::]:80", "http://localhost:5000").</summary>
+    private static bool IsLoopback(string address)
+    {
+        if (!Uri.TryCreate(address.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal),
+                UriKind.Absolute, out var uri)) return false;
+        return uri.IsLoopback || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
     }
 
     private static string LoopbackOnly(string url)

@@ -23,6 +23,7 @@ builder.Services.AddJobsRateLimiting();
 builder.Services.AddJobsApi(builder.Configuration);
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
+builder.Services.AddJobsDashboard();
 builder.Services.AddJobsHealthChecks();
 builder.Services.AddJobsTelemetry(builder.Configuration);
 
@@ -30,8 +31,8 @@ var app = builder.Build();
 
 app.UseJobsProblemDetails();
 app.UseAuthentication();
+app.UseRateLimiter(); // before authorization: requests refused for their key count too
 app.UseAuthorization();
-app.UseRateLimiter();
 app.MapJobsSwagger();
 app.MapJobsDashboard();
 app.MapJobsHealthChecks();
@@ -44,7 +45,7 @@ app.MapPoolApi();
 
 app.LogSecurityPosture();
 app.Run();
-return 0;
+return Environment.ExitCode; // non-zero when LogSecurityPosture stopped an unsafe start
 
 /// <summary>Visible to the tests' WebApplicationFactory-style helpers.</summary>
 public partial class Program;
