@@ -21,9 +21,10 @@ public sealed class MapService(
     ChangeListener changes,
     JobStorage storage,
     IBackgroundJobClient hangfire,
-    IOptions<JobsOptions> options)
+    IOptions<JobsOptions> options,
+    ILogger<MapService> logger)
 {
-    public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, CancellationToken ct)
+    public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(request.Function))
             throw new RequestRefusedException(400, "Missing function", "Give the name of a registered function in 'function'.", "function");
@@ -46,6 +47,8 @@ public sealed class MapService(
             throw new RequestRefusedException(400, "Invalid timeoutSeconds", "timeoutSeconds is more than 0 and at most 604800 (a week).", "timeoutSeconds");
         if (request.Kwargs.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Object))
             throw new RequestRefusedException(400, "Invalid kwargs", "kwargs must be a JSON object.", "kwargs");
+        if ((JsonUtf8.FindInvalid(request.Items, "items") ?? JsonUtf8.FindInvalid(request.Kwargs, "kwargs")) is { } notUtf8)
+            throw new RequestRefusedException(400, "Not UTF-8", $"{notUtf8} holds bytes that are not UTF-8; JSON text is UTF-8.", notUtf8);
 
         // Every item is bound now, so a bad one is refused before anything is stored, naming its index.
         var itemArgs = new List<string>(total);
@@ -72,7 +75,7 @@ public sealed class MapService(
 
         var chunksize = request.Chunksize ?? DefaultChunksize(total, queue);
         var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
-        var claim = IdempotencyKeys.Claim(idempotencyKey, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
+        var claim = IdempotencyKeys.Claim(idempotencyKey, caller, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
             [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", request.TimeoutSeconds?.ToString("R") ?? "", kwargs, .. itemArgs]))),
             options.Value.IdempotencyWindow);
 
@@ -88,15 +91,23 @@ public sealed class MapService(
         }
         if (!created) return (map, false);
 
-        // Stored: from here on the map completes even if this process dies (the sweeper dispatches what is left).
-        var chunks = new int[map.Chunks];
-        var hangfireJobs = new string[map.Chunks];
-        for (var c = 0; c < map.Chunks; c++)
+        // Stored, so accepted: from here on the map completes even if this process dies or PostgreSQL goes away
+        // (the workers' sweeper dispatches what is left after Jobs:DispatchGracePeriod).
+        try
         {
-            chunks[c] = c;
-            hangfireJobs[c] = dispatcher.DispatchChunk(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
+            var chunks = new int[map.Chunks];
+            var hangfireJobs = new string[map.Chunks];
+            for (var c = 0; c < map.Chunks; c++)
+            {
+                chunks[c] = c;
+                hangfireJobs[c] = dispatcher.DispatchChunk(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
+            }
+            await maps.MarkChunksDispatchedAsync(map.Id, chunks, hangfireJobs, CancellationToken.None);
         }
-        await maps.MarkChunksDispatchedAsync(map.Id, chunks, hangfireJobs, CancellationToken.None);
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Could not hand map {MapId}'s chunks to Hangfire; the sweeper dispatches them", map.Id);
+        }
         return (map, true);
     }
 

@@ -49,6 +49,8 @@ public static class ProblemsSetup
                     (413, "Request body too large", TooLarge),
                 BadHttpRequestException { InnerException: JsonException deep } when deep.Message.Contains("maximum configured depth", StringComparison.Ordinal) =>
                     (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Api:MaxJsonDepth): {deep.Message}"),
+                BadHttpRequestException { InnerException: JsonException { Path: { } where } json } =>
+                    (400, "Malformed JSON", Explain(json, Field(where))),
                 BadHttpRequestException { InnerException: JsonException json } =>
                     (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
                 BadHttpRequestException bad =>
@@ -56,8 +58,15 @@ public static class ProblemsSetup
                 // e.g. "\u0000" in a string: PostgreSQL cannot store it. The statement failed whole: nothing was stored.
                 PostgresException { SqlState: [ '2', '2', ..] } data =>
                     (400, "Data PostgreSQL cannot store", $"The request contains a value PostgreSQL refuses ({data.MessageText}); nothing was stored."),
+                SubmissionOutcomeUnknownException unknown =>
+                    (503, "Database unavailable: outcome unknown",
+                        $"PostgreSQL went away while this {unknown.Kind} was being committed, so it may have been stored as {unknown.Kind} {unknown.Ids[0]} " +
+                        $"(GET /{unknown.Kind}s/{unknown.Ids[0]} tells: 404 means it was not). Retry after a few seconds with the same Idempotency-Key: " +
+                        "a retry with the key never makes a second one."),
                 _ when IsDatabaseUnavailable(exception) =>
-                    (503, "Database unavailable", "PostgreSQL cannot be reached right now. Retry after a few seconds; with an Idempotency-Key a retried submission never makes a second job."),
+                    (503, "Database unavailable", IsSubmission(http.Request)
+                        ? "PostgreSQL cannot be reached right now; nothing was stored. Retry after a few seconds."
+                        : "PostgreSQL cannot be reached right now. Retry after a few seconds."),
                 _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
             };
             // After a PostgreSQL restart every idle pooled connection is dead, and each would fail one more request:
@@ -70,14 +79,38 @@ public static class ProblemsSetup
             }
             else if (status >= 500) logger.LogError(exception, "Request {Method} {Path} failed", http.Request.Method, http.Request.Path);
             http.Response.StatusCode = status;
-            return await problems.TryWriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = http,
-                Exception = exception,
-                ProblemDetails = { Status = status, Title = title, Detail = detail },
-            });
+            var problem = new ProblemDetailsContext { HttpContext = http, Exception = exception, ProblemDetails = { Status = status, Title = title, Detail = detail } };
+            if (exception is SubmissionOutcomeUnknownException { Ids: [var id, ..] } outcome) problem.ProblemDetails.Extensions[outcome.Kind + "Id"] = id;
+            // Malformed JSON names where: "$.args[0]" becomes the field "args[0]", as validation problems name it.
+            if (exception is BadHttpRequestException { InnerException: JsonException { Path: { } path } })
+                problem.ProblemDetails.Extensions["errors"] = new Dictionary<string, string[]> { [Field(path)] = [detail] };
+            return await problems.TryWriteAsync(problem);
         }
 
-        private static bool IsDatabaseUnavailable(Exception e) => DatabaseRetry.IsUnavailable(e) || e is NpgsqlException and not PostgresException;
+        private static string Field(string jsonPath) => jsonPath.StartsWith("$.", StringComparison.Ordinal) ? jsonPath[2..] : jsonPath;
+
+        /// <summary>System.Text.Json's words ("could not be converted to System.Nullable`1[System.Double]") in the contract's.</summary>
+        private static string Explain(JsonException json, string field)
+        {
+            if (json.InnerException is InvalidOperationException { Message: var inner } && inner.Contains("UTF-8", StringComparison.Ordinal))
+                return $"{field} holds bytes that are not UTF-8; JSON text is UTF-8.";
+            var wanted = json.Message switch
+            {
+                var m when m.Contains("System.Double", StringComparison.Ordinal) || m.Contains("System.Int", StringComparison.Ordinal) => "a JSON number",
+                var m when m.Contains("System.String", StringComparison.Ordinal) => "a JSON string",
+                var m when m.Contains("System.Boolean", StringComparison.Ordinal) => "true or false",
+                var m when m.Contains("System.DateTimeOffset", StringComparison.Ordinal) => "an ISO 8601 date and time as a JSON string",
+                _ => null,
+            };
+            return wanted is null
+                ? $"The request body is not valid JSON for this endpoint at {field}: {json.Message}"
+                : $"{field} must be {wanted}.";
+        }
+
+        private static bool IsSubmission(HttpRequest request) =>
+            HttpMethods.IsPost(request.Method) && (request.Path.StartsWithSegments("/jobs") || request.Path.StartsWithSegments("/maps"));
     }
+
+    /// <summary>PostgreSQL could not be reached (or went away): the API answers 503.</summary>
+    public static bool IsDatabaseUnavailable(Exception e) => DatabaseRetry.IsUnavailable(e) || e is NpgsqlException and not PostgresException;
 }

@@ -68,11 +68,11 @@ public sealed class ClrJobFunction : JobFunction
     public override IReadOnlyList<FunctionParameter> Parameters { get; }
     public override JsonNode Returns { get; }
 
-    public override void Validate(JsonElement args, JsonElement kwargs) => Bind(args, kwargs);
+    protected override void Bind(JsonElement args, JsonElement kwargs) => BindArguments(args, kwargs);
 
     public override async Task<JsonNode?> InvokeAsync(JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
-        var bound = Bind(args, kwargs);
+        var bound = BindArguments(args, kwargs);
         var values = new object?[_all.Length];
         for (int i = 0, b = 0; i < _all.Length; i++)
         {
@@ -98,7 +98,7 @@ public sealed class ClrJobFunction : JobFunction
     }
 
     /// <summary>Python's rules: positionals fill parameters in order, keywords by name, defaults fill the rest.</summary>
-    private object?[] Bind(JsonElement args, JsonElement kwargs)
+    private object?[] BindArguments(JsonElement args, JsonElement kwargs)
     {
         if (args.ValueKind is not (JsonValueKind.Array or JsonValueKind.Undefined or JsonValueKind.Null))
             throw new ArgumentBindingException("args", $"args must be a JSON array of positional arguments, not {Describe(args.ValueKind)}.");

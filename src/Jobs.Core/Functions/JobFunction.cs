@@ -24,9 +24,18 @@ public abstract class JobFunction
     /// <summary>
     /// Checks that <paramref name="args"/> (a JSON array) and <paramref name="kwargs"/> (a JSON object) bind to
     /// the parameters; throws <see cref="ArgumentBindingException"/> naming the parameter when they don't.
-    /// The API calls this before anything is stored, the worker again before it runs the function.
+    /// The API calls this before anything is stored, the worker again before it runs the function. A string that
+    /// is not UTF-8 (JSON text must be; System.Text.Json reads it lazily) is refused here too, naming where it is.
     /// </summary>
-    public abstract void Validate(JsonElement args, JsonElement kwargs);
+    public void Validate(JsonElement args, JsonElement kwargs)
+    {
+        if ((JsonUtf8.FindInvalid(args, "args") ?? JsonUtf8.FindInvalid(kwargs, "kwargs")) is { } where)
+            throw new ArgumentBindingException(where, $"{where} holds bytes that are not UTF-8; JSON text is UTF-8.");
+        Bind(args, kwargs);
+    }
+
+    /// <summary><see cref="Validate"/> once the JSON is known to be well formed.</summary>
+    protected abstract void Bind(JsonElement args, JsonElement kwargs);
 
     /// <summary>Runs the function and returns its result as JSON.</summary>
     public abstract Task<JsonNode?> InvokeAsync(JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct);

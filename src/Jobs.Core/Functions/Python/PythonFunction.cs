@@ -41,7 +41,7 @@ public sealed class PythonFunction : JobFunction
         p!["name"]!.GetValue<string>(), p["kind"]!.GetValue<string>(), p["schema"] ?? new JsonObject(),
         p["required"]!.GetValue<bool>(), p["default"]));
 
-    public override void Validate(JsonElement args, JsonElement kwargs)
+    protected override void Bind(JsonElement args, JsonElement kwargs)
     {
         var declared = Declared.ToList();
         var positional = args.ValueKind == JsonValueKind.Array ? args.EnumerateArray().ToList() : [];
