@@ -25,10 +25,10 @@ public sealed class JobService(
     private const double MaxTimeoutSeconds = 7 * 86_400;
 
     /// <summary>Validates the request, then stores and dispatches it (or returns the job its Idempotency-Key already made).</summary>
-    public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, CancellationToken ct)
+    public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
         var job = Validate(request);
-        var claim = IdempotencyKeys.Claim(idempotencyKey, () => RequestHash(request), options.Value.IdempotencyWindow);
+        var claim = IdempotencyKeys.Claim(idempotencyKey, caller, () => RequestHash(request), options.Value.IdempotencyWindow);
         try
         {
             return await submitter.SubmitAsync(job, claim, ct);

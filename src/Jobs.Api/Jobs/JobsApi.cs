@@ -101,15 +101,22 @@ public static class JobsApi
         bool created;
         try
         {
-            (job, created) = await service.SubmitAsync(request, idempotencyKey, ct);
+            (job, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
         }
         catch (RequestRefusedException e)
         {
             return ApiProblems.From(e);
         }
         if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
-        if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
-            return TypedResults.Ok(JobView.From(waited));
+        try
+        {
+            if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
+                return TypedResults.Ok(JobView.From(waited));
+        }
+        catch (Exception e) when (ProblemsSetup.IsDatabaseUnavailable(e))
+        {
+            // Stored, so accepted: the wait is given up, not the job.
+        }
         return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
     }
 

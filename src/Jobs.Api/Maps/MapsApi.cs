@@ -95,10 +95,17 @@ public static class MapsApi
         if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
         try
         {
-            var (map, created) = await service.SubmitAsync(request, idempotencyKey, ct);
+            var (map, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
             if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
-            if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
-                return TypedResults.Ok(MapView.From(done));
+            try
+            {
+                if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
+                    return TypedResults.Ok(MapView.From(done));
+            }
+            catch (Exception e) when (ProblemsSetup.IsDatabaseUnavailable(e))
+            {
+                // Stored, so accepted: the wait is given up, not the map.
+            }
             return TypedResults.Accepted($"/maps/{map.Id}", MapView.From(map));
         }
         catch (RequestRefusedException e)

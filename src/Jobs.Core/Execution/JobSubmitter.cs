@@ -11,8 +11,8 @@ namespace Jobs.Core.Execution;
 
 /// <summary>
 /// Stores jobs (durable from then on), then hands them to Hangfire. Used by the API and by recurring schedules.
-/// If the process dies between the two, the workers' sweeper dispatches the rows later; if Hangfire refuses,
-/// the rows are removed again and the callers see the error.
+/// Once a row is committed the submission is accepted, whatever happens next: if handing it to Hangfire fails
+/// (PostgreSQL went away in between) or the process dies, the workers' sweeper dispatches the row later.
 /// <para>
 /// Group commit: submissions that arrive while earlier ones are being stored wait for the next round, and each
 /// round stores all of them in one statement and one commit and hands them to Hangfire as batches of up to
@@ -79,6 +79,11 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
             {
                 await StoreRoundAsync(round);
             }
+            catch (SubmissionOutcomeUnknownException e) when (e.Ids.Count == round.Count)
+            {
+                for (var i = 0; i < round.Count; i++)
+                    round[i].Completion.TrySetException(new SubmissionOutcomeUnknownException(e.Kind, [e.Ids[i]], e.InnerException!));
+            }
             catch (Exception e)
             {
                 foreach (var p in round) p.Completion.TrySetException(e);
@@ -112,15 +117,17 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
     private async Task DispatchAsync(IReadOnlyList<JobRecord> records)
     {
         Guid[] ids = [.. records.Select(r => r.Id)];
+        foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
         string[] owners;
         try
         {
             owners = dispatcher.DispatchBatches(records, options.Value.MaxBatchSize);
         }
-        catch (Exception)
+        catch (Exception e)
         {
-            await store.DeleteUndispatchedAsync(ids, CancellationToken.None);
-            throw;
+            // Stored, so accepted: answering an error now would tell the caller "not stored" of a job that will run.
+            logger.LogWarning(e, "Could not hand {Count} stored jobs to Hangfire; the sweeper dispatches them after Jobs:DispatchGracePeriod", ids.Length);
+            return;
         }
         try
         {
@@ -132,7 +139,6 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
             // makes that second dispatch a no-op. Not the callers' problem.
             logger.LogWarning(e, "Could not mark {Count} jobs dispatched", ids.Length);
         }
-        foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
     }
 
     private sealed record Pending(NewJob Job)

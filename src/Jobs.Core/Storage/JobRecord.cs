@@ -50,8 +50,15 @@ public sealed record NewJob(
     string? ScheduleName = null,
     string? TraceParent = null);
 
-/// <summary>An Idempotency-Key with the hash of the request it was first used for.</summary>
-public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan Window);
+/// <summary>
+/// An Idempotency-Key with the hash of the request it was first used for. <paramref name="Scope"/> is the API key
+/// that sent it (empty without keys): each API key has its own keys, so one client cannot replay another's job.
+/// </summary>
+public sealed record IdempotencyClaim(string Key, byte[] RequestHash, TimeSpan Window, string Scope = "")
+{
+    /// <summary>The key as stored: the scope and the key, apart (a header value cannot hold U+001F).</summary>
+    public string StoredKey => Scope.Length == 0 ? Key : Scope + "\u001f" + Key;
+}
 
 /// <summary>The same Idempotency-Key was used before with a different request.</summary>
 public sealed class IdempotencyConflictException(string key)
@@ -74,3 +81,28 @@ public sealed record ClaimedJob(
 public sealed record JobOutcome(Guid Id, string State, string? Json, TimeSpan? RetryIn = null, string? NewOwner = null);
 
 public sealed record JobFilter(string? State, string? Function, string? Queue);
+
+/// <summary>
+/// PostgreSQL went away while a submission was being committed: it may or may not have been stored (the commit
+/// may have been done when the connection broke). <paramref name="Ids"/> are the ids the jobs (or the map) have if
+/// it was; a failure before the commit is never this: then nothing was stored.
+/// </summary>
+public sealed class SubmissionOutcomeUnknownException(string kind, IReadOnlyList<Guid> ids, Exception inner)
+    : Exception($"PostgreSQL went away while the {kind} was being committed; it may have been stored as {kind} {ids[0]}.", inner)
+{
+    public string Kind { get; } = kind;
+    public IReadOnlyList<Guid> Ids { get; } = ids;
+
+    /// <summary>Commits <paramref name="tx"/>; a broken connection during the commit becomes this exception.</summary>
+    public static async Task CommitAsync(Npgsql.NpgsqlTransaction tx, string kind, IReadOnlyList<Guid> ids, CancellationToken ct)
+    {
+        try
+        {
+            await tx.CommitAsync(ct);
+        }
+        catch (Npgsql.NpgsqlException e) when (e is not Npgsql.PostgresException)
+        {
+            throw new SubmissionOutcomeUnknownException(kind, ids, e);
+        }
+    }
+}

@@ -55,7 +55,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             await reader.ReadAsync(ct);
             record = Read(reader);
         }
-        await tx.CommitAsync(ct);
+        await SubmissionOutcomeUnknownException.CommitAsync(tx, "job", [id], ct);
         return (record, true);
     }
 
@@ -85,12 +85,20 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
         var byId = new Dictionary<Guid, JobRecord>(jobs.Count);
-        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        try
+        {
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
                 var record = Read(reader);
                 byId[record.Id] = record;
             }
+        }
+        catch (NpgsqlException e) when (e is not PostgresException)
+        {
+            // One statement, committed by itself: the connection broke after it was sent, maybe after its commit.
+            throw new SubmissionOutcomeUnknownException("job", ids, e);
+        }
         return ids.Select(id => byId[id]).ToArray();
     }
 
@@ -111,7 +119,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             RETURNING key
             """, connection))
         {
-            insert.Parameters.Add(new() { Value = claim.Key });
+            insert.Parameters.Add(new() { Value = claim.StoredKey });
             insert.Parameters.Add(new() { Value = claim.RequestHash });
             insert.Parameters.Add(new() { Value = (object?)jobId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
             insert.Parameters.Add(new() { Value = (object?)mapId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
@@ -120,7 +128,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         }
         // Taken: by a committed request (a concurrent one has committed by now: the insert waited for it).
         await using var select = new NpgsqlCommand("SELECT request_hash, job_id, map_id FROM jobs.idempotency_key WHERE key = $1", connection);
-        select.Parameters.Add(new() { Value = claim.Key });
+        select.Parameters.Add(new() { Value = claim.StoredKey });
         await using var reader = await select.ExecuteReaderAsync(ct);
         if (!await reader.ReadAsync(ct) || !((byte[])reader[0]).AsSpan().SequenceEqual(claim.RequestHash))
             throw new IdempotencyConflictException(claim.Key);
@@ -140,17 +148,6 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobIds });
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
-    /// <summary>Removes rows whose Hangfire job could not be created, so a refused submission leaves nothing behind.</summary>
-    public async Task DeleteUndispatchedAsync(Guid[] ids, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("""
-            WITH gone AS (DELETE FROM jobs.job WHERE id = ANY($1) AND dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') RETURNING id)
-            DELETE FROM jobs.idempotency_key WHERE job_id IN (SELECT id FROM gone)
-            """);
-        cmd.Parameters.Add(new() { Value = ids });
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

@@ -79,8 +79,16 @@ public sealed class MapStore(NpgsqlDataSource dataSource)
             }
             await copy.CompleteAsync(ct);
         }
-        await tx.CommitAsync(ct);
-        return ((await GetAsync(id, ct))!, true);
+        await SubmissionOutcomeUnknownException.CommitAsync(tx, "map", [id], ct);
+        try
+        {
+            return ((await GetAsync(id, ct))!, true);
+        }
+        catch (Exception e) when (DatabaseRetry.IsUnavailable(e) || e is NpgsqlException)
+        {
+            // Committed, so accepted, even though PostgreSQL went away just now: the map as it was stored.
+            return (new MapRecord(id, map.Function, map.Kwargs, map.Star, map.Queue, itemArgs.Count, map.Chunksize, chunks, "enqueued", 0, 0, 0, DateTime.UtcNow, null), true);
+        }
     }
 
     public async Task<MapRecord?> GetAsync(Guid id, CancellationToken ct)

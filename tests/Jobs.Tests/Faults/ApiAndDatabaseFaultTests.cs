@@ -96,6 +96,51 @@ public sealed class ApiAndDatabaseFaultTests(SystemFixture system, ITestOutputHe
     }
 
     [Fact]
+    public async Task A_submission_stored_just_before_postgresql_stops_is_accepted_and_runs_never_answered_503()
+    {
+        // The red team's finding: a submission answered 503 during a PostgreSQL stop was stored and ran afterwards.
+        // The window: the row is committed, then handing it to Hangfire fails. Held open here by locking Hangfire's
+        // job table, so the API commits the row and waits; then PostgreSQL stops.
+        Assert.True(Database.Postgres is not null, $"this test restarts the tests' own PostgreSQL; unset {TestDatabase.EnvironmentVariable}");
+        var queue = SystemFixture.PrivateQueue();
+        Task<HttpResponseMessage> submission;
+        var locker = new Npgsql.NpgsqlConnection(Database.ConnectionString);
+        await locker.OpenAsync();
+        var tx = await locker.BeginTransactionAsync();
+        await new Npgsql.NpgsqlCommand("LOCK TABLE hangfire.job IN EXCLUSIVE MODE", locker, tx).ExecuteNonQueryAsync();
+        try
+        {
+            submission = Http.SubmitAsync(new { function = "math.square", args = new[] { 12 }, queue });
+            await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue) == 1,
+                "the row is committed while Hangfire's table is held", 20);
+        }
+        finally
+        {
+            await Database.Postgres!.StopAsync();
+            try { await locker.DisposeAsync(); } catch (Exception) { /* its server is gone */ }
+        }
+        HttpResponseMessage response;
+        try
+        {
+            response = await submission.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            await Database.Postgres.RestartAsync();
+            Npgsql.NpgsqlConnection.ClearAllPools();
+        }
+
+        var body = await response.Content.ReadAsStringAsync();
+        var stored = await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"a stored submission ({stored} row) was answered {(int)response.StatusCode}: {body}");
+        var id = (await response.JsonAsync())["id"]!.GetValue<Guid>();
+        await using var worker = Fixture.StartWorker("after-stop", [queue]);
+        var job = await Http.WaitForJobAsync(id, 90);
+        Assert.Equal("succeeded", job["state"]!.GetValue<string>());
+        Assert.Equal(144, job["result"]!.GetValue<double>());
+    }
+
+    [Fact]
     public async Task Jobs_running_through_a_postgresql_outage_longer_than_the_invisibility_timeout_run_once()
     {
         // Every worker's renewals fail alike while PostgreSQL is away; when it is back, no worker may take the
