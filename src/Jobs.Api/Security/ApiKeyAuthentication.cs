@@ -17,15 +17,24 @@ public sealed class ApiKeyAuthentication(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IOptionsMonitor<AuthOptions> auth,
+    FailedAuthentication failures,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
 
+    private TimeSpan? _blocked;
+
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var presented = PresentedKey(Request.Headers.Authorization.ToString());
-        if (presented is null) return Task.FromResult(AuthenticateResult.NoResult());
+        if (presented is null || !auth.CurrentValue.Enabled) return Task.FromResult(AuthenticateResult.NoResult());
+        var address = Context.Connection.RemoteIpAddress?.ToString() ?? "";
+        if (failures.Blocked(address) is { } wait)
+        {
+            _blocked = wait;
+            return Task.FromResult(AuthenticateResult.Fail("Too many refused keys from this address."));
+        }
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
         ApiKey? match = null;
         foreach (var key in auth.CurrentValue.ApiKeys)
@@ -33,13 +42,23 @@ public sealed class ApiKeyAuthentication(
             // Every configured key is compared, matched or not, so timing says nothing about which one is close.
             if (CryptographicOperations.FixedTimeEquals(hash, Convert.FromHexString(key.Sha256!)) && match is null) match = key;
         }
-        if (match is null) return Task.FromResult(AuthenticateResult.Fail("The API key is not valid."));
+        if (match is null)
+        {
+            failures.Failed(address);
+            return Task.FromResult(AuthenticateResult.Fail("The API key is not valid."));
+        }
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, match.Name), new Claim(ClaimTypes.Role, match.Role)], SchemeName);
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        if (_blocked is { } wait)
+        {
+            await RateLimitSetup.TooManyRequestsAsync(Context, wait,
+                "Too many refused API keys came from this address (Auth:MaxFailedAttemptsPerMinute); no key is checked until then.");
+            return;
+        }
         Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = "Bearer realm=\"Jobs\", Basic realm=\"Jobs\"";
         await problems.WriteAsync(new ProblemDetailsContext

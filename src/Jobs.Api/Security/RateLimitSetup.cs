@@ -1,26 +1,27 @@
 using System.Globalization;
 using System.Threading.RateLimiting;
 using Jobs.Core.Configuration;
-using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Security;
 
 public static class RateLimitSetup
 {
-    public const string Policy = "per-key";
-
     /// <summary>
-    /// A token bucket per API key (per client address without keys): Api:RateLimitPerSecond, bursts up to
-    /// Api:RateLimitBurst. Over the limit: 429 problem+json with Retry-After.
+    /// A token bucket per API key (per client address for requests without a valid key, refused ones included):
+    /// Api:RateLimitPerSecond, bursts up to Api:RateLimitBurst, for every route but /health (the dashboard, /metrics
+    /// and Swagger count too). Over the limit: 429 problem+json with Retry-After. Failed authentication has a much
+    /// tighter limit of its own (<see cref="FailedAuthentication"/>).
     /// </summary>
     public static IServiceCollection AddJobsRateLimiting(this IServiceCollection services)
     {
+        services.AddSingleton<FailedAuthentication>();
         services.AddRateLimiter(limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            limiter.AddPolicy(Policy, http =>
+            limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
             {
+                if (http.Request.Path.StartsWithSegments("/health")) return RateLimitPartition.GetNoLimiter("health");
                 var api = http.RequestServices.GetRequiredService<IOptions<ApiOptions>>().Value;
                 var partition = http.User.Identity?.IsAuthenticated == true
                     ? "key:" + http.User.Identity.Name
@@ -34,22 +35,60 @@ public static class RateLimitSetup
                     AutoReplenishment = true,
                 });
             });
-            limiter.OnRejected = async (context, ct) =>
+            limiter.OnRejected = (context, _) =>
             {
-                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 1;
-                context.HttpContext.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
-                await context.HttpContext.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-                {
-                    HttpContext = context.HttpContext,
-                    ProblemDetails =
-                    {
-                        Status = StatusCodes.Status429TooManyRequests,
-                        Title = "Too many requests",
-                        Detail = $"This key (or address) is over its rate limit (Api:RateLimitPerSecond). Retry after {retryAfter} s.",
-                    },
-                });
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(1);
+                return TooManyRequestsAsync(context.HttpContext, retryAfter,
+                    "This key (or address) is over its rate limit (Api:RateLimitPerSecond).");
             };
         });
         return services;
     }
+
+    /// <summary>429 problem+json with Retry-After.</summary>
+    public static ValueTask TooManyRequestsAsync(HttpContext http, TimeSpan retryAfter, string why)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        return http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            ProblemDetails = { Status = StatusCodes.Status429TooManyRequests, Title = "Too many requests", Detail = $"{why} Retry after {seconds} s." },
+        });
+    }
+}
+
+/// <summary>
+/// Key guessing is throttled per client address: each refused key takes a token from the address's bucket
+/// (Auth:MaxFailedAttemptsPerMinute, refilled evenly over the minute). With the bucket empty, every key that
+/// address presents is refused with 429 before it is checked, the right one too — otherwise a guesser would
+/// simply go on until a guess succeeded.
+/// </summary>
+public sealed class FailedAuthentication(IOptionsMonitor<AuthOptions> auth) : IDisposable
+{
+    private readonly PartitionedRateLimiter<string> _limiter = PartitionedRateLimiter.Create<string, string>(address =>
+        RateLimitPartition.GetTokenBucketLimiter(address, _ =>
+        {
+            var perMinute = auth.CurrentValue.MaxFailedAttemptsPerMinute;
+            return new TokenBucketRateLimiterOptions
+            {
+                TokenLimit = perMinute,
+                TokensPerPeriod = 1,
+                ReplenishmentPeriod = TimeSpan.FromMinutes(1) / perMinute,
+                QueueLimit = 0,
+                AutoReplenishment = true,
+            };
+        }));
+
+    /// <summary>How long the address must wait before it may present a key again; null when it may now.</summary>
+    public TimeSpan? Blocked(string address) =>
+        _limiter.GetStatistics(address) is { CurrentAvailablePermits: <= 0 } ? TimeSpan.FromMinutes(1) / auth.CurrentValue.MaxFailedAttemptsPerMinute : null;
+
+    public void Failed(string address)
+    {
+        using var _ = _limiter.AttemptAcquire(address);
+    }
+
+    public void Dispose() => _limiter.Dispose();
 }

@@ -26,7 +26,7 @@ public static class SecuritySetup
         return services;
     }
 
-    /// <summary>GETs need any key, other methods an admin key (both pass when no keys are configured); all are rate limited per key.</summary>
+    /// <summary>GETs need any key, other methods an admin key (both pass when no keys are configured).</summary>
     public static TBuilder RequireApiKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder
     {
         builder.Add(endpoint =>
@@ -34,7 +34,6 @@ public static class SecuritySetup
             var methods = endpoint.Metadata.OfType<Microsoft.AspNetCore.Routing.HttpMethodMetadata>().FirstOrDefault()?.HttpMethods ?? [];
             var readOnly = methods.Count > 0 && methods.All(m => m is "GET" or "HEAD");
             endpoint.Metadata.Add(new AuthorizeAttribute(readOnly ? ReadPolicy : WritePolicy));
-            endpoint.Metadata.Add(new Microsoft.AspNetCore.RateLimiting.EnableRateLimitingAttribute(RateLimitSetup.Policy));
         });
         return builder;
     }

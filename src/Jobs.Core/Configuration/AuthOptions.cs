@@ -15,6 +15,10 @@ public sealed partial class AuthOptions : IValidatableObject
 
     public bool Enabled => ApiKeys.Length > 0;
 
+    /// <summary>Refused keys a client address may present per minute; beyond that it gets 429, whatever key it sends.</summary>
+    [Range(1, 100_000)]
+    public int MaxFailedAttemptsPerMinute { get; set; } = 30;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         for (var i = 0; i < ApiKeys.Length; i++)
