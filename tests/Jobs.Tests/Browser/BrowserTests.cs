@@ -80,7 +80,7 @@ public sealed class BrowserTests(SystemFixture system) : SystemTest(system)
                    "<script>document.forms[0].submit()</script>",
         }));
         var forged = evil.WaitForResponseAsync(r => r.Url.Contains("/hangfire/jobs/scheduled/delete"));
-        await evil.GotoAsync("http://evil.example/");
+        await evil.GotoAsync("http://evil.example/", new() { WaitUntil = WaitUntilState.Commit });
         Assert.Equal(403, (await forged).Status);
         Assert.Equal("scheduled", (await Http.GetFromJsonAsync<System.Text.Json.Nodes.JsonObject>($"/jobs/{id}"))!["state"]!.GetValue<string>());
 

@@ -10,7 +10,8 @@ namespace Jobs.Tests.Security;
 
 /// <summary>
 /// 10,000 generated hostile requests: malformed and random JSON, wrong types, huge numbers and strings, deep
-/// nesting, invalid UTF-8, odd ids and paths, SQL- and script-like strings, wrong content types and methods.
+/// nesting, invalid UTF-8 (whole bodies, and inside one string of otherwise valid JSON), numbers sent as strings, odd ids and
+/// paths, SQL- and script-like strings, wrong content types and methods.
 /// The service must never answer 5xx, must stay healthy, and jobs accepted before must be intact and complete.
 /// </summary>
 public sealed class FuzzTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
@@ -118,8 +119,27 @@ public sealed class FuzzTests(SystemFixture system, ITestOutputHelper output) : 
             2 => "00000000-0000-0000-0000-000000000000",
             _ => new string('9', r.Next(1, 2000)),
         };
-        switch (r.Next(14))
+        switch (r.Next(16))
         {
+            case 14: // valid JSON but for bytes that are not UTF-8 inside one string (args, kwargs, items, names)
+                var template = Pick(r, new[]
+                {
+                    """{"function":"text.sha256","args":["~"]}""", """{"function":"text.sha256","args":["x"],"kwargs":{"~":1}}""",
+                    """{"function":"math.square","args":[{"a":["~"]}]}""", """{"function":"~","args":[]}""", """{"function":"noop","queue":"~"}""",
+                    """{"function":"noop","callbackUrl":"http://127.0.0.1/~"}""",
+                });
+                var invalid = Pick(r, new[] { new byte[] { 0xFF }, [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF8, 0x88, 0x80, 0x80, 0x80], [0xE2, 0x82] });
+                var path = Pick(r, new[] { "/jobs", "/jobs", "/maps", "/schedules" });
+                if (path == "/maps") template = template.Replace("\"args\":", "\"items\":");
+                if (path == "/schedules") template = template.Replace("{\"function\"", "{\"name\":\"fuzz~\",\"cron\":\"0 0 1 1 *\",\"function\"");
+                var utf8 = Encoding.UTF8.GetBytes(template).SelectMany(b => b == (byte)'~' ? invalid : [b]).ToArray();
+                return new("POST", path, utf8, "application/json", null);
+            case 15: // numbers sent as strings, and strings where numbers go
+                var field = Pick(r, new[] { "delaySeconds", "timeoutSeconds", "retries" });
+                var text = Pick(r, new[] { "\"5\"", "\"NaN\"", "\"Infinity\"", "\"-0\"", "\"1e309\"", "\"0x10\"", "\"\"", "[1]", "{}", "true" });
+                return r.Next(2) == 0
+                    ? new("POST", "/jobs", Encoding.UTF8.GetBytes($$"""{"function":"math.square","args":[2],"{{field}}":{{text}}}"""), "application/json", null)
+                    : new("POST", "/maps", Encoding.UTF8.GetBytes($$"""{"function":"math.square","items":[1,2],"{{(field == "timeoutSeconds" ? field : "chunksize")}}":{{text}}}"""), "application/json", null);
             case 0: // random bytes, sometimes invalid UTF-8
                 var bytes = new byte[r.Next(0, 2000)];
                 r.NextBytes(bytes);
