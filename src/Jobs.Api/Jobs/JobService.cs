@@ -123,7 +123,7 @@ public sealed class JobService(
             throw Invalid("callbackUrl", "Invalid callbackUrl", "callbackUrl must be an absolute http or https URL.");
         if (!allowed.Allows(url))
             throw Invalid("callbackUrl", "Callback host not allowed",
-                $"{url.Authority} is not in Callbacks:AllowedHosts; callbacks go only to: {string.Join(", ", allowed.AllowedHosts)}.");
+                $"callbackUrl: {Truncate(url.Authority)} is not a host this service sends callbacks to. Ask the operator to add it to Callbacks:AllowedHosts.");
     }
 
     /// <summary>What "the same body" means for Idempotency-Key: the request's fields, as sent.</summary>

@@ -83,10 +83,9 @@ public static partial class SchedulesApi
         if (string.IsNullOrWhiteSpace(request.Cron))
             return ApiProblems.Validation("cron", "cron is a cron expression such as \"*/5 * * * *\".");
         var timeZoneId = request.TimeZone ?? "UTC";
-        TimeZoneInfo timeZone;
         try
         {
-            timeZone = TimeZoneInfo.FindSystemTimeZoneById(timeZoneId);
+            TimeZoneInfo.FindSystemTimeZoneById(timeZoneId);
         }
         catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
         {
@@ -106,22 +105,34 @@ public static partial class SchedulesApi
             return ApiProblems.Validation(e.Parameter, e.Message, "Arguments do not fit the function");
         }
 
-        var name = request.Name;
+        var schedule = new ScheduleRecord(request.Name, request.Cron, timeZoneId, function.Name,
+            request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",
+            request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}",
+            queue, default, default);
+        ScheduleRecord saved;
         try
         {
-            // Hangfire parses (and so validates) the cron expression here, before anything is stored.
-            recurring.AddOrUpdate(name, Job.FromExpression<ScheduleRunner>(r => r.RunAsync(name, CancellationToken.None), queue),
-                request.Cron, new RecurringJobOptions { TimeZone = timeZone });
+            // The row first, then the recurring job: a request either refuses leaves neither (see UpsertAsync).
+            saved = await store.UpsertAsync(schedule, s => Register(recurring, schedule.Name, s), ct);
         }
         catch (ArgumentException e)
         {
+            // Hangfire parses (and so validates) the cron expression when it stores the recurring job.
             return ApiProblems.Validation("cron", $"'{request.Cron}' is not a valid cron expression: {e.Message}");
         }
-        var saved = await store.UpsertAsync(new ScheduleRecord(name, request.Cron, timeZoneId, function.Name,
-            request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",
-            request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}",
-            queue, default, default), ct);
         return TypedResults.Ok(WithRuns([saved], storage)[0]);
+    }
+
+    /// <summary>Makes Hangfire fire <paramref name="schedule"/>; null removes what fires schedule <paramref name="name"/>.</summary>
+    private static void Register(IRecurringJobManager recurring, string name, ScheduleRecord? schedule)
+    {
+        if (schedule is null)
+        {
+            recurring.RemoveIfExists(name);
+            return;
+        }
+        recurring.AddOrUpdate(name, Job.FromExpression<ScheduleRunner>(r => r.RunAsync(name, CancellationToken.None), schedule.Queue),
+            schedule.Cron, new RecurringJobOptions { TimeZone = TimeZoneInfo.FindSystemTimeZoneById(schedule.TimeZone) });
     }
 
     private static List<ScheduleView> WithRuns(IReadOnlyList<ScheduleRecord> schedules, JobStorage storage)

@@ -50,7 +50,7 @@ public sealed class JobRunner(
     {
         ArgumentNullException.ThrowIfNull(context);
         var hangfireJobId = context.BackgroundJob.Id;
-        var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, context.ServerId, token), ct)).ToList();
+        var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, context.ServerId, options.Value.MaxWorkerCrashes, token), ct)).ToList();
         if (claimed.Count < jobIds.Length)
         {
             // A row canceled while its run was lost (its worker died, or its outcome could not be written) is not
@@ -198,6 +198,7 @@ public sealed class JobRunner(
     private async Task<(JobOutcome Outcome, Exception? Failure)> RunOneAsync(ClaimedJob job, RunningJobs.Registration cancel, string hangfireJobId, bool alone, CancellationToken ct)
     {
         var jobs = options.Value;
+        // Poison-job quarantine; its claim counted no attempt (JobStore.ClaimAsync), as the function does not run.
         if (job.Crashes >= jobs.MaxWorkerCrashes)
             return Failed(job, new WorkerCrashedException(job.Function, job.Crashes), alone);
         var timeout = job.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
@@ -292,7 +293,7 @@ public sealed class JobRunner(
     /// <summary>Gives claimed jobs back unrun and dispatches them in a Hangfire job of their own.</summary>
     private async Task HandOffAsync(Guid[] ids, string hangfireJobId)
     {
-        var rows = await DatabaseRetry.RunAsync(token => store.HandBackAsync(ids, hangfireJobId, token));
+        var rows = await DatabaseRetry.RunAsync(token => store.HandBackAsync(ids, hangfireJobId, options.Value.MaxWorkerCrashes, token));
         if (rows.Count == 0) return;
         var owners = dispatcher.DispatchBatches(rows, rows.Count);
         await DatabaseRetry.RunAsync(token => store.MarkDispatchedAsync([.. rows.Select(r => r.Id)], owners, token));

@@ -199,16 +199,20 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     /// statement; returns those claimed, in the order given. The first Hangfire job to claim a row owns it; a
     /// duplicate dispatch gets nothing and must not run the function. A row still 'processing' is claimable again
     /// by its owner: that is the re-run after its worker died (<see cref="ClaimedJob.Resumed"/>), and counts as a crash.
+    /// A claim counts an attempt only if the job will run: one whose crashes reach <paramref name="maxCrashes"/>
+    /// (Jobs:MaxWorkerCrashes) is claimed only to be failed with WorkerCrashedException, and attempts stays the number
+    /// of runs.
     /// </summary>
-    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(Guid[] ids, string hangfireJobId, string worker, CancellationToken ct)
+    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(Guid[] ids, string hangfireJobId, string worker, int maxCrashes, CancellationToken ct)
     {
         // A graceful stop hands rows back as 'enqueued' first, so a row found 'processing' means a dead worker.
         await using var cmd = dataSource.CreateCommand("""
             UPDATE jobs.job j
-            SET state = 'processing', attempts = j.attempts + 1, started_at = now(), worker = $3,
-                crashes = j.crashes + CASE WHEN before.state = 'processing' THEN 1 ELSE 0 END,
+            SET state = 'processing', attempts = j.attempts + CASE WHEN before.crashes < $4 THEN 1 ELSE 0 END,
+                started_at = now(), worker = $3, crashes = before.crashes,
                 hangfire_job_id = $2, dispatched_at = coalesce(j.dispatched_at, now()), progress = NULL
-            FROM (SELECT id, state FROM jobs.job WHERE id = ANY($1) ORDER BY id FOR UPDATE) before -- in id order: no deadlock with another claim
+            FROM (SELECT id, state, crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END AS crashes
+                  FROM jobs.job WHERE id = ANY($1) ORDER BY id FOR UPDATE) before -- in id order: no deadlock with another claim
             WHERE j.id = before.id
               AND (j.hangfire_job_id IS NULL OR j.hangfire_job_id = $2)
               AND j.state IN ('scheduled', 'enqueued', 'processing')
@@ -219,6 +223,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
+        cmd.Parameters.Add(new() { Value = maxCrashes });
         var byId = new Dictionary<Guid, ClaimedJob>(ids.Length);
         await using (var reader = await cmd.ExecuteReaderAsync(ct))
             while (await reader.ReadAsync(ct))
@@ -231,18 +236,20 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Gives claimed rows back unrun, as if just submitted (no owner, not dispatched), for the caller to dispatch
-    /// in a Hangfire job of their own: how a long batch shares its tail with idle workers.
+    /// in a Hangfire job of their own: how a long batch shares its tail with idle workers. The attempt their claim
+    /// counted (none if <paramref name="maxCrashes"/> was reached, as in <see cref="ClaimAsync"/>) is taken back.
     /// </summary>
-    public async Task<IReadOnlyList<JobRecord>> HandBackAsync(Guid[] ids, string hangfireJobId, CancellationToken ct)
+    public async Task<IReadOnlyList<JobRecord>> HandBackAsync(Guid[] ids, string hangfireJobId, int maxCrashes, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand($"""
-            UPDATE jobs.job SET state = 'enqueued', attempts = attempts - 1, started_at = NULL, worker = NULL, progress = NULL,
-                                hangfire_job_id = NULL, dispatched_at = NULL
+            UPDATE jobs.job SET state = 'enqueued', attempts = attempts - CASE WHEN crashes < $3 THEN 1 ELSE 0 END,
+                                started_at = NULL, worker = NULL, progress = NULL, hangfire_job_id = NULL, dispatched_at = NULL
             WHERE id = ANY($1) AND hangfire_job_id = $2 AND state = 'processing'
             RETURNING {Columns}
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = maxCrashes });
         var list = new List<JobRecord>(ids.Length);
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) list.Add(Read(reader));

@@ -53,6 +53,43 @@ public sealed class SchedulesAndPoolTests(SystemFixture system) : SystemTest(sys
     }
 
     [Fact]
+    public async Task A_schedule_PostgreSQL_refuses_leaves_no_recurring_job_behind()
+    {
+        // "\u0000" is valid JSON, but jsonb cannot hold it: PostgreSQL refuses the row.
+        var response = await Http.PostAsync("/schedules", Json("""
+            { "name": "nul-arg", "cron": "0 3 * * *", "function": "text.sha256", "args": ["a\u0000"] }
+            """));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Empty(JsonNode.Parse(await Http.GetStringAsync("/schedules"))!.AsArray());
+        Assert.Null(await RecurringCronAsync("nul-arg"));
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.DeleteAsync("/schedules/nul-arg")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("""{ "name": "nightly", "cron": "0 4 * * *", "function": "text.sha256", "args": ["a\u0000"] }""")] // PostgreSQL refuses it
+    [InlineData("""{ "name": "nightly", "cron": "0 4 * * * * *", "function": "text.sha256", "args": ["b"] }""")] // Hangfire refuses it
+    public async Task A_refused_replacement_keeps_the_schedule_it_would_have_replaced(string replacement)
+    {
+        Assert.Equal(HttpStatusCode.OK, (await Http.PostAsync("/schedules", Json("""
+            { "name": "nightly", "cron": "0 3 * * *", "function": "text.sha256", "args": ["a"] }
+            """))).StatusCode);
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.PostAsync("/schedules", Json(replacement))).StatusCode);
+
+        var kept = Assert.Single(JsonNode.Parse(await Http.GetStringAsync("/schedules"))!.AsArray())!;
+        Assert.Equal("0 3 * * *", kept["cron"]!.GetValue<string>());
+        Assert.Equal("""["a"]""", kept["args"].Compact());
+        Assert.Equal("0 3 * * *", await RecurringCronAsync("nightly"));
+    }
+
+    /// <summary>The cron of Hangfire's recurring job <paramref name="name"/> (what fires a schedule), null if there is none.</summary>
+    private async Task<string?> RecurringCronAsync(string name) => await Database.ScalarAsync<long>(
+        "SELECT count(*) FROM hangfire.set WHERE key = 'recurring-jobs' AND value = $1", name) == 0
+        ? null
+        : await Database.ScalarAsync<string>("SELECT value FROM hangfire.hash WHERE key = 'recurring-job:' || $1 AND field = 'Cron'", name);
+
+    [Fact]
     public async Task Pool_shows_servers_slots_queues_and_counts_by_state()
     {
         var queue = SystemFixture.PrivateQueue();

@@ -41,7 +41,7 @@ public sealed class WorkerFaultTests(SystemFixture system, ITestOutputHelper out
     }
 
     [Fact]
-    public async Task Job_that_kills_its_worker_is_quarantined_after_three_crashes()
+    public async Task Job_that_kills_its_worker_is_quarantined_after_three_crashes_and_three_attempts()
     {
         var queue = SystemFixture.PrivateQueue();
         var id = await Http.SubmitOkAsync(new { function = "debug.crash", queue });
@@ -63,6 +63,8 @@ public sealed class WorkerFaultTests(SystemFixture system, ITestOutputHelper out
         Assert.Equal(3, crashes);
         Assert.Equal("Jobs.Core.Execution.WorkerCrashedException", job["error"]!["type"]!.GetValue<string>());
         Assert.Contains("died while running it 3 times", job["error"]!["message"]!.GetValue<string>());
+        // The function ran 3 times; the pass that quarantined it ran nothing and is not an attempt.
+        Assert.Equal(3, job["attempts"]!.GetValue<int>());
     }
 
     [Fact]

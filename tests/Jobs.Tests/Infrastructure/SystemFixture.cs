@@ -15,6 +15,8 @@ public sealed class SystemFixture : IAsyncLifetime
     private ChildProcess? _api;
 
     public const string CallbackSecret = "test-secret-0123456789";
+    /// <summary>The one host in Callbacks:AllowedHosts.</summary>
+    public const string CallbackHost = "127.0.0.1";
 
     public TestDatabase Database { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
@@ -55,7 +57,7 @@ public sealed class SystemFixture : IAsyncLifetime
             ["Jobs__EnableDebugCrash"] = "true",
             ["Jobs__DispatchGracePeriod"] = "00:00:02",
             ["Jobs__RetryBaseDelay"] = "00:00:00.200",
-            ["Callbacks__AllowedHosts__0"] = "127.0.0.1",
+            ["Callbacks__AllowedHosts__0"] = CallbackHost,
             ["Callbacks__Secret"] = CallbackSecret,
             // The fuzz test sends thousands of requests a second from one address; the limiter has its own test.
             ["Api__RateLimitPerSecond"] = "1000000",
