@@ -55,7 +55,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         }
         catch (Exception e)
         {
-            // REVIEW: if only the commit's answer was lost, this leaves the stored schedule fired as before (or not at
+            // If only the commit's answer was lost, this leaves the stored schedule fired as before (or not at
             // all): visible in GET /schedules, and mended by the caller's retry of the failed request.
             try
             {
