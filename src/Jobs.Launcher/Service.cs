@@ -14,19 +14,20 @@ public sealed class Service : IAsyncDisposable
     private readonly LocalPostgres? _postgres;
     private readonly Dictionary<string, string?> _environment;
     private readonly List<ChildProcess> _children = [];
-    private readonly string _apiUrl;
 
-    private Service(LocalPostgres? postgres, Dictionary<string, string?> environment, string apiUrl)
+    private Service(LocalPostgres? postgres, Dictionary<string, string?> environment)
     {
         _postgres = postgres;
         _environment = environment;
-        _apiUrl = apiUrl;
     }
 
     public static async Task<Service> StartAsync(IConfiguration configuration, CancellationToken ct)
     {
         var launcher = JobsConfiguration.Validate(configuration.GetSection(LauncherOptions.Section).Get<LauncherOptions>() ?? new(), LauncherOptions.Section);
         var api = JobsConfiguration.Validate(configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new(), ApiOptions.Section);
+        var auth = JobsConfiguration.Validate(configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new(), AuthOptions.Section);
+        var address = ApiAddress.Parse(api.Urls, auth.Enabled);
+        address.EnsurePortFree();
 
         LocalPostgres? postgres = null;
         var connectionString = configuration.GetConnectionString(JobsConfiguration.ConnectionStringName);
@@ -38,7 +39,7 @@ public sealed class Service : IAsyncDisposable
             connectionString = postgres.ConnectionString("jobs");
         }
 
-        var service = new Service(postgres, new() { ["ConnectionStrings__Jobs"] = connectionString }, api.Urls.Split(';')[0].TrimEnd('/'));
+        var service = new Service(postgres, new() { ["ConnectionStrings__Jobs"] = connectionString });
         try
         {
             Log("migrate: applying migrations/ and Hangfire's schema");
@@ -47,24 +48,44 @@ public sealed class Service : IAsyncDisposable
             service._children.Add(ChildProcess.Start("api", ProgramPaths.ApiAssembly, service._environment));
             for (var i = 1; i <= launcher.Workers; i++)
                 service._children.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, service._environment));
-            await Network.WaitForReadyAsync(new Uri(service._apiUrl + "/"), () => service._children.Any(c => c.HasExited),
-                () => "See its output above.", TimeSpan.FromSeconds(60), ct);
+            await Network.WaitForReadyAsync(address.Local, () => service._children.Any(c => c.HasExited), service.Explain, TimeSpan.FromSeconds(60), ct);
         }
         catch
         {
             await service.DisposeAsync();
             throw;
         }
+        var url = address.LocalUrl;
         Log($$"""
 
-            Jobs is running: {{launcher.Workers}} worker process(es), API at {{service._apiUrl}}
-              Swagger UI  {{service._apiUrl}}/swagger
-              Dashboard   {{service._apiUrl}}/hangfire
-              Try         curl -s -X POST {{service._apiUrl}}/jobs?wait=5 -H 'Content-Type: application/json' -d '{"function":"math.square","args":[7]}'
+            Jobs is running: {{launcher.Workers}} worker process(es), API at {{url}}{{Reach(address)}}
+              Swagger UI  {{url}}/swagger
+              Dashboard   {{url}}/hangfire
+              Try         curl -s -X POST {{url}}/jobs?wait=5 -H 'Content-Type: application/json'{{(auth.Enabled ? " -H 'Authorization: Bearer <key>'" : "")}} -d '{"function":"math.square","args":[7]}'
             Ctrl+C stops everything.
 
             """);
         return service;
+    }
+
+    /// <summary>Why start-up failed, as far as the children tell: which exited, with what code.</summary>
+    private string Explain()
+    {
+        var exited = _children.Where(c => c.HasExited).Select(c => $"{c.Name} exited with code {c.ExitCode}").ToList();
+        return exited.Count == 0 ? "See the output above." : $"{string.Join("; ", exited)}: see its output above.";
+    }
+
+    /// <summary>Who else can reach the API, when that is not just the URL printed.</summary>
+    private static string Reach(ApiAddress address)
+    {
+        if (address.AllInterfaces)
+        {
+            var port = address.Local.IsDefaultPort ? "" : $":{address.Local.Port}";
+            return $"\n  listening on all interfaces ({address.Listen}): from another machine use this one's name or address, " +
+                   $"e.g. {address.Local.Scheme}://{System.Net.Dns.GetHostName()}{port}";
+        }
+        return address.Listen.Contains(address.Local.Host, StringComparison.OrdinalIgnoreCase) ? ""
+            : $"\n  loopback only: without API keys (Auth:ApiKeys) the API does not listen on {address.Listen}";
     }
 
     /// <summary>Restarts a worker that dies (a job that kills its process must not take capacity with it); stops on cancel.</summary>

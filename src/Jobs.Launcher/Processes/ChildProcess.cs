@@ -22,9 +22,12 @@ public sealed class ChildProcess : IAsyncDisposable
         _process = process;
     }
 
-    /// <summary>Starts <paramref name="assembly"/> through its apphost (or <c>dotnet</c>) with extra environment variables.</summary>
+    /// <summary>
+    /// Starts <paramref name="assembly"/> through its apphost (or <c>dotnet</c>) with extra environment variables; its
+    /// stderr goes to <paramref name="errors"/> when given, else with its stdout to <paramref name="output"/>.
+    /// </summary>
     public static ChildProcess Start(string name, string assembly, IReadOnlyDictionary<string, string?> environment,
-        Action<string>? output = null, IEnumerable<string>? args = null)
+        Action<string>? output = null, IEnumerable<string>? args = null, Action<string>? errors = null)
     {
         if (!File.Exists(assembly))
             throw new FileNotFoundException($"{assembly} does not exist; build the solution first (dotnet build Jobs.sln).", assembly);
@@ -38,9 +41,10 @@ public sealed class ChildProcess : IAsyncDisposable
         foreach (var (key, value) in environment) info.Environment[key] = value;
 
         output ??= Console.WriteLine;
+        errors ??= output;
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) output($"[{name}] {e.Data}"); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output($"[{name}] {e.Data}"); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) errors($"[{name}] {e.Data}"); };
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

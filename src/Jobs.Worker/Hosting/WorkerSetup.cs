@@ -39,7 +39,7 @@ public static class WorkerSetup
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
         // Python functions (Python:Modules), run by python3 processes this worker manages, advertised to the API.
-        services.Configure<PythonOptions>(configuration.GetSection(PythonOptions.Section));
+        services.AddValidatedOptions<PythonOptions>(PythonOptions.Section);
         services.AddSingleton<IFunctionProvider, PythonFunctionProvider>();
         services.AddHostedService<FunctionAdvertiser>();
         services.AddJobsTracing(configuration, "jobs-worker");

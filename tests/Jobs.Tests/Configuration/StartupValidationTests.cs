@@ -14,6 +14,9 @@ public sealed class StartupValidationTests(SystemFixture system)
     [InlineData("worker", "Jobs__Retention", "00:00:01", "Retention")]
     [InlineData("api", "Api__MaxRequestBodyBytes", "12", "MaxRequestBodyBytes")]
     [InlineData("api", "ConnectionStrings__Jobs", "", "ConnectionStrings:Jobs is not set")]
+    // Python code never gets the service's own configuration, even when asked (it holds the database password, keys).
+    [InlineData("worker", "Python__PassEnvironment__0", "ConnectionStrings__Jobs", "Python:PassEnvironment: ConnectionStrings__Jobs")]
+    [InlineData("worker", "Python__PassEnvironment__0", "Callbacks__Secret", "Python:PassEnvironment: Callbacks__Secret")]
     public async Task Invalid_setting_stops_the_process_at_start_naming_the_key(string program, string key, string value, string expected)
     {
         var output = new ConcurrentQueue<string>();

@@ -21,15 +21,16 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
     {
         var python = options.Value;
         var logger = loggers.CreateLogger<PythonFunctionProvider>();
+        var environment = PythonEnvironment.For(python);
         foreach (var module in python.Modules)
         {
             var path = Resolve(module.Path);
-            var description = Describe(python.Executable, path);
+            var description = Describe(python.Executable, path, environment);
             var name = description["module"]!.GetValue<string>();
             var pool = new PythonProcessPool(python.Executable, HostScript, new PythonModuleOptions
             {
                 Path = path, MaxTasksPerChild = module.MaxTasksPerChild, Initializer = module.Initializer, InitArgs = module.InitArgs,
-            }, jobs.Value.MaxWorkerCrashes, loggers.CreateLogger($"python.{name}"));
+            }, environment, jobs.Value.MaxWorkerCrashes, loggers.CreateLogger($"python.{name}"));
             _pools.Add(pool);
             var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();
             logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, path, string.Join(", ", functions.Select(f => f.Name)));
@@ -47,9 +48,10 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
         throw new FileNotFoundException($"Python:Modules: no module file at '{path}'.", path);
     }
 
-    private static JsonObject Describe(string executable, string path)
+    private static JsonObject Describe(string executable, string path, IReadOnlyDictionary<string, string> environment)
     {
         var info = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        PythonEnvironment.ApplyTo(info, environment); // importing the module runs user code too
         foreach (var arg in (string[])[HostScript, "describe", path]) info.ArgumentList.Add(arg);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}.");
         var stderr = process.StandardError.ReadToEndAsync();

@@ -1,7 +1,9 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace Jobs.Core.Functions.Python;
 
 /// <summary>The worker's Python function provider (section "Python"): which modules' functions this worker runs.</summary>
-public sealed class PythonOptions
+public sealed class PythonOptions : IValidatableObject
 {
     public const string Section = "Python";
 
@@ -10,6 +12,29 @@ public sealed class PythonOptions
 
     /// <summary>The modules whose public top-level functions this worker offers as <c>py:module.function</c>.</summary>
     public PythonModuleOptions[] Modules { get; set; } = [];
+
+    /// <summary>
+    /// Names of the worker's environment variables python3 processes also get, beyond the minimal set of
+    /// <see cref="PythonEnvironment.Inherited"/> (e.g. LD_LIBRARY_PATH, SSL_CERT_FILE, HTTPS_PROXY). The service's own
+    /// configuration (ConnectionStrings__*, Auth__*, Callbacks__*) is refused: it holds the database password and keys.
+    /// </summary>
+    public string[] PassEnvironment { get; set; } = [];
+
+    /// <summary>Variables set for python3 processes, by name (e.g. <c>Python__Environment__OMP_NUM_THREADS=1</c>).</summary>
+    public Dictionary<string, string> Environment { get; set; } = [];
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        foreach (var (member, name) in PassEnvironment.Select(n => (nameof(PassEnvironment), n)).Concat(Environment.Keys.Select(n => (nameof(Environment), n))))
+        {
+            if (string.IsNullOrEmpty(name) || name.Contains('=', StringComparison.Ordinal) || name.Contains('\0', StringComparison.Ordinal))
+                yield return new ValidationResult($"Python:{member}: '{name}' is not an environment variable name.", [member]);
+        }
+        foreach (var name in PassEnvironment.Where(PythonEnvironment.IsServiceSecret))
+            yield return new ValidationResult(
+                $"Python:PassEnvironment: {name} is this service's own configuration (it may hold the database password or API keys); " +
+                "it is never passed to Python code. Set what the code needs with Python:Environment instead.", [nameof(PassEnvironment)]);
+    }
 }
 
 /// <summary>One module, with Pool's per-pool settings.</summary>

@@ -10,9 +10,11 @@ namespace Jobs.Core.Functions.Python;
 /// Long-lived python3 processes for one module, like Pool's worker processes: started on demand (at most one per
 /// concurrent call, so at most one per worker slot), each running the module's initializer once, replaced after
 /// MaxTasksPerChild calls, and terminated — then replaced — when a call is canceled or times out, since Python code
-/// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced.
+/// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced. Each process gets
+/// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own.
 /// </summary>
-public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module, int maxCrashes, ILogger logger) : IDisposable
+public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module,
+    IReadOnlyDictionary<string, string> environment, int maxCrashes, ILogger logger) : IDisposable
 {
     private readonly ConcurrentBag<PythonProcess> _idle = [];
 
@@ -40,7 +42,7 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 
     private async Task<JsonNode?> CallOnceAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
-        if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, logger, ct);
+        if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, environment, logger, ct);
         var keep = false;
         try
         {
@@ -101,7 +103,8 @@ public sealed class PythonProcess : IDisposable
     public int Calls { get; private set; }
     public bool HasExited => _process.HasExited;
 
-    public static async Task<PythonProcess> StartAsync(string executable, string hostScript, PythonModuleOptions module, ILogger logger, CancellationToken ct)
+    public static async Task<PythonProcess> StartAsync(string executable, string hostScript, PythonModuleOptions module,
+        IReadOnlyDictionary<string, string> environment, ILogger logger, CancellationToken ct)
     {
         var info = new ProcessStartInfo(executable)
         {
@@ -110,8 +113,7 @@ public sealed class PythonProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        // Whom the host's watchdog watches: the worker's pid, not getppid() read later (the worker may be gone by then).
-        info.Environment["JOBS_WORKER_PID"] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        PythonEnvironment.ApplyTo(info, environment);
         foreach (var arg in (string[])["-u", hostScript, "serve", module.Path, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
         var process = new PythonProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}."), logger);
         var ready = await process.ReadLineAsync(ct);
