@@ -1,3 +1,4 @@
+using System.Text;
 using System.Net;
 using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
@@ -57,6 +58,12 @@ public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(syste
         Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
         Assert.Contains("x", (await wrongType.JsonAsync())["detail"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.BadRequest, (await Http.SubmitAsync(new { function = "py:pool_examples.square", kwargs = new { y = 1 }, queue })).StatusCode);
+        // Bytes that are not UTF-8 inside an argument string: 400 naming it, as for .NET functions (was a 500).
+        var notUtf8 = new ByteArrayContent([.. Encoding.UTF8.GetBytes($$"""{"function":"py:pool_examples.square","queue":"{{queue}}","args":["""), 0x22, 0xFF, 0x22, .. "]}"u8]);
+        notUtf8.Headers.ContentType = new("application/json");
+        var refused = await Http.PostAsync("/jobs", notUtf8);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.NotNull((await refused.JsonAsync())["errors"]?["args[0]"]);
 
         // A Python exception comes back with its type and full traceback; an unencodable result is MaybeEncodingError.
         var failed = await RunAsync(new { function = "py:pool_examples.fail", args = new[] { "bad input" }, queue });
