@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
@@ -14,25 +13,8 @@ public sealed class AuthAndLimitsTests(SystemFixture system) : SystemTest(system
     private const string AdminKey = "admin-key-0123456789abcdef";
     private const string ReaderKey = "reader-key-0123456789abcdef";
 
-    private static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-
-    private async Task<(HttpClient Http, ChildProcess Api)> StartSecuredApiAsync(Dictionary<string, string?>? extra = null)
-    {
-        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
-        var env = new Dictionary<string, string?>
-        {
-            ["Auth__ApiKeys__0__Name"] = "admin",
-            ["Auth__ApiKeys__0__Sha256"] = Sha256(AdminKey),
-            ["Auth__ApiKeys__0__Role"] = "admin",
-            ["Auth__ApiKeys__1__Name"] = "reader",
-            ["Auth__ApiKeys__1__Sha256"] = Sha256(ReaderKey),
-            ["Auth__ApiKeys__1__Role"] = "readonly",
-        };
-        foreach (var (k, v) in extra ?? []) env[k] = v;
-        var api = Fixture.StartApi("secured-api", url, env);
-        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
-        return (new HttpClient { BaseAddress = url }, api);
-    }
+    private Task<(HttpClient Http, ChildProcess Api)> StartSecuredApiAsync(Dictionary<string, string?>? extra = null) =>
+        SecuredApi.StartAsync(Fixture, "secured-api", [("admin", AdminKey, "admin"), ("reader", ReaderKey, "readonly")], extra);
 
     private static HttpRequestMessage Request(HttpMethod method, string path, string? key, object? body = null)
     {

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
@@ -22,28 +21,9 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
     private const string OtherAdminKey = "red-other-admin-key-0123456789";
     private const string ReaderKey = "red-reader-key-0123456789abcdef";
 
-    private static string Sha256(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-
-    private async Task<(HttpClient Http, ChildProcess Api)> StartSecuredApiAsync(Dictionary<string, string?>? extra = null)
-    {
-        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
-        var env = new Dictionary<string, string?>
-        {
-            ["Auth__ApiKeys__0__Name"] = "admin",
-            ["Auth__ApiKeys__0__Sha256"] = Sha256(AdminKey),
-            ["Auth__ApiKeys__0__Role"] = "admin",
-            ["Auth__ApiKeys__1__Name"] = "reader",
-            ["Auth__ApiKeys__1__Sha256"] = Sha256(ReaderKey),
-            ["Auth__ApiKeys__1__Role"] = "readonly",
-            ["Auth__ApiKeys__2__Name"] = "other-tenant",
-            ["Auth__ApiKeys__2__Sha256"] = Sha256(OtherAdminKey),
-            ["Auth__ApiKeys__2__Role"] = "admin",
-        };
-        foreach (var (k, v) in extra ?? []) env[k] = v;
-        var api = Fixture.StartApi("red-team-api", url, env);
-        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
-        return (new HttpClient { BaseAddress = url }, api);
-    }
+    private Task<(HttpClient Http, ChildProcess Api)> StartSecuredApiAsync(Dictionary<string, string?>? extra = null) =>
+        SecuredApi.StartAsync(Fixture, "red-team-api",
+            [("admin", AdminKey, "admin"), ("reader", ReaderKey, "readonly"), ("other-tenant", OtherAdminKey, "admin")], extra);
 
     private static void Bearer(HttpRequestMessage request, string key) => request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
 
