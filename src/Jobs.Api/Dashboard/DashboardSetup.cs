@@ -52,7 +52,8 @@ public static class DashboardSetup
             {
                 if (CrossSite(http.Request) is { } why)
                     await RefuseAsync(http, "Cross-site request refused", $"Dashboard actions are taken from the dashboard's own pages only ({why}).");
-                else if (auth.Enabled && !http.User.IsInRole(AuthOptions.AdminRole))
+                // POST /stats is the pages' live counters: reading, which a read-only key may do.
+                else if (auth.Enabled && !http.User.IsInRole(AuthOptions.AdminRole) && !http.Request.Path.StartsWithSegments(Path + "/stats"))
                     await RefuseAsync(http, "Not allowed for this key", "This API key is read-only: the dashboard's actions need an admin key.");
                 else
                     await next(http);

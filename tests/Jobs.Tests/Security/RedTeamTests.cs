@@ -78,6 +78,9 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         Assert.Equal(HttpStatusCode.Forbidden, reader.StatusCode);
         Assert.Equal("application/problem+json", reader.Content.Headers.ContentType?.MediaType);
         Assert.Equal("Scheduled", await HangfireStateAsync(victim));
+        // Its pages' live counters are a POST that only reads: allowed.
+        var counters = await Dashboard.PostAsync(http, "/hangfire/stats", [new("metrics[]", "enqueued:count")], r => Bearer(r, ReaderKey));
+        Assert.Equal(HttpStatusCode.OK, counters.StatusCode);
 
         // The dashboard's own button: the page's token in its header, the admin's key.
         var admin = await Dashboard.PostActionAsync(http, "scheduled/delete", victim, r => Basic(r, AdminKey));
