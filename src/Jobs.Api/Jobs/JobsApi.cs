@@ -113,7 +113,7 @@ public static class JobsApi
             if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
                 return TypedResults.Ok(JobView.From(waited));
         }
-        catch (Exception e) when (ProblemsSetup.IsDatabaseUnavailable(e))
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             // Stored, so accepted: the wait is given up, not the job.
         }

@@ -48,7 +48,7 @@ public sealed class MapService(
         if (request.Kwargs.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Object))
             throw new RequestRefusedException(400, "Invalid kwargs", "kwargs must be a JSON object.", "kwargs");
         if ((JsonUtf8.FindInvalid(request.Items, "items") ?? JsonUtf8.FindInvalid(request.Kwargs, "kwargs")) is { } notUtf8)
-            throw new RequestRefusedException(400, "Not UTF-8", $"{notUtf8} holds bytes that are not UTF-8; JSON text is UTF-8.", notUtf8);
+            throw new RequestRefusedException(400, "Not text", JsonUtf8.Explain(notUtf8), notUtf8);
 
         // Every item is bound now, so a bad one is refused before anything is stored, naming its index.
         var itemArgs = new List<string>(total);

@@ -102,7 +102,7 @@ public static class MapsApi
                 if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
                     return TypedResults.Ok(MapView.From(done));
             }
-            catch (Exception e) when (ProblemsSetup.IsDatabaseUnavailable(e))
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 // Stored, so accepted: the wait is given up, not the map.
             }

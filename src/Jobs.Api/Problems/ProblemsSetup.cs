@@ -61,8 +61,10 @@ public static class ProblemsSetup
                 SubmissionOutcomeUnknownException unknown =>
                     (503, "Database unavailable: outcome unknown",
                         $"PostgreSQL went away while this {unknown.Kind} was being committed, so it may have been stored as {unknown.Kind} {unknown.Ids[0]} " +
-                        $"(GET /{unknown.Kind}s/{unknown.Ids[0]} tells: 404 means it was not). Retry after a few seconds with the same Idempotency-Key: " +
-                        "a retry with the key never makes a second one."),
+                        $"(GET /{unknown.Kind}s/{unknown.Ids[0]} tells: 404 means it was not). " +
+                        (http.Request.Headers.ContainsKey("Idempotency-Key")
+                            ? "Retry after a few seconds with the same Idempotency-Key: a retry with the key never makes a second one."
+                            : "Look before you retry: without an Idempotency-Key a retry makes a new one.")),
                 _ when IsDatabaseUnavailable(exception) =>
                     (503, "Database unavailable", IsSubmission(http.Request)
                         ? "PostgreSQL cannot be reached right now; nothing was stored. Retry after a few seconds."
@@ -92,8 +94,8 @@ public static class ProblemsSetup
         /// <summary>System.Text.Json's words ("could not be converted to System.Nullable`1[System.Double]") in the contract's.</summary>
         private static string Explain(JsonException json, string field)
         {
-            if (json.InnerException is InvalidOperationException { Message: var inner } && inner.Contains("UTF-8", StringComparison.Ordinal))
-                return $"{field} holds bytes that are not UTF-8; JSON text is UTF-8.";
+            if (json.InnerException is InvalidOperationException)
+                return global::Jobs.Core.Functions.JsonUtf8.Explain(field); // "Cannot transcode invalid UTF-8", "invalid UTF-16 … surrogate"
             var wanted = json.Message switch
             {
                 var m when m.Contains("System.Double", StringComparison.Ordinal) || m.Contains("System.Int", StringComparison.Ordinal) => "a JSON number",

@@ -30,7 +30,7 @@ public abstract class JobFunction
     public void Validate(JsonElement args, JsonElement kwargs)
     {
         if ((JsonUtf8.FindInvalid(args, "args") ?? JsonUtf8.FindInvalid(kwargs, "kwargs")) is { } where)
-            throw new ArgumentBindingException(where, $"{where} holds bytes that are not UTF-8; JSON text is UTF-8.");
+            throw new ArgumentBindingException(where, JsonUtf8.Explain(where));
         Bind(args, kwargs);
     }
 

@@ -100,9 +100,15 @@ public sealed class SubmissionOutcomeUnknownException(string kind, IReadOnlyList
         {
             await tx.CommitAsync(ct);
         }
-        catch (Npgsql.NpgsqlException e) when (e is not Npgsql.PostgresException)
+        catch (Exception e) when (MayHaveCommitted(e))
         {
             throw new SubmissionOutcomeUnknownException(kind, ids, e);
         }
     }
+
+    /// <summary>
+    /// A failure after a commit was sent that does not say the commit failed: the connection broke, or the server
+    /// is shutting down (57P01 can come after the commit was made durable). A statement PostgreSQL refused is not this.
+    /// </summary>
+    public static bool MayHaveCommitted(Exception e) => e is Npgsql.NpgsqlException and not Npgsql.PostgresException || DatabaseRetry.IsUnavailable(e);
 }
