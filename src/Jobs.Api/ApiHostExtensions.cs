@@ -24,6 +24,12 @@ public static class ApiHostExtensions
         var urls = api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(u => auth.Enabled ? u : LoopbackOnly(u)).Distinct().ToArray();
         builder.WebHost.UseUrls(urls);
+        builder.Services.Configure<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>(forwarded =>
+        {
+            forwarded.ForwardedHeaders = Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedFor | Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedProto;
+            forwarded.KnownProxies.Clear();
+            foreach (var proxy in api.TrustedProxies) forwarded.KnownProxies.Add(IPAddress.Parse(proxy)); // validated in ApiOptions
+        });
         builder.Services.Configure<KestrelServerOptions>(k =>
         {
             k.Limits.MaxRequestBodySize = api.MaxRequestBodyBytes;
@@ -44,6 +50,13 @@ public static class ApiHostExtensions
             json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
         });
         return builder;
+    }
+
+    /// <summary>The client's own address behind an Api:TrustedProxies proxy (X-Forwarded-For), for limits and logs.</summary>
+    public static WebApplication UseJobsForwardedHeaders(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value.TrustedProxies.Length > 0) app.UseForwardedHeaders();
+        return app;
     }
 
     /// <summary>

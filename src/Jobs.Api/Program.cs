@@ -29,7 +29,9 @@ builder.Services.AddJobsTelemetry(builder.Configuration);
 
 var app = builder.Build();
 
+app.UseJobsForwardedHeaders();
 app.UseJobsProblemDetails();
+app.UseJobsRequestChecks();
 app.UseAuthentication();
 app.UseRateLimiter(); // before authorization: requests refused for their key count too
 app.UseAuthorization();

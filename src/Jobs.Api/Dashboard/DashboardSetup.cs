@@ -4,6 +4,7 @@ using System.Text.Json;
 using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.States;
+using Jobs.Api.Security;
 using Jobs.Core.Configuration;
 using Microsoft.AspNetCore.Authentication;
 using Jobs.Core.Storage;
@@ -51,10 +52,10 @@ public static class DashboardSetup
             action => action.Use(async (http, next) =>
             {
                 if (CrossSite(http.Request) is { } why)
-                    await RefuseAsync(http, "Cross-site request refused", $"Dashboard actions are taken from the dashboard's own pages only ({why}).");
+                    await RequestChecks.RefuseAsync(http, StatusCodes.Status403Forbidden, "Cross-site request refused", $"Dashboard actions are taken from the dashboard's own pages only ({why}).");
                 // POST /stats is the pages' live counters: reading, which a read-only key may do.
                 else if (auth.Enabled && !http.User.IsInRole(AuthOptions.AdminRole) && !http.Request.Path.StartsWithSegments(Path + "/stats"))
-                    await RefuseAsync(http, "Not allowed for this key", "This API key is read-only: the dashboard's actions need an admin key.");
+                    await RequestChecks.RefuseAsync(http, StatusCodes.Status403Forbidden, "Not allowed for this key", "This API key is read-only: the dashboard's actions need an admin key.");
                 else
                     await next(http);
             }));
@@ -124,16 +125,6 @@ public static class DashboardSetup
         return Uri.TryCreate(origin, UriKind.Absolute, out var uri) && string.Equals(uri.Host, request.Host.Host, StringComparison.OrdinalIgnoreCase)
             ? null
             : $"Origin: {(origin.Length > 100 ? origin[..100] + "…" : origin)}";
-    }
-
-    private static Task RefuseAsync(HttpContext http, string title, string detail)
-    {
-        http.Response.StatusCode = StatusCodes.Status403Forbidden;
-        return http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = http,
-            ProblemDetails = { Status = StatusCodes.Status403Forbidden, Title = title, Detail = detail },
-        }).AsTask();
     }
 
     private sealed class KeyAuthorization : IDashboardAuthorizationFilter

@@ -17,6 +17,7 @@ public sealed class ApiKeyAuthentication(
     ILoggerFactory logger,
     UrlEncoder encoder,
     IOptionsMonitor<AuthOptions> auth,
+    IOptions<AuthOptions> atStart,
     FailedAuthentication failures,
     IProblemDetailsService problems)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
@@ -28,7 +29,9 @@ public sealed class ApiKeyAuthentication(
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var presented = PresentedKey(Request.Headers.Authorization.ToString());
-        if (presented is null || !auth.CurrentValue.Enabled) return Task.FromResult(AuthenticateResult.NoResult());
+        // Whether keys are required at all is decided at start, as the binding is: a reload that removes every key
+        // closes the API (no key matches), it does not open it.
+        if (presented is null || !atStart.Value.Enabled) return Task.FromResult(AuthenticateResult.NoResult());
         var address = Context.Connection.RemoteIpAddress?.ToString() ?? "";
         if (failures.Blocked(address) is { } wait)
         {

@@ -40,12 +40,13 @@ public static class SecuritySetup
 
     private sealed record KeyRequirement(string MinimumRole) : IAuthorizationRequirement;
 
-    private sealed class KeyRequirementHandler(Microsoft.Extensions.Options.IOptionsMonitor<AuthOptions> auth) : AuthorizationHandler<KeyRequirement>
+    /// <summary>Whether keys are required is the start-up configuration's (see ApiKeyAuthentication); which keys, the current one's.</summary>
+    private sealed class KeyRequirementHandler(Microsoft.Extensions.Options.IOptions<AuthOptions> atStart) : AuthorizationHandler<KeyRequirement>
     {
         protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, KeyRequirement requirement)
         {
             var user = context.User;
-            if (!auth.CurrentValue.Enabled
+            if (!atStart.Value.Enabled
                 || (user.Identity?.IsAuthenticated == true
                     && (requirement.MinimumRole == AuthOptions.ReadOnlyRole || user.IsInRole(AuthOptions.AdminRole))))
                 context.Succeed(requirement);

@@ -21,6 +21,8 @@ public sealed partial class AuthOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        foreach (var name in ApiKeys.GroupBy(k => k.Name).Where(g => g.Count() > 1).Select(g => g.Key))
+            yield return new ValidationResult($"Auth:ApiKeys: the name \"{name}\" is given to more than one key; each key's name is its own (rate limits and Idempotency-Keys go by it).", ["ApiKeys"]);
         for (var i = 0; i < ApiKeys.Length; i++)
         {
             var key = ApiKeys[i];
