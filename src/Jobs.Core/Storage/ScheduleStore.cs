@@ -25,8 +25,10 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         ScheduleRecord? previous;
-        // Locked until the commit: concurrent replacements of one schedule reach Hangfire in the order they are stored.
-        await using (var select = new NpgsqlCommand($"SELECT {Columns} FROM jobs.schedule WHERE name = $1 FOR UPDATE", connection, tx))
+        // The name is locked until the commit, whether a row exists or not (FOR UPDATE alone locks nothing for a new
+        // name): concurrent creates, replacements and deletes of one schedule reach Hangfire in the order they are stored.
+        await LockNameAsync(connection, tx, s.Name, ct);
+        await using (var select = new NpgsqlCommand($"SELECT {Columns} FROM jobs.schedule WHERE name = $1", connection, tx))
         {
             select.Parameters.Add(new() { Value = s.Name });
             await using var reader = await select.ExecuteReaderAsync(ct);
@@ -87,11 +89,28 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         return list;
     }
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken ct)
+    /// <summary>
+    /// Deletes the row and, through <paramref name="unregister"/>, Hangfire's recurring job, under the name's lock
+    /// (see <see cref="UpsertAsync"/>): a concurrent create cannot slip its recurring job in between. False: no such schedule.
+    /// </summary>
+    public async Task<bool> DeleteAsync(string name, Action unregister, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("DELETE FROM jobs.schedule WHERE name = $1");
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await LockNameAsync(connection, tx, name, ct);
+        await using var cmd = new NpgsqlCommand("DELETE FROM jobs.schedule WHERE name = $1", connection, tx);
         cmd.Parameters.Add(new() { Value = name });
-        return await cmd.ExecuteNonQueryAsync(ct) == 1;
+        var deleted = await cmd.ExecuteNonQueryAsync(ct) == 1;
+        unregister(); // an orphan left by an older version goes too
+        await tx.CommitAsync(CancellationToken.None);
+        return deleted;
+    }
+
+    private static async Task LockNameAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string name, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('jobs.schedule:' || $1, 0))", connection, tx);
+        cmd.Parameters.Add(new() { Value = name });
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     private static ScheduleRecord Read(NpgsqlDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
