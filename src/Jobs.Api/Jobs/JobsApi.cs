@@ -17,7 +17,9 @@ public static class JobsApi
 {
     public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton<global::Jobs.Core.Functions.OfferedFunctions>(); // Python functions live workers offer
+        // Python functions live workers offer, read in the background.
+        services.AddSingleton<global::Jobs.Core.Functions.OfferedFunctions>();
+        services.AddHostedService(sp => sp.GetRequiredService<global::Jobs.Core.Functions.OfferedFunctions>());
         services.AddJobsCore(configuration, CommitDurability.Durable); // Hangfire client only: this process never adds a Hangfire server
         services.AddSingleton<JobService>();
         services.AddChangeListener();

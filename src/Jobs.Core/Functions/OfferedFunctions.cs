@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Jobs.Core.Functions.Python;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -7,52 +8,71 @@ namespace Jobs.Core.Functions;
 
 /// <summary>
 /// Functions that live workers offer (jobs.function_offer), for the API, which runs no Python itself: a function is
-/// known while at least one worker advertised it within <see cref="Freshness"/>. Read at most every 2 s.
+/// known while at least one worker advertised it within <see cref="Freshness"/>. Read in the background every
+/// second; requests only read the last snapshot, so a slow or absent PostgreSQL never holds one up (the read used
+/// to run on the request path, synchronously, under a lock).
 /// </summary>
-public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<OfferedFunctions> logger)
+public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<OfferedFunctions> logger) : BackgroundService
 {
     public static readonly TimeSpan Freshness = TimeSpan.FromSeconds(45);
-    private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(2);
-    private readonly Lock _lock = new();
-    private (DateTime At, Dictionary<string, JobFunction> Functions) _cache = (DateTime.MinValue, []);
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(5);
 
-    public IReadOnlyDictionary<string, JobFunction> Current
+    private volatile IReadOnlyDictionary<string, JobFunction> _current = new Dictionary<string, JobFunction>();
+    private bool _failing;
+
+    /// <summary>The offers as last read. A failed read keeps them: a PostgreSQL restart must not withdraw every Python function.</summary>
+    public IReadOnlyDictionary<string, JobFunction> Current => _current;
+
+    /// <summary>The first read before the API serves, so a function offered already is known from the first request.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        get
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(FirstReadLimit);
+        await RefreshAsync(limit.Token);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval);
+        try
         {
-            lock (_lock)
-            {
-                // A failed read keeps the last offers (and is retried on the next call): a broken pooled connection
-                // must not make every offered function look withdrawn.
-                if (DateTime.UtcNow - _cache.At > MaxAge && Load() is { } current) _cache = (DateTime.UtcNow, current);
-                return _cache.Functions;
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken)) await RefreshAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
         }
     }
 
-    private Dictionary<string, JobFunction>? Load()
+    private async Task RefreshAsync(CancellationToken ct)
     {
-        var functions = new Dictionary<string, JobFunction>(StringComparer.Ordinal);
         try
         {
-            using var cmd = dataSource.CreateCommand("""
+            var functions = new Dictionary<string, JobFunction>(StringComparer.Ordinal);
+            await using var cmd = dataSource.CreateCommand("""
                 SELECT DISTINCT ON (name) definition::text FROM jobs.function_offer
                 WHERE seen_at > now() - $1 ORDER BY name, seen_at DESC
                 """);
             cmd.Parameters.Add(new() { Value = Freshness });
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
                 var offer = JsonNode.Parse(reader.GetString(0))!.AsObject();
                 var function = new PythonFunction(offer["module"]!.GetValue<string>(), offer["function"]!.AsObject(), pool: null);
                 functions[function.Name] = function;
             }
+            _current = functions;
+            if (_failing) logger.LogInformation("Reading the functions workers offer again ({Count})", functions.Count);
+            _failing = false;
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        catch (Exception e)
         {
-            logger.LogWarning(e, "Could not read the functions workers offer; keeping the last known");
-            return null;
+            // Whatever went wrong (PostgreSQL away or slow past the first read's limit, an offer this version cannot
+            // read), the API goes on with the last offers; a background service that threw would stop the host.
+            // Once per outage, not every second.
+            if (!_failing) logger.LogWarning(e, "Could not read the functions workers offer; keeping the last known");
+            _failing = true;
         }
-        return functions;
     }
 }

@@ -172,4 +172,42 @@ public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(syste
         await Eventually.TrueAsync(async () => (await Http.SubmitAsync(new { function = "py:pool_examples.square", args = new[] { 2 }, queue })).StatusCode == HttpStatusCode.NotFound,
             "no live worker offers it: refused with 404", 10);
     }
+
+    [Fact]
+    public async Task Reading_the_offered_functions_never_holds_up_requests_while_postgresql_is_slow()
+    {
+        // The API learns the functions live workers offer from jobs.function_offer. That read used to run on the
+        // request path, synchronously, under a lock: with the table slow (here: locked), every request needing it —
+        // GET /functions, a Python function, an unknown name — waited for it, each holding a thread.
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = StartPythonWorker("python-offer-slow", queue);
+        await WaitOfferedAsync("py:pool_examples.square");
+        await using var locker = new Npgsql.NpgsqlConnection(Database.ConnectionString);
+        await locker.OpenAsync();
+        await using var tx = await locker.BeginTransactionAsync();
+        await new Npgsql.NpgsqlCommand("LOCK TABLE jobs.function_offer IN ACCESS EXCLUSIVE MODE", locker, tx).ExecuteNonQueryAsync();
+        await Task.Delay(3000); // past any cached read
+
+        using var quick = new HttpClient { BaseAddress = Fixture.ApiUrl, Timeout = TimeSpan.FromSeconds(3) };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            try
+            {
+                var response = i % 2 == 0
+                    ? await quick.GetAsync("/functions/py:pool_examples.square")
+                    : await quick.PostAsync("/jobs", System.Net.Http.Json.JsonContent.Create(new { function = "py:no_such.function" }));
+                return ((int)response.StatusCode).ToString();
+            }
+            catch (TaskCanceledException)
+            {
+                return "no answer in 3 s";
+            }
+        }));
+        await tx.RollbackAsync();
+
+        Assert.All(answers.Where((_, i) => i % 2 == 0), a => Assert.Equal("200", a));
+        Assert.All(answers.Where((_, i) => i % 2 == 1), a => Assert.Equal("404", a));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"answers took {clock.Elapsed.TotalSeconds:F1} s");
+    }
 }
