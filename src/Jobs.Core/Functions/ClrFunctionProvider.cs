@@ -37,12 +37,14 @@ public sealed class ClrJobFunction : JobFunction
     };
 
     private static readonly JsonSchemaExporterOptions SchemaOptions = new() { TreatNullObliviousAsNonNullable = true };
-    private static readonly NullabilityInfoContext Nullability = new();
 
     private readonly MethodInfo _method;
     private readonly IServiceProvider _services;
     private readonly ParameterInfo[] _all;
     private readonly ParameterInfo[] _bindable;
+
+    /// <summary>Whether each bindable parameter takes null: read once here (NullabilityInfoContext is not thread-safe; binding runs per request).</summary>
+    private readonly bool[] _allowsNull;
 
     public ClrJobFunction(JobFunctionAttribute attribute, MethodInfo method, IServiceProvider services)
     {
@@ -50,11 +52,13 @@ public sealed class ClrJobFunction : JobFunction
         _services = services;
         _all = method.GetParameters();
         _bindable = _all.Where(p => !IsInjected(p.ParameterType)).ToArray();
+        var nullability = new NullabilityInfoContext();
+        _allowsNull = _bindable.Select(p => AllowsNull(p, nullability)).ToArray();
         Name = attribute.Name;
         Description = attribute.Description;
-        Parameters = _bindable.Select(p => new FunctionParameter(
+        Parameters = _bindable.Select((p, i) => new FunctionParameter(
             p.Name!,
-            SchemaFor(p.ParameterType, AllowsNull(p)),
+            SchemaFor(p.ParameterType, _allowsNull[i]),
             Required: !p.HasDefaultValue,
             Default: p.HasDefaultValue ? JsonSerializer.SerializeToNode(p.DefaultValue, p.ParameterType, Json) : null)).ToArray();
         Returns = SchemaFor(ResultType(method.ReturnType), allowsNull: false);
@@ -138,7 +142,7 @@ public sealed class ClrJobFunction : JobFunction
                     : throw new ArgumentBindingException(parameter.Name!, $"{Name}() is missing required argument '{parameter.Name}'.");
                 continue;
             }
-            if (element.ValueKind == JsonValueKind.Null && !AllowsNull(parameter))
+            if (element.ValueKind == JsonValueKind.Null && !_allowsNull[i])
                 throw new ArgumentBindingException(parameter.Name!, $"Argument '{parameter.Name}' of {Name}() must not be null; expected {TypeWord(parameter.ParameterType)}.");
             try
             {
@@ -155,9 +159,9 @@ public sealed class ClrJobFunction : JobFunction
 
     private static bool IsInjected(Type type) => type == typeof(CancellationToken) || type == typeof(JobContext);
 
-    private static bool AllowsNull(ParameterInfo p) =>
+    private static bool AllowsNull(ParameterInfo p, NullabilityInfoContext nullability) =>
         Nullable.GetUnderlyingType(p.ParameterType) is not null
-        || (!p.ParameterType.IsValueType && Nullability.Create(p).WriteState == NullabilityState.Nullable);
+        || (!p.ParameterType.IsValueType && nullability.Create(p).WriteState == NullabilityState.Nullable);
 
     private static JsonNode SchemaFor(Type type, bool allowsNull)
     {
