@@ -17,6 +17,9 @@ public sealed class StartupValidationTests(SystemFixture system)
     // Python code never gets the service's own configuration, even when asked (it holds the database password, keys).
     [InlineData("worker", "Python__PassEnvironment__0", "ConnectionStrings__Jobs", "Python:PassEnvironment: ConnectionStrings__Jobs")]
     [InlineData("worker", "Python__PassEnvironment__0", "Callbacks__Secret", "Python:PassEnvironment: Callbacks__Secret")]
+    // A module is checked at start, not at its first call.
+    [InlineData("worker", "Python__Modules__0__Path", "no/such/module.py", "Python:Modules:0:Path")]
+    [InlineData("worker", "Python__Modules__0__InitArgs", "[1", "Python:Modules:0:InitArgs")]
     public async Task Invalid_setting_stops_the_process_at_start_naming_the_key(string program, string key, string value, string expected)
     {
         var output = new ConcurrentQueue<string>();

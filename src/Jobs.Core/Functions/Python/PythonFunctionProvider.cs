@@ -38,15 +38,9 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
         }
     }
 
-    /// <summary>An absolute path, or one relative to the working directory, the program's folder or a folder above it (the repository root, in a checkout).</summary>
-    private static string Resolve(string path)
-    {
-        var bases = new List<string> { Directory.GetCurrentDirectory() };
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent) bases.Add(dir.FullName);
-        foreach (var candidate in bases.Select(b => Path.Combine(b, path)))
-            if (File.Exists(candidate)) return Path.GetFullPath(candidate);
-        throw new FileNotFoundException($"Python:Modules: no module file at '{path}'.", path);
-    }
+    /// <summary>Checked at start (PythonOptions.Validate); a file removed since then is still said clearly.</summary>
+    private static string Resolve(string path) =>
+        PythonModuleOptions.Resolve(path) ?? throw new FileNotFoundException($"Python:Modules: no module file at '{path}'.", path);
 
     private static JsonObject Describe(string executable, string path, IReadOnlyDictionary<string, string> environment)
     {

@@ -5,6 +5,19 @@ namespace Jobs.Core.Functions.Python;
 /// <summary>The worker's Python function provider (section "Python"): which modules' functions this worker runs.</summary>
 public sealed class PythonOptions : IValidatableObject
 {
+    private static bool IsJsonArray(string text)
+    {
+        try
+        {
+            using var parsed = System.Text.Json.JsonDocument.Parse(text);
+            return parsed.RootElement.ValueKind == System.Text.Json.JsonValueKind.Array;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
+        }
+    }
+
     public const string Section = "Python";
 
     /// <summary>The interpreter that runs the modules.</summary>
@@ -30,6 +43,19 @@ public sealed class PythonOptions : IValidatableObject
             if (string.IsNullOrEmpty(name) || name.Contains('=', StringComparison.Ordinal) || name.Contains('\0', StringComparison.Ordinal))
                 yield return new ValidationResult($"Python:{member}: '{name}' is not an environment variable name.", [member]);
         }
+        for (var i = 0; i < Modules.Length; i++)
+        {
+            var module = Modules[i];
+            if (PythonModuleOptions.Resolve(module.Path) is null)
+                yield return new ValidationResult($"Python:Modules:{i}:Path: no module file at '{module.Path}' (absolute, or relative to the " +
+                                                  "working directory or the repository root).", [nameof(Modules)]);
+            if (module.MaxTasksPerChild < 0)
+                yield return new ValidationResult($"Python:Modules:{i}:MaxTasksPerChild is 0 (never replace) or more.", [nameof(Modules)]);
+            if (!IsJsonArray(module.InitArgs))
+                yield return new ValidationResult($"Python:Modules:{i}:InitArgs must be a JSON array such as [1, \"a\"]; it is '{module.InitArgs}'.", [nameof(Modules)]);
+            if (module.Initializer is { } init && !System.Text.RegularExpressions.Regex.IsMatch(init, "^[A-Za-z_][A-Za-z0-9_]*$"))
+                yield return new ValidationResult($"Python:Modules:{i}:Initializer must be the name of a function of the module; it is '{init}'.", [nameof(Modules)]);
+        }
         foreach (var name in PassEnvironment.Where(PythonEnvironment.IsServiceSecret))
             yield return new ValidationResult(
                 $"Python:PassEnvironment: {name} is this service's own configuration (it may hold the database password or API keys); " +
@@ -40,6 +66,15 @@ public sealed class PythonOptions : IValidatableObject
 /// <summary>One module, with Pool's per-pool settings.</summary>
 public sealed class PythonModuleOptions
 {
+    /// <summary>The full path of <paramref name="path"/>: absolute, or relative to the working directory, the program's folder or a folder above it (the repository root, in a checkout); null when there is no such file.</summary>
+    public static string? Resolve(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) return null;
+        var bases = new List<string> { Directory.GetCurrentDirectory() };
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent) bases.Add(dir.FullName);
+        return bases.Select(b => System.IO.Path.Combine(b, path)).Where(File.Exists).Select(System.IO.Path.GetFullPath).FirstOrDefault();
+    }
+
     /// <summary>The module's .py file (relative paths are from the repository root or the working directory).</summary>
     public string Path { get; set; } = "";
 
