@@ -4,33 +4,6 @@ using Npgsql;
 
 namespace Jobs.Tests.Storage;
 
-/// <summary>A database of its own (jobs_store_facts) and the store over it: no API, no workers, no Hangfire.</summary>
-public sealed class StoreFixture : IAsyncLifetime
-{
-    public TestDatabase Database { get; private set; } = null!;
-    public NpgsqlDataSource DataSource { get; private set; } = null!;
-    public JobStore Jobs { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        Database = await TestDatabase.CreateAsync("jobs_store_facts");
-        DataSource = NpgsqlDataSource.Create(Database.ConnectionString);
-        Jobs = new JobStore(DataSource);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await DataSource.DisposeAsync();
-        await Database.DisposeAsync();
-    }
-}
-
-[CollectionDefinition(Name)]
-public sealed class StoreCollection : ICollectionFixture<StoreFixture>
-{
-    public const string Name = "store";
-}
-
 /// <summary>
 /// The SQL of <see cref="JobStore"/> on real PostgreSQL, fact by fact, in milliseconds: what a submission stores,
 /// who may claim a row, what a claim and a hand-back count, what cancel does in each state.
