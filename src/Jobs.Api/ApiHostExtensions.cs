@@ -27,7 +27,9 @@ public static class ApiHostExtensions
         builder.Services.Configure<Microsoft.AspNetCore.Builder.ForwardedHeadersOptions>(forwarded =>
         {
             forwarded.ForwardedHeaders = Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedFor | Microsoft.AspNetCore.HttpOverrides.ForwardedHeaders.XForwardedProto;
+            // Only the listed proxies: the defaults trust all of 127.0.0.0/8, so any local process could name any client.
             forwarded.KnownProxies.Clear();
+            forwarded.KnownIPNetworks.Clear();
             foreach (var proxy in api.TrustedProxies) forwarded.KnownProxies.Add(IPAddress.Parse(proxy)); // validated in ApiOptions
         });
         builder.Services.Configure<KestrelServerOptions>(k =>

@@ -94,8 +94,10 @@ public static class ProblemsSetup
         /// <summary>System.Text.Json's words ("could not be converted to System.Nullable`1[System.Double]") in the contract's.</summary>
         private static string Explain(JsonException json, string field)
         {
-            if (json.InnerException is InvalidOperationException)
-                return global::Jobs.Core.Functions.JsonUtf8.Explain(field); // "Cannot transcode invalid UTF-8", "invalid UTF-16 … surrogate"
+            // "Cannot transcode invalid UTF-8 …", "Cannot read invalid UTF-16 … surrogate"; not "Cannot get the value of a token type 'Number' as a string".
+            if (json.InnerException is InvalidOperationException { Message: var inner }
+                && (inner.Contains("UTF-8", StringComparison.Ordinal) || inner.Contains("UTF-16", StringComparison.Ordinal) || inner.Contains("surrogate", StringComparison.OrdinalIgnoreCase)))
+                return global::Jobs.Core.Functions.JsonUtf8.Explain(field);
             var wanted = json.Message switch
             {
                 var m when m.Contains("System.Double", StringComparison.Ordinal) || m.Contains("System.Int", StringComparison.Ordinal) => "a JSON number",

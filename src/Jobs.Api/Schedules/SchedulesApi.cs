@@ -61,7 +61,7 @@ public static partial class SchedulesApi
 
         schedules.MapDelete("/{name}", async Task<IResult> (string name, ScheduleStore store, IRecurringJobManager recurring, CancellationToken ct) =>
             {
-                return await store.DeleteAsync(name, () => recurring.RemoveIfExists(name), ct)
+                return await store.DeleteAsync(name, s => Register(recurring, name, s), ct)
                     ? TypedResults.NoContent()
                     : TypedResults.Problem($"There is no schedule named '{name}'.", statusCode: 404, title: "Unknown schedule");
             })

@@ -27,9 +27,10 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
     /// <summary>The first read before the API serves, so a function offered already is known from the first request.</summary>
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(FirstReadLimit);
-        await RefreshAsync(limit.Token);
+        // Bounded by the clock, not only by cancellation: a connection stuck in PostgreSQL's start-up exchange does not
+        // notice a token, and the API must not wait for Npgsql's connection timeout before it serves. A first read
+        // still running goes on in the background and lands when it lands.
+        await Task.WhenAny(RefreshAsync(cancellationToken), Task.Delay(FirstReadLimit, cancellationToken));
         await base.StartAsync(cancellationToken);
     }
 
@@ -58,13 +59,27 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
             await using var reader = await cmd.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                var offer = JsonNode.Parse(reader.GetString(0))!.AsObject();
-                var function = new PythonFunction(offer["module"]!.GetValue<string>(), offer["function"]!.AsObject(), pool: null);
-                functions[function.Name] = function;
+                var definition = reader.GetString(0);
+                try
+                {
+                    var offer = JsonNode.Parse(definition)!.AsObject();
+                    var function = new PythonFunction(offer["module"]!.GetValue<string>(), offer["function"]!.AsObject(), pool: null);
+                    functions[function.Name] = function;
+                }
+                catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException or KeyNotFoundException)
+                {
+                    // One offer this version cannot read (a newer worker's, say) must not freeze all the others.
+                    logger.LogWarning("Skipping an offered function this API cannot read ({Error}): {Definition}", e.Message,
+                        definition.Length > 200 ? definition[..200] + "…" : definition);
+                }
             }
             _current = functions;
             if (_failing) logger.LogInformation("Reading the functions workers offer again ({Count})", functions.Count);
             _failing = false;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopping.
         }
         catch (Exception e)
         {

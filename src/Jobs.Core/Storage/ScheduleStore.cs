@@ -90,20 +90,40 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
     }
 
     /// <summary>
-    /// Deletes the row and, through <paramref name="unregister"/>, Hangfire's recurring job, under the name's lock
-    /// (see <see cref="UpsertAsync"/>): a concurrent create cannot slip its recurring job in between. False: no such schedule.
+    /// Deletes the row and, through <paramref name="register"/>(null), Hangfire's recurring job, under the name's lock
+    /// (see <see cref="UpsertAsync"/>): a concurrent create cannot slip its recurring job in between. Should the commit
+    /// fail, the schedule is registered again as it was. False: no such schedule.
     /// </summary>
-    public async Task<bool> DeleteAsync(string name, Action unregister, CancellationToken ct)
+    public async Task<bool> DeleteAsync(string name, Action<ScheduleRecord?> register, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await LockNameAsync(connection, tx, name, ct);
-        await using var cmd = new NpgsqlCommand("DELETE FROM jobs.schedule WHERE name = $1", connection, tx);
-        cmd.Parameters.Add(new() { Value = name });
-        var deleted = await cmd.ExecuteNonQueryAsync(ct) == 1;
-        unregister(); // an orphan left by an older version goes too
-        await tx.CommitAsync(CancellationToken.None);
-        return deleted;
+        ScheduleRecord? previous;
+        await using (var cmd = new NpgsqlCommand($"DELETE FROM jobs.schedule WHERE name = $1 RETURNING {Columns}", connection, tx))
+        {
+            cmd.Parameters.Add(new() { Value = name });
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            previous = await reader.ReadAsync(ct) ? Read(reader) : null;
+        }
+        register(null); // an orphan left by an older version goes too
+        try
+        {
+            await tx.CommitAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (previous is not null)
+        {
+            try
+            {
+                register(previous);
+            }
+            catch (Exception undo)
+            {
+                logger.LogError(undo, "Schedule {Name} was not deleted ({Error}) and its recurring job could not be restored", name, e.Message);
+            }
+            throw;
+        }
+        return previous is not null;
     }
 
     private static async Task LockNameAsync(NpgsqlConnection connection, NpgsqlTransaction tx, string name, CancellationToken ct)

@@ -172,6 +172,7 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         { "/jobs", """{"function":"text.sha256","args":["x"],"kwargs":{"\ud800":1}}""", "kwargs" },
         { "/jobs", """{"function":"text.sha256","args":["\udc00x"]}""", "args[0]" },
         { "/jobs", """{"function":"\ud800","args":[]}""", "function" },
+        { "/jobs", """{"function":"noop","queue":"\udfff"}""", "queue" },
         { "/maps", """{"function":"text.sha256","items":["a"],"kwargs":{"\udc00x":1}}""", "kwargs" },
         { "/schedules", """{"name":"utf8","cron":"0 0 1 1 *","function":"text.sha256","args":["x"],"kwargs":{"\ud800":1}}""", "kwargs" },
     };
@@ -192,9 +193,22 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         var errors = JsonNode.Parse(body)!["errors"]?.AsObject();
         Assert.True(errors is not null && errors.Any(e => e.Key.StartsWith(field, StringComparison.Ordinal)), $"no error names {field}: {body}");
+        Assert.Contains("is not text", body);
         Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
         Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map"));
         Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.schedule WHERE name = 'utf8'"));
+    }
+
+    [Theory]
+    [InlineData("""{"function":5}""", "function must be a JSON string.")]
+    [InlineData("""{"function":"noop","queue":true}""", "queue must be a JSON string.")]
+    [InlineData("""{"function":"noop","timeoutSeconds":"5"}""", "timeoutSeconds must be a JSON number.")]
+    public async Task A_wrong_json_type_is_named_as_such_not_as_bad_text(string body, string detail)
+    {
+        var response = await Http.PostRawAsync("/jobs", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(detail, (await response.JsonAsync())["detail"]!.GetValue<string>());
     }
 
     // ---- Finding 7: the rate limiter and failed authentication, /metrics and /hangfire ----
@@ -271,7 +285,27 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         for (var guess = 0; guess < 5; guess++) await AsClientAsync("203.0.113.7", $"guess-{guess}");
         Assert.Equal(HttpStatusCode.TooManyRequests, await AsClientAsync("203.0.113.7", AdminKey));
         Assert.Equal(HttpStatusCode.OK, await AsClientAsync("203.0.113.8", AdminKey));
-        // Without Api:TrustedProxies the header is nobody's word (Header_tricks_do_not_open_a_door): the address is the connection's.
+    }
+
+    [Fact]
+    public async Task X_forwarded_for_from_an_address_not_listed_as_a_proxy_is_ignored_loopback_included()
+    {
+        // ASP.NET Core's defaults trust all of 127.0.0.0/8: any local process could have named any client and guessed on.
+        var (http, api) = await StartSecuredApiAsync(new() { ["Auth__MaxFailedAttemptsPerMinute"] = "3", ["Api__TrustedProxies__0"] = "10.0.0.5" });
+        await using var _ = api;
+        using var __ = http;
+
+        var answers = new List<HttpStatusCode>();
+        for (var guess = 0; guess < 6; guess++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/jobs");
+            Bearer(request, $"guess-{guess}");
+            request.Headers.Add("X-Forwarded-For", $"198.51.100.{guess}");
+            answers.Add((await http.SendAsync(request)).StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized,
+            HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], answers);
     }
 
     // ---- Smaller findings of the second pass: %00 in a query, DNS rebinding ----
