@@ -48,6 +48,3 @@ app.MapPoolApi();
 app.LogSecurityPosture();
 app.Run();
 return Environment.ExitCode; // non-zero when LogSecurityPosture stopped an unsafe start
-
-/// <summary>Visible to the tests' WebApplicationFactory-style helpers.</summary>
-public partial class Program;

@@ -22,13 +22,13 @@ namespace Jobs.Core.Execution;
 /// </para>
 /// </summary>
 public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
+    : IAsyncDisposable
 {
-    /// <summary>Rounds in flight at once: one stores while the other hands to Hangfire.</summary>
-    private const int Rounds = 1;
     private const int MaxRoundSize = 1000;
 
     private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>();
-    private int _started;
+    private readonly Lock _startLock = new();
+    private Task? _rounds;
 
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
@@ -39,10 +39,10 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
         // An Idempotency-Key is claimed in its job's own transaction; a delayed job gets a scheduled Hangfire job.
         if (idempotency is not null || job.RunAt > DateTime.UtcNow || options.Value.MaxBatchSize == 1)
             return await SubmitAloneAsync(job, idempotency, ct);
-        if (Interlocked.Exchange(ref _started, 1) == 0)
-            for (var i = 0; i < Rounds; i++) _ = Task.Run(RoundLoopAsync);
+        if (_rounds is null)
+            lock (_startLock) _rounds ??= Task.Run(RoundLoopAsync); // one round at a time: the next gathers while this one stores
         var pending = new Pending(job);
-        if (!_pending.Writer.TryWrite(pending)) throw new InvalidOperationException("The submitter is closed.");
+        if (!_pending.Writer.TryWrite(pending)) throw new InvalidOperationException("The submitter is closed: the process is stopping.");
         // Not canceled with the request: once queued, the job is stored whether or not its client waits.
         return (await pending.Completion.Task, true);
     }
@@ -139,6 +139,16 @@ public sealed class JobSubmitter(JobStore store, JobDispatcher dispatcher, JobsM
             // makes that second dispatch a no-op. Not the callers' problem.
             logger.LogWarning(e, "Could not mark {Count} jobs dispatched", ids.Length);
         }
+    }
+
+    /// <summary>
+    /// At the container's disposal (after the server has drained its requests): no new submissions, and the round
+    /// under way finishes before the data source it writes through is disposed (it is created before this, so disposed after).
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        _pending.Writer.TryComplete();
+        if (_rounds is { } rounds) await rounds.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private sealed record Pending(NewJob Job)
