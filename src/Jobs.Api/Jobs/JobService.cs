@@ -68,14 +68,8 @@ public sealed class JobService(
 
     private NewJob Validate(SubmitJobRequest request)
     {
-        if (string.IsNullOrWhiteSpace(request.Function))
-            throw Invalid("function", "Missing function", "Give the name of a registered function in 'function' (GET /functions lists them).");
-        var queue = request.Queue ?? QueueNames.Default;
-        if (!QueueNames.IsValid(queue))
-            throw Invalid("queue", "Invalid queue", $"'{Truncate(queue)}' is not a valid queue: {QueueNames.Rule}.");
-        if (!registry.TryGet(request.Function, out var function))
-            throw new RequestRefusedException(404, "Unknown function",
-                $"No function named '{Truncate(request.Function)}' is registered. GET /functions lists the registered functions.", "function");
+        var queue = SubmissionRules.Queue(request.Queue);
+        var function = SubmissionRules.Function(registry, request.Function);
         try
         {
             function.Validate(request.Args, request.Kwargs);
@@ -123,7 +117,7 @@ public sealed class JobService(
             throw Invalid("callbackUrl", "Invalid callbackUrl", "callbackUrl must be an absolute http or https URL.");
         if (!allowed.Allows(url))
             throw Invalid("callbackUrl", "Callback host not allowed",
-                $"callbackUrl: {Truncate(url.Authority)} is not a host this service sends callbacks to. Ask the operator to add it to Callbacks:AllowedHosts.");
+                $"callbackUrl: {SubmissionRules.Echo(url.Authority)} is not a host this service sends callbacks to. Ask the operator to add it to Callbacks:AllowedHosts.");
     }
 
     /// <summary>What "the same body" means for Idempotency-Key: the request's fields, as sent.</summary>
@@ -141,6 +135,4 @@ public sealed class JobService(
     }));
 
     private static RequestRefusedException Invalid(string field, string title, string detail) => new(400, title, detail, field);
-
-    private static string Truncate(string s) => s.Length <= 100 ? s : s[..100] + "…";
 }

@@ -26,14 +26,8 @@ public sealed class MapService(
 {
     public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(request.Function))
-            throw new RequestRefusedException(400, "Missing function", "Give the name of a registered function in 'function'.", "function");
-        var queue = request.Queue ?? QueueNames.Default;
-        if (!QueueNames.IsValid(queue))
-            throw new RequestRefusedException(400, "Invalid queue", $"'{queue}' is not a valid queue: {QueueNames.Rule}.", "queue");
-        if (!registry.TryGet(request.Function, out var function))
-            throw new RequestRefusedException(404, "Unknown function",
-                $"No function named '{request.Function}' is registered. GET /functions lists the registered functions.", "function");
+        var queue = SubmissionRules.Queue(request.Queue);
+        var function = SubmissionRules.Function(registry, request.Function);
         if (request.Items.ValueKind != JsonValueKind.Array)
             throw new RequestRefusedException(400, "Missing items", "items must be a JSON array with one entry per call.", "items");
         var total = request.Items.GetArrayLength();

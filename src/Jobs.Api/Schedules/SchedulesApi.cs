@@ -88,13 +88,19 @@ public static partial class SchedulesApi
         }
         catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
         {
-            return ApiProblems.Validation("timeZone", $"'{timeZoneId}' is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\".");
+            return ApiProblems.Validation("timeZone", $"'{SubmissionRules.Echo(timeZoneId)}' is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\".");
         }
-        var queue = request.Queue ?? QueueNames.Default;
-        if (!QueueNames.IsValid(queue)) return ApiProblems.Validation("queue", $"'{queue}' is not a valid queue: {QueueNames.Rule}.");
-        if (string.IsNullOrWhiteSpace(request.Function) || !registry.TryGet(request.Function, out var function))
-            return TypedResults.Problem($"No function named '{request.Function}' is registered. GET /functions lists them.",
-                statusCode: 404, title: "Unknown function");
+        string queue;
+        JobFunction function;
+        try
+        {
+            queue = SubmissionRules.Queue(request.Queue);
+            function = SubmissionRules.Function(registry, request.Function);
+        }
+        catch (RequestRefusedException e)
+        {
+            return ApiProblems.From(e);
+        }
         try
         {
             function.Validate(request.Args, request.Kwargs);
@@ -117,7 +123,7 @@ public static partial class SchedulesApi
         catch (ArgumentException e)
         {
             // Hangfire parses (and so validates) the cron expression when it stores the recurring job.
-            return ApiProblems.Validation("cron", $"'{request.Cron}' is not a valid cron expression: {e.Message}");
+            return ApiProblems.Validation("cron", $"'{SubmissionRules.Echo(request.Cron)}' is not a valid cron expression: {e.Message}");
         }
         return TypedResults.Ok(WithRuns([saved], storage)[0]);
     }

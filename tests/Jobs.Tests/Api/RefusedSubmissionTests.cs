@@ -54,6 +54,29 @@ public sealed class RefusedSubmissionTests(SystemFixture system) : SystemTest(sy
     }
 
     [Theory]
+    [InlineData("/jobs", """{"function":"~"}""", 404, "function")]
+    [InlineData("/maps", """{"function":"~","items":[1]}""", 404, "function")]
+    [InlineData("/schedules", """{"name":"long","cron":"* * * * *","function":"~"}""", 404, "function")]
+    [InlineData("/jobs", """{"function":"noop","queue":"~"}""", 400, "queue")]
+    [InlineData("/maps", """{"function":"math.square","items":[1],"queue":"~"}""", 400, "queue")]
+    [InlineData("/schedules", """{"name":"long","cron":"* * * * *","function":"noop","queue":"~"}""", 400, "queue")]
+    [InlineData("/schedules", """{"name":"long","cron":"~","function":"noop"}""", 400, "cron")]
+    [InlineData("/schedules", """{"name":"long","cron":"* * * * *","timeZone":"~","function":"noop"}""", 400, "timeZone")]
+    public async Task Jobs_maps_and_schedules_refuse_alike_naming_the_field_and_quoting_at_most_100_characters(string path, string template, int status, string field)
+    {
+        // '~' stands for 5,000 characters of input; maps and schedules used to send them all back.
+        var response = await Http.PostRawAsync(path, template.Replace("~", "Q" + new string('x', 4999)));
+
+        Assert.Equal(status, (int)response.StatusCode);
+        var problem = await response.JsonAsync();
+        var detail = problem["detail"]!.GetValue<string>();
+        Assert.True(detail.Length < 400, $"{detail.Length} characters: {detail[..Math.Min(200, detail.Length)]}…");
+        Assert.Contains("Qxxx", detail);
+        Assert.True(problem["errors"]?[field] is not null || problem["field"]?.GetValue<string>() == field, $"the field is not named: {problem.Compact()}");
+        await AssertNothingStoredAsync();
+    }
+
+    [Theory]
     [InlineData("""{"function":"math.square","args":[7""")]
     [InlineData("""not json""")]
     [InlineData("""{"function":"math.square","retires":3}""")]

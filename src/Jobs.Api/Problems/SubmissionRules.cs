@@ -1,0 +1,36 @@
+using Jobs.Core.Functions;
+using Jobs.Core.Storage;
+
+namespace Jobs.Api.Problems;
+
+/// <summary>
+/// The checks POST /jobs, POST /maps and POST /schedules share, worded once: a refusal names its field, and input
+/// echoed back is cut to <see cref="EchoLength"/> characters (a 10,000-character name is not sent back whole).
+/// </summary>
+public static class SubmissionRules
+{
+    public const int EchoLength = 100;
+
+    /// <summary>The registered function <paramref name="name"/>: 400 when none is named, 404 when it is unknown.</summary>
+    public static JobFunction Function(FunctionRegistry registry, string? name)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+            throw new RequestRefusedException(400, "Missing function", "Give the name of a registered function in 'function' (GET /functions lists them).", "function");
+        return registry.TryGet(name, out var function)
+            ? function
+            : throw new RequestRefusedException(404, "Unknown function",
+                $"No function named '{Echo(name)}' is registered. GET /functions lists the registered functions.", "function");
+    }
+
+    /// <summary>The queue asked for (default: "default"); 400 when it is not a valid name.</summary>
+    public static string Queue(string? queue)
+    {
+        queue ??= QueueNames.Default;
+        return QueueNames.IsValid(queue)
+            ? queue
+            : throw new RequestRefusedException(400, "Invalid queue", $"'{Echo(queue)}' is not a valid queue: {QueueNames.Rule}.", "queue");
+    }
+
+    /// <summary>Caller input as a refusal quotes it.</summary>
+    public static string Echo(string text) => text.Length <= EchoLength ? text : text[..EchoLength] + "…";
+}
