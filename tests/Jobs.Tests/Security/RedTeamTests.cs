@@ -25,6 +25,15 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         SecuredApi.StartAsync(Fixture, "red-team-api",
             [("admin", AdminKey, "admin"), ("reader", ReaderKey, "readonly"), ("other-tenant", OtherAdminKey, "admin")], extra);
 
+    /// <summary>GET /jobs with <paramref name="key"/>, as the client <paramref name="forwardedFor"/> behind a proxy if given.</summary>
+    private static async Task<HttpStatusCode> GetJobsAsync(HttpClient http, string key, string? forwardedFor = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/jobs");
+        Bearer(request, key);
+        if (forwardedFor is not null) request.Headers.Add("X-Forwarded-For", forwardedFor);
+        return (await http.SendAsync(request)).StatusCode;
+    }
+
     private static void Bearer(HttpRequestMessage request, string key) => request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
 
     private static void Basic(HttpRequestMessage request, string key) =>
@@ -222,16 +231,11 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         using var __ = http;
 
         var answers = new List<HttpStatusCode>();
-        for (var guess = 0; guess < 8; guess++)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, "/jobs");
-            Bearer(request, $"guess-{guess}");
-            answers.Add((await http.SendAsync(request)).StatusCode);
-        }
+        for (var guess = 0; guess < 8; guess++) answers.Add(await GetJobsAsync(http, $"guess-{guess}"));
         Assert.Equal(Enumerable.Repeat(HttpStatusCode.Unauthorized, 3), answers.Take(3));
         Assert.All(answers.Skip(3), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
 
-        var right = new HttpRequestMessage(HttpMethod.Get, "/jobs");
+        using var right = new HttpRequestMessage(HttpMethod.Get, "/jobs");
         Bearer(right, AdminKey);
         var refused = await http.SendAsync(right);
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
@@ -274,17 +278,9 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         await using var _ = api;
         using var __ = http;
 
-        async Task<HttpStatusCode> AsClientAsync(string client, string key)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, "/jobs");
-            Bearer(request, key);
-            request.Headers.Add("X-Forwarded-For", client);
-            return (await http.SendAsync(request)).StatusCode;
-        }
-
-        for (var guess = 0; guess < 5; guess++) await AsClientAsync("203.0.113.7", $"guess-{guess}");
-        Assert.Equal(HttpStatusCode.TooManyRequests, await AsClientAsync("203.0.113.7", AdminKey));
-        Assert.Equal(HttpStatusCode.OK, await AsClientAsync("203.0.113.8", AdminKey));
+        for (var guess = 0; guess < 5; guess++) await GetJobsAsync(http, $"guess-{guess}", "203.0.113.7");
+        Assert.Equal(HttpStatusCode.TooManyRequests, await GetJobsAsync(http, AdminKey, "203.0.113.7"));
+        Assert.Equal(HttpStatusCode.OK, await GetJobsAsync(http, AdminKey, "203.0.113.8"));
     }
 
     [Fact]
@@ -296,13 +292,7 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         using var __ = http;
 
         var answers = new List<HttpStatusCode>();
-        for (var guess = 0; guess < 6; guess++)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, "/jobs");
-            Bearer(request, $"guess-{guess}");
-            request.Headers.Add("X-Forwarded-For", $"198.51.100.{guess}");
-            answers.Add((await http.SendAsync(request)).StatusCode);
-        }
+        for (var guess = 0; guess < 6; guess++) answers.Add(await GetJobsAsync(http, $"guess-{guess}", $"198.51.100.{guess}"));
 
         Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized,
             HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], answers);
