@@ -10,7 +10,9 @@ using Jobs.Api.Pool;
 using Jobs.Api.Problems;
 using Jobs.Api.Schedules;
 using Jobs.Api.Security;
+using Jobs.Core;
 using Jobs.Core.Configuration;
+using Jobs.Core.Database;
 
 if (await Commands.RunAsync(args) is { } exitCode) return exitCode;
 
@@ -20,7 +22,9 @@ builder.AddJobsApiHost();
 builder.Services.AddJobsProblemDetails();
 builder.Services.AddJobsSecurity();
 builder.Services.AddJobsRateLimiting();
-builder.Services.AddJobsApi(builder.Configuration);
+// Hangfire client only (this process never adds a Hangfire server); its commits wait for the disk (a 202 is durable).
+builder.Services.AddJobsCore(builder.Configuration, CommitDurability.Durable);
+builder.Services.AddJobsApi();
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
 builder.Services.AddJobsDashboard();

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Jobs.Benchmark;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;

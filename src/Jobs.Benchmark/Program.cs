@@ -102,7 +102,7 @@ return 0;
 
 static double PythonPool(int items, int milliseconds, int processes) => RunPython("pool_baseline.py", $"{items}", $"{milliseconds}", $"{processes}");
 
-/// <summary>Runs a baseline script beside the benchmark; it prints its wall time in seconds.</summary>
+// Runs a baseline script beside the benchmark; it prints its wall time in seconds.
 static double RunPython(string script, params string[] args)
 {
     using var process = Process.Start(new ProcessStartInfo("python3", [Path.Combine(AppContext.BaseDirectory, script), .. args]) { RedirectStandardOutput = true })!;

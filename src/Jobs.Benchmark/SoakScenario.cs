@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Text.Json.Nodes;
 using Jobs.Launcher.Postgres;
-using Jobs.Launcher.Processes;
 using Npgsql;
 
 namespace Jobs.Benchmark;

@@ -1,8 +1,7 @@
-using Microsoft.Extensions.Configuration;
 using System.Runtime.InteropServices;
 using Jobs.Core.Configuration;
 using Jobs.Launcher;
-using Jobs.Launcher.Processes;
+using Microsoft.Extensions.Configuration;
 
 // One command for the whole service: a private PostgreSQL unless ConnectionStrings:Jobs is set, the migrate
 // step, the API and Launcher:Workers worker processes. Ctrl+C or SIGTERM stops them all.

@@ -1,8 +1,8 @@
-using Microsoft.Extensions.Configuration;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Launcher.Postgres;
 using Jobs.Launcher.Processes;
+using Microsoft.Extensions.Configuration;
 
 namespace Jobs.Launcher;
 

@@ -1,9 +1,13 @@
+using Jobs.Core;
 using Jobs.Core.Configuration;
+using Jobs.Core.Database;
 using Jobs.Worker.Hosting;
 using Jobs.Worker.Maintenance;
 
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
 
+// Relaxed commits: everything a worker writes is about jobs already stored durably (see CommitDurability).
+builder.Services.AddJobsCore(builder.Configuration, CommitDurability.Relaxed);
 builder.Services.AddJobsWorker(builder.Configuration);
 builder.Services.AddJobsMaintenance();
 

@@ -6,8 +6,8 @@ using Hangfire.Dashboard;
 using Hangfire.States;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
+using Jobs.Core.Jobs;
 using Microsoft.AspNetCore.Authentication;
-using Jobs.Core.Storage;
 
 namespace Jobs.Api.Dashboard;
 
@@ -38,7 +38,7 @@ public static class DashboardSetup
     /// </summary>
     public static WebApplication MapJobsDashboard(this WebApplication app)
     {
-        var store = app.Services.GetRequiredService<JobStore>();
+        var store = app.Services.GetRequiredService<JobQueries>();
         var auth = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthOptions>>().Value;
         if (auth.Enabled)
         {
@@ -75,7 +75,7 @@ public static class DashboardSetup
     /// The Processing entry of a job's history, as Hangfire draws it (server, worker) plus the progress the
     /// function reported. Hangfire's job-details extension point is internal; its state renderers are public.
     /// </summary>
-    private static NonEscapedString RenderProcessing(HtmlHelper helper, IDictionary<string, string> data, JobStore store)
+    private static NonEscapedString RenderProcessing(HtmlHelper helper, IDictionary<string, string> data, JobQueries store)
     {
         var html = new StringBuilder("<dl class=\"dl-horizontal\">");
         if (data.TryGetValue("ServerId", out var server)) Property(html, "Server:", helper.ServerId(server).ToString());

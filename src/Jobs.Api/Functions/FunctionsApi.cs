@@ -1,5 +1,5 @@
-using Jobs.Api.Security;
 using System.Text.Json.Nodes;
+using Jobs.Api.Security;
 using Jobs.Core.Functions;
 using Microsoft.AspNetCore.Http.HttpResults;
 

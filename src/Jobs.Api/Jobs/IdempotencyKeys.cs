@@ -1,5 +1,5 @@
 using Jobs.Api.Problems;
-using Jobs.Core.Storage;
+using Jobs.Core.Idempotency;
 
 namespace Jobs.Api.Jobs;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Jobs.Core.Storage;
+using Jobs.Core.Jobs;
 
 namespace Jobs.Api.Jobs;
 

@@ -1,20 +1,23 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Hangfire;
-using Jobs.Core.Configuration;
-using Jobs.Core.Execution;
-using Jobs.Core.Functions;
-using Jobs.Core.Storage;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
+using Jobs.Core.Callbacks;
+using Jobs.Core.Configuration;
+using Jobs.Core.Functions;
+using Jobs.Core.Idempotency;
+using Jobs.Core.Jobs;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Jobs;
 
 /// <summary>Accepting, waiting for and canceling jobs: the API side of apply_async, AsyncResult and terminate.</summary>
 public sealed class JobService(
-    JobStore store,
+    JobQueries queries,
+    JobSubmissionStore store,
     JobSubmitter submitter,
+    ICallbackQueue callbackQueue,
     FunctionRegistry registry,
     ChangeListener changes,
     IBackgroundJobClient hangfire,
@@ -41,7 +44,7 @@ public sealed class JobService(
 
     /// <summary>The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.</summary>
     public Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(JobStore.FinishedChannel, id, token => store.GetAsync(id, token), job => JobStates.IsFinished(job.State),
+        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token), job => JobStates.IsFinished(job.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>
@@ -60,9 +63,9 @@ public sealed class JobService(
         // cancels its token; should that worker be dead, the Hangfire job's re-run finds the row canceled and ends it
         // (JobRunner) — a deleted Hangfire job would never run again, and the row would wait for ever.
         if (outcome is { After: JobStates.Canceled, HangfireJobId: { } hangfireJobId, HangfireJobCarriesOnlyThis: true }) hangfire.Delete(hangfireJobId);
-        var job = (await store.GetAsync(id, ct))!;
+        var job = (await queries.GetAsync(id, ct))!;
         if (outcome.After == JobStates.Canceled)
-            await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, ct);
+            await callbackQueue.EnqueueAsync(id, job.Queue, ct);
         return (job, outcome.After == JobStates.Canceled);
     }
 

@@ -1,12 +1,10 @@
-using Jobs.Api.Security;
-using Jobs.Core.Configuration;
-using Jobs.Core.Database;
-using Jobs.Core.Execution;
-using Jobs.Core.Functions;
-using Jobs.Core.Storage;
 using Jobs.Api.Notifications;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Api.Security;
+using Jobs.Core.Functions;
+using Jobs.Core.Functions.Python;
+using Jobs.Core.Jobs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
@@ -15,12 +13,13 @@ namespace Jobs.Api.Jobs;
 /// <summary>/jobs: apply_async, apply, AsyncResult.get/wait/ready/successful.</summary>
 public static class JobsApi
 {
-    public static IServiceCollection AddJobsApi(this IServiceCollection services, IConfiguration configuration)
+    /// <summary>The /jobs endpoints' services; needs <c>AddJobsCore</c> (Program.cs).</summary>
+    public static IServiceCollection AddJobsApi(this IServiceCollection services)
     {
         // Python functions live workers offer, read in the background.
-        services.AddSingleton<global::Jobs.Core.Functions.OfferedFunctions>();
-        services.AddHostedService(sp => sp.GetRequiredService<global::Jobs.Core.Functions.OfferedFunctions>());
-        services.AddJobsCore(configuration, CommitDurability.Durable); // Hangfire client only: this process never adds a Hangfire server
+        services.AddSingleton<OfferedFunctions>();
+        services.AddSingleton<IOfferedFunctions>(sp => sp.GetRequiredService<OfferedFunctions>());
+        services.AddHostedService(sp => sp.GetRequiredService<OfferedFunctions>());
         services.AddSingleton<JobService>();
         services.AddChangeListener();
         return services;
@@ -140,7 +139,7 @@ public static class JobsApi
     }
 
     private static async Task<Results<Ok<JobView>, ProblemHttpResult, ValidationProblem>> Get(
-        Guid id, [FromQuery] double? wait, JobService service, JobStore store, CancellationToken ct)
+        Guid id, [FromQuery] double? wait, JobService service, JobQueries store, CancellationToken ct)
     {
         if (wait is < 0 or double.NaN)
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
@@ -182,7 +181,7 @@ public static class JobsApi
 
     private static async Task<Results<Ok<JobPage>, ValidationProblem>> List(
         [FromQuery] string? state, [FromQuery] string? function, [FromQuery] string? queue,
-        [FromQuery] int? limit, [FromQuery] string? cursor, JobStore store, CancellationToken ct)
+        [FromQuery] int? limit, [FromQuery] string? cursor, JobQueries store, CancellationToken ct)
     {
         if (state is not null && !JobStates.All.Contains(state))
             return ApiProblems.Validation("state", $"state must be one of: {string.Join(", ", JobStates.All)}.");

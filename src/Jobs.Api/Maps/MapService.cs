@@ -6,17 +6,18 @@ using Jobs.Api.Jobs;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
 using Jobs.Core.Configuration;
-using Jobs.Core.Execution;
 using Jobs.Core.Functions;
-using Jobs.Core.Storage;
+using Jobs.Core.Idempotency;
+using Jobs.Core.Maps;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Maps;
 
 /// <summary>map / starmap / imap over HTTP: validating and storing maps, waiting for them, canceling them.</summary>
 public sealed class MapService(
-    MapStore maps,
-    JobDispatcher dispatcher,
+    MapSubmissionStore maps,
+    MapQueries queries,
+    MapDispatcher dispatcher,
     FunctionRegistry registry,
     ChangeListener changes,
     JobStorage storage,
@@ -94,7 +95,7 @@ public sealed class MapService(
             for (var c = 0; c < map.Chunks; c++)
             {
                 chunks[c] = c;
-                hangfireJobs[c] = dispatcher.DispatchChunk(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
+                hangfireJobs[c] = dispatcher.Dispatch(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
             }
             await maps.MarkChunksDispatchedAsync(map.Id, chunks, hangfireJobs, CancellationToken.None);
         }
@@ -114,7 +115,7 @@ public sealed class MapService(
     }
 
     public Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(MapStore.ProgressChannel, id, token => maps.GetAsync(id, token), map => MapView.IsFinished(map.State),
+        changes.WaitAsync(MapQueries.ProgressChannel, id, token => queries.GetAsync(id, token), map => MapView.IsFinished(map.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>NDJSON lines, one per item as it finishes (in input or completion order), until every item is done.</summary>
@@ -126,10 +127,10 @@ public sealed class MapService(
         var emitted = 0;
         while (emitted < map.Total)
         {
-            using var waiter = changes.Register(MapStore.ProgressChannel, map.Id);
+            using var waiter = changes.Register(MapQueries.ProgressChannel, map.Id);
             var batch = inputOrder
-                ? await maps.FinishedFromIndexAsync(map.Id, next, 1000, ct)
-                : await maps.FinishedAfterSeqAsync(map.Id, lastSeq, 1000, ct);
+                ? await queries.FinishedFromIndexAsync(map.Id, next, 1000, ct)
+                : await queries.FinishedAfterSeqAsync(map.Id, lastSeq, 1000, ct);
             var written = 0;
             foreach (var item in batch)
             {
@@ -157,6 +158,6 @@ public sealed class MapService(
         if (!outcome.Value.Canceled)
             throw new RequestRefusedException(409, "Map already finished", $"Map {id} has already {outcome.Value.State}; there is nothing to cancel.");
         foreach (var hangfireJobId in outcome.Value.HangfireJobs) hangfire.Delete(hangfireJobId);
-        return await maps.GetAsync(id, ct);
+        return await queries.GetAsync(id, ct);
     }
 }

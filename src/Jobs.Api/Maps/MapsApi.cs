@@ -1,11 +1,11 @@
-using Jobs.Api.Security;
 using System.Text;
 using System.Text.Json;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Api.Security;
 using Jobs.Core.Configuration;
-using Jobs.Core.Storage;
+using Jobs.Core.Maps;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
@@ -14,6 +14,7 @@ namespace Jobs.Api.Maps;
 /// <summary>/maps: map, starmap, imap, imap_unordered, and canceling them.</summary>
 public static class MapsApi
 {
+    /// <summary>The /maps endpoints' services; needs <c>AddJobsCore</c> (Program.cs).</summary>
     public static IServiceCollection AddMapsApi(this IServiceCollection services) => services.AddSingleton<MapService>();
 
     public static IEndpointRouteBuilder MapMapsApi(this IEndpointRouteBuilder app)
@@ -38,7 +39,7 @@ public static class MapsApi
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        maps.MapGet("/{id:guid}", async Task<IResult> (Guid id, [FromQuery] double? wait, MapService service, MapStore store, CancellationToken ct) =>
+        maps.MapGet("/{id:guid}", async Task<IResult> (Guid id, [FromQuery] double? wait, MapService service, MapQueries store, CancellationToken ct) =>
             {
                 if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
                 var map = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct);
@@ -114,7 +115,7 @@ public static class MapsApi
         }
     }
 
-    private static async Task<IResult> Results(Guid id, [FromQuery] double? timeout, MapService service, MapStore store, HttpContext http, CancellationToken ct)
+    private static async Task<IResult> Results(Guid id, [FromQuery] double? timeout, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
     {
         if (timeout is < 0 or double.NaN) return ApiProblems.Validation("timeout", "timeout is a number of seconds ≥ 0.");
         var map = await service.WaitAsync(id, timeout ?? 0, ct);
@@ -160,7 +161,7 @@ public static class MapsApi
         }
     }
 
-    private static async Task<IResult> Stream(Guid id, [FromQuery] string? order, MapService service, MapStore store, HttpContext http, CancellationToken ct)
+    private static async Task<IResult> Stream(Guid id, [FromQuery] string? order, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
     {
         if (order is not (null or "input" or "completion"))
             return ApiProblems.Validation("order", "order is \"input\" (imap) or \"completion\" (imap_unordered).");

@@ -1,18 +1,19 @@
-using Jobs.Core.Storage;
+using Jobs.Core.Jobs;
+using Jobs.Core.Maps;
 using Npgsql;
 
 namespace Jobs.Api.Notifications;
 
 /// <summary>
 /// One LISTEN connection per API process on the channels workers NOTIFY: a job finished
-/// (<see cref="JobStore.FinishedChannel"/>), a map made progress (<see cref="MapStore.ProgressChannel"/>). Each
+/// (<see cref="JobQueries.FinishedChannel"/>), a map made progress (<see cref="MapQueries.ProgressChannel"/>). Each
 /// notification is fanned out to the requests waiting on that id (<c>?wait=</c>, <c>?timeout=</c>, streams).
 /// Waiters re-read the database on every wake-up and at least once a second, so a dropped connection delays
 /// them but never loses a result.
 /// </summary>
 public sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeListener> logger) : BackgroundService
 {
-    private static readonly string[] Channels = [JobStore.FinishedChannel, MapStore.ProgressChannel];
+    private static readonly string[] Channels = [JobQueries.FinishedChannel, MapQueries.ProgressChannel];
     private readonly Dictionary<(string Channel, Guid Id), List<TaskCompletionSource>> _waiters = [];
     private readonly Lock _lock = new();
 

@@ -1,6 +1,6 @@
-using Jobs.Api.Security;
-using Jobs.Core.Storage;
 using Hangfire;
+using Jobs.Api.Security;
+using Jobs.Core.Jobs;
 using Npgsql;
 
 namespace Jobs.Api.Pool;

@@ -1,6 +1,6 @@
 using System.Text.Json;
+using Jobs.Core.Database;
 using Microsoft.AspNetCore.Diagnostics;
-using Jobs.Core.Storage;
 using Npgsql;
 
 namespace Jobs.Api.Problems;
@@ -56,7 +56,7 @@ public static class ProblemsSetup
                 BadHttpRequestException bad =>
                     (bad.StatusCode, "Bad request", bad.Message),
                 // e.g. "\u0000" in a string: PostgreSQL cannot store it. The statement failed whole: nothing was stored.
-                PostgresException { SqlState: [ '2', '2', ..] } data =>
+                PostgresException { SqlState: ['2', '2', ..] } data =>
                     (400, "Data PostgreSQL cannot store", $"The request contains a value PostgreSQL refuses ({data.MessageText}); nothing was stored."),
                 SubmissionOutcomeUnknownException unknown =>
                     (503, "Database unavailable: outcome unknown",

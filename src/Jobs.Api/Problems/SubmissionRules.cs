@@ -1,5 +1,5 @@
 using Jobs.Core.Functions;
-using Jobs.Core.Storage;
+using Jobs.Core.Hangfire;
 
 namespace Jobs.Api.Problems;
 

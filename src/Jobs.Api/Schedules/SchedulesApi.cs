@@ -1,4 +1,3 @@
-using Jobs.Api.Security;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -7,9 +6,9 @@ using Hangfire.Common;
 using Hangfire.Storage;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
-using Jobs.Core.Execution;
+using Jobs.Api.Security;
 using Jobs.Core.Functions;
-using Jobs.Core.Storage;
+using Jobs.Core.Schedules;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Jobs.Api.Schedules;

@@ -1,4 +1,3 @@
-using System.Reflection;
 using DbUp;
 using DbUp.Engine;
 using Hangfire.PostgreSql;

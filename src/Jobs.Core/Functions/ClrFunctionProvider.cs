@@ -97,7 +97,7 @@ public sealed class ClrJobFunction : JobFunction
         catch (ArgumentException e)
         {
             // NaN and ±Infinity, which JSON has no numbers for.
-            throw new Execution.MaybeEncodingError($"Error sending result '{value}': {e.Message}");
+            throw new MaybeEncodingError($"Error sending result '{value}': {e.Message}");
         }
     }
 

@@ -7,10 +7,10 @@ public sealed class FunctionRegistry
 {
     private readonly Dictionary<string, JobFunction> _byName = new(StringComparer.Ordinal);
 
-    private readonly OfferedFunctions? _offered;
+    private readonly IOfferedFunctions? _offered;
 
     /// <param name="offered">In the API: functions live workers offer (Python modules) besides the .NET ones.</param>
-    public FunctionRegistry(IEnumerable<IFunctionProvider> providers, OfferedFunctions? offered = null)
+    public FunctionRegistry(IEnumerable<IFunctionProvider> providers, IOfferedFunctions? offered = null)
     {
         _offered = offered;
         foreach (var function in providers.SelectMany(p => p.GetFunctions()))
@@ -29,4 +29,10 @@ public sealed class FunctionRegistry
 
     /// <summary>The functions of this process's own providers (what a worker advertises).</summary>
     public IEnumerable<JobFunction> Local => _byName.Values;
+}
+
+/// <summary>Functions this process cannot run itself but live workers offer (in the API: Python modules).</summary>
+public interface IOfferedFunctions
+{
+    IReadOnlyDictionary<string, JobFunction> Current { get; }
 }

@@ -168,7 +168,7 @@ public sealed class LocalPostgres : IAsyncDisposable
         var parent = Path.GetDirectoryName(dataDirectory)!;
         Directory.CreateDirectory(parent);
         var probe = Process.Start(new ProcessStartInfo("runuser", ["-u", "postgres", "--", "test", "-x", parent])
-            { RedirectStandardError = true, RedirectStandardOutput = true });
+        { RedirectStandardError = true, RedirectStandardOutput = true });
         if (probe is null) return false;
         probe.WaitForExit();
         return probe.ExitCode == 0;

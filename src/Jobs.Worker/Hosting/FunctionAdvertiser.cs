@@ -40,7 +40,7 @@ public sealed class FunctionAdvertiser(FunctionRegistry registry, NpgsqlDataSour
             {
                 logger.LogWarning(e, "Could not advertise this worker's functions; retrying in {Period}", Period);
             }
-        } while (await Maintenance.DispatchSweeper.Tick(timer, stoppingToken));
+        } while (await timer.TickAsync(stoppingToken));
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)

@@ -1,27 +1,24 @@
 using Hangfire;
 using Jobs.Core.Configuration;
-using Jobs.Core.Database;
-using Jobs.Core.Execution;
 using Jobs.Core.Functions;
 using Jobs.Core.Functions.Python;
-using Jobs.Core.Queue;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Telemetry;
-using OpenTelemetry.Metrics;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 
 namespace Jobs.Worker.Hosting;
 
 public static class WorkerSetup
 {
     /// <summary>
-    /// A Hangfire server running <see cref="JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
+    /// A Hangfire server running <see cref="Core.Jobs.JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
     /// core) on Worker:Queues. SIGTERM stops fetching and gives running jobs Worker:ShutdownTimeout to finish;
     /// jobs still running then are left to Hangfire, which hands them to another worker.
     /// </summary>
+    /// <remarks>Needs <c>AddJobsCore</c> (Program.cs).</remarks>
     public static IServiceCollection AddJobsWorker(this IServiceCollection services, IConfiguration configuration)
     {
-        // Relaxed commits: everything a worker writes is about jobs already stored durably (see CommitDurability).
-        services.AddJobsCore(configuration, CommitDurability.Relaxed);
         services.AddSingleton<WorkQueue>();
 
         services.AddHangfireServer((sp, server) =>

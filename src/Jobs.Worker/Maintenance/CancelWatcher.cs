@@ -1,5 +1,5 @@
 using Jobs.Core.Configuration;
-using Jobs.Core.Execution;
+using Jobs.Core.Jobs;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Maintenance;
@@ -15,7 +15,7 @@ public sealed class CancelWatcher(RunningJobs running, IOptions<WorkerOptions> o
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.CancellationCheckInterval);
-        while (await DispatchSweeper.Tick(timer, stoppingToken))
+        while (await timer.TickAsync(stoppingToken))
         {
             try
             {

@@ -1,7 +1,7 @@
-using Hangfire;
 using Jobs.Core.Configuration;
-using Jobs.Core.Execution;
-using Jobs.Core.Storage;
+using Jobs.Core.Jobs;
+using Jobs.Core.Maps;
+using Jobs.Core.Recovery;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Maintenance;
@@ -13,7 +13,8 @@ namespace Jobs.Worker.Maintenance;
 /// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
 public sealed class DispatchSweeper(
-    JobStore store, MapStore maps, JobDispatcher dispatcher, IBackgroundJobClient hangfire, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
+    HousekeepingStore store, JobSubmissionStore jobs, MapSubmissionStore maps, JobQueries queries, JobDispatcher dispatcher, MapDispatcher mapDispatcher,
+    ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -24,26 +25,26 @@ public sealed class DispatchSweeper(
         {
             try
             {
-                var undispatched = await store.FindUndispatchedAsync(grace, 500, stoppingToken);
+                var undispatched = await store.FindUndispatchedJobsAsync(grace, 500, stoppingToken);
                 if (undispatched.Count > 0)
                 {
                     // Delayed jobs each get their scheduled Hangfire job; the rest go in batches.
                     var (delayed, now) = (undispatched.Where(j => j.RunAt > DateTime.UtcNow).ToArray(), undispatched.Where(j => !(j.RunAt > DateTime.UtcNow)).ToArray());
                     var owners = delayed.Select(j => dispatcher.Dispatch([j])).Concat(dispatcher.DispatchBatches(now, options.Value.MaxBatchSize)).ToArray();
-                    await store.MarkDispatchedAsync([.. delayed.Concat(now).Select(j => j.Id)], owners, stoppingToken);
+                    await jobs.MarkDispatchedAsync([.. delayed.Concat(now).Select(j => j.Id)], owners, stoppingToken);
                     logger.LogWarning("Dispatched {Count} jobs accepted but never handed to Hangfire: {JobIds}", owners.Length,
                         string.Join(", ", undispatched.Take(10).Select(j => j.Id)));
                 }
-                foreach (var chunk in await maps.FindUndispatchedChunksAsync(grace, 500, stoppingToken))
+                foreach (var chunk in await store.FindUndispatchedChunksAsync(grace, 500, stoppingToken))
                 {
-                    var hangfireJobId = dispatcher.DispatchChunk(chunk.MapId, chunk.Chunk, chunk.Function, chunk.Queue, chunk.FirstIndex, chunk.EndIndex);
+                    var hangfireJobId = mapDispatcher.Dispatch(chunk.MapId, chunk.Chunk, chunk.Function, chunk.Queue, chunk.FirstIndex, chunk.EndIndex);
                     await maps.MarkChunksDispatchedAsync(chunk.MapId, [chunk.Chunk], [hangfireJobId], stoppingToken);
                     logger.LogWarning("Dispatched chunk {Chunk} of map {MapId}, accepted but never handed to Hangfire", chunk.Chunk, chunk.MapId);
                 }
                 foreach (var id in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
                 {
-                    var job = await store.GetAsync(id, stoppingToken);
-                    if (job is not null && await CallbackSender.EnqueueAsync(store, hangfire, id, job.Queue, stoppingToken))
+                    var job = await queries.GetAsync(id, stoppingToken);
+                    if (job is not null && await callbacks.EnqueueAsync(id, job.Queue, stoppingToken))
                         logger.LogWarning("Queued the callback of job {JobId}, finished but never handed to the sender", id);
                 }
             }
@@ -51,13 +52,6 @@ public sealed class DispatchSweeper(
             {
                 logger.LogWarning(e, "Dispatch sweep failed; retrying in {Period}", grace / 3);
             }
-        } while (await Tick(timer, stoppingToken));
-    }
-
-    /// <summary>False once the host stops, instead of an OperationCanceledException.</summary>
-    internal static async Task<bool> Tick(PeriodicTimer timer, CancellationToken ct)
-    {
-        try { return await timer.WaitForNextTickAsync(ct); }
-        catch (OperationCanceledException) { return false; }
+        } while (await timer.TickAsync(stoppingToken));
     }
 }

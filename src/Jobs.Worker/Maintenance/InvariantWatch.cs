@@ -1,7 +1,7 @@
 using Hangfire;
 using Hangfire.States;
 using Jobs.Core.Configuration;
-using Jobs.Core.Queue;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Options;
 
@@ -23,7 +23,7 @@ public sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient h
         // The sweeper dispatches rows older than the grace period on a timer of a third of it.
         var grace = jobs.Value.DispatchGracePeriod + jobs.Value.DispatchGracePeriod / 3;
         using var timer = new PeriodicTimer(period);
-        while (await DispatchSweeper.Tick(timer, stoppingToken))
+        while (await timer.TickAsync(stoppingToken))
         {
             try
             {

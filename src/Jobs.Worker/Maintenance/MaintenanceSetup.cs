@@ -1,3 +1,6 @@
+using Jobs.Core.Hangfire;
+using Jobs.Core.Recovery;
+
 namespace Jobs.Worker.Maintenance;
 
 public static class MaintenanceSetup
@@ -7,7 +10,8 @@ public static class MaintenanceSetup
     {
         services.AddHostedService<DispatchSweeper>();
         services.AddHostedService<RetentionPurger>();
-        services.AddSingleton<Jobs.Core.Queue.Invariants>();
+        services.AddSingleton<HousekeepingStore>();
+        services.AddSingleton<Invariants>();
         services.AddHostedService<InvariantWatch>();
         services.AddHostedService<CancelWatcher>();
         return services;

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
-using Jobs.Core.Execution;
+using Jobs.Core.Callbacks;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 

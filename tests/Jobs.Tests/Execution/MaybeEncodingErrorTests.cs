@@ -1,4 +1,5 @@
-using Jobs.Core.Execution;
+using Jobs.Core.Functions;
+
 
 namespace Jobs.Tests.Execution;
 

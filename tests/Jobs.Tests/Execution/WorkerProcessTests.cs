@@ -2,8 +2,8 @@ using System.Net;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Jobs.Core.Configuration;
-using Jobs.Core.Execution;
-using Jobs.Core.Storage;
+using Jobs.Core.Hangfire;
+using Jobs.Core.Jobs;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -116,7 +116,7 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
         var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
-        var row = await new JobStore(dataSource).GetAsync(id, CancellationToken.None);
+        var row = await new JobQueries(dataSource).GetAsync(id, CancellationToken.None);
         new JobDispatcher(new BackgroundJobClient(storage)).Dispatch([row!]);
         Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
 

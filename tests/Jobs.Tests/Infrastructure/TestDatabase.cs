@@ -63,7 +63,7 @@ public sealed class TestDatabase : IAsyncDisposable
             {
                 await Task.Delay(200 * attempt);
             }
-            catch (Exception e) when (Jobs.Core.Storage.DatabaseRetry.IsUnavailable(e) && attempt < 5)
+            catch (Exception e) when (Jobs.Core.Database.DatabaseRetry.IsUnavailable(e) && attempt < 5)
             {
                 // Pooled connections of this test process died with a PostgreSQL restart (the outage test).
                 NpgsqlConnection.ClearAllPools();

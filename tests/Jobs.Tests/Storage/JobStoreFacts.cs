@@ -1,11 +1,10 @@
-using Jobs.Core.Storage;
-using Jobs.Tests.Infrastructure;
-using Npgsql;
+using Jobs.Core.Idempotency;
+using Jobs.Core.Jobs;
 
 namespace Jobs.Tests.Storage;
 
 /// <summary>
-/// The SQL of <see cref="JobStore"/> on real PostgreSQL, fact by fact, in milliseconds: what a submission stores,
+/// The SQL of the job stores (<see cref="JobSubmissionStore"/>, <see cref="JobExecutionStore"/>, <see cref="JobQueries"/>) on real PostgreSQL, fact by fact, in milliseconds: what a submission stores,
 /// who may claim a row, what a claim and a hand-back count, what cancel does in each state.
 /// </summary>
 [Collection(StoreCollection.Name)]
@@ -13,7 +12,6 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
 {
     private const int MaxCrashes = 3;
     private static readonly TimeSpan Retention = TimeSpan.FromDays(1);
-    private JobStore Jobs => store.Jobs;
 
     public Task InitializeAsync() => store.Database.ResetAsync();
     public Task DisposeAsync() => Task.CompletedTask;
@@ -26,35 +24,35 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_submission_is_stored_enqueued_with_its_fields_and_a_delayed_one_scheduled()
     {
-        var (now, created) = await Jobs.InsertAsync(Square(3), null, default);
-        var (later, _) = await Jobs.InsertAsync(Square(4, DateTime.UtcNow.AddHours(1)), null, default);
+        var (now, created) = await store.JobSubmissions.InsertAsync(Square(3), null, default);
+        var (later, _) = await store.JobSubmissions.InsertAsync(Square(4, DateTime.UtcNow.AddHours(1)), null, default);
 
         Assert.True(created);
         Assert.Equal(("enqueued", "[3]", "q", 0, 1, (string?)null), (now.State, now.Args, now.Queue, now.Attempts, now.MaxRetries, now.HangfireJobId));
         Assert.Equal("scheduled", later.State);
-        Assert.Equal(now, await Jobs.GetAsync(now.Id, default));
+        Assert.Equal(now, await store.JobQueries.GetAsync(now.Id, default));
     }
 
     [Fact]
     public async Task An_idempotency_key_returns_its_first_job_refuses_another_body_and_is_separate_per_scope()
     {
-        var (first, created) = await Jobs.InsertAsync(Square(5), Claim("k", "body-a", "key:a"), default);
-        var (again, createdAgain) = await Jobs.InsertAsync(Square(5), Claim("k", "body-a", "key:a"), default);
-        var (otherTenant, createdForOther) = await Jobs.InsertAsync(Square(5), Claim("k", "body-a", "key:b"), default);
+        var (first, created) = await store.JobSubmissions.InsertAsync(Square(5), Claim("k", "body-a", "key:a"), default);
+        var (again, createdAgain) = await store.JobSubmissions.InsertAsync(Square(5), Claim("k", "body-a", "key:a"), default);
+        var (otherTenant, createdForOther) = await store.JobSubmissions.InsertAsync(Square(5), Claim("k", "body-a", "key:b"), default);
 
         Assert.True(created);
         Assert.False(createdAgain);
         Assert.Equal(first.Id, again.Id);
         Assert.True(createdForOther);
         Assert.NotEqual(first.Id, otherTenant.Id);
-        await Assert.ThrowsAsync<IdempotencyConflictException>(() => Jobs.InsertAsync(Square(6), Claim("k", "body-b", "key:a"), default));
+        await Assert.ThrowsAsync<IdempotencyConflictException>(() => store.JobSubmissions.InsertAsync(Square(6), Claim("k", "body-b", "key:a"), default));
         Assert.Equal(2L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
     }
 
     [Fact]
     public async Task Jobs_that_arrive_together_are_stored_in_one_statement_in_the_order_given()
     {
-        var stored = await Jobs.InsertManyAsync([Square(1), Square(2), Square(3)], default);
+        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2), Square(3)], default);
 
         Assert.Equal(["[1]", "[2]", "[3]"], stored.Select(j => j.Args));
         Assert.All(stored, j => Assert.Equal("enqueued", j.State));
@@ -64,42 +62,42 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task The_first_hangfire_job_to_claim_a_row_owns_it_and_a_duplicate_dispatch_gets_nothing()
     {
-        var (job, _) = await Jobs.InsertAsync(Square(7), null, default);
+        var (job, _) = await store.JobSubmissions.InsertAsync(Square(7), null, default);
 
-        var claimed = await Jobs.ClaimAsync([job.Id], "hf-1", "worker-a", MaxCrashes, default);
-        var duplicate = await Jobs.ClaimAsync([job.Id], "hf-2", "worker-b", MaxCrashes, default);
+        var claimed = await store.JobExecution.ClaimAsync([job.Id], "hf-1", "worker-a", MaxCrashes, default);
+        var duplicate = await store.JobExecution.ClaimAsync([job.Id], "hf-2", "worker-b", MaxCrashes, default);
 
         Assert.Single(claimed);
         Assert.False(claimed[0].Resumed);
         Assert.Empty(duplicate);
-        var row = (await Jobs.GetAsync(job.Id, default))!;
+        var row = (await store.JobQueries.GetAsync(job.Id, default))!;
         Assert.Equal(("processing", 1, "hf-1"), (row.State, row.Attempts, row.HangfireJobId));
     }
 
     [Fact]
     public async Task A_row_claimed_again_by_its_owner_after_its_worker_died_counts_a_crash_and_at_the_limit_no_attempt()
     {
-        var (job, _) = await Jobs.InsertAsync(Square(8), null, default);
-        await Jobs.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
+        var (job, _) = await store.JobSubmissions.InsertAsync(Square(8), null, default);
+        await store.JobExecution.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
 
         var runs = new List<ClaimedJob>();
-        for (var rerun = 0; rerun < MaxCrashes; rerun++) runs.AddRange(await Jobs.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default));
+        for (var rerun = 0; rerun < MaxCrashes; rerun++) runs.AddRange(await store.JobExecution.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default));
 
         Assert.All(runs, r => Assert.True(r.Resumed));
         Assert.Equal([1, 2, 3], runs.Select(r => r.Crashes));
         // Three runs, then a claim that only quarantines: attempts counts the runs.
-        Assert.Equal(MaxCrashes, (await Jobs.GetAsync(job.Id, default))!.Attempts);
+        Assert.Equal(MaxCrashes, (await store.JobQueries.GetAsync(job.Id, default))!.Attempts);
     }
 
     [Fact]
     public async Task A_hand_back_returns_unrun_rows_to_the_queue_without_an_attempt_and_only_for_their_owner()
     {
-        var stored = await Jobs.InsertManyAsync([Square(1), Square(2)], default);
+        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2)], default);
         Guid[] ids = [.. stored.Select(j => j.Id)];
-        await Jobs.ClaimAsync(ids, "hf-1", "w", MaxCrashes, default);
+        await store.JobExecution.ClaimAsync(ids, "hf-1", "w", MaxCrashes, default);
 
-        Assert.Empty(await Jobs.HandBackAsync(ids, "hf-other", MaxCrashes, default));
-        var back = await Jobs.HandBackAsync(ids, "hf-1", MaxCrashes, default);
+        Assert.Empty(await store.JobExecution.HandBackAsync(ids, "hf-other", MaxCrashes, default));
+        var back = await store.JobExecution.HandBackAsync(ids, "hf-1", MaxCrashes, default);
 
         Assert.Equal(2, back.Count);
         Assert.All(back, j => Assert.Equal(("enqueued", 0, (string?)null), (j.State, j.Attempts, j.HangfireJobId)));
@@ -108,14 +106,14 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task An_outcome_is_written_only_by_the_owner_of_a_processing_row()
     {
-        var (job, _) = await Jobs.InsertAsync(Square(9), null, default);
-        await Jobs.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
+        var (job, _) = await store.JobSubmissions.InsertAsync(Square(9), null, default);
+        await store.JobExecution.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
 
-        Assert.Empty(await Jobs.FinishAsync("hf-2", [new JobOutcome(job.Id, JobStates.Succeeded, "81")], Retention, default));
-        Assert.Equal([job.Id], await Jobs.FinishAsync("hf-1", [new JobOutcome(job.Id, JobStates.Succeeded, "81")], Retention, default));
-        Assert.Empty(await Jobs.FinishAsync("hf-1", [new JobOutcome(job.Id, JobStates.Failed, """{"type":"x"}""")], Retention, default));
+        Assert.Empty(await store.JobExecution.FinishAsync("hf-2", [new JobOutcome(job.Id, JobStates.Succeeded, "81")], Retention, default));
+        Assert.Equal([job.Id], await store.JobExecution.FinishAsync("hf-1", [new JobOutcome(job.Id, JobStates.Succeeded, "81")], Retention, default));
+        Assert.Empty(await store.JobExecution.FinishAsync("hf-1", [new JobOutcome(job.Id, JobStates.Failed, """{"type":"x"}""")], Retention, default));
 
-        var row = (await Jobs.GetAsync(job.Id, default))!;
+        var row = (await store.JobQueries.GetAsync(job.Id, default))!;
         Assert.Equal(("succeeded", "81"), (row.State, row.Result));
         Assert.NotNull(row.FinishedAt);
     }
@@ -123,19 +121,19 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task Cancel_ends_a_waiting_job_at_once_marks_a_running_one_and_refuses_a_finished_one()
     {
-        var (waiting, _) = await Jobs.InsertAsync(Square(1), null, default);
-        var (running, _) = await Jobs.InsertAsync(Square(2), null, default);
-        await Jobs.ClaimAsync([running.Id], "hf-r", "w", MaxCrashes, default);
+        var (waiting, _) = await store.JobSubmissions.InsertAsync(Square(1), null, default);
+        var (running, _) = await store.JobSubmissions.InsertAsync(Square(2), null, default);
+        await store.JobExecution.ClaimAsync([running.Id], "hf-r", "w", MaxCrashes, default);
         const string error = """{"type":"Canceled","message":"by request","stackTrace":""}""";
 
-        var ofWaiting = await Jobs.CancelAsync(waiting.Id, error, Retention, default);
-        var ofRunning = await Jobs.CancelAsync(running.Id, error, Retention, default);
-        var again = await Jobs.CancelAsync(waiting.Id, error, Retention, default);
-        var unknown = await Jobs.CancelAsync(Guid.NewGuid(), error, Retention, default);
+        var ofWaiting = await store.JobSubmissions.CancelAsync(waiting.Id, error, Retention, default);
+        var ofRunning = await store.JobSubmissions.CancelAsync(running.Id, error, Retention, default);
+        var again = await store.JobSubmissions.CancelAsync(waiting.Id, error, Retention, default);
+        var unknown = await store.JobSubmissions.CancelAsync(Guid.NewGuid(), error, Retention, default);
 
         Assert.Equal(("enqueued", "canceled"), (ofWaiting!.Before, ofWaiting.After));
         Assert.Equal(("processing", "processing"), (ofRunning!.Before, ofRunning.After));
-        Assert.True(await Jobs.IsCancelRequestedAsync(running.Id, default));
+        Assert.True(await store.JobExecution.IsCancelRequestedAsync(running.Id, default));
         Assert.Equal(("canceled", (string?)null), (again!.Before, again.After)); // the API answers 409
         Assert.Null(unknown);
     }
@@ -143,11 +141,11 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_stored_row_without_a_hangfire_job_is_found_by_the_sweeper_only_after_the_grace_period()
     {
-        var (job, _) = await Jobs.InsertAsync(Square(1), null, default);
+        var (job, _) = await store.JobSubmissions.InsertAsync(Square(1), null, default);
 
-        Assert.Empty(await Jobs.FindUndispatchedAsync(TimeSpan.FromMinutes(1), 10, default));
-        Assert.Equal([job.Id], (await Jobs.FindUndispatchedAsync(TimeSpan.Zero, 10, default)).Select(j => j.Id));
-        await Jobs.MarkDispatchedAsync([job.Id], ["hf-1"], default);
-        Assert.Empty(await Jobs.FindUndispatchedAsync(TimeSpan.Zero, 10, default));
+        Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.FromMinutes(1), 10, default));
+        Assert.Equal([job.Id], (await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default)).Select(j => j.Id));
+        await store.JobSubmissions.MarkDispatchedAsync([job.Id], ["hf-1"], default);
+        Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default));
     }
 }

@@ -1,23 +1,35 @@
-using Jobs.Core.Storage;
+using Jobs.Core.Jobs;
+using Jobs.Core.Maps;
+using Jobs.Core.Recovery;
 using Jobs.Tests.Infrastructure;
 using Npgsql;
 
 namespace Jobs.Tests.Storage;
 
-/// <summary>A database of its own (jobs_store_facts) and the store over it: no API, no workers, no Hangfire.</summary>
+/// <summary>A database of its own (jobs_store_facts) and the stores over it: no API, no workers, no Hangfire.</summary>
 public sealed class StoreFixture : IAsyncLifetime
 {
     public TestDatabase Database { get; private set; } = null!;
     public NpgsqlDataSource DataSource { get; private set; } = null!;
-    public JobStore Jobs { get; private set; } = null!;
-    public MapStore Maps { get; private set; } = null!;
+    public JobQueries JobQueries { get; private set; } = null!;
+    public JobSubmissionStore JobSubmissions { get; private set; } = null!;
+    public JobExecutionStore JobExecution { get; private set; } = null!;
+    public MapQueries MapQueries { get; private set; } = null!;
+    public MapSubmissionStore MapSubmissions { get; private set; } = null!;
+    public MapExecutionStore MapExecution { get; private set; } = null!;
+    public HousekeepingStore Housekeeping { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Database = await TestDatabase.CreateAsync("jobs_store_facts");
         DataSource = NpgsqlDataSource.Create(Database.ConnectionString);
-        Jobs = new JobStore(DataSource);
-        Maps = new MapStore(DataSource);
+        JobQueries = new JobQueries(DataSource);
+        JobSubmissions = new JobSubmissionStore(DataSource, JobQueries);
+        JobExecution = new JobExecutionStore(DataSource);
+        MapQueries = new MapQueries(DataSource);
+        MapSubmissions = new MapSubmissionStore(DataSource, MapQueries);
+        MapExecution = new MapExecutionStore(DataSource);
+        Housekeeping = new HousekeepingStore(DataSource);
     }
 
     public async Task DisposeAsync()

@@ -29,7 +29,10 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
             var name = description["module"]!.GetValue<string>();
             var pool = new PythonProcessPool(python.Executable, HostScript, new PythonModuleOptions
             {
-                Path = path, MaxTasksPerChild = module.MaxTasksPerChild, Initializer = module.Initializer, InitArgs = module.InitArgs,
+                Path = path,
+                MaxTasksPerChild = module.MaxTasksPerChild,
+                Initializer = module.Initializer,
+                InitArgs = module.InitArgs,
             }, environment, jobs.Value.MaxWorkerCrashes, loggers.CreateLogger($"python.{name}"));
             _pools.Add(pool);
             var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();

@@ -20,8 +20,7 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 
     /// <summary>
     /// Runs the call; a python3 process that dies under it (os._exit, a segfault, the OOM killer) is replaced and the
-    /// call re-run, as a dead worker's job is, until it has killed <paramref name="maxCrashes"/> processes
-    /// (Jobs:MaxWorkerCrashes): then the job fails instead of killing processes forever.
+    /// call re-run, as a dead worker's job is, until it has killed Jobs:MaxWorkerCrashes processes: then the job fails instead of killing processes forever.
     /// </summary>
     public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
@@ -69,9 +68,10 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 }
 
 /// <summary>The exception a Python function raised, with the remote type, message and traceback.</summary>
-public sealed class PythonFunctionException(string type, string message, string traceback) : Exception(message)
+public sealed class PythonFunctionException(string type, string message, string traceback) : Exception(message), IErrorType
 {
     public string PythonType { get; } = type;
+    string IErrorType.ErrorType => PythonType;
     public override string StackTrace { get; } = traceback;
 }
 

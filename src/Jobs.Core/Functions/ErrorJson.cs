@@ -1,0 +1,40 @@
+using System.Text.Json.Nodes;
+
+namespace Jobs.Core.Functions;
+
+/// <summary>An exception as jobs and map items store it: <c>{ type, message, stackTrace }</c>, the remote traceback.</summary>
+public static class ErrorJson
+{
+    public static string From(Exception e) => new JsonObject
+    {
+        ["type"] = e switch
+        {
+            // A Python function's exception keeps its Python type; our own errors keep the names clients match on.
+            IErrorType named => named.ErrorType,
+            _ => e.GetType().FullName,
+        },
+        // A message may quote what the function saw or returned: PostgreSQL's jsonb must be able to store it.
+        ["message"] = MaybeEncodingError.Carryable(e.Message),
+        ["stackTrace"] = MaybeEncodingError.Carryable(UserFrames(e.StackTrace)),
+    }.ToJsonString();
+
+    /// <summary>An error no exception was thrown for (a cancel decided by the API).</summary>
+    public static string Of(Type type, string message) =>
+        new JsonObject { ["type"] = JobError.TypeName(type), ["message"] = MaybeEncodingError.Carryable(message), ["stackTrace"] = "" }.ToJsonString();
+
+    /// <summary>The function's own frames: what is below the reflection call into it is ours, not the user's.</summary>
+    private static string UserFrames(string? stackTrace)
+    {
+        if (stackTrace is null) return "";
+        var lines = stackTrace.Split('\n');
+        var cut = Array.FindIndex(lines, l => l.Contains("at System.Reflection.", StringComparison.Ordinal)
+                                           || l.Contains("at " + typeof(ClrJobFunction).FullName, StringComparison.Ordinal));
+        return string.Join('\n', cut > 0 ? lines[..cut] : lines).TrimEnd();
+    }
+}
+
+/// <summary>An exception whose <c>error.type</c> is not its .NET name (a Python exception's type, a stable name of ours).</summary>
+public interface IErrorType
+{
+    string ErrorType { get; }
+}

@@ -1,0 +1,78 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Jobs.Core.Jobs;
+
+/// <summary>
+/// Reads of jobs.job, the source of truth for what clients see (GET /jobs, the dashboard, callbacks), and the one
+/// row mapping of a job every store uses. Every change that finishes a job sends NOTIFY <see cref="FinishedChannel"/>.
+/// </summary>
+public sealed class JobQueries(NpgsqlDataSource dataSource)
+{
+    public const string FinishedChannel = "jobs_finished";
+
+    internal const string Columns = """
+        id, function, args::text, kwargs::text, queue, state, result::text, error::text, progress::text,
+        attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
+        callback::text, hangfire_job_id
+        """;
+
+    public async Task<JobRecord?> GetAsync(Guid id, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    /// <summary>The rows a Hangfire job carries (more than one when submissions were batched), in submission order.</summary>
+    public async Task<IReadOnlyList<JobRecord>> GetByHangfireJobIdAsync(string hangfireJobId, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE hangfire_job_id = $1 ORDER BY id LIMIT $2");
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = limit });
+        var list = new List<JobRecord>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
+        return list;
+    }
+
+    /// <summary>Newest first; <paramref name="before"/> is the last id of the previous page (ids are UUIDv7, time-ordered).</summary>
+    public async Task<IReadOnlyList<JobRecord>> ListAsync(JobFilter filter, int limit, Guid? before, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT {Columns} FROM jobs.job
+            WHERE ($1::text IS NULL OR state = $1)
+              AND ($2::text IS NULL OR function = $2)
+              AND ($3::text IS NULL OR queue = $3)
+              AND ($4::uuid IS NULL OR id < $4)
+            ORDER BY id DESC
+            LIMIT $5
+            """);
+        cmd.Parameters.Add(new() { Value = (object?)filter.State ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)filter.Function ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)filter.Queue ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(new() { Value = limit });
+        var list = new List<JobRecord>(limit);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
+        return list;
+    }
+
+    internal static JobRecord Read(NpgsqlDataReader r) => new(
+        r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
+        r.IsDBNull(6) ? null : r.GetString(6),
+        r.IsDBNull(7) ? null : r.GetString(7),
+        r.IsDBNull(8) ? null : r.GetString(8),
+        r.GetInt32(9),
+        r.GetDateTime(10),
+        r.IsDBNull(11) ? null : r.GetDateTime(11),
+        r.IsDBNull(12) ? null : r.GetDateTime(12),
+        r.IsDBNull(13) ? null : r.GetDateTime(13),
+        r.IsDBNull(14) ? null : r.GetDouble(14),
+        r.GetInt32(15),
+        r.IsDBNull(16) ? null : r.GetString(16),
+        r.IsDBNull(17) ? null : r.GetString(17),
+        r.IsDBNull(18) ? null : r.GetString(18));
+}

@@ -1,0 +1,156 @@
+using Jobs.Core.Database;
+using Jobs.Core.Idempotency;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Jobs.Core.Jobs;
+
+/// <summary>
+/// What the API (and a schedule firing) does to jobs.job: store submissions, record which Hangfire job carries them,
+/// cancel them.
+/// </summary>
+public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries queries)
+{
+    /// <summary>
+    /// Stores a new job; once this returns it is durable and will run even if the caller dies now. With an
+    /// Idempotency-Key, the key and the job are stored in one transaction: a repeat (even a concurrent one,
+    /// which waits on the key's unique index) gets the first job back with <c>Created = false</c>.
+    /// </summary>
+    public async Task<(JobRecord Job, bool Created)> InsertAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
+    {
+        var id = Guid.CreateVersion7();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        if (idempotency is not null && await IdempotencyStore.TakeAsync(connection, idempotency, jobId: id, mapId: null, ct) is { } existing)
+        {
+            await tx.RollbackAsync(ct);
+            return (await queries.GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
+        }
+        await using var cmd = new NpgsqlCommand($"""
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
+                    $6, $7, $8, $9, $10, $11)
+            RETURNING {JobQueries.Columns}
+            """, connection, tx);
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = job.Function });
+        cmd.Parameters.Add(new() { Value = job.Args });
+        cmd.Parameters.Add(new() { Value = job.Kwargs });
+        cmd.Parameters.Add(new() { Value = job.Queue });
+        cmd.Parameters.Add(new() { Value = (object?)job.RunAt ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        cmd.Parameters.Add(new() { Value = (object?)job.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+        cmd.Parameters.Add(new() { Value = job.MaxRetries });
+        cmd.Parameters.Add(new() { Value = (object?)job.CallbackUrl ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)job.ScheduleName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)job.TraceParent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        JobRecord record;
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            record = JobQueries.Read(reader);
+        }
+        await SubmissionOutcomeUnknownException.CommitAsync(tx, "job", [id], ct);
+        return (record, true);
+    }
+
+    /// <summary>
+    /// Stores jobs that arrived together (no Idempotency-Key, not delayed) in one statement and one commit: all
+    /// durable once this returns, in the order given.
+    /// </summary>
+    public async Task<IReadOnlyList<JobRecord>> InsertManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    {
+        var ids = new Guid[jobs.Count];
+        for (var i = 0; i < ids.Length; i++) ids[i] = Guid.CreateVersion7();
+        // Opened first: a PostgreSQL that cannot be reached fails here, and then nothing was stored, for certain.
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var cmd = new NpgsqlCommand($"""
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            SELECT id, function, args::jsonb, kwargs::jsonb, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[])
+                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            RETURNING {JobQueries.Columns}
+            """, connection);
+        cmd.Parameters.Add(new() { Value = ids });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Function).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Args).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Kwargs).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Queue).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TimeoutSeconds).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.MaxRetries).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.CallbackUrl).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
+        var byId = new Dictionary<Guid, JobRecord>(jobs.Count);
+        try
+        {
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                var record = JobQueries.Read(reader);
+                byId[record.Id] = record;
+            }
+        }
+        catch (Exception e) when (SubmissionOutcomeUnknownException.MayHaveCommitted(e))
+        {
+            // One statement, committed by itself: the connection broke after it was sent, maybe after its commit.
+            throw new SubmissionOutcomeUnknownException("job", ids, e);
+        }
+        return ids.Select(id => byId[id]).ToArray();
+    }
+
+    /// <summary>Records which Hangfire job carries each row (<paramref name="hangfireJobIds"/>[i] carries <paramref name="ids"/>[i]), so the sweeper leaves them alone.</summary>
+    public async Task MarkDispatchedAsync(Guid[] ids, string[] hangfireJobIds, CancellationToken ct)
+    {
+        // coalesce: the worker may have claimed the row with this very Hangfire job already. SKIP LOCKED: a row
+        // locked now is being claimed (which sets dispatched_at itself) or canceled; waiting could deadlock.
+        await using var cmd = dataSource.CreateCommand("""
+            WITH free AS (SELECT id FROM jobs.job WHERE id = ANY($1) AND dispatched_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED)
+            UPDATE jobs.job j SET dispatched_at = now(), hangfire_job_id = coalesce(j.hangfire_job_id, d.hangfire_job_id)
+            FROM unnest($1::uuid[], $2::text[]) AS d(id, hangfire_job_id)
+            WHERE j.id = d.id AND j.id IN (SELECT id FROM free)
+            """);
+        cmd.Parameters.Add(new() { Value = ids });
+        cmd.Parameters.Add(new() { Value = hangfireJobIds });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// DELETE /jobs/{id}: a job not yet running is canceled at once; a running one is marked so that its runner
+    /// ends it 'canceled' when its CancellationToken fires. Null when there is no such job.
+    /// </summary>
+    public async Task<CancelOutcome?> CancelAsync(Guid id, string errorJson, TimeSpan retention, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH before AS (SELECT id, state FROM jobs.job WHERE id = $1 FOR UPDATE),
+            changed AS (
+                UPDATE jobs.job j SET
+                    cancel_requested_at = coalesce(j.cancel_requested_at, now()),
+                    state       = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN 'canceled' ELSE j.state END,
+                    error       = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN $2::jsonb ELSE j.error END,
+                    finished_at = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN now() ELSE j.finished_at END,
+                    expires_at  = CASE WHEN b.state IN ('scheduled', 'enqueued') THEN now() + $3 ELSE j.expires_at END
+                FROM before b
+                WHERE j.id = b.id AND b.state IN ('scheduled', 'enqueued', 'processing')
+                RETURNING j.state, j.hangfire_job_id
+            ),
+            notified AS (SELECT pg_notify('{JobQueries.FinishedChannel}', $1::text) FROM changed WHERE state = 'canceled')
+            SELECT b.state, c.state, c.hangfire_job_id, (SELECT count(*) FROM notified),
+                   (SELECT count(*) = 1 FROM jobs.job o WHERE o.hangfire_job_id = c.hangfire_job_id)
+            FROM before b LEFT JOIN changed c ON true
+            """);
+        cmd.Parameters.Add(new() { Value = id });
+        cmd.Parameters.Add(new() { Value = errorJson });
+        cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct)) return null;
+        return new CancelOutcome(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
+            !reader.IsDBNull(4) && reader.GetBoolean(4));
+    }
+}
+
+/// <summary>
+/// What DELETE /jobs/{id} found (<paramref name="Before"/>) and left (<paramref name="After"/>, null when the job
+/// had already finished). <paramref name="HangfireJobId"/>: the Hangfire job to stop, when there is one.
+/// </summary>
+/// <param name="HangfireJobCarriesOnlyThis">False when the job's Hangfire job carries a batch: then it must not be deleted.</param>
+public sealed record CancelOutcome(string Before, string? After, string? HangfireJobId, bool HangfireJobCarriesOnlyThis);

@@ -1,0 +1,34 @@
+using Jobs.Core.Callbacks;
+using Jobs.Core.Database;
+using Jobs.Core.Functions;
+using Jobs.Core.Hangfire;
+using Jobs.Core.Jobs;
+using Jobs.Core.Maps;
+using Jobs.Core.Schedules;
+using Jobs.Core.Telemetry;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Jobs.Core;
+
+public static class JobsCoreSetup
+{
+    /// <summary>
+    /// What the API and the workers share, feature by feature: the database, Hangfire (storage and client, with the job
+    /// feature's filters), the function registry, metrics, and jobs, callbacks, maps and schedules. Each process calls
+    /// this itself (the API with <see cref="CommitDurability.Durable"/>, workers with <see cref="CommitDurability.Relaxed"/>),
+    /// then adds what only it does.
+    /// </summary>
+    public static IServiceCollection AddJobsCore(this IServiceCollection services, IConfiguration configuration, CommitDurability commits)
+    {
+        services.AddJobsDatabase(configuration, commits);
+        services.AddJobsHangfire(configuration, commits, JobsSetup.HangfireFilters);
+        services.AddJobFunctions();
+        services.AddSingleton<JobsMetrics>();
+        services.AddJobs();
+        services.AddCallbacks();
+        services.AddMaps();
+        services.AddSchedules();
+        return services;
+    }
+}

@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Hangfire;
+using Hangfire.Server;
+using Jobs.Core.Configuration;
+using Jobs.Core.Database;
+using Jobs.Core.Functions;
+using Jobs.Core.Jobs;
+using Jobs.Core.Telemetry;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Jobs.Core.Maps;
+
+/// <summary>
+/// Runs one chunk of a map: the function once per item, in index order, with outcomes written in batches
+/// (every <see cref="FlushItems"/> items or <see cref="FlushInterval"/>). A failing item records its error and
+/// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
+/// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
+/// map (DELETE /maps/{id} deletes the chunk's Hangfire job, which cancels <c>ct</c>), the jobs.started/finished/duration
+/// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts.
+/// </summary>
+public sealed class MapChunkRunner(MapExecutionStore maps, FunctionRegistry registry, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+{
+    private const int FlushItems = 1000;
+    private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
+
+    [JobDisplayName("{0}")]
+    public async Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var hangfireJobId = context.BackgroundJob.Id;
+        // Retried through a PostgreSQL restart, as a job's claim is: a claim that threw failed the Hangfire job and
+        // left the chunk enqueued for good (found by the chaos soak).
+        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, context.ServerId, token), ct);
+        if (claimed is null)
+        {
+            logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
+            return;
+        }
+        using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
+        activity?.SetTag("jobs.map_id", mapId).SetTag("jobs.chunk", chunk).SetTag("jobs.function", claimed.Function)
+            .SetTag("jobs.queue", claimed.Queue).SetTag("hangfire.job_id", hangfireJobId);
+        var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, token), ct);
+        activity?.SetTag("jobs.items", items.Count);
+        var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+        using var kwargs = JsonDocument.Parse(claimed.Kwargs);
+        registry.TryGet(claimed.Function, out var function);
+
+        var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
+        var sinceFlush = Stopwatch.StartNew();
+        var quarantined = claimed.Crashes >= options.Value.MaxWorkerCrashes;
+        foreach (var (index, argsJson) in items)
+        {
+            if (ct.IsCancellationRequested) break;
+            if (quarantined)
+            {
+                // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
+                batch.Add(index, MapItemStates.Failed, null, Error(new WorkerCrashedException(claimed.Function, claimed.Crashes)));
+                continue;
+            }
+            metrics.Started(claimed.Function, claimed.Queue, pickup: null);
+            var clock = Stopwatch.StartNew();
+            // Only an item with a timeout pays for its token sources: maps are hot.
+            using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
+            using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
+            try
+            {
+                if (function is null) throw new UnknownFunctionException(claimed.Function);
+                using var args = JsonDocument.Parse(argsJson);
+                var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
+                var argsRoot = args.RootElement;
+                var kwargsRoot = kwargs.RootElement;
+                // With a timeout, as for a single job: on a pool thread and awaited with WaitAsync, so a function that
+                // ignores its token (or never yields) still loses its item on time. Without one, inline: maps are hot.
+                var result = linked is null
+                    ? await function.InvokeAsync(argsRoot, kwargsRoot, itemContext, ct)
+                    : await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, itemContext, linked.Token), linked.Token).WaitAsync(linked.Token);
+                batch.Add(index, MapItemStates.Succeeded, MaybeEncodingError.Encode(result, "result"), null);
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Succeeded, clock.Elapsed);
+            }
+            catch (Exception) when (ct.IsCancellationRequested)
+            {
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, clock.Elapsed);
+                break;
+            }
+            catch (Exception e)
+            {
+                var failure = deadline?.IsCancellationRequested == true ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
+                batch.Add(index, MapItemStates.Failed, null, Error(failure));
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Failed, clock.Elapsed);
+            }
+            if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
+            {
+                await batch.FlushAsync(maps, mapId, CancellationToken.None);
+                sinceFlush.Restart();
+            }
+        }
+        await batch.FlushAsync(maps, mapId, CancellationToken.None);
+
+        if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => maps.IsCancelRequestedAsync(mapId, token)))
+        {
+            // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
+            await DatabaseRetry.RunAsync(token => maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, token));
+            ct.ThrowIfCancellationRequested();
+        }
+        var end = ct.IsCancellationRequested ? "canceled" : "done";
+        await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
+    }
+
+    private static string Error(Exception e) => ErrorJson.From(e);
+
+    private sealed class Batch(int capacity)
+    {
+        private readonly List<int> _indexes = new(capacity);
+        private readonly List<short> _states = new(capacity);
+        private readonly List<string?> _results = new(capacity);
+        private readonly List<string?> _errors = new(capacity);
+
+        public int Count => _indexes.Count;
+
+        public void Add(int index, short state, string? result, string? error)
+        {
+            _indexes.Add(index);
+            _states.Add(state);
+            _results.Add(result);
+            _errors.Add(error);
+        }
+
+        public async Task FlushAsync(MapExecutionStore maps, Guid mapId, CancellationToken ct)
+        {
+            if (Count == 0) return;
+            int[] indexes = [.. _indexes];
+            short[] states = [.. _states];
+            string?[] results = [.. _results], errors = [.. _errors];
+            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token), ct);
+            _indexes.Clear();
+            _states.Clear();
+            _results.Clear();
+            _errors.Clear();
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Jobs.Core.Maps;
+
+/// <summary>What a worker does to a map while it runs a chunk: claim it, read its items, write their outcomes in batches, end it.</summary>
+public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
+{
+    /// <summary>Takes a chunk for one run, like <see cref="Jobs.JobExecutionStore.ClaimAsync"/>: the first Hangfire job to claim it owns it.</summary>
+    public async Task<ClaimedChunk?> ClaimChunkAsync(Guid mapId, int chunk, string hangfireJobId, string worker, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            WITH claimed AS (
+                UPDATE jobs.map_chunk SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
+                    crashes = crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END,
+                    hangfire_job_id = $3, dispatched_at = coalesce(dispatched_at, now())
+                WHERE map_id = $1 AND chunk = $2 AND (hangfire_job_id IS NULL OR hangfire_job_id = $3)
+                  AND state IN ('enqueued', 'processing')
+                  AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
+                RETURNING first_index, end_index, attempts, crashes
+            ),
+            started AS (UPDATE jobs.map SET state = 'processing' WHERE id = $1 AND state = 'enqueued' AND EXISTS (SELECT 1 FROM claimed))
+            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes, m.queue, m.timeout_seconds FROM claimed c, jobs.map m WHERE m.id = $1
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = chunk });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = worker });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct)
+            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5),
+                reader.GetString(6), reader.IsDBNull(7) ? null : reader.GetDouble(7))
+            : null;
+    }
+
+    /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>
+    public async Task ReleaseChunkAsync(Guid mapId, int chunk, string hangfireJobId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.map_chunk SET state = 'enqueued' WHERE map_id = $1 AND chunk = $2 AND hangfire_job_id = $3 AND state = 'processing'
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = chunk });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>The chunk's items that have no outcome yet (all of them, unless this is a re-run after a crash).</summary>
+    public async Task<IReadOnlyList<(int Index, string Args)>> PendingItemsAsync(Guid mapId, int first, int end, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT index, args::text FROM jobs.map_item
+            WHERE map_id = $1 AND index >= $2 AND index < $3 AND state = 0 ORDER BY index
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = first });
+        cmd.Parameters.Add(new() { Value = end });
+        var list = new List<(int, string)>(end - first);
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) list.Add((reader.GetInt32(0), reader.GetString(1)));
+        return list;
+    }
+
+    /// <summary>
+    /// Writes a batch of item outcomes, bumps the map's counters and wakes streaming readers, in one round trip and
+    /// one transaction. The map's row is locked before the outcomes take their completion numbers (seq), so per map
+    /// seq order is commit order: a completion-order stream pages by seq and never passes over an outcome that
+    /// commits later with a lower number (it did: streams stopped a few items short and never ended).
+    /// </summary>
+    public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct)
+    {
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(new("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE") { Parameters = { new() { Value = mapId } } });
+        var write = new NpgsqlBatchCommand($"""
+            WITH written AS (
+                UPDATE jobs.map_item m SET state = u.state, result = u.result::jsonb, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
+                FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
+                WHERE m.map_id = $1 AND m.index = u.index AND m.state = 0
+                RETURNING u.state
+            ),
+            counted AS (
+                UPDATE jobs.map SET
+                    succeeded = succeeded + (SELECT count(*) FROM written WHERE state = 1),
+                    failed    = failed    + (SELECT count(*) FROM written WHERE state = 2),
+                    canceled  = canceled  + (SELECT count(*) FROM written WHERE state = 3)
+                WHERE id = $1
+            )
+            SELECT pg_notify('{MapQueries.ProgressChannel}', $1::text)
+            """);
+        write.Parameters.Add(new() { Value = mapId });
+        write.Parameters.Add(new() { Value = indexes });
+        write.Parameters.Add(new() { Value = states });
+        write.Parameters.Add(new() { Value = results, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        write.Parameters.Add(new() { Value = errors, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        batch.BatchCommands.Add(write);
+        // One batch is one implicit transaction in PostgreSQL: the lock is held until the outcomes commit.
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// Ends a chunk; the last chunk to end finishes the map. The map row is locked first so that two chunks
+    /// ending at once cannot both miss being last.
+    /// </summary>
+    public async Task FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await using (var cmd = new NpgsqlCommand("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
+            await cmd.ExecuteNonQueryAsync(ct);
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE jobs.map_chunk SET state = $4, finished_at = now()
+            WHERE map_id = $1 AND chunk = $2 AND hangfire_job_id = $3 AND state = 'processing'
+            """, connection, tx))
+        {
+            cmd.Parameters.Add(new() { Value = mapId });
+            cmd.Parameters.Add(new() { Value = chunk });
+            cmd.Parameters.Add(new() { Value = hangfireJobId });
+            cmd.Parameters.Add(new() { Value = state });
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await using (var cmd = new NpgsqlCommand($"""
+            WITH done AS (
+                UPDATE jobs.map SET state = CASE WHEN failed > 0 THEN 'failed' ELSE 'succeeded' END,
+                    finished_at = now(), expires_at = now() + $2
+                WHERE id = $1 AND state = 'processing'
+                  AND NOT EXISTS (SELECT 1 FROM jobs.map_chunk WHERE map_id = $1 AND state IN ('enqueued', 'processing'))
+                RETURNING id
+            )
+            SELECT pg_notify('{MapQueries.ProgressChannel}', id::text) FROM done
+            """, connection, tx))
+        {
+            cmd.Parameters.Add(new() { Value = mapId });
+            cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM jobs.map WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = mapId });
+        return await cmd.ExecuteScalarAsync(ct) is true;
+    }
+}

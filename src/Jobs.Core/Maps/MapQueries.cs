@@ -1,0 +1,66 @@
+using Npgsql;
+
+namespace Jobs.Core.Maps;
+
+/// <summary>Reads of a map and its items (GET /maps/{id}, its results and streams). Item outcomes send NOTIFY <see cref="ProgressChannel"/>.</summary>
+public sealed class MapQueries(NpgsqlDataSource dataSource)
+{
+    public const string ProgressChannel = "maps_progress";
+
+    internal const string Columns = "id, function, kwargs::text, star, queue, total, chunksize, chunks, state, succeeded, failed, canceled, created_at, finished_at";
+
+    public async Task<MapRecord?> GetAsync(Guid id, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.map WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? Read(reader) : null;
+    }
+
+    /// <summary>The lowest-indexed failed item: what <c>map().get()</c> raises.</summary>
+    public async Task<(int Index, string Error)?> FirstFailureAsync(Guid mapId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT index, error::text FROM jobs.map_item WHERE map_id = $1 AND state IN (2, 3) ORDER BY state = 3, index LIMIT 1
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? (reader.GetInt32(0), reader.GetString(1)) : null;
+    }
+
+    /// <summary>Every result as JSON text, in input order, streamed from the database.</summary>
+    public async IAsyncEnumerable<string> ResultsAsync(Guid mapId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 ORDER BY index");
+        cmd.Parameters.Add(new() { Value = mapId });
+        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
+        while (await reader.ReadAsync(ct)) yield return reader.GetString(0);
+    }
+
+    /// <summary>Finished items from <paramref name="fromIndex"/> on, in index order (the caller keeps only the unbroken run).</summary>
+    public Task<IReadOnlyList<MapItemOutcome>> FinishedFromIndexAsync(Guid mapId, int fromIndex, int limit, CancellationToken ct) =>
+        OutcomesAsync("index >= $2 AND state <> 0 ORDER BY index", mapId, fromIndex, limit, ct);
+
+    /// <summary>Items finished after <paramref name="afterSeq"/>, in completion order.</summary>
+    public Task<IReadOnlyList<MapItemOutcome>> FinishedAfterSeqAsync(Guid mapId, long afterSeq, int limit, CancellationToken ct) =>
+        OutcomesAsync("seq > $2 ORDER BY seq", mapId, afterSeq, limit, ct);
+
+    private async Task<IReadOnlyList<MapItemOutcome>> OutcomesAsync(string condition, Guid mapId, long from, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT seq, index, state, result::text, error::text FROM jobs.map_item WHERE map_id = $1 AND {condition} LIMIT $3
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = condition.StartsWith("index", StringComparison.Ordinal) ? (object)(int)from : from });
+        cmd.Parameters.Add(new() { Value = limit });
+        var list = new List<MapItemOutcome>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            list.Add(new(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
+        return list;
+    }
+
+    internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),
+        r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetString(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11), r.GetDateTime(12),
+        r.IsDBNull(13) ? null : r.GetDateTime(13));
+}

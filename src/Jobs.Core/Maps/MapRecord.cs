@@ -1,0 +1,25 @@
+namespace Jobs.Core.Maps;
+
+/// <summary>One map as stored in jobs.map.</summary>
+public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Star, string Queue, int Total, int Chunksize, int Chunks,
+    string State, int Succeeded, int Failed, int Canceled, DateTime CreatedAt, DateTime? FinishedAt)
+{
+    public int Pending => Total - Succeeded - Failed - Canceled;
+}
+
+/// <summary>A map to store: validated by the caller.</summary>
+public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, double? TimeoutSeconds = null);
+
+/// <summary>What a chunk's runner needs once it owns the chunk.</summary>
+public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds);
+
+/// <summary>A chunk whose Hangfire job must still be created.</summary>
+public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
+
+/// <summary>A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error).</summary>
+public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error);
+
+public static class MapItemStates
+{
+    public const short Pending = 0, Succeeded = 1, Failed = 2, Canceled = 3;
+}

@@ -1,0 +1,127 @@
+using Jobs.Core.Database;
+using Jobs.Core.Idempotency;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Jobs.Core.Maps;
+
+/// <summary>
+/// What the API does to a map: store it with its items and chunks (items go in with binary COPY, so a 100,000-item map
+/// costs a handful of statements), record its chunks' Hangfire jobs, cancel it.
+/// </summary>
+public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries queries)
+{
+    /// <summary>Stores the map, its items and chunks in one transaction (with its Idempotency-Key, if any).</summary>
+    public async Task<(MapRecord Map, bool Created)> InsertAsync(NewMap map, IReadOnlyList<string> itemArgs, IdempotencyClaim? idempotency, CancellationToken ct)
+    {
+        var id = Guid.CreateVersion7();
+        var chunks = (itemArgs.Count + map.Chunksize - 1) / map.Chunksize;
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        if (idempotency is not null && await IdempotencyStore.TakeAsync(connection, idempotency, jobId: null, mapId: id, ct) is { } existing)
+        {
+            await tx.RollbackAsync(ct);
+            return (await queries.GetAsync(existing.MapId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
+        }
+        await using (var insert = new NpgsqlCommand("""
+            WITH map AS (
+                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds)
+                VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)
+            )
+            INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index)
+            SELECT $1, c, c * $7, least((c + 1) * $7, $6) FROM generate_series(0, $8 - 1) AS c
+            """, connection, tx))
+        {
+            insert.Parameters.Add(new() { Value = id });
+            insert.Parameters.Add(new() { Value = map.Function });
+            insert.Parameters.Add(new() { Value = map.Kwargs });
+            insert.Parameters.Add(new() { Value = map.Star });
+            insert.Parameters.Add(new() { Value = map.Queue });
+            insert.Parameters.Add(new() { Value = itemArgs.Count });
+            insert.Parameters.Add(new() { Value = map.Chunksize });
+            insert.Parameters.Add(new() { Value = chunks });
+            insert.Parameters.Add(new() { Value = (object?)map.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+        await using (var copy = await connection.BeginBinaryImportAsync("COPY jobs.map_item (map_id, index, args) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            for (var i = 0; i < itemArgs.Count; i++)
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(id, NpgsqlDbType.Uuid, ct);
+                await copy.WriteAsync(i, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Jsonb, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await SubmissionOutcomeUnknownException.CommitAsync(tx, "map", [id], ct);
+        try
+        {
+            return ((await queries.GetAsync(id, ct))!, true);
+        }
+        catch (Exception e) when (DatabaseRetry.IsUnavailable(e) || e is NpgsqlException)
+        {
+            // Committed, so accepted, even though PostgreSQL went away just now: the map as it was stored.
+            return (new MapRecord(id, map.Function, map.Kwargs, map.Star, map.Queue, itemArgs.Count, map.Chunksize, chunks, "enqueued", 0, 0, 0, DateTime.UtcNow, null), true);
+        }
+    }
+
+    public async Task MarkChunksDispatchedAsync(Guid mapId, int[] chunks, string[] hangfireJobIds, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            UPDATE jobs.map_chunk c SET dispatched_at = now(), hangfire_job_id = coalesce(c.hangfire_job_id, d.hangfire_job_id)
+            FROM unnest($2::int[], $3::text[]) AS d(chunk, hangfire_job_id)
+            WHERE c.map_id = $1 AND c.chunk = d.chunk AND c.dispatched_at IS NULL
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = chunks });
+        cmd.Parameters.Add(new() { Value = hangfireJobIds });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// DELETE /maps/{id}: every item without an outcome is canceled, the map ends 'canceled', and the Hangfire
+    /// jobs of its unfinished chunks are returned so the caller can stop them. Null for an unknown map;
+    /// <c>Canceled = false</c> when it had already finished.
+    /// </summary>
+    public async Task<(bool Canceled, string State, IReadOnlyList<string> HangfireJobs)?> CancelAsync(Guid mapId, string errorJson, TimeSpan retention, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        string state;
+        await using (var cmd = new NpgsqlCommand("SELECT state FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
+        {
+            if (await cmd.ExecuteScalarAsync(ct) is not string s) return null;
+            state = s;
+        }
+        if (state is not ("enqueued" or "processing")) return (false, state, []);
+        var hangfireJobs = new List<string>();
+        await using (var cmd = new NpgsqlCommand($"""
+            WITH items AS (
+                UPDATE jobs.map_item SET state = 3, error = $2::jsonb, seq = nextval('jobs.map_item_seq')
+                WHERE map_id = $1 AND state = 0 RETURNING 1
+            ),
+            chunks AS (
+                UPDATE jobs.map_chunk SET state = 'canceled', finished_at = now()
+                WHERE map_id = $1 AND state IN ('enqueued', 'processing') RETURNING hangfire_job_id
+            ),
+            map AS (
+                UPDATE jobs.map SET state = 'canceled', cancel_requested_at = now(), finished_at = now(), expires_at = now() + $3,
+                    canceled = canceled + (SELECT count(*) FROM items)
+                WHERE id = $1
+            )
+            SELECT hangfire_job_id FROM chunks WHERE hangfire_job_id IS NOT NULL
+            """, connection, tx))
+        {
+            cmd.Parameters.Add(new() { Value = mapId });
+            cmd.Parameters.Add(new() { Value = errorJson });
+            cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) hangfireJobs.Add(reader.GetString(0));
+        }
+        await using (var notify = new NpgsqlCommand($"SELECT pg_notify('{MapQueries.ProgressChannel}', $1::text)", connection, tx) { Parameters = { new() { Value = mapId } } })
+            await notify.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return (true, "canceled", hangfireJobs);
+    }
+}
