@@ -16,7 +16,7 @@ public sealed class CallbackOptions : IValidatableObject
     /// <summary>Key for the HMAC-SHA256 signature in X-Jobs-Signature. Required when any host is allowed.</summary>
     public string Secret { get; set; } = "";
 
-    /// <summary>Deliveries are retried with exponential backoff (1 s, 2 s, 4 s, …) up to this many times.</summary>
+    /// <summary>Deliveries are retried with exponential backoff and jitter (1 s, 2 s, 4 s, … at most 5 min) up to this many times.</summary>
     [Range(0, 20)]
     public int MaxAttempts { get; set; } = 8;
 

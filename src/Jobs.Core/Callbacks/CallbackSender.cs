@@ -1,13 +1,15 @@
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Hangfire;
+using System.Text.Json;
+using System.Text;
 using Hangfire.Server;
+using Hangfire;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Jobs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Polly.Timeout;
 
 namespace Jobs.Core.Callbacks;
 
@@ -27,6 +29,9 @@ public sealed class CallbackSender(
 {
     public const string HttpClientName = "callbacks";
     public const string SignatureHeader = "X-Jobs-Signature";
+
+    /// <summary>Redeliveries wait 1 s, 2 s, 4 s … (±20 %), never more than this (2^19 s, six days, before it was capped).</summary>
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromMinutes(5);
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     [JobDisplayName("callback for job {0}")]
@@ -57,10 +62,13 @@ public sealed class CallbackSender(
             request.Headers.Add("X-Jobs-Delivery-Attempt", attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
             try
             {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(settings.Timeout);
-                using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, timeout.Token);
+                // Callbacks:Timeout per delivery, through the client's resilience pipeline (CallbacksSetup).
+                using var response = await httpClients.CreateClient(HttpClientName).SendAsync(request, ct);
                 if (!response.IsSuccessStatusCode) error = $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}";
+            }
+            catch (TimeoutRejectedException)
+            {
+                error = $"no answer within Callbacks:Timeout ({settings.Timeout.TotalSeconds:0.###} s)";
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
             {
@@ -77,7 +85,7 @@ public sealed class CallbackSender(
         await store.SetCallbackStatusAsync(jobId, Status(final ? "failed" : "retrying", attempt, error), CancellationToken.None);
         logger.LogWarning("Callback for job {JobId} to {Url} failed (attempt {Attempt}): {Error}", jobId, url, attempt, error);
         if (!final)
-            throw new CallbackFailedException(error, retryIn: TimeSpan.FromSeconds(Math.Pow(2, attempt - 1)));
+            throw new CallbackFailedException(error, retryIn: RetryDelays.Exponential(attempt, TimeSpan.FromSeconds(1), MaxRetryDelay, jitter: true));
         throw new CallbackFailedException($"gave up after {attempt} attempts: {error}", retryIn: null);
     }
 

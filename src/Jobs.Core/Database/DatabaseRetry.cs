@@ -1,32 +1,48 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using Npgsql;
+using Polly;
+using Polly.Retry;
 
 namespace Jobs.Core.Database;
 
 /// <summary>
-/// Retries a write that must not be lost (a job's outcome) while PostgreSQL is unreachable or restarting, or
-/// after a deadlock:
-/// 0.25 s, 0.5 s, 1 s … up to 5 s between tries, for at most <see cref="Patience"/>.
+/// Retries a write that must not be lost (a job's outcome) while PostgreSQL is unreachable or restarting, or after a
+/// deadlock: Polly's exponential backoff with jitter, from about 0.25 s up to 5 s between tries, for at most
+/// <see cref="Patience"/>: no retry is decided after it (a try under way is never cut short).
 /// </summary>
 public static class DatabaseRetry
 {
     public static readonly TimeSpan Patience = TimeSpan.FromMinutes(2);
 
+    private static readonly ResiliencePropertyKey<long> Started = new("jobs.database-retry.started");
+
+    private static readonly ResiliencePipeline Pipeline = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } e && (IsUnavailable(e) || IsConflict(e))
+                && !args.Context.CancellationToken.IsCancellationRequested
+                && args.Context.Properties.TryGetValue(Started, out var started)
+                && Stopwatch.GetElapsedTime(started) < Patience),
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(250),
+            MaxDelay = TimeSpan.FromSeconds(5),
+            MaxRetryAttempts = int.MaxValue,
+        })
+        .Build();
+
     public static async Task<T> RunAsync<T>(Func<CancellationToken, Task<T>> write, CancellationToken ct = default)
     {
-        var deadline = DateTime.UtcNow + Patience;
-        var delay = TimeSpan.FromMilliseconds(250);
-        while (true)
+        var context = ResilienceContextPool.Shared.Get(ct);
+        context.Properties.Set(Started, Stopwatch.GetTimestamp());
+        try
         {
-            try
-            {
-                return await write(ct);
-            }
-            catch (Exception e) when ((IsUnavailable(e) || IsConflict(e)) && DateTime.UtcNow + delay < deadline && !ct.IsCancellationRequested)
-            {
-                await Task.Delay(delay, ct);
-                delay = delay * 2 < TimeSpan.FromSeconds(5) ? delay * 2 : TimeSpan.FromSeconds(5);
-            }
+            return await Pipeline.ExecuteAsync(static async (context, write) => await write(context.CancellationToken), context, write);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
         }
     }
 

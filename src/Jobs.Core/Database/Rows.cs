@@ -9,7 +9,7 @@ namespace Jobs.Core.Database;
 public static class Rows
 {
     /// <summary>Every row of <paramref name="command"/>'s result, mapped by <paramref name="read"/>, in order.</summary>
-    public static async Task<List<T>> ListAsync<T>(this NpgsqlCommand command, Func<NpgsqlDataReader, T> read, CancellationToken ct, int capacity = 0)
+    public static async Task<List<T>> ReadListAsync<T>(this NpgsqlCommand command, Func<NpgsqlDataReader, T> read, CancellationToken ct, int capacity = 0)
     {
         var list = new List<T>(capacity);
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -18,7 +18,7 @@ public static class Rows
     }
 
     /// <summary>The first row mapped by <paramref name="read"/>, or null when there is none.</summary>
-    public static async Task<T?> FirstOrDefaultAsync<T>(this NpgsqlCommand command, Func<NpgsqlDataReader, T> read, CancellationToken ct)
+    public static async Task<T?> ReadFirstOrDefaultAsync<T>(this NpgsqlCommand command, Func<NpgsqlDataReader, T> read, CancellationToken ct)
     {
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? read(reader) : default;

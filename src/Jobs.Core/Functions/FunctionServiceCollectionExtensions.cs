@@ -18,6 +18,7 @@ public static class FunctionServiceCollectionExtensions
             [typeof(FunctionRegistry).Assembly, .. Assembly.GetEntryAssembly() is { } entry ? [entry] : Array.Empty<Assembly>()],
             sp, sp.GetRequiredService<IOptions<JobsOptions>>()));
         services.AddSingleton<FunctionRegistry>();
+        services.AddSingleton<FunctionInvoker>();
         return services;
     }
 }

@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Jobs.Core.Functions;
 using Npgsql;
 using NpgsqlTypes;
@@ -41,13 +42,10 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         cmd.Parameters.Add(new() { Value = maxCrashes });
-        var byId = new Dictionary<Guid, ClaimedJob>(ids.Length);
-        await using (var reader = await cmd.ExecuteReaderAsync(ct))
-            while (await reader.ReadAsync(ct))
-                byId[reader.GetGuid(0)] = new ClaimedJob(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                    reader.GetString(4), reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetDouble(6), reader.GetInt32(7),
-                    reader.IsDBNull(8) ? null : reader.GetString(8), reader.GetInt32(9), reader.GetBoolean(10),
-                    DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc), reader.IsDBNull(12) ? null : reader.GetString(12));
+        var byId = (await cmd.ReadListAsync(r => new ClaimedJob(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3),
+                r.GetString(4), r.GetInt32(5), r.DoubleOrNull(6), r.GetInt32(7), r.StringOrNull(8), r.GetInt32(9), r.GetBoolean(10),
+                DateTime.SpecifyKind(r.GetDateTime(11), DateTimeKind.Utc), r.StringOrNull(12)), ct, ids.Length))
+            .ToDictionary(j => j.Id);
         return ids.Where(byId.ContainsKey).Select(id => byId[id]).ToArray();
     }
 
@@ -67,10 +65,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = maxCrashes });
-        var list = new List<JobRecord>(ids.Length);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(JobQueries.Read(reader));
-        return list;
+        return await cmd.ReadListAsync(JobQueries.Read, ct, ids.Length);
     }
 
     /// <summary>
@@ -109,10 +104,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.RetryIn?.TotalSeconds).ToArray() });
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.NewOwner).ToArray() });
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
-        var changed = new HashSet<Guid>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) changed.Add(reader.GetGuid(0));
-        return changed;
+        return (await cmd.ReadListAsync(r => r.GetGuid(0), ct)).ToHashSet();
     }
 
     /// <summary>
@@ -145,10 +137,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand("SELECT id FROM jobs.job WHERE id = ANY($1) AND cancel_requested_at IS NOT NULL");
         cmd.Parameters.Add(new() { Value = ids });
-        var list = new List<Guid>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(reader.GetGuid(0));
-        return list;
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
     }
 
     /// <summary>Whether DELETE /jobs/{id} asked this job to stop.</summary>

@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -21,8 +22,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE id = $1");
         cmd.Parameters.Add(new() { Value = id });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? Read(reader) : null;
+        return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
 
     /// <summary>The rows a Hangfire job carries (more than one when submissions were batched), in submission order.</summary>
@@ -31,10 +31,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE hangfire_job_id = $1 ORDER BY id LIMIT $2");
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<JobRecord>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
-        return list;
+        return await cmd.ReadListAsync(Read, ct);
     }
 
     /// <summary>Newest first; <paramref name="before"/> is the last id of the previous page (ids are UUIDv7, time-ordered).</summary>
@@ -54,10 +51,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = (object?)filter.Queue ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<JobRecord>(limit);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
-        return list;
+        return await cmd.ReadListAsync(Read, ct, limit);
     }
 
     internal static JobRecord Read(NpgsqlDataReader r) => new(

@@ -1,12 +1,13 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Hangfire;
+using System.Text.Json;
 using Hangfire.Server;
 using Hangfire.States;
+using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,7 @@ public sealed class JobRunner(
     JobSubmissionStore submissions,
     JobDispatcher dispatcher,
     ICallbackQueue callbacks,
-    FunctionRegistry registry,
+    FunctionInvoker invoker,
     RunningJobs running,
     JobsMetrics metrics,
     IOptions<JobsOptions> options,
@@ -203,41 +204,27 @@ public sealed class JobRunner(
         if (job.Crashes >= jobs.MaxWorkerCrashes)
             return Failed(job, new WorkerCrashedException(job.Function, job.Crashes), alone);
         var timeout = job.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
-        using var deadline = new CancellationTokenSource();
-        if (timeout is { } t) deadline.CancelAfter(t);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token, cancel.Token);
-        try
-        {
-            if (!registry.TryGet(job.Function, out var function))
-                throw new UnknownFunctionException(job.Function);
-            using var args = JsonDocument.Parse(job.Args);
-            using var kwargs = JsonDocument.Parse(job.Kwargs);
-            var jobContext = new JobContext(job.Id, job.Attempts,
-                (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
-                    MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token));
-            // On a pool thread, and awaited with WaitAsync: a function that ignores its token (or never yields)
-            // still ends its job on cancel or timeout; its thread runs on until it returns, result discarded.
-            var argsRoot = args.RootElement;
-            var kwargsRoot = kwargs.RootElement;
-            var result = await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, jobContext, linked.Token), linked.Token).WaitAsync(linked.Token);
-            return (new JobOutcome(job.Id, JobStates.Succeeded, MaybeEncodingError.Encode(result, "result")), null);
-        }
-        catch (Exception) when (cancel.IsCancellationRequested || ct.IsCancellationRequested)
+        using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct, cancel.Token);
+        using var kwargs = JsonDocument.Parse(job.Kwargs);
+        var jobContext = new JobContext(job.Id, job.Attempts,
+            (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
+                MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token));
+        // Isolated: a function that ignores its token (or never yields) still ends its job on cancel or timeout.
+        var call = await invoker.InvokeAsync(job.Function, job.Args, kwargs.RootElement, jobContext, timeout, isolate: true, interrupt.Token);
+        if (call.Interrupted)
         {
             if (cancel.IsCancellationRequested || await store.IsCancelRequestedAsync(job.Id, CancellationToken.None))
                 return Canceled(job);
             // The worker is shutting down: the job goes back uncounted; Hangfire requeues its Hangfire job.
             return (Released(job), null);
         }
-        catch (Exception e)
-        {
-            var failure = deadline.IsCancellationRequested ? new JobTimeoutException(job.Function, timeout!.Value) : e;
-            if (job.Attempts > job.MaxRetries) return Failed(job, failure, alone);
-            var delay = Backoff(job.Attempts, jobs);
-            // Alone, the Hangfire job itself is rescheduled (RetryFilter); in a batch the retry gets a Hangfire job of its own.
-            var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(delay)));
-            return (new JobOutcome(job.Id, JobStates.Scheduled, Error(failure), delay, owner), failure);
-        }
+        if (call.Failure is not { } failure)
+            return (new JobOutcome(job.Id, JobStates.Succeeded, call.Result), null);
+        if (job.Attempts > job.MaxRetries) return Failed(job, failure, alone);
+        var delay = Backoff(job.Attempts, jobs);
+        // Alone, the Hangfire job itself is rescheduled (RetryFilter); in a batch the retry gets a Hangfire job of its own.
+        var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(delay)));
+        return (new JobOutcome(job.Id, JobStates.Scheduled, Error(failure), delay, owner), failure);
     }
 
     /// <summary>A final failure. In a batch it also gets a Hangfire job of its own in the Failed state, so the dashboard lists it with its exception.</summary>
@@ -300,12 +287,8 @@ public sealed class JobRunner(
         await DatabaseRetry.RunAsync(token => submissions.MarkDispatchedAsync([.. rows.Select(r => r.Id)], owners, token));
     }
 
-    /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay.</summary>
-    public static TimeSpan Backoff(int attempt, JobsOptions options)
-    {
-        var delay = options.RetryBaseDelay * Math.Pow(2, Math.Min(attempt - 1, 30));
-        return delay < options.RetryMaxDelay ? delay : options.RetryMaxDelay;
-    }
+    /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay: the documented schedule of a job's retries.</summary>
+    public static TimeSpan Backoff(int attempt, JobsOptions options) => RetryDelays.Exponential(attempt, options.RetryBaseDelay, options.RetryMaxDelay);
 
     private static string Error(Exception e) => ErrorJson.From(e);
 }

@@ -43,12 +43,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = (object?)job.CallbackUrl ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)job.ScheduleName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)job.TraceParent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        JobRecord record;
-        await using (var reader = await cmd.ExecuteReaderAsync(ct))
-        {
-            await reader.ReadAsync(ct);
-            record = JobQueries.Read(reader);
-        }
+        var record = (await cmd.ReadFirstOrDefaultAsync(JobQueries.Read, ct))!;
         await SubmissionOutcomeUnknownException.CommitAsync(tx, "job", [id], ct);
         return (record, true);
     }
@@ -80,15 +75,10 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.CallbackUrl).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
-        var byId = new Dictionary<Guid, JobRecord>(jobs.Count);
+        Dictionary<Guid, JobRecord> byId;
         try
         {
-            await using var reader = await cmd.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
-            {
-                var record = JobQueries.Read(reader);
-                byId[record.Id] = record;
-            }
+            byId = (await cmd.ReadListAsync(JobQueries.Read, ct, jobs.Count)).ToDictionary(r => r.Id);
         }
         catch (Exception e) when (SubmissionOutcomeUnknownException.MayHaveCommitted(e))
         {
@@ -141,10 +131,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = errorJson });
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        if (!await reader.ReadAsync(ct)) return null;
-        return new CancelOutcome(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2),
-            !reader.IsDBNull(4) && reader.GetBoolean(4));
+        return await cmd.ReadFirstOrDefaultAsync(r => new CancelOutcome(r.GetString(0), r.StringOrNull(1), r.StringOrNull(2), !r.IsDBNull(4) && r.GetBoolean(4)), ct);
     }
 }
 

@@ -20,7 +20,7 @@ namespace Jobs.Core.Maps;
 /// map (DELETE /maps/{id} deletes the chunk's Hangfire job, which cancels <c>ct</c>), the jobs.started/finished/duration
 /// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts.
 /// </summary>
-public sealed class MapChunkRunner(MapExecutionStore maps, FunctionRegistry registry, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+public sealed class MapChunkRunner(MapExecutionStore maps, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
 {
     private const int FlushItems = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
@@ -45,7 +45,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, FunctionRegistry regi
         activity?.SetTag("jobs.items", items.Count);
         var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var kwargs = JsonDocument.Parse(claimed.Kwargs);
-        registry.TryGet(claimed.Function, out var function);
+        var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
 
         var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
@@ -60,36 +60,16 @@ public sealed class MapChunkRunner(MapExecutionStore maps, FunctionRegistry regi
                 continue;
             }
             metrics.Started(claimed.Function, claimed.Queue, pickup: null);
-            var clock = Stopwatch.StartNew();
-            // Only an item with a timeout pays for its token sources: maps are hot.
-            using var deadline = timeout is { } t ? new CancellationTokenSource(t) : null;
-            using var linked = deadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(ct, deadline.Token);
-            try
+            // With a timeout, isolated as a single job is (so a function that ignores its token still loses its item on
+            // time); without one, inline: maps are hot.
+            var item = await invoker.InvokeAsync(claimed.Function, argsJson, kwargs.RootElement, itemContext, timeout, isolate: false, ct);
+            if (item.Interrupted)
             {
-                if (function is null) throw new UnknownFunctionException(claimed.Function);
-                using var args = JsonDocument.Parse(argsJson);
-                var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
-                var argsRoot = args.RootElement;
-                var kwargsRoot = kwargs.RootElement;
-                // With a timeout, as for a single job: on a pool thread and awaited with WaitAsync, so a function that
-                // ignores its token (or never yields) still loses its item on time. Without one, inline: maps are hot.
-                var result = linked is null
-                    ? await function.InvokeAsync(argsRoot, kwargsRoot, itemContext, ct)
-                    : await Task.Run(() => function.InvokeAsync(argsRoot, kwargsRoot, itemContext, linked.Token), linked.Token).WaitAsync(linked.Token);
-                batch.Add(index, MapItemStates.Succeeded, MaybeEncodingError.Encode(result, "result"), null);
-                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Succeeded, clock.Elapsed);
-            }
-            catch (Exception) when (ct.IsCancellationRequested)
-            {
-                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, clock.Elapsed);
+                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, item.Duration);
                 break;
             }
-            catch (Exception e)
-            {
-                var failure = deadline?.IsCancellationRequested == true ? new JobTimeoutException(claimed.Function, timeout!.Value) : e;
-                batch.Add(index, MapItemStates.Failed, null, Error(failure));
-                metrics.Finished(claimed.Function, claimed.Queue, JobStates.Failed, clock.Elapsed);
-            }
+            batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null);
+            metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
             if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
                 await batch.FlushAsync(maps, mapId, CancellationToken.None);

@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -26,11 +27,8 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = chunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct)
-            ? new ClaimedChunk(reader.GetString(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4), reader.GetInt32(5),
-                reader.GetString(6), reader.IsDBNull(7) ? null : reader.GetDouble(7))
-            : null;
+        return await cmd.ReadFirstOrDefaultAsync(r => new ClaimedChunk(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4),
+            r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7)), ct);
     }
 
     /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>
@@ -55,10 +53,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = first });
         cmd.Parameters.Add(new() { Value = end });
-        var list = new List<(int, string)>(end - first);
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add((reader.GetInt32(0), reader.GetString(1)));
-        return list;
+        return await cmd.ReadListAsync(reader => (reader.GetInt32(0), reader.GetString(1)), ct, end - first);
     }
 
     /// <summary>

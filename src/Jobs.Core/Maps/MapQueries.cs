@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Npgsql;
 
 namespace Jobs.Core.Maps;
@@ -13,8 +14,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.map WHERE id = $1");
         cmd.Parameters.Add(new() { Value = id });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? Read(reader) : null;
+        return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
 
     /// <summary>The lowest-indexed failed item: what <c>map().get()</c> raises.</summary>
@@ -53,11 +53,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = condition.StartsWith("index", StringComparison.Ordinal) ? (object)(int)from : from });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<MapItemOutcome>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            list.Add(new(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
-        return list;
+        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4)), ct);
     }
 
     internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),

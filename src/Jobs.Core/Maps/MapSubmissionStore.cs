@@ -95,7 +95,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             state = s;
         }
         if (state is not ("enqueued" or "processing")) return (false, state, []);
-        var hangfireJobs = new List<string>();
+        List<string> hangfireJobs;
         await using (var cmd = new NpgsqlCommand($"""
             WITH items AS (
                 UPDATE jobs.map_item SET state = 3, error = $2::jsonb, seq = nextval('jobs.map_item_seq')
@@ -116,8 +116,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             cmd.Parameters.Add(new() { Value = mapId });
             cmd.Parameters.Add(new() { Value = errorJson });
             cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
-            await using var reader = await cmd.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct)) hangfireJobs.Add(reader.GetString(0));
+            hangfireJobs = await cmd.ReadListAsync(r => r.GetString(0), ct);
         }
         await using (var notify = new NpgsqlCommand($"SELECT pg_notify('{MapQueries.ProgressChannel}', $1::text)", connection, tx) { Parameters = { new() { Value = mapId } } })
             await notify.ExecuteNonQueryAsync(ct);

@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Jobs.Core.Jobs;
 using Jobs.Core.Maps;
 using Npgsql;
@@ -22,10 +23,7 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<JobRecord>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(JobQueries.Read(reader));
-        return list;
+        return await cmd.ReadListAsync(JobQueries.Read, ct);
     }
 
     public async Task<IReadOnlyList<UndispatchedChunk>> FindUndispatchedChunksAsync(TimeSpan grace, int limit, CancellationToken ct)
@@ -38,11 +36,7 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
-        var list = new List<UndispatchedChunk>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-            list.Add(new(reader.GetGuid(0), reader.GetInt32(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)));
-        return list;
+        return await cmd.ReadListAsync(reader => new UndispatchedChunk(reader.GetGuid(0), reader.GetInt32(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)), ct);
     }
 
     /// <summary>Finished jobs whose callback nobody took (their worker died right after finishing them).</summary>
@@ -55,10 +49,7 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
-        var ids = new List<Guid>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) ids.Add(reader.GetGuid(0));
-        return ids;
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
     }
 
     /// <summary>Deletes finished jobs past their retention; returns the Hangfire ids of the failed ones.</summary>

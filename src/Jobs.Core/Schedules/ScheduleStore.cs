@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -31,8 +32,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         await using (var select = new NpgsqlCommand($"SELECT {Columns} FROM jobs.schedule WHERE name = $1", connection, tx))
         {
             select.Parameters.Add(new() { Value = s.Name });
-            await using var reader = await select.ExecuteReaderAsync(ct);
-            previous = await reader.ReadAsync(ct) ? Read(reader) : null;
+            previous = await select.ReadFirstOrDefaultAsync(Read, ct);
         }
         ScheduleRecord saved;
         await using (var upsert = new NpgsqlCommand($"""
@@ -45,9 +45,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         {
             foreach (var value in new object[] { s.Name, s.Cron, s.TimeZone, s.Function, s.Args, s.Kwargs, s.Queue })
                 upsert.Parameters.Add(new() { Value = value });
-            await using var reader = await upsert.ExecuteReaderAsync(ct);
-            await reader.ReadAsync(ct);
-            saved = Read(reader);
+            saved = (await upsert.ReadFirstOrDefaultAsync(Read, ct))!;
         }
         register(saved);
         try
@@ -76,17 +74,13 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
     {
         await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.schedule WHERE name = $1");
         cmd.Parameters.Add(new() { Value = name });
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? Read(reader) : null;
+        return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
 
     public async Task<IReadOnlyList<ScheduleRecord>> ListAsync(CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.schedule ORDER BY name");
-        var list = new List<ScheduleRecord>();
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct)) list.Add(Read(reader));
-        return list;
+        return await cmd.ReadListAsync(Read, ct);
     }
 
     /// <summary>
@@ -103,8 +97,7 @@ public sealed class ScheduleStore(NpgsqlDataSource dataSource, ILogger<ScheduleS
         await using (var cmd = new NpgsqlCommand($"DELETE FROM jobs.schedule WHERE name = $1 RETURNING {Columns}", connection, tx))
         {
             cmd.Parameters.Add(new() { Value = name });
-            await using var reader = await cmd.ExecuteReaderAsync(ct);
-            previous = await reader.ReadAsync(ct) ? Read(reader) : null;
+            previous = await cmd.ReadFirstOrDefaultAsync(Read, ct);
         }
         register(null); // an orphan left by an older version goes too
         try
