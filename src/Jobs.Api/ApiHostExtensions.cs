@@ -19,8 +19,8 @@ public static class ApiHostExtensions
     public static WebApplicationBuilder AddJobsApiHost(this WebApplicationBuilder builder)
     {
         builder.Services.AddValidatedOptions<ApiOptions>(ApiOptions.Section);
-        var api = JobsConfiguration.Validate(builder.Configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new ApiOptions(), ApiOptions.Section);
-        var auth = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        var api = builder.Configuration.Read<ApiOptions>(ApiOptions.Section);
+        var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
         var urls = api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(u => auth.Enabled ? u : LoopbackOnly(u)).Distinct().ToArray();
         builder.WebHost.UseUrls(urls);
@@ -67,7 +67,7 @@ public static class ApiHostExtensions
     /// </summary>
     public static WebApplication LogSecurityPosture(this WebApplication app)
     {
-        var auth = app.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        var auth = app.Configuration.Read<AuthOptions>(AuthOptions.Section);
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Jobs.Api.Security");
         app.Lifetime.ApplicationStarted.Register(() =>
         {

@@ -23,9 +23,9 @@ public sealed class Service : IAsyncDisposable
 
     public static async Task<Service> StartAsync(IConfiguration configuration, CancellationToken ct)
     {
-        var launcher = JobsConfiguration.Validate(configuration.GetSection(LauncherOptions.Section).Get<LauncherOptions>() ?? new(), LauncherOptions.Section);
-        var api = JobsConfiguration.Validate(configuration.GetSection(ApiOptions.Section).Get<ApiOptions>() ?? new(), ApiOptions.Section);
-        var auth = JobsConfiguration.Validate(configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new(), AuthOptions.Section);
+        var launcher = configuration.Read<LauncherOptions>(LauncherOptions.Section);
+        var api = configuration.Read<ApiOptions>(ApiOptions.Section);
+        var auth = configuration.Read<AuthOptions>(AuthOptions.Section);
         var address = ApiAddress.Parse(api.Urls, auth.Enabled);
         address.EnsurePortFree();
 

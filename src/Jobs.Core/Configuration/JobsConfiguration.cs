@@ -28,6 +28,13 @@ public static class JobsConfiguration
                  "ConnectionStrings__Jobs, or start everything with the launcher, which provides a private PostgreSQL."]);
 
     /// <summary>Validates an options object outside DI (the launcher, the benchmark), with the same rules.</summary>
+    /// <summary>
+    /// <typeparamref name="T"/> read from its section and validated as <see cref="AddValidatedOptions{T}"/> does, for the
+    /// few settings needed before the container exists (where to listen, whether keys are required).
+    /// </summary>
+    public static T Read<T>(this IConfiguration configuration, string section) where T : class, new() =>
+        Validate(configuration.GetSection(section).Get<T>() ?? new T(), section);
+
     public static T Validate<T>(T options, string section) where T : class
     {
         var results = new List<ValidationResult>();

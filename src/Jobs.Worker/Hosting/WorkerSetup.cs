@@ -40,7 +40,7 @@ public static class WorkerSetup
         services.AddSingleton<IFunctionProvider, PythonFunctionProvider>();
         services.AddHostedService<FunctionAdvertiser>();
         services.AddJobsTracing(configuration, "jobs-worker");
-        var metricsOptions = configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+        var metricsOptions = configuration.Read<WorkerOptions>(WorkerOptions.Section);
         if (metricsOptions.MetricsPort > 0)
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
                 .AddMeter(JobsMetrics.MeterName)
