@@ -27,7 +27,7 @@ public static class JobsApi
 
     public static IEndpointRouteBuilder MapJobsApi(this IEndpointRouteBuilder app)
     {
-        var jobs = app.MapGroup("/jobs").WithTags("Jobs").RequireApiKey();
+        var jobs = app.MapGroup("/jobs").WithTags("Jobs").RequireApiKey().WithRefusalsAsProblems();
 
         jobs.MapPost("/", Submit)
             .WithName("SubmitJob")
@@ -38,8 +38,6 @@ public static class JobsApi
                              "header, a repeat of the same request returns the first job (header Idempotent-Replayed: true) " +
                              "and the same key with a different request is refused with 422.")
             .Accepts<SubmitJobRequest>("application/json")
-            .Produces<JobView>(StatusCodes.Status200OK)
-            .Produces<JobView>(StatusCodes.Status202Accepted)
             .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default", "timeoutSeconds": 60, "retries": 2 }""")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -50,8 +48,6 @@ public static class JobsApi
 
         jobs.MapDelete("/{id:guid}", Cancel)
             .WithName("CancelJob")
-            .Produces<JobView>(StatusCodes.Status200OK)
-            .Produces<JobView>(StatusCodes.Status202Accepted)
             .WithSummary("Cancel a job (AsyncResult's share of Pool.terminate)")
             .WithDescription("A scheduled or queued job is canceled at once (200). A running job's CancellationToken is " +
                              "signalled (202); it ends 'canceled' when the function stops, within about a second if it " +
@@ -89,7 +85,7 @@ public static class JobsApi
         return app;
     }
 
-    private static async Task<IResult> Submit(
+    private static async Task<Results<Ok<JobView>, Accepted<JobView>, ValidationProblem>> Submit(
         [FromBody] SubmitJobRequest? request, [FromQuery] double? wait,
         [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
         JobService service, HttpContext http, CancellationToken ct)
@@ -98,16 +94,7 @@ public static class JobsApi
             return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"args\": [7]}.");
         if (wait is < 0 or double.NaN)
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
-        JobRecord job;
-        bool created;
-        try
-        {
-            (job, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
-        }
-        catch (RequestRefusedException e)
-        {
-            return ApiProblems.From(e);
-        }
+        var (job, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
         if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
         try
         {
@@ -121,22 +108,13 @@ public static class JobsApi
         return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
     }
 
-    private static async Task<IResult> Cancel(Guid id, JobService service, CancellationToken ct)
-    {
-        try
+    private static async Task<Results<Ok<JobView>, Accepted<JobView>, ProblemHttpResult>> Cancel(Guid id, JobService service, CancellationToken ct) =>
+        await service.CancelAsync(id, ct) switch
         {
-            return await service.CancelAsync(id, ct) switch
-            {
-                null => ApiProblems.UnknownJob(id),
-                ({ } job, true) => TypedResults.Ok(JobView.From(job)),
-                ({ } job, false) => TypedResults.Accepted($"/jobs/{id}", JobView.From(job)),
-            };
-        }
-        catch (RequestRefusedException e)
-        {
-            return ApiProblems.From(e);
-        }
-    }
+            null => ApiProblems.UnknownJob(id),
+            ({ } job, true) => TypedResults.Ok(JobView.From(job)),
+            ({ } job, false) => TypedResults.Accepted($"/jobs/{id}", JobView.From(job)),
+        };
 
     private static async Task<Results<Ok<JobView>, ProblemHttpResult, ValidationProblem>> Get(
         Guid id, [FromQuery] double? wait, JobService service, JobQueries store, CancellationToken ct)
@@ -160,19 +138,10 @@ public static class JobsApi
             case JobStates.Succeeded:
                 return TypedResults.Ok(new JobResult(view.Result));
             case JobStates.Failed or JobStates.Canceled:
-                var error = view.Error;
-                string? Member(string name) => error is { } e && e.TryGetProperty(name, out var v) ? v.GetString() : null;
-                return TypedResults.Problem(
-                    title: job.State == JobStates.Failed ? "The job failed" : "The job was canceled",
-                    detail: $"{job.Function} {(job.State == JobStates.Failed ? "raised" : "was canceled:")} {Member("type")}: {Member("message")}",
-                    statusCode: StatusCodes.Status424FailedDependency,
-                    extensions: new Dictionary<string, object?>
-                    {
-                        ["jobId"] = job.Id,
-                        ["exceptionType"] = Member("type"),
-                        ["message"] = Member("message"),
-                        ["stackTrace"] = Member("stackTrace"),
-                    });
+                var failed = job.State == JobStates.Failed;
+                return ApiProblems.RemoteError(failed ? "The job failed" : "The job was canceled", job.Error,
+                    (type, message) => $"{job.Function} {(failed ? "raised" : "was canceled:")} {type}: {message}",
+                    new Dictionary<string, object?> { ["jobId"] = job.Id });
             default:
                 http.Response.Headers.RetryAfter = "1";
                 return TypedResults.Accepted($"/jobs/{job.Id}", view);

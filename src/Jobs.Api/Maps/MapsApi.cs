@@ -1,11 +1,11 @@
 using System.Text;
-using System.Text.Json;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
 using Jobs.Core.Maps;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
@@ -20,7 +20,7 @@ public static class MapsApi
     public static IEndpointRouteBuilder MapMapsApi(this IEndpointRouteBuilder app)
     {
         var limit = app.ServiceProvider.GetRequiredService<IOptions<ApiOptions>>().Value.MaxMapRequestBodyBytes;
-        var maps = app.MapGroup("/maps").WithTags("Maps").RequireApiKey();
+        var maps = app.MapGroup("/maps").WithTags("Maps").RequireApiKey().WithRefusalsAsProblems();
 
         maps.MapPost("/", Submit)
             .WithName("SubmitMap")
@@ -31,15 +31,13 @@ public static class MapsApi
             .WithMetadata(new RequestSizeLimitAttribute(limit))
             .Accepts<SubmitMapRequest>("application/json")
             .WithRequestExample("""{ "function": "primes.count", "items": [10000, 20000, 30000], "star": false, "kwargs": {}, "chunksize": null, "queue": "default" }""")
-            .Produces<MapView>(StatusCodes.Status200OK)
-            .Produces<MapView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
-        maps.MapGet("/{id:guid}", async Task<IResult> (Guid id, [FromQuery] double? wait, MapService service, MapQueries store, CancellationToken ct) =>
+        maps.MapGet("/{id:guid}", async Task<Results<Ok<MapView>, ProblemHttpResult, ValidationProblem>> (Guid id, [FromQuery] double? wait, MapService service, MapQueries store, CancellationToken ct) =>
             {
                 if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
                 var map = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct);
@@ -47,16 +45,14 @@ public static class MapsApi
             })
             .WithName("GetMap")
             .WithSummary("Get a map's progress (ready, successful, counts); with ?wait=N, wait for it")
-            .Produces<MapView>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        maps.MapGet("/{id:guid}/results", Results)
+        maps.MapGet("/{id:guid}/results", GetResults)
             .WithName("GetMapResults")
             .WithSummary("Get all results in input order (MapResult.get(timeout))")
             .WithDescription("200 {\"results\": [...]} in input order once every item succeeded; 424 with the first failing item's " +
                              "index and exception; 202 with the map and Retry-After if not finished within ?timeout=N.")
             .Produces(StatusCodes.Status200OK, contentType: "application/json")
-            .Produces<MapView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status424FailedDependency);
 
@@ -69,53 +65,36 @@ public static class MapsApi
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
-        maps.MapDelete("/{id:guid}", async Task<IResult> (Guid id, MapService service, CancellationToken ct) =>
-            {
-                try
-                {
-                    return await service.CancelAsync(id, ct) is { } map ? TypedResults.Ok(MapView.From(map)) : UnknownMap(id);
-                }
-                catch (RequestRefusedException e)
-                {
-                    return ApiProblems.From(e);
-                }
-            })
+        maps.MapDelete("/{id:guid}", async Task<Results<Ok<MapView>, ProblemHttpResult>> (Guid id, MapService service, CancellationToken ct) =>
+                await service.CancelAsync(id, ct) is { } map ? TypedResults.Ok(MapView.From(map)) : UnknownMap(id))
             .WithName("CancelMap")
             .WithSummary("Cancel every item of a map not yet finished (Pool.terminate for one map)")
-            .Produces<MapView>()
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);
 
         return app;
     }
 
-    private static async Task<IResult> Submit([FromBody] SubmitMapRequest? request, [FromQuery] double? wait,
+    private static async Task<Results<Ok<MapView>, Accepted<MapView>, ValidationProblem>> Submit([FromBody] SubmitMapRequest? request, [FromQuery] double? wait,
         [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey, MapService service, HttpContext http, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"items\": [1, 2, 3]}.");
         if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
+        var (map, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
+        if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
         try
         {
-            var (map, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
-            if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
-            try
-            {
-                if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
-                    return TypedResults.Ok(MapView.From(done));
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-            {
-                // Stored, so accepted: the wait is given up, not the map.
-            }
-            return TypedResults.Accepted($"/maps/{map.Id}", MapView.From(map));
+            if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
+                return TypedResults.Ok(MapView.From(done));
         }
-        catch (RequestRefusedException e)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return ApiProblems.From(e);
+            // Stored, so accepted: the wait is given up, not the map.
         }
+        return TypedResults.Accepted($"/maps/{map.Id}", MapView.From(map));
     }
 
-    private static async Task<IResult> Results(Guid id, [FromQuery] double? timeout, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
+    private static async Task<Results<PushStreamHttpResult, Accepted<MapView>, ProblemHttpResult, ValidationProblem>> GetResults(Guid id, [FromQuery] double? timeout, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
     {
         if (timeout is < 0 or double.NaN) return ApiProblems.Validation("timeout", "timeout is a number of seconds ≥ 0.");
         var map = await service.WaitAsync(id, timeout ?? 0, ct);
@@ -139,29 +118,16 @@ public static class MapsApi
                 }, "application/json");
             case "failed" or "canceled":
                 var failure = await store.FirstFailureAsync(id, ct);
-                using (var error = JsonDocument.Parse(failure?.Error ?? "{}"))
-                {
-                    string? Member(string name) => error.RootElement.TryGetProperty(name, out var v) ? v.GetString() : null;
-                    return TypedResults.Problem(
-                        title: map.State == "failed" ? "An item of the map failed" : "The map was canceled",
-                        detail: $"items[{failure?.Index}] of {map.Function}: {Member("type")}: {Member("message")}",
-                        statusCode: StatusCodes.Status424FailedDependency,
-                        extensions: new Dictionary<string, object?>
-                        {
-                            ["mapId"] = id,
-                            ["index"] = failure?.Index,
-                            ["exceptionType"] = Member("type"),
-                            ["message"] = Member("message"),
-                            ["stackTrace"] = Member("stackTrace"),
-                        });
-                }
+                return ApiProblems.RemoteError(map.State == "failed" ? "An item of the map failed" : "The map was canceled", failure?.Error,
+                    (type, message) => $"items[{failure?.Index}] of {map.Function}: {type}: {message}",
+                    new Dictionary<string, object?> { ["mapId"] = id, ["index"] = failure?.Index });
             default:
                 http.Response.Headers.RetryAfter = "1";
                 return TypedResults.Accepted($"/maps/{id}", MapView.From(map));
         }
     }
 
-    private static async Task<IResult> Stream(Guid id, [FromQuery] string? order, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
+    private static async Task<Results<PushStreamHttpResult, ProblemHttpResult, ValidationProblem>> Stream(Guid id, [FromQuery] string? order, MapService service, MapQueries store, HttpContext http, CancellationToken ct)
     {
         if (order is not (null or "input" or "completion"))
             return ApiProblems.Validation("order", "order is \"input\" (imap) or \"completion\" (imap_unordered).");
@@ -170,6 +136,6 @@ public static class MapsApi
         return TypedResults.Stream(body => service.StreamAsync(map, order != "completion", body, http.RequestAborted), "application/x-ndjson");
     }
 
-    private static IResult UnknownMap(Guid id) =>
+    private static ProblemHttpResult UnknownMap(Guid id) =>
         TypedResults.Problem($"There is no map {id}. It never existed or its retention period is over.", statusCode: 404, title: "Unknown map");
 }

@@ -14,6 +14,22 @@ public static class ApiProblems
         : TypedResults.Problem(e.Message, statusCode: e.Status, title: e.Title,
             extensions: e.Field is null ? null : new Dictionary<string, object?> { ["field"] = e.Field });
 
+    /// <summary>
+    /// 424: what a job or a map item raised (or why it was canceled), from its stored error JSON: <c>exceptionType</c>,
+    /// <c>message</c> and <c>stackTrace</c> beside <paramref name="extensions"/> (which job, which item).
+    /// </summary>
+    public static ProblemHttpResult RemoteError(string title, string? errorJson, Func<string?, string?, string> detail, Dictionary<string, object?> extensions)
+    {
+        using var error = System.Text.Json.JsonDocument.Parse(errorJson ?? "{}");
+        string? Member(string name) => error.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                                       && error.RootElement.TryGetProperty(name, out var v) ? v.GetString() : null;
+        extensions["exceptionType"] = Member("type");
+        extensions["message"] = Member("message");
+        extensions["stackTrace"] = Member("stackTrace");
+        return TypedResults.Problem(title: title, detail: detail(Member("type"), Member("message")),
+            statusCode: StatusCodes.Status424FailedDependency, extensions: extensions);
+    }
+
     public static ProblemHttpResult UnknownJob(Guid id) =>
         TypedResults.Problem($"There is no job {id}. It never existed or its retention period is over.",
             statusCode: StatusCodes.Status404NotFound, title: "Unknown job");

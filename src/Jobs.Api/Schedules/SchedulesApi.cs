@@ -9,6 +9,7 @@ using Jobs.Api.Problems;
 using Jobs.Api.Security;
 using Jobs.Core.Functions;
 using Jobs.Core.Schedules;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Jobs.Api.Schedules;
@@ -40,7 +41,7 @@ public static partial class SchedulesApi
 {
     public static IEndpointRouteBuilder MapSchedulesApi(this IEndpointRouteBuilder app)
     {
-        var schedules = app.MapGroup("/schedules").WithTags("Schedules").RequireApiKey();
+        var schedules = app.MapGroup("/schedules").WithTags("Schedules").RequireApiKey().WithRefusalsAsProblems();
 
         schedules.MapPost("/", Upsert)
             .WithName("PutSchedule")
@@ -49,7 +50,6 @@ public static partial class SchedulesApi
                              "arguments is submitted (visible in GET /jobs like any other).")
             .Accepts<ScheduleRequest>("application/json")
             .WithRequestExample("""{ "name": "nightly-primes", "cron": "0 3 * * *", "timeZone": "Europe/Berlin", "function": "primes.count", "args": [1000000] }""")
-            .Produces<ScheduleView>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
@@ -58,21 +58,18 @@ public static partial class SchedulesApi
             .WithName("ListSchedules")
             .WithSummary("List the schedules with their next and last run");
 
-        schedules.MapDelete("/{name}", async Task<IResult> (string name, ScheduleStore store, IRecurringJobManager recurring, CancellationToken ct) =>
-            {
-                return await store.DeleteAsync(name, s => Register(recurring, name, s), ct)
+        schedules.MapDelete("/{name}", async Task<Results<NoContent, ProblemHttpResult>> (string name, ScheduleStore store, IRecurringJobManager recurring, CancellationToken ct) =>
+                await store.DeleteAsync(name, s => Register(recurring, name, s), ct)
                     ? TypedResults.NoContent()
-                    : TypedResults.Problem($"There is no schedule named '{name}'.", statusCode: 404, title: "Unknown schedule");
-            })
+                    : TypedResults.Problem($"There is no schedule named '{name}'.", statusCode: 404, title: "Unknown schedule"))
             .WithName("DeleteSchedule")
             .WithSummary("Delete a schedule; jobs it already submitted are unaffected")
-            .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         return app;
     }
 
-    private static async Task<IResult> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, ScheduleStore store,
+    private static async Task<Results<Ok<ScheduleView>, ValidationProblem>> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, ScheduleStore store,
         IRecurringJobManager recurring, JobStorage storage, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object with name, cron and function.");
@@ -89,17 +86,8 @@ public static partial class SchedulesApi
         {
             return ApiProblems.Validation("timeZone", $"'{SubmissionRules.Echo(timeZoneId)}' is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\".");
         }
-        string queue;
-        JobFunction function;
-        try
-        {
-            queue = SubmissionRules.Queue(request.Queue);
-            function = SubmissionRules.Function(registry, request.Function);
-        }
-        catch (RequestRefusedException e)
-        {
-            return ApiProblems.From(e);
-        }
+        var queue = SubmissionRules.Queue(request.Queue);
+        var function = SubmissionRules.Function(registry, request.Function);
         try
         {
             function.Validate(request.Args, request.Kwargs);
