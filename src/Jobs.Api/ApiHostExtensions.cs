@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Jobs.Api;
 
-public static class ApiHostExtensions
+internal static class ApiHostExtensions
 {
     /// <summary>
     /// Listening addresses and request limits from the "Api" section. Without API keys (Auth:ApiKeys) the API

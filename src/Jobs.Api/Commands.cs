@@ -7,7 +7,7 @@ namespace Jobs.Api;
 /// One-shot commands of the API program, for containers: <c>migrate</c> applies the schema (the compose file's
 /// one-shot migrate service) and <c>healthcheck URL</c> probes <c>/health/ready</c> (the image has no curl).
 /// </summary>
-public static class Commands
+internal static class Commands
 {
     /// <summary>Runs the command in <paramref name="args"/> and returns its exit code, or null when there is none.</summary>
     public static async Task<int?> RunAsync(string[] args)

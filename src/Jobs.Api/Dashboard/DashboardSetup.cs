@@ -11,7 +11,7 @@ using Microsoft.AspNetCore.Authentication;
 
 namespace Jobs.Api.Dashboard;
 
-public static class DashboardSetup
+internal static class DashboardSetup
 {
     public const string Path = "/hangfire";
 

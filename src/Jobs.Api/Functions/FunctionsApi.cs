@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Jobs.Api.Functions;
 
 /// <summary>A registered function as clients see it: what to send in args/kwargs, as JSON Schema.</summary>
-public sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns,
+internal sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     double? TimeoutSeconds)
 {
@@ -14,7 +14,7 @@ public sealed record FunctionView(string Name, string Description, IReadOnlyList
         f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns, f.DefaultTimeoutSeconds);
 }
 
-public sealed record ParameterView(
+internal sealed record ParameterView(
     string Name,
     JsonNode Schema,
     bool Required,
@@ -22,7 +22,7 @@ public sealed record ParameterView(
     JsonNode? Default);
 
 /// <summary>/functions: what can be submitted.</summary>
-public static class FunctionsApi
+internal static class FunctionsApi
 {
     public static IEndpointRouteBuilder MapFunctionsApi(this IEndpointRouteBuilder app)
     {

@@ -4,7 +4,7 @@ using Npgsql;
 
 namespace Jobs.Api.Health;
 
-public static class HealthSetup
+internal static class HealthSetup
 {
     public static IServiceCollection AddJobsHealthChecks(this IServiceCollection services)
     {

@@ -4,7 +4,7 @@ using Jobs.Core.Idempotency;
 namespace Jobs.Api.Jobs;
 
 /// <summary>The Idempotency-Key header as POST /jobs and POST /maps read it.</summary>
-public static class IdempotencyKeys
+internal static class IdempotencyKeys
 {
     public const string Header = "Idempotency-Key";
 

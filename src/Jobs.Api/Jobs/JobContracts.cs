@@ -6,7 +6,7 @@ namespace Jobs.Api.Jobs;
 
 /// <summary>POST /jobs: <c>pool.apply_async(function, args, kwargs)</c>. Only <c>function</c> is required.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed class SubmitJobRequest
+internal sealed class SubmitJobRequest
 {
     /// <summary>A registered function's name, e.g. "math.square" (GET /functions lists them).</summary>
     public string? Function { get; set; }
@@ -37,7 +37,7 @@ public sealed class SubmitJobRequest
 }
 
 /// <summary>GET /jobs: one page, newest first; pass <c>nextCursor</c> as <c>cursor</c> for the next.</summary>
-public sealed record JobPage(IReadOnlyList<JobView> Items, string? NextCursor);
+internal sealed record JobPage(IReadOnlyList<JobView> Items, string? NextCursor);
 
 /// <summary>GET /jobs/{id}/result when the job succeeded: <c>AsyncResult.get()</c>'s value.</summary>
-public sealed record JobResult(JsonElement? Result);
+internal sealed record JobResult(JsonElement? Result);

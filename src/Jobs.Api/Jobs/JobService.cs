@@ -13,7 +13,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Api.Jobs;
 
 /// <summary>Accepting, waiting for and canceling jobs: the API side of apply_async, AsyncResult and terminate.</summary>
-public sealed class JobService(
+internal sealed class JobService(
     JobQueries queries,
     JobSubmissionStore store,
     JobSubmitter submitter,

@@ -11,7 +11,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Jobs.Api.Jobs;
 
 /// <summary>/jobs: apply_async, apply, AsyncResult.get/wait/ready/successful.</summary>
-public static class JobsApi
+internal static class JobsApi
 {
     /// <summary>The /jobs endpoints' services; needs <c>AddJobsCore</c> (Program.cs).</summary>
     public static IServiceCollection AddJobsApi(this IServiceCollection services)

@@ -6,7 +6,7 @@ namespace Jobs.Api.Maps;
 
 /// <summary>POST /maps: <c>pool.map(function, items, chunksize)</c>, or with <c>star</c>, <c>pool.starmap</c>.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed class SubmitMapRequest
+internal sealed class SubmitMapRequest
 {
     /// <summary>A registered function's name.</summary>
     public string? Function { get; set; }
@@ -30,7 +30,7 @@ public sealed class SubmitMapRequest
 }
 
 /// <summary>A map's progress: Python's MapResult, with counts.</summary>
-public sealed record MapView(Guid Id, string Function, string Queue, string State, int Total, int Succeeded, int Failed, int Canceled,
+internal sealed record MapView(Guid Id, string Function, string Queue, string State, int Total, int Succeeded, int Failed, int Canceled,
     int Pending, bool Ready, bool? Successful, int Chunks, int Chunksize, DateTime CreatedAt, DateTime? FinishedAt)
 {
     public static bool IsFinished(string state) => state is "succeeded" or "failed" or "canceled";

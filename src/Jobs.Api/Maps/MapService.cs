@@ -14,7 +14,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Api.Maps;
 
 /// <summary>map / starmap / imap over HTTP: validating and storing maps, waiting for them, canceling them.</summary>
-public sealed class MapService(
+internal sealed class MapService(
     MapSubmissionStore maps,
     MapQueries queries,
     MapDispatcher dispatcher,

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Api.Maps;
 
 /// <summary>/maps: map, starmap, imap, imap_unordered, and canceling them.</summary>
-public static class MapsApi
+internal static class MapsApi
 {
     /// <summary>The /maps endpoints' services; needs <c>AddJobsCore</c> (Program.cs).</summary>
     public static IServiceCollection AddMapsApi(this IServiceCollection services) => services.AddSingleton<MapService>();

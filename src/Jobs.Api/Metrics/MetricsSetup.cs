@@ -13,7 +13,7 @@ namespace Jobs.Api.Metrics;
 /// request metrics, and the queue depth (jobs waiting per queue, read from jobs.job at most every 5 s). With
 /// API keys configured, a read key is needed, as for the rest of the API.
 /// </summary>
-public static class MetricsSetup
+internal static class MetricsSetup
 {
     public const string Path = "/metrics";
 

@@ -11,7 +11,7 @@ namespace Jobs.Api.Notifications;
 /// Waiters re-read the database on every wake-up and at least once a second, so a dropped connection delays
 /// them but never loses a result.
 /// </summary>
-public sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeListener> logger) : BackgroundService
+internal sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeListener> logger) : BackgroundService
 {
     private static readonly string[] Channels = [JobQueries.FinishedChannel, MapQueries.ProgressChannel];
     private readonly Dictionary<(string Channel, Guid Id), List<TaskCompletionSource>> _waiters = [];

@@ -1,6 +1,6 @@
 namespace Jobs.Api.Notifications;
 
-public static class NotificationsSetup
+internal static class NotificationsSetup
 {
     /// <summary>The one LISTEN connection of this API process; see <see cref="ChangeListener"/>.</summary>
     public static IServiceCollection AddChangeListener(this IServiceCollection services)

@@ -5,7 +5,7 @@ using Swashbuckle.AspNetCore.SwaggerGen;
 namespace Jobs.Api.OpenApi;
 
 /// <summary>Swagger UI at /swagger over the OpenAPI document at /swagger/v1/swagger.json.</summary>
-public static class SwaggerSetup
+internal static class SwaggerSetup
 {
     public static IServiceCollection AddJobsSwagger(this IServiceCollection services)
     {

@@ -5,14 +5,14 @@ using Npgsql;
 
 namespace Jobs.Api.Pool;
 
-public sealed record PoolServer(string Name, int Workers, IReadOnlyList<string> Queues, DateTime StartedAt, DateTime? Heartbeat);
+internal sealed record PoolServer(string Name, int Workers, IReadOnlyList<string> Queues, DateTime StartedAt, DateTime? Heartbeat);
 
-public sealed record PoolQueue(string Name, long Scheduled, long Enqueued, long Processing);
+internal sealed record PoolQueue(string Name, long Scheduled, long Enqueued, long Processing);
 
 /// <summary>GET /pool: the pool as a whole — who serves, with how many slots, and what waits.</summary>
-public sealed record PoolView(int Slots, IReadOnlyList<PoolServer> Servers, IReadOnlyList<PoolQueue> Queues, IReadOnlyDictionary<string, long> States);
+internal sealed record PoolView(int Slots, IReadOnlyList<PoolServer> Servers, IReadOnlyList<PoolQueue> Queues, IReadOnlyDictionary<string, long> States);
 
-public static class PoolApi
+internal static class PoolApi
 {
     public static IEndpointRouteBuilder MapPoolApi(this IEndpointRouteBuilder app)
     {

@@ -3,7 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Jobs.Api.Problems;
 
 /// <summary>The problem+json answers the endpoints share, worded so the caller knows what to fix.</summary>
-public static class ApiProblems
+internal static class ApiProblems
 {
     public static ValidationProblem Validation(string field, string message, string title = "The request is not valid") =>
         TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, detail: message, title: title);
@@ -36,7 +36,7 @@ public static class ApiProblems
 }
 
 /// <summary>Why a request was refused, already worded for the caller; <see cref="Field"/> names what to fix.</summary>
-public sealed class RequestRefusedException(int status, string title, string detail, string? field = null) : Exception(detail)
+internal sealed class RequestRefusedException(int status, string title, string detail, string? field = null) : Exception(detail)
 {
     public int Status { get; } = status;
     public string Title { get; } = title;

@@ -6,7 +6,7 @@ using Npgsql;
 namespace Jobs.Api.Problems;
 
 /// <summary>Every error, including the framework's own (bad JSON, body too large, unknown route), as RFC 9457 problem+json.</summary>
-public static class ProblemsSetup
+internal static class ProblemsSetup
 {
     public static IServiceCollection AddJobsProblemDetails(this IServiceCollection services)
     {

@@ -4,7 +4,7 @@ namespace Jobs.Api.Problems;
 /// Every refusal a handler or the service under it throws (<see cref="RequestRefusedException"/>) becomes its
 /// problem+json here, once, for a whole route group: handlers state what they answer, not how refusals look.
 /// </summary>
-public sealed class RefusalsAsProblems : IEndpointFilter
+internal sealed class RefusalsAsProblems : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -19,7 +19,7 @@ public sealed class RefusalsAsProblems : IEndpointFilter
     }
 }
 
-public static class RefusalsAsProblemsExtensions
+internal static class RefusalsAsProblemsExtensions
 {
     public static RouteGroupBuilder WithRefusalsAsProblems(this RouteGroupBuilder group)
     {

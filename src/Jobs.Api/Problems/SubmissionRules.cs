@@ -7,7 +7,7 @@ namespace Jobs.Api.Problems;
 /// The checks POST /jobs, POST /maps and POST /schedules share, worded once: a refusal names its field, and input
 /// echoed back is cut to <see cref="EchoLength"/> characters (a 10,000-character name is not sent back whole).
 /// </summary>
-public static class SubmissionRules
+internal static class SubmissionRules
 {
     public const int EchoLength = 100;
 

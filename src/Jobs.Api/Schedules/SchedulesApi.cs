@@ -16,7 +16,7 @@ namespace Jobs.Api.Schedules;
 
 /// <summary>POST /schedules: submit this function with these arguments every time the cron expression fires.</summary>
 [JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
-public sealed class ScheduleRequest
+internal sealed class ScheduleRequest
 {
     /// <summary>Unique name; posting the same name again replaces the schedule.</summary>
     public string? Name { get; set; }
@@ -33,11 +33,11 @@ public sealed class ScheduleRequest
     public string? Queue { get; set; }
 }
 
-public sealed record ScheduleView(string Name, string Cron, string TimeZone, string Function, JsonElement Args, JsonElement Kwargs,
+internal sealed record ScheduleView(string Name, string Cron, string TimeZone, string Function, JsonElement Args, JsonElement Kwargs,
     string Queue, DateTime? NextRunAt, DateTime? LastRunAt, string? LastError, DateTime CreatedAt, DateTime UpdatedAt);
 
 /// <summary>/schedules: recurring jobs (Hangfire's recurring jobs, each submitting a tracked job when it fires).</summary>
-public static partial class SchedulesApi
+internal static partial class SchedulesApi
 {
     public static IEndpointRouteBuilder MapSchedulesApi(this IEndpointRouteBuilder app)
     {

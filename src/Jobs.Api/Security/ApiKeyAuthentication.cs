@@ -12,7 +12,7 @@ namespace Jobs.Api.Security;
 /// <c>Authorization: Bearer &lt;key&gt;</c> (or HTTP Basic with the key as password, so a browser can open the
 /// dashboard). The key's SHA-256 is compared with every configured hash in constant time.
 /// </summary>
-public sealed class ApiKeyAuthentication(
+internal sealed class ApiKeyAuthentication(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,

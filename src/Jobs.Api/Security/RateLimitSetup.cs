@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Security;
 
-public static class RateLimitSetup
+internal static class RateLimitSetup
 {
     /// <summary>
     /// A token bucket per API key (per client address for requests without a valid key, refused ones included):
@@ -65,7 +65,7 @@ public static class RateLimitSetup
 /// address presents is refused with 429 before it is checked, the right one too — otherwise a guesser would
 /// simply go on until a guess succeeded.
 /// </summary>
-public sealed class FailedAuthentication(IOptionsMonitor<AuthOptions> auth) : IDisposable
+internal sealed class FailedAuthentication(IOptionsMonitor<AuthOptions> auth) : IDisposable
 {
     private readonly PartitionedRateLimiter<string> _limiter = PartitionedRateLimiter.Create<string, string>(address =>
         RateLimitPartition.GetTokenBucketLimiter(address, _ =>

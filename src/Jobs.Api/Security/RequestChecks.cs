@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Api.Security;
 
 /// <summary>Refusals that come before routing, for every endpoint alike.</summary>
-public static class RequestChecks
+internal static class RequestChecks
 {
     private static readonly string[] LoopbackHosts = ["localhost", "127.0.0.1", "[::1]"];
 

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Authorization;
 
 namespace Jobs.Api.Security;
 
-public static class SecuritySetup
+internal static class SecuritySetup
 {
     public const string ReadPolicy = "read";
     public const string WritePolicy = "write";

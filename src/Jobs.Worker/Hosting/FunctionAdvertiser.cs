@@ -10,7 +10,7 @@ namespace Jobs.Worker.Hosting;
 /// upserts them in jobs.function_offer every <see cref="Period"/>, and deletes them when the worker stops. A
 /// function stays submittable while any live worker offers it (<see cref="OfferedFunctions.Freshness"/>).
 /// </summary>
-public sealed class FunctionAdvertiser(FunctionRegistry registry, NpgsqlDataSource db, ILogger<FunctionAdvertiser> logger) : BackgroundService
+internal sealed class FunctionAdvertiser(FunctionRegistry registry, NpgsqlDataSource db, ILogger<FunctionAdvertiser> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
     private readonly string _worker = $"{Environment.MachineName}:{Environment.ProcessId}";

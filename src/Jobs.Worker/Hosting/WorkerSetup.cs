@@ -9,7 +9,7 @@ using OpenTelemetry.Metrics;
 
 namespace Jobs.Worker.Hosting;
 
-public static class WorkerSetup
+internal static class WorkerSetup
 {
     /// <summary>
     /// A Hangfire server running <see cref="Core.Jobs.JobRunner"/> with Worker:WorkerCount parallel slots (default: one per

@@ -10,7 +10,7 @@ namespace Jobs.Worker.Maintenance;
 /// share a Hangfire job (a batch) are canceled this way; a job alone in its Hangfire job also through
 /// Hangfire's own check, whichever comes first.
 /// </summary>
-public sealed class CancelWatcher(RunningJobs running, IOptions<WorkerOptions> options, ILogger<CancelWatcher> logger) : BackgroundService
+internal sealed class CancelWatcher(RunningJobs running, IOptions<WorkerOptions> options, ILogger<CancelWatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

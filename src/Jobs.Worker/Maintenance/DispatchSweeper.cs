@@ -12,7 +12,7 @@ namespace Jobs.Worker.Maintenance;
 /// dispatches them. Should the original dispatch exist after all, the runner's claim lets only one run.
 /// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
-public sealed class DispatchSweeper(
+internal sealed class DispatchSweeper(
     HousekeepingStore store, JobSubmissionStore jobs, MapSubmissionStore maps, JobQueries queries, JobDispatcher dispatcher, MapDispatcher mapDispatcher,
     ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService

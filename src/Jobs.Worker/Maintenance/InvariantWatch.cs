@@ -13,7 +13,7 @@ namespace Jobs.Worker.Maintenance;
 /// jobs.invariant_violations metric; a fetch that never started is given back to its queue, and a Hangfire job that
 /// ended without its row's outcome is enqueued again (the run it lost counts as a crash).
 /// </summary>
-public sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient hangfire, JobsMetrics metrics, IOptions<WorkerOptions> worker, IOptions<JobsOptions> jobs,
+internal sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient hangfire, JobsMetrics metrics, IOptions<WorkerOptions> worker, IOptions<JobsOptions> jobs,
     ILogger<InvariantWatch> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

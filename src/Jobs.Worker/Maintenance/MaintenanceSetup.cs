@@ -3,7 +3,7 @@ using Jobs.Core.Recovery;
 
 namespace Jobs.Worker.Maintenance;
 
-public static class MaintenanceSetup
+internal static class MaintenanceSetup
 {
     /// <summary>Housekeeping that every worker process runs; each task is safe to run in many processes at once.</summary>
     public static IServiceCollection AddJobsMaintenance(this IServiceCollection services)

@@ -9,7 +9,7 @@ namespace Jobs.Worker.Maintenance;
 /// Deletes finished jobs whose retention (Jobs:Retention) is over. Hangfire expires its succeeded copies by
 /// itself (see <see cref="RetentionFilter"/>); its failed ones never expire, so they are retired here too.
 /// </summary>
-public sealed class RetentionPurger(HousekeepingStore store, IBackgroundJobClient hangfire, ILogger<RetentionPurger> logger) : BackgroundService
+internal sealed class RetentionPurger(HousekeepingStore store, IBackgroundJobClient hangfire, ILogger<RetentionPurger> logger) : BackgroundService
 {
     private static readonly TimeSpan Period = TimeSpan.FromMinutes(1);
 
