@@ -74,7 +74,10 @@ public sealed class BatchTests(SystemFixture system) : SystemTest(system)
                 if (await StateAsync(id) == "processing") return true;
             return false;
         }, "the next job of the batch runs", 10);
+        // The rest end too before the worker is stopped: a worker that is stopping no longer checks for cancels
+        // (CancelWatcher stops with the host), so a 30 s sleep still running would hold its stop for 10 s.
         foreach (var id in ids.Where(id => id != running)) await Http.DeleteAsync($"/jobs/{id}");
+        foreach (var id in ids) await Http.WaitForJobAsync(id, 10);
     }
 
     [Fact]
