@@ -25,7 +25,7 @@ public sealed class SystemFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Database = await TestDatabase.CreateAsync("jobs_test");
+        Database = await TestDatabase.CreateAsync("test-postgres");
         ApiUrl = new Uri($"http://127.0.0.1:{Network.FreePort()}");
         Http = new HttpClient { BaseAddress = ApiUrl, Timeout = TimeSpan.FromSeconds(60) };
         _api = Start("api", ProgramPaths.ApiAssembly, new() { ["Api__Urls"] = ApiUrl.ToString().TrimEnd('/') });

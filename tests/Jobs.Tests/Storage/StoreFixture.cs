@@ -4,7 +4,10 @@ using Npgsql;
 
 namespace Jobs.Tests.Storage;
 
-/// <summary>A database of its own (jobs_store_facts) and the store over it: no API, no workers, no Hangfire.</summary>
+/// <summary>
+/// A database (jobs_test_store) on a PostgreSQL cluster of its own, and the store over it: no API, no workers, no
+/// Hangfire. Nothing here is shared with the system fixtures, so the store facts run beside them.
+/// </summary>
 public sealed class StoreFixture : IAsyncLifetime
 {
     public TestDatabase Database { get; private set; } = null!;
@@ -14,7 +17,7 @@ public sealed class StoreFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Database = await TestDatabase.CreateAsync("jobs_store_facts");
+        Database = await TestDatabase.CreateAsync("test-postgres-store", "_store");
         DataSource = NpgsqlDataSource.Create(Database.ConnectionString);
         Jobs = new JobStore(DataSource);
         Maps = new MapStore(DataSource);
