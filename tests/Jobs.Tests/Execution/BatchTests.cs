@@ -7,7 +7,8 @@ namespace Jobs.Tests.Execution;
 /// Submissions that arrive together are stored in one commit and carried by one Hangfire job (a batch), yet each
 /// job keeps its own outcome, cancellation, retries, crash count and dashboard entry.
 /// </summary>
-public sealed class BatchTests(SystemFixture system) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class BatchTests(FaultSystemFixture system) : SystemTest(system)
 {
     /// <summary>Submits all bodies at once to a queue no worker serves yet, so they wait, batched, for the test's worker.</summary>
     private async Task<Guid[]> SubmitTogetherAsync(IEnumerable<object> bodies)

@@ -9,7 +9,8 @@ namespace Jobs.Tests.Execution;
 /// Every accepted job ends (issue 11): results JSON cannot carry end the job failed with MaybeEncodingError, and
 /// cancel ends a job wherever it is — waiting its turn in a batch, or orphaned by a worker that died.
 /// </summary>
-public sealed class JobEndTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class JobEndTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     private async Task<string> StateAsync(Guid id) => (await (await Http.GetAsync($"/jobs/{id}")).JsonAsync())["state"]!.GetValue<string>();
 

@@ -10,7 +10,8 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Execution;
 
 /// <summary>What only separate worker processes can show: durability across their absence, parallelism, pickup.</summary>
-public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class WorkerProcessTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
 
     [Fact]

@@ -9,8 +9,15 @@ namespace Jobs.Tests.Infrastructure;
 /// that need workers of their own start them on a queue of their own (<see cref="StartWorker"/>), so the
 /// shared workers never take their jobs.
 /// </summary>
-public sealed class SystemFixture : IAsyncLifetime
+/// <remarks>
+/// Two of them run side by side, each with its own PostgreSQL cluster, database, API and workers: this one (the
+/// <see cref="SystemCollection"/>) and <see cref="FaultSystemFixture"/>. Tests of one fixture run one at a time, since
+/// each resets its database; nothing is shared between the two.
+/// </remarks>
+public class SystemFixture : IAsyncLifetime
 {
+    private readonly string _cluster;
+    private readonly string _databaseSuffix;
     private readonly List<ChildProcess> _processes = [];
     private ChildProcess? _api;
 
@@ -23,9 +30,17 @@ public sealed class SystemFixture : IAsyncLifetime
     public Uri ApiUrl { get; private set; } = null!;
     public ConcurrentQueue<string> Output { get; } = new();
 
+    public SystemFixture() : this("test-postgres", "") { }
+
+    protected SystemFixture(string cluster, string databaseSuffix)
+    {
+        _cluster = cluster;
+        _databaseSuffix = databaseSuffix;
+    }
+
     public async Task InitializeAsync()
     {
-        Database = await TestDatabase.CreateAsync("test-postgres");
+        Database = await TestDatabase.CreateAsync(_cluster, _databaseSuffix);
         ApiUrl = new Uri($"http://127.0.0.1:{Network.FreePort()}");
         Http = new HttpClient { BaseAddress = ApiUrl, Timeout = TimeSpan.FromSeconds(60) };
         _api = Start("api", ProgramPaths.ApiAssembly, new() { ["Api__Urls"] = ApiUrl.ToString().TrimEnd('/') });
@@ -92,4 +107,17 @@ public sealed class SystemFixture : IAsyncLifetime
 public sealed class SystemCollection : ICollectionFixture<SystemFixture>
 {
     public const string Name = "system";
+}
+
+/// <summary>
+/// A second system, for the tests that break things — stop PostgreSQL (its own cluster, so no other fixture's
+/// tests lose their database), kill and stop workers — and mostly wait on timeouts meanwhile: they run beside the
+/// <see cref="SystemCollection"/>'s tests instead of after them.
+/// </summary>
+public sealed class FaultSystemFixture() : SystemFixture("test-postgres-faults", "_faults");
+
+[CollectionDefinition(Name)]
+public sealed class FaultSystemCollection : ICollectionFixture<FaultSystemFixture>
+{
+    public const string Name = "fault-system";
 }
