@@ -83,8 +83,10 @@ public class SystemFixture : IAsyncLifetime
         foreach (var (k, v) in extra) env[k] = v;
         var process = ChildProcess.Start(name, assembly, env, line =>
         {
-            // JOBS_TEST_LOG=/path: every child process's output, time-stamped, for diagnosing a failed run.
-            if (Environment.GetEnvironmentVariable("JOBS_TEST_LOG") is { Length: > 0 } log) File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
+            // JOBS_TEST_LOG=/path: every child process's output, time-stamped, for diagnosing a failed run; the second
+            // fixture's lines are marked, since both have an [api], a [worker-1] and a [worker-2].
+            if (Environment.GetEnvironmentVariable("JOBS_TEST_LOG") is { Length: > 0 } log)
+                File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {(_databaseSuffix.Length > 0 ? $"({_databaseSuffix.TrimStart('_')}) " : "")}{line}\n");
             Output.Enqueue(line);
             while (Output.Count > 5000) Output.TryDequeue(out _);
         });
