@@ -18,6 +18,7 @@ public class SystemFixture : IAsyncLifetime
 {
     private readonly string _cluster;
     private readonly string _databaseSuffix;
+    private readonly TimeSpan _dispatchGracePeriod;
     private readonly List<ChildProcess> _processes = [];
     private ChildProcess? _api;
 
@@ -30,12 +31,17 @@ public class SystemFixture : IAsyncLifetime
     public Uri ApiUrl { get; private set; } = null!;
     public ConcurrentQueue<string> Output { get; } = new();
 
-    public SystemFixture() : this("test-postgres", "") { }
+    // Jobs:DispatchGracePeriod: how long a stored job may wait for the API to hand it to Hangfire before the workers'
+    // sweepers dispatch it too (a second Hangfire job for the row, which the design allows). None of this fixture's
+    // tests needs the sweeper, and several count Hangfire jobs exactly; 2 s was too short for the API's hand-off on a
+    // loaded machine (a test saw 3 Hangfire jobs for one row). The fault fixture's tests wait for the sweeper: 2 s.
+    public SystemFixture() : this("test-postgres", "", TimeSpan.FromSeconds(10)) { }
 
-    protected SystemFixture(string cluster, string databaseSuffix)
+    protected SystemFixture(string cluster, string databaseSuffix, TimeSpan dispatchGracePeriod)
     {
         _cluster = cluster;
         _databaseSuffix = databaseSuffix;
+        _dispatchGracePeriod = dispatchGracePeriod;
     }
 
     public async Task InitializeAsync()
@@ -70,7 +76,7 @@ public class SystemFixture : IAsyncLifetime
         {
             ["ConnectionStrings__Jobs"] = Database.ConnectionString,
             ["Jobs__EnableDebugCrash"] = "true",
-            ["Jobs__DispatchGracePeriod"] = "00:00:02",
+            ["Jobs__DispatchGracePeriod"] = _dispatchGracePeriod.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             ["Jobs__RetryBaseDelay"] = "00:00:00.200",
             ["Callbacks__AllowedHosts__0"] = CallbackHost,
             ["Callbacks__Secret"] = CallbackSecret,
@@ -116,7 +122,7 @@ public sealed class SystemCollection : ICollectionFixture<SystemFixture>
 /// tests lose their database), kill and stop workers — and mostly wait on timeouts meanwhile: they run beside the
 /// <see cref="SystemCollection"/>'s tests instead of after them.
 /// </summary>
-public sealed class FaultSystemFixture() : SystemFixture("test-postgres-faults", "_faults");
+public sealed class FaultSystemFixture() : SystemFixture("test-postgres-faults", "_faults", TimeSpan.FromSeconds(2));
 
 [CollectionDefinition(Name)]
 public sealed class FaultSystemCollection : ICollectionFixture<FaultSystemFixture>
