@@ -7,7 +7,8 @@ namespace Jobs.Tests.Execution;
 /// Submissions that arrive together are stored in one commit and carried by one Hangfire job (a batch), yet each
 /// job keeps its own outcome, cancellation, retries, crash count and dashboard entry.
 /// </summary>
-public sealed class BatchTests(SystemFixture system) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class BatchTests(FaultSystemFixture system) : SystemTest(system)
 {
     /// <summary>Submits all bodies at once to a queue no worker serves yet, so they wait, batched, for the test's worker.</summary>
     private async Task<Guid[]> SubmitTogetherAsync(IEnumerable<object> bodies)
@@ -74,7 +75,10 @@ public sealed class BatchTests(SystemFixture system) : SystemTest(system)
                 if (await StateAsync(id) == "processing") return true;
             return false;
         }, "the next job of the batch runs", 10);
+        // The rest end too before the worker is stopped: a worker that is stopping no longer checks for cancels
+        // (CancelWatcher stops with the host), so a 30 s sleep still running would hold its stop for 10 s.
         foreach (var id in ids.Where(id => id != running)) await Http.DeleteAsync($"/jobs/{id}");
+        foreach (var id in ids) await Http.WaitForJobAsync(id, 10);
     }
 
     [Fact]

@@ -9,7 +9,8 @@ namespace Jobs.Tests.Execution;
 /// Every accepted job ends (issue 11): results JSON cannot carry end the job failed with MaybeEncodingError, and
 /// cancel ends a job wherever it is — waiting its turn in a batch, or orphaned by a worker that died.
 /// </summary>
-public sealed class JobEndTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class JobEndTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     private async Task<string> StateAsync(Guid id) => (await (await Http.GetAsync($"/jobs/{id}")).JsonAsync())["state"]!.GetValue<string>();
 
@@ -73,7 +74,10 @@ public sealed class JobEndTests(SystemFixture system, ITestOutputHelper output) 
 
         Assert.Equal("canceled", canceled["state"]!.GetValue<string>());
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"canceled after {clock.Elapsed}");
+        // The others end too before the worker is stopped: a worker that is stopping no longer checks for cancels
+        // (CancelWatcher stops with the host), so a 30 s sleep still running would hold its stop for 10 s.
         foreach (var id in ids) await Http.DeleteAsync($"/jobs/{id}");
+        foreach (var id in ids) await Http.WaitForJobAsync(id, 10);
     }
 
     [Fact]
@@ -87,7 +91,8 @@ public sealed class JobEndTests(SystemFixture system, ITestOutputHelper output) 
         await victim.DisposeAsync();
 
         Assert.Equal(202, (int)(await Http.DeleteAsync($"/jobs/{id}")).StatusCode);
-        await using var next = Fixture.StartWorker("cancel-next", [queue]);
+        // The dead worker's fetch comes back after the (shortened) invisibility timeout, as in the crash tests.
+        await using var next = Fixture.StartWorker("cancel-next", [queue], environment: new() { ["Worker__InvisibilityTimeout"] = "00:00:02" });
         var job = await Http.WaitForJobAsync(id, 30);
 
         Assert.Equal("canceled", job["state"]!.GetValue<string>());

@@ -10,7 +10,8 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Execution;
 
 /// <summary>What only separate worker processes can show: durability across their absence, parallelism, pickup.</summary>
-public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class WorkerProcessTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
 
     [Fact]
@@ -116,14 +117,19 @@ public sealed class WorkerProcessTests(SystemFixture system, ITestOutputHelper o
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
         var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
+        // The API's own Hangfire job first. On a loaded machine it can come after Jobs:DispatchGracePeriod (2 s in the
+        // tests), and then the fixture workers' sweepers dispatch the row too, each once: more dispatches, same claim.
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id) is not null,
+            "the API handed the row to Hangfire");
         var row = await new JobQueries(dataSource).GetAsync(id, CancellationToken.None);
         new JobDispatcher(new BackgroundJobClient(storage)).Dispatch([row!]);
-        Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+        var dispatches = await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job");
+        Assert.True(dispatches >= 2, $"{dispatches} Hangfire jobs for the row");
 
         await using var worker = Fixture.StartWorker("dup-worker", [queue], workerCount: 2);
         var job = await Http.WaitForJobAsync(id, 60);
         await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
-            "SELECT count(*) FROM hangfire.job WHERE statename = 'Succeeded'") == 2L, "both Hangfire jobs succeeded");
+            "SELECT count(*) FROM hangfire.job WHERE statename IS DISTINCT FROM 'Succeeded'") == 0L, "every Hangfire job of the row succeeded");
 
         Assert.Equal("succeeded", job["state"]!.GetValue<string>());
         Assert.Equal(1, job["attempts"]!.GetValue<int>());

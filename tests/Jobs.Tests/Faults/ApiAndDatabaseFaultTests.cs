@@ -8,7 +8,8 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Faults;
 
 /// <summary>kill -9 of the API and a PostgreSQL restart under load: every acknowledged job still completes.</summary>
-public sealed class ApiAndDatabaseFaultTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     [Fact]
     public async Task Every_job_acknowledged_before_the_api_was_killed_exists_and_completes()

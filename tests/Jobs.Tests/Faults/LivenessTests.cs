@@ -7,7 +7,8 @@ namespace Jobs.Tests.Faults;
 /// <summary>
 /// Every accepted job ends (issue 11): a fetched job nobody runs is given back, and lone jobs after a burst start at once.
 /// </summary>
-public sealed class LivenessTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class LivenessTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     [Fact]
     public async Task A_fetch_whose_holder_never_runs_the_job_is_reported_and_given_back()

@@ -5,7 +5,8 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Faults;
 
 /// <summary>kill -9 of a worker, a job that kills its worker, and SIGTERM: nothing accepted is lost.</summary>
-public sealed class WorkerFaultTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class WorkerFaultTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     private static string ServerName(Jobs.Launcher.Processes.ChildProcess worker) => $"{Environment.MachineName}:{worker.Id}";
 

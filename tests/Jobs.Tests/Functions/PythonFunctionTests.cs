@@ -11,7 +11,8 @@ namespace Jobs.Tests.Functions;
 /// top-level functions as py:pool_examples.*, the API validates and accepts them while the worker lives, and
 /// python3 processes run them with Pool's semantics.
 /// </summary>
-public sealed class PythonFunctionTests(SystemFixture system) : SystemTest(system)
+[Collection(FaultSystemCollection.Name)]
+public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(system)
 {
     private static readonly string Module = Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py");
 

@@ -9,8 +9,16 @@ namespace Jobs.Tests.Infrastructure;
 /// that need workers of their own start them on a queue of their own (<see cref="StartWorker"/>), so the
 /// shared workers never take their jobs.
 /// </summary>
-public sealed class SystemFixture : IAsyncLifetime
+/// <remarks>
+/// Two of them run side by side, each with its own PostgreSQL cluster, database, API and workers: this one (the
+/// <see cref="SystemCollection"/>) and <see cref="FaultSystemFixture"/>. Tests of one fixture run one at a time, since
+/// each resets its database; nothing is shared between the two.
+/// </remarks>
+public class SystemFixture : IAsyncLifetime
 {
+    private readonly string _cluster;
+    private readonly string _databaseSuffix;
+    private readonly TimeSpan _dispatchGracePeriod;
     private readonly List<ChildProcess> _processes = [];
     private ChildProcess? _api;
 
@@ -23,9 +31,22 @@ public sealed class SystemFixture : IAsyncLifetime
     public Uri ApiUrl { get; private set; } = null!;
     public ConcurrentQueue<string> Output { get; } = new();
 
+    // Jobs:DispatchGracePeriod: how long a stored job may wait for the API to hand it to Hangfire before the workers'
+    // sweepers dispatch it too (a second Hangfire job for the row, which the design allows). None of this fixture's
+    // tests needs the sweeper, and several count Hangfire jobs exactly; 2 s was too short for the API's hand-off on a
+    // loaded machine (a test saw 3 Hangfire jobs for one row). The fault fixture's tests wait for the sweeper: 2 s.
+    public SystemFixture() : this("test-postgres", "", TimeSpan.FromSeconds(10)) { }
+
+    protected SystemFixture(string cluster, string databaseSuffix, TimeSpan dispatchGracePeriod)
+    {
+        _cluster = cluster;
+        _databaseSuffix = databaseSuffix;
+        _dispatchGracePeriod = dispatchGracePeriod;
+    }
+
     public async Task InitializeAsync()
     {
-        Database = await TestDatabase.CreateAsync("jobs_test");
+        Database = await TestDatabase.CreateAsync(_cluster, _databaseSuffix);
         ApiUrl = new Uri($"http://127.0.0.1:{Network.FreePort()}");
         Http = new HttpClient { BaseAddress = ApiUrl, Timeout = TimeSpan.FromSeconds(60) };
         _api = Start("api", ProgramPaths.ApiAssembly, new() { ["Api__Urls"] = ApiUrl.ToString().TrimEnd('/') });
@@ -55,7 +76,7 @@ public sealed class SystemFixture : IAsyncLifetime
         {
             ["ConnectionStrings__Jobs"] = Database.ConnectionString,
             ["Jobs__EnableDebugCrash"] = "true",
-            ["Jobs__DispatchGracePeriod"] = "00:00:02",
+            ["Jobs__DispatchGracePeriod"] = _dispatchGracePeriod.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             ["Jobs__RetryBaseDelay"] = "00:00:00.200",
             ["Callbacks__AllowedHosts__0"] = CallbackHost,
             ["Callbacks__Secret"] = CallbackSecret,
@@ -68,8 +89,10 @@ public sealed class SystemFixture : IAsyncLifetime
         foreach (var (k, v) in extra) env[k] = v;
         var process = ChildProcess.Start(name, assembly, env, line =>
         {
-            // JOBS_TEST_LOG=/path: every child process's output, time-stamped, for diagnosing a failed run.
-            if (Environment.GetEnvironmentVariable("JOBS_TEST_LOG") is { Length: > 0 } log) File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
+            // JOBS_TEST_LOG=/path: every child process's output, time-stamped, for diagnosing a failed run; the second
+            // fixture's lines are marked, since both have an [api], a [worker-1] and a [worker-2].
+            if (Environment.GetEnvironmentVariable("JOBS_TEST_LOG") is { Length: > 0 } log)
+                File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {(_databaseSuffix.Length > 0 ? $"({_databaseSuffix.TrimStart('_')}) " : "")}{line}\n");
             Output.Enqueue(line);
             while (Output.Count > 5000) Output.TryDequeue(out _);
         });
@@ -92,4 +115,17 @@ public sealed class SystemFixture : IAsyncLifetime
 public sealed class SystemCollection : ICollectionFixture<SystemFixture>
 {
     public const string Name = "system";
+}
+
+/// <summary>
+/// A second system, for the tests that break things — stop PostgreSQL (its own cluster, so no other fixture's
+/// tests lose their database), kill and stop workers — and mostly wait on timeouts meanwhile: they run beside the
+/// <see cref="SystemCollection"/>'s tests instead of after them.
+/// </summary>
+public sealed class FaultSystemFixture() : SystemFixture("test-postgres-faults", "_faults", TimeSpan.FromSeconds(2));
+
+[CollectionDefinition(Name)]
+public sealed class FaultSystemCollection : ICollectionFixture<FaultSystemFixture>
+{
+    public const string Name = "fault-system";
 }

@@ -6,10 +6,16 @@ using Npgsql;
 namespace Jobs.Tests.Infrastructure;
 
 /// <summary>
-/// The tests' PostgreSQL: the launcher's private cluster mechanism in .data/test-postgres, or the server named
+/// The tests' PostgreSQL: the launcher's private cluster mechanism in .data/&lt;cluster&gt;, or the server named
 /// by JOBS_TEST_CONNECTION_STRING (its database is dropped and recreated). Never skipped: without PostgreSQL
 /// the tests fail, loudly.
 /// </summary>
+/// <remarks>
+/// Each fixture names a cluster of its own, because fixtures run side by side (xunit.runner.json) and a cluster
+/// belongs to whoever started it: its <see cref="DisposeAsync"/> stops it, and the outage tests stop and restart
+/// it mid-run. Sharing one would let a fixture that finishes first, or an outage test, take PostgreSQL away from
+/// the tests of another fixture still running.
+/// </remarks>
 public sealed class TestDatabase : IAsyncDisposable
 {
     public const string EnvironmentVariable = "JOBS_TEST_CONNECTION_STRING";
@@ -25,14 +31,19 @@ public sealed class TestDatabase : IAsyncDisposable
         ConnectionString = connectionString;
     }
 
-    public static async Task<TestDatabase> CreateAsync(string name)
+    /// <param name="cluster">The private cluster's folder under .data; no other fixture may use it (see remarks).</param>
+    /// <param name="suffix">
+    /// Appended to the database's name, jobs_test (or the one JOBS_TEST_CONNECTION_STRING names): on a server of
+    /// one's own, fixtures running side by side must not drop each other's database.
+    /// </param>
+    public static async Task<TestDatabase> CreateAsync(string cluster, string suffix = "")
     {
         LocalPostgres? postgres = null;
         string connectionString;
         if (Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } external)
         {
             var builder = new NpgsqlConnectionStringBuilder(external);
-            var database = builder.Database ?? name;
+            var database = (builder.Database ?? "jobs_test") + suffix;
             builder.Database = "postgres";
             await RecreateAsync(builder.ConnectionString, database);
             builder.Database = database;
@@ -40,9 +51,10 @@ public sealed class TestDatabase : IAsyncDisposable
         }
         else
         {
-            postgres = await LocalPostgres.StartAsync(Path.Combine(ProgramPaths.RepositoryRoot, ".data", "test-postgres"), _ => { });
-            await postgres.EnsureDatabaseAsync(name, recreate: true);
-            connectionString = postgres.ConnectionString(name);
+            postgres = await LocalPostgres.StartAsync(Path.Combine(ProgramPaths.RepositoryRoot, ".data", cluster), _ => { });
+            var database = "jobs_test" + suffix;
+            await postgres.EnsureDatabaseAsync(database, recreate: true);
+            connectionString = postgres.ConnectionString(database);
         }
         await Migrator.MigrateAsync(connectionString);
         return new TestDatabase(postgres, connectionString);

@@ -12,7 +12,10 @@ using Jobs.Tests.Infrastructure;
 namespace Jobs.Tests.Launcher;
 
 /// <summary>The README's main command: private PostgreSQL, migrate, API and workers, clean stop on SIGTERM.</summary>
-[Collection(SystemCollection.Name)]
+/// <remarks>
+/// A collection of its own, beside the system fixtures: the launcher brings its own PostgreSQL cluster
+/// (.data/launcher-test-postgres), API and workers on free ports, and uses nothing of theirs.
+/// </remarks>
 public sealed class LauncherTests
 {
     private const string Key = "launcher-test-key-0123456789";

@@ -6,7 +6,11 @@ using Npgsql;
 
 namespace Jobs.Tests.Storage;
 
-/// <summary>A database of its own (jobs_store_facts) and the stores over it: no API, no workers, no Hangfire.</summary>
+/// <summary>
+/// A database (jobs_test_store) on a PostgreSQL cluster of its own, and the stores over it: no API, no workers, no
+/// Hangfire (but for the submitter's facts, which use Hangfire's client on it). Nothing here is shared with the system
+/// fixtures, so the store facts run beside them.
+/// </summary>
 public sealed class StoreFixture : IAsyncLifetime
 {
     public TestDatabase Database { get; private set; } = null!;
@@ -21,7 +25,7 @@ public sealed class StoreFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Database = await TestDatabase.CreateAsync("jobs_store_facts");
+        Database = await TestDatabase.CreateAsync("test-postgres-store", "_store");
         DataSource = NpgsqlDataSource.Create(Database.ConnectionString);
         JobQueries = new JobQueries(DataSource);
         JobSubmissions = new JobSubmissionStore(DataSource, JobQueries);
