@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import queue
 import threading
 import time
 import urllib.error
@@ -53,7 +54,9 @@ class RemoteError(Exception):
 
     @classmethod
     def from_error(cls, error: dict, index: int | None = None) -> "RemoteError":
-        return cls(error.get("type") or error.get("exceptionType") or "Exception", error.get("message", ""),
+        # A job's or item's error has "type"; a 424 problem (map().get()) has "exceptionType", and its "type" is the
+        # problem's own URL, not the remote exception's.
+        return cls(error.get("exceptionType") or error.get("type") or "Exception", error.get("message", ""),
                    error.get("stackTrace", ""), index)
 
 
@@ -110,10 +113,11 @@ class _Result:
     def __init__(self, pool: "Pool", view: dict, callback=None, error_callback=None):
         self._pool, self.id, self._view = pool, view["id"], view
         if callback is not None or error_callback is not None:
-            threading.Thread(target=self._deliver, args=(callback, error_callback), daemon=True).start()
+            pool._handler.watch(self, callback, error_callback)
 
     def _refresh(self, wait: float) -> dict:
-        _, self._view = self._pool._client.request("GET", f"/{self._kind}s/{self.id}?wait={max(0, int(wait))}", read_timeout=wait)
+        # Fractional seconds go to the server as they are: get(timeout=0.5) is one request that waits 0.5 s, not a loop.
+        _, self._view = self._pool._client.request("GET", f"/{self._kind}s/{self.id}?wait={max(0.0, wait):.3f}", read_timeout=wait)
         return self._view
 
     def ready(self) -> bool:
@@ -151,15 +155,12 @@ class _Result:
                 return False
             raise
 
-    def _deliver(self, callback, error_callback) -> None:
+    def _outcome(self):
+        """Waits for the end; (callback's value, None) or (None, the exception for error_callback)."""
         try:
-            value = self.get()
-        except RemoteError as e:
-            if error_callback is not None:
-                error_callback(e)
-            return
-        if callback is not None:
-            callback(value)
+            return self.get(), None
+        except Exception as e:  # the remote exception, or the service unreachable: either way join() must not hang
+            return None, e
 
 
 class AsyncResult(_Result):
@@ -186,6 +187,45 @@ class MapResult(_Result):
         return body["results"]
 
 
+class _ResultHandler:
+    """
+    Pool's result-handler thread: callbacks and error_callbacks run on this one thread, one at a time, in the order
+    their results finish (a callback that blocks holds up the others, as in Pool). Each watched result is waited for
+    by a waiter thread of its own (a server-side long poll); join() waits until every callback has run.
+    """
+
+    def __init__(self):
+        self._ready: "queue.Queue" = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, result: "_Result", callback, error_callback) -> None:
+        with self._idle:
+            self._pending += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobs-result-handler", daemon=True)
+                self._thread.start()
+        threading.Thread(target=lambda: self._ready.put((result._outcome(), callback, error_callback)), daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            (value, error), callback, error_callback = self._ready.get()
+            try:
+                if error is None and callback is not None:
+                    callback(value)
+                elif error is not None and error_callback is not None:
+                    error_callback(error)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def join(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+
+
 class Pool:
     """multiprocessing.pool.Pool, served by the Jobs service at ``url``."""
 
@@ -195,6 +235,7 @@ class Pool:
         self._queue = queue
         self._state = "RUN"
         self._results: list = []
+        self._handler = _ResultHandler()
 
     # -- single jobs ---------------------------------------------------------------------------------------------
 
@@ -285,6 +326,7 @@ class Pool:
         if self._state == "CLOSE":
             for result in self._results:
                 result.wait()
+        self._handler.join()  # as Pool's join, after the last callback has run
 
     def __enter__(self) -> "Pool":
         self._check_running()

@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "src", "python"))
@@ -96,6 +97,48 @@ class PoolClientTests(unittest.TestCase):
             with self.assertRaises(TypeError):
                 pool.apply_async(local, (1,))
 
+    def test_a_failing_map_item_carries_the_remote_type_as_apply_and_imap_do(self):
+        with jobs.Pool(URL) as pool:
+            with self.assertRaises(jobs.RemoteError) as mapped:
+                pool.map("debug.fail", ["m"])
+            with self.assertRaises(jobs.RemoteError) as applied:
+                pool.apply("debug.fail", ("a",))
+            with self.assertRaises(jobs.RemoteError) as streamed:
+                list(pool.imap("debug.fail", ["i"]))
+        self.assertTrue(mapped.exception.type.endswith("DebugFailureException"), mapped.exception.type)
+        self.assertEqual(mapped.exception.type, applied.exception.type)
+        self.assertEqual(mapped.exception.type, streamed.exception.type)
+
+    def test_get_with_a_fractional_timeout_waits_on_the_server_instead_of_polling(self):
+        with jobs.Pool(URL) as pool:
+            result = pool.apply_async("time.sleep", (30,))
+            calls = []
+            request = pool._client.request
+            pool._client.request = lambda *a, **k: (calls.append(a[1]), request(*a, **k))[1]
+            started = time.monotonic()
+            with self.assertRaises(multiprocessing.TimeoutError):
+                result.get(timeout=0.5)
+            took = time.monotonic() - started
+        self.assertLessEqual(len(calls), 3, f"{len(calls)} requests, the first: {calls[:2]}")
+        self.assertGreaterEqual(took, 0.45)
+        self.assertLess(took, 3)
+
+    def test_join_returns_after_every_callback_ran_on_one_result_handler_thread(self):
+        seen, threads = [], set()
+
+        def callback(value):
+            time.sleep(0.05)
+            threads.add(threading.get_ident())
+            seen.append(value)
+
+        pool = jobs.Pool(URL)
+        for i in range(12):
+            pool.apply_async("math.square", (i,), callback=callback)
+        pool.close()
+        pool.join()
+        self.assertEqual(sorted(seen), [i * i for i in range(12)])
+        self.assertEqual(len(threads), 1, threads)
+        self.assertNotIn(threading.get_ident(), threads)
 
 if __name__ == "__main__":
     unittest.main()

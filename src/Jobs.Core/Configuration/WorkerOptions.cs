@@ -11,9 +11,15 @@ public sealed class WorkerOptions
     [Range(0, 1024)]
     public int WorkerCount { get; set; }
 
-    /// <summary>Queues this process serves, in priority order.</summary>
-    [MinLength(1)]
-    public string[] Queues { get; set; } = ["default"];
+    /// <summary>
+    /// Queues this process serves, in priority order, as configured; <see cref="EffectiveQueues"/> is what it serves.
+    /// Not initialised to ["default"]: the configuration binder appends to an array it finds, so a worker configured
+    /// for "critical" alone served ["default", "critical"], default first (and appsettings.json's "default" twice).
+    /// </summary>
+    public string[] Queues { get; set; } = [];
+
+    /// <summary><see cref="Queues"/> without repeats, or ["default"] when none is configured.</summary>
+    public string[] EffectiveQueues => Queues.Length == 0 ? ["default"] : [.. Queues.Distinct(StringComparer.Ordinal)];
 
     /// <summary>On SIGTERM, how long running jobs get to finish before they are abandoned to another worker.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]

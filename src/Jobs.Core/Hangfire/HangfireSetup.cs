@@ -47,7 +47,7 @@ public static class HangfireSetup
                 .Entry;
             // Worker processes fetch through our queue (WorkQueue: one owner per fetched job, liveness per process);
             // the API only enqueues, which is the same INSERT + NOTIFY either way.
-            sp.GetService<WorkQueue>()?.Attach(storage, worker.Queues);
+            sp.GetService<WorkQueue>()?.Attach(storage, worker.EffectiveQueues);
             config
                 .UseFilter(new AutomaticRetryAttribute { Attempts = 0, LogEvents = false })
                 .UseFilter(new RetentionFilter(jobs.Retention));

@@ -25,7 +25,7 @@ internal static class WorkerSetup
         {
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
             server.WorkerCount = worker.EffectiveWorkerCount;
-            server.Queues = worker.Queues;
+            server.Queues = worker.EffectiveQueues;
             // Hangfire signals running jobs' CancellationToken after StopTimeout (default 0.5 s) and abandons them
             // after ShutdownTimeout: running jobs get the whole Worker:ShutdownTimeout to finish.
             server.StopTimeout = worker.ShutdownTimeout;
