@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -229,9 +230,23 @@ class _ResultHandler:
 class Pool:
     """multiprocessing.pool.Pool, served by the Jobs service at ``url``."""
 
-    def __init__(self, url: str = "http://127.0.0.1:5080", *, api_key: str | None = None, queue: str | None = None,
-                 timeout: float = 30.0):
-        self._client = _Client(url, api_key, timeout)
+    def __init__(self, processes: int | str | None = None, initializer=None, initargs=(), maxtasksperchild=None, *,
+                 url: str | None = None, api_key: str | None = None, queue: str | None = None, timeout: float = 30.0):
+        """
+        Pool's signature, so ``Pool(4)`` → ``jobs.Pool(4)``. The service is at ``url``, else $JOBS_URL, else
+        http://127.0.0.1:5080 (``jobs.Pool("http://…")`` still takes the URL first). ``processes`` is checked as Pool
+        checks it, but the service's parallelism is its workers' (Worker:WorkerCount per worker process), not this
+        pool's. initializer, initargs and maxtasksperchild act on worker processes, so they are worker settings.
+        """
+        if isinstance(processes, str):
+            url, processes = processes, None
+        if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+            raise ValueError("Number of processes must be at least 1")
+        if initializer is not None or initargs or maxtasksperchild is not None:
+            raise TypeError("initializer, initargs and maxtasksperchild run in the service's worker processes: set them for "
+                            "the module in the workers' settings (Python:Modules:N:Initializer, InitArgs, MaxTasksPerChild)")
+        self._processes = processes
+        self._client = _Client(url or os.environ.get("JOBS_URL") or "http://127.0.0.1:5080", api_key, timeout)
         self._queue = queue
         self._state = "RUN"
         self._results: list = []

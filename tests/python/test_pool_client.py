@@ -139,6 +139,18 @@ class PoolClientTests(unittest.TestCase):
         self.assertEqual(sorted(seen), [i * i for i in range(12)])
         self.assertEqual(len(threads), 1, threads)
         self.assertNotIn(threading.get_ident(), threads)
+    def test_pools_constructor_arguments_move_unchanged_or_name_the_worker_setting(self):
+        os.environ["JOBS_URL"] = URL
+        with jobs.Pool(4) as pool:
+            self.assertEqual(pool.map("math.square", [1, 2, 3]), [1, 4, 9])
+        with jobs.Pool(processes=2) as pool:
+            self.assertEqual(pool.apply("math.square", (5,)), 25)
+        with self.assertRaises(ValueError):
+            jobs.Pool(0)
+        for arguments in ({"initializer": print}, {"maxtasksperchild": 10}, {"initargs": (1,)}):
+            with self.assertRaises(TypeError) as caught:
+                jobs.Pool(2, **arguments)
+            self.assertIn("Python:Modules", str(caught.exception))
 
 if __name__ == "__main__":
     unittest.main()
