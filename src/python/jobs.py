@@ -16,10 +16,12 @@ get() timing out raises multiprocessing.TimeoutError, as Pool's does. Standard l
 
 from __future__ import annotations
 
+import builtins
 import json
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 import urllib.error
@@ -27,7 +29,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Pool", "AsyncResult", "MapResult", "RemoteError", "JobsError"]
+__all__ = ["Pool", "AsyncResult", "MapResult", "RemoteError", "RemoteTraceback", "JobsError"]
 
 # A server-side wait is capped (Jobs:MaxWaitSeconds, 60 s by default); longer waits are several requests.
 _LONGEST_WAIT = 30.0
@@ -41,8 +43,24 @@ class JobsError(Exception):
         self.status, self.title, self.detail, self.problem = status, title, detail, problem or {}
 
 
+class RemoteTraceback(Exception):
+    """The worker's traceback, as Pool's multiprocessing.pool.RemoteTraceback: the __cause__ of a remote exception."""
+
+    def __init__(self, tb: str):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
 class RemoteError(Exception):
-    """The function raised in a worker: the remote exception's type, message and traceback."""
+    """
+    The function raised in a worker: the remote exception's type, message and traceback. Where this process knows the
+    remote type — a built-in exception, or a class of a module it has imported (the module whose functions it sends) —
+    the exception raised here is also of that type, as with Pool: ``except ZeroDivisionError`` matches, ``str(e)`` is
+    the message, and ``e.__cause__`` is the RemoteTraceback. Otherwise (a .NET function's exception) it is RemoteError alone.
+    """
 
     def __init__(self, type: str, message: str, traceback: str = "", index: int | None = None):
         where = "" if index is None else f" (item {index})"
@@ -57,8 +75,38 @@ class RemoteError(Exception):
     def from_error(cls, error: dict, index: int | None = None) -> "RemoteError":
         # A job's or item's error has "type"; a 424 problem (map().get()) has "exceptionType", and its "type" is the
         # problem's own URL, not the remote exception's.
-        return cls(error.get("exceptionType") or error.get("type") or "Exception", error.get("message", ""),
-                   error.get("stackTrace", ""), index)
+        type_name = error.get("exceptionType") or error.get("type") or "Exception"
+        message, traceback = error.get("message", ""), error.get("stackTrace", "")
+        combined = _as_local(type_name)
+        if combined is None:
+            return cls(type_name, message, traceback, index)
+        e = combined.__new__(combined)
+        RemoteError.__init__(e, type_name, message, traceback, index)
+        e.args = (message,)
+        if traceback:
+            e.__cause__ = RemoteTraceback(traceback)
+        return e
+
+
+_LOCAL_TYPES: dict = {}
+
+
+def _as_local(type_name: str):
+    """The remote type as a class of this process, combined with RemoteError; None when this process does not know it."""
+    if type_name in _LOCAL_TYPES:
+        return _LOCAL_TYPES[type_name]
+    module, _, name = type_name.rpartition(".")
+    # Never imports anything: only what this program has imported already (it sends that module's functions).
+    found = getattr(builtins, name, None) if not module else getattr(sys.modules.get(module), name, None)
+    combined = None
+    if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, RemoteError):
+        try:
+            combined = type(found.__name__, (found, RemoteError), {"__module__": found.__module__, "__qualname__": found.__qualname__,
+                                                                    "__str__": lambda self: self.message})
+        except TypeError:
+            combined = None  # an exception with a C layout of its own (OSError and kin): RemoteError alone
+    _LOCAL_TYPES[type_name] = combined
+    return combined
 
 
 class _Client:

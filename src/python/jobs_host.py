@@ -93,7 +93,11 @@ def send(obj):
 
 
 def error(e, type_name=None):
-    return {"type": type_name or type(e).__name__, "message": str(e),
+    # A built-in exception by its name ("ValueError"); any other by module and name ("mymodule.Rejected"), so a client
+    # that has that module can raise it as its own class.
+    cls = type(e)
+    name = cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return {"type": type_name or name, "message": str(e),
             "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
 
 

@@ -25,6 +25,25 @@ class PythonFunctionsThroughThePool(unittest.TestCase):
             self.assertEqual(caught.exception.type, "ValueError")
             self.assertIn("raise ValueError", caught.exception.traceback)
 
+    def test_a_remote_exception_is_raised_as_its_own_class_as_pool_does(self):
+        with jobs.Pool(URL, queue=QUEUE) as pool:
+            with self.assertRaises(ValueError) as builtin:
+                pool.apply(pool_examples.fail, ("no good",))
+            with self.assertRaises(pool_examples.Rejected) as own:
+                pool.apply(pool_examples.reject, ("not today",))
+            with self.assertRaises(ValueError) as mapped:
+                pool.map(pool_examples.fail, ["first", "second"])
+            with self.assertRaises(ValueError) as streamed:
+                list(pool.imap(pool_examples.fail, ["streamed"]))
+        self.assertEqual(str(builtin.exception), "no good")
+        self.assertIsInstance(builtin.exception, jobs.RemoteError)
+        self.assertIsInstance(builtin.exception.__cause__, jobs.RemoteTraceback)
+        self.assertIn("raise ValueError", str(builtin.exception.__cause__))
+        self.assertEqual(str(own.exception), "not today")
+        self.assertEqual(own.exception.type, "pool_examples.Rejected")
+        self.assertEqual((str(mapped.exception), mapped.exception.index), ("first", 0))
+        self.assertEqual(str(streamed.exception), "streamed")
+
     def test_a_function_defined_in_main_is_refused_like_pools_pickling_error(self):
         def local(x):
             return x

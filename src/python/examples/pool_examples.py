@@ -41,6 +41,15 @@ def fail(message: str) -> None:
     raise ValueError(message)
 
 
+class Rejected(ValueError):
+    """An exception of the module's own: the client raises it as this class."""
+
+
+def reject(reason: str) -> None:
+    """Raises the module's own exception."""
+    raise Rejected(reason)
+
+
 def sleep(seconds: float) -> float:
     """Sleeps, ignoring any request to stop: only terminating its process ends it early."""
     time.sleep(seconds)

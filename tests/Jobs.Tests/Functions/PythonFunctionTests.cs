@@ -159,7 +159,7 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
             ["JOBS_QUEUE"] = queue,
         });
         Assert.True(exitCode == 0, $"{output}\n{errors}");
-        Assert.Contains("Ran 2 tests", errors);
+        Assert.Contains("Ran 3 tests", errors);
     }
 
     [Fact]
