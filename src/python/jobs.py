@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Pool", "AsyncResult", "MapResult", "RemoteError", "RemoteTraceback", "JobsError"]
+__all__ = ["Pool", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "JobsError"]
 
 # A server-side wait is capped (Jobs:MaxWaitSeconds, 60 s by default); longer waits are several requests.
 _LONGEST_WAIT = 30.0
@@ -236,6 +236,53 @@ class MapResult(_Result):
         return body["results"]
 
 
+class IMapIterator:
+    """
+    Pool's IMapIterator: ``next(timeout)`` raises multiprocessing.TimeoutError when no result comes in time, and a
+    failed item raises its exception from ``next()`` while the iteration goes on with the next item, as in Pool.
+    The results stream (GET /maps/{id}/stream) is read by a thread of its own into a queue.
+    """
+
+    _END = ("end", None, None)
+
+    def __init__(self, client: "_Client", map_id: str, order: str):
+        self.id = map_id
+        self._items: "queue.Queue" = queue.Queue()
+        threading.Thread(target=self._read, args=(client, order), name=f"jobs-imap-{map_id}", daemon=True).start()
+
+    def _read(self, client: "_Client", order: str) -> None:
+        try:
+            _, response = client.request("GET", f"/maps/{self.id}/stream?order={order}", stream=True, read_timeout=86_400)
+            with response:
+                for line in response:
+                    if line.strip():
+                        item = json.loads(line)
+                        self._items.put(("error", item["error"], item.get("index")) if "error" in item
+                                        else ("value", item.get("result"), None))
+        except Exception as e:  # the service went away: the next next() raises it
+            self._items.put(("raise", e, None))
+        self._items.put(self._END)
+
+    def __iter__(self) -> "IMapIterator":
+        return self
+
+    def next(self, timeout: float | None = None) -> Any:
+        try:
+            kind, value, index = self._items.get(timeout=timeout)
+        except queue.Empty:
+            raise multiprocessing.TimeoutError from None
+        if kind == "end":
+            self._items.put(self._END)  # and so on for every later call
+            raise StopIteration
+        if kind == "error":
+            raise RemoteError.from_error(value, index)
+        if kind == "raise":
+            raise value
+        return value
+
+    __next__ = next
+
+
 class _ResultHandler:
     """
     Pool's result-handler thread: callbacks and error_callbacks run on this one thread, one at a time, in the order
@@ -343,27 +390,19 @@ class Pool:
         self._results.append(result)
         return result
 
-    def imap(self, func, iterable: Iterable, chunksize: int = 1) -> Iterator:
-        """Results in input order, each as soon as it and those before it are done."""
+    def imap(self, func, iterable: Iterable, chunksize: int | None = None) -> "IMapIterator":
+        """Results in input order, each as soon as it and those before it are done. Without a chunksize, the service
+        picks one (as map does): a chunk per item would make each item a Hangfire job of its own."""
         return self._stream(self._submit_map(func, iterable, chunksize, star=False), "input")
 
-    def imap_unordered(self, func, iterable: Iterable, chunksize: int = 1) -> Iterator:
+    def imap_unordered(self, func, iterable: Iterable, chunksize: int | None = None) -> "IMapIterator":
         """Results in completion order."""
         return self._stream(self._submit_map(func, iterable, chunksize, star=False), "completion")
 
-    def _stream(self, mapping: dict, order: str) -> Iterator:
+    def _stream(self, mapping: dict, order: str) -> "IMapIterator":
         result = MapResult(self, mapping)
         self._results.append(result)
-        _, response = self._client.request("GET", f"/maps/{mapping['id']}/stream?order={order}", stream=True,
-                                           read_timeout=86_400)
-        with response:
-            for line in response:
-                if not line.strip():
-                    continue
-                item = json.loads(line)
-                if "error" in item:
-                    raise RemoteError.from_error(item["error"], item.get("index"))
-                yield item.get("result")
+        return IMapIterator(self._client, mapping["id"], order)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 

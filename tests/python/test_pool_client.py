@@ -151,6 +151,23 @@ class PoolClientTests(unittest.TestCase):
             with self.assertRaises(TypeError) as caught:
                 jobs.Pool(2, **arguments)
             self.assertIn("Python:Modules", str(caught.exception))
+    def test_imap_raises_a_failed_item_and_goes_on_and_next_takes_a_timeout(self):
+        with jobs.Pool(URL) as pool:
+            outcomes = []
+            iterator = pool.imap("math.square", [1, 1e200, 3])  # 1e200 squared is beyond JSON: that item fails
+            while True:
+                try:
+                    outcomes.append(iterator.next(timeout=30))
+                except StopIteration:
+                    break
+                except jobs.RemoteError as e:
+                    outcomes.append(e.type)
+            self.assertEqual(outcomes, [1, "MaybeEncodingError", 9])
+            slow = pool.imap("time.sleep", [5])
+            started = time.monotonic()
+            with self.assertRaises(multiprocessing.TimeoutError):
+                slow.next(timeout=0.3)
+            self.assertLess(time.monotonic() - started, 3)
 
 if __name__ == "__main__":
     unittest.main()
