@@ -17,6 +17,7 @@ get() timing out raises multiprocessing.TimeoutError, as Pool's does. Standard l
 from __future__ import annotations
 
 import builtins
+import http.client
 import json
 import multiprocessing
 import os
@@ -24,9 +25,7 @@ import queue
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["Pool", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "JobsError"]
@@ -110,35 +109,74 @@ def _as_local(type_name: str):
 
 
 class _Client:
+    """
+    HTTP to the service over keep-alive connections, one per thread (the caller's, the result handler's waiters, each
+    imap reader): a pool's many small requests do not each pay for a new TCP connection, as they did through urllib.
+    """
+
     def __init__(self, url: str, api_key: str | None, timeout: float):
         self.url, self.api_key, self.timeout = url.rstrip("/"), api_key, timeout
+        parts = urllib.parse.urlsplit(self.url)
+        self._https, self._host, self._port = parts.scheme == "https", parts.hostname or "127.0.0.1", parts.port
+        self._base = parts.path.rstrip("/")
+        self._local = threading.local()
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return kind(self._host, self._port, timeout=timeout)
 
     def request(self, method: str, path: str, body: Any = None, stream: bool = False, read_timeout: float = 0.0):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
+        headers = {"Accept": "application/json"}
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         if self.api_key:
-            req.add_header("Authorization", "Bearer " + self.api_key)
-        try:
-            response = urllib.request.urlopen(req, timeout=self.timeout + read_timeout)
-        except urllib.error.HTTPError as e:
-            if e.code in (424,):
-                return e.code, json.loads(e.read() or b"{}")
-            raise _refusal(e) from None
+            headers["Authorization"] = "Bearer " + self.api_key
+        timeout = self.timeout + read_timeout
+        # A stream holds its connection until it ends: it gets one of its own.
+        connection = None if stream else getattr(self._local, "connection", None)
+        reused = connection is not None
+        while True:
+            if connection is None:
+                connection = self._connect(timeout)
+                if not stream:
+                    self._local.connection = connection
+            try:
+                connection.timeout = timeout
+                if connection.sock is not None:
+                    connection.sock.settimeout(timeout)
+                connection.request(method, self._base + path, body=data, headers=headers)
+                response = connection.getresponse()
+                break
+            except (ConnectionError, http.client.HTTPException):
+                connection.close()
+                connection = None
+                if not stream:
+                    self._local.connection = None
+                # Only a kept-alive connection the service closed while idle is tried again, on a new one; a new
+                # connection that fails is the service's failure, and a submission must not be sent twice.
+                if not reused:
+                    raise
+                reused = False
+        if response.status >= 400:
+            raw = response.read()
+            if stream:
+                connection.close()
+            if response.status == 424:
+                return response.status, json.loads(raw or b"{}")
+            raise _refusal(response.status, response.reason, raw)
         if stream:
             return response.status, response
-        with response:
-            raw = response.read()
-            return response.status, (json.loads(raw) if raw else None)
+        raw = response.read()
+        return response.status, (json.loads(raw) if raw else None)
 
 
-def _refusal(e: urllib.error.HTTPError) -> JobsError:
+def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
     try:
-        problem = json.loads(e.read() or b"{}")
+        problem = json.loads(raw or b"{}")
     except ValueError:
         problem = {}
-    return JobsError(e.code, problem.get("title", e.reason), problem.get("detail", ""), problem)
+    return JobsError(status, problem.get("title", reason), problem.get("detail", ""), problem)
 
 
 def _name(func: Callable | str) -> str:

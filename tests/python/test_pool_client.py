@@ -168,6 +168,22 @@ class PoolClientTests(unittest.TestCase):
             with self.assertRaises(multiprocessing.TimeoutError):
                 slow.next(timeout=0.3)
             self.assertLess(time.monotonic() - started, 3)
+    def test_many_small_calls_share_one_kept_alive_connection(self):
+        import http.client
+        connects = []
+        original = http.client.HTTPConnection.connect
+        http.client.HTTPConnection.connect = lambda self: (connects.append(1), original(self))[1]
+        try:
+            with jobs.Pool(URL) as pool:
+                started = time.monotonic()
+                results = [pool.apply_async("math.square", (i,)) for i in range(200)]
+                values = [r.get(timeout=60) for r in results]
+                took = time.monotonic() - started
+        finally:
+            http.client.HTTPConnection.connect = original
+        self.assertEqual(values, [i * i for i in range(200)])
+        self.assertLessEqual(len(connects), 3, f"{len(connects)} connections for 200 calls")
+        print(f"200 apply_async + get: {took:.2f} s", file=sys.stderr)
 
 if __name__ == "__main__":
     unittest.main()
