@@ -65,6 +65,12 @@ def steps(n: int) -> int:
     return n
 
 
+def cwd() -> str:
+    """The directory the function runs in: the module's own folder."""
+    import os
+    return os.getcwd()
+
+
 def pid() -> int:
     """The python3 process's id (to watch maxtasksperchild recycle processes)."""
     import os

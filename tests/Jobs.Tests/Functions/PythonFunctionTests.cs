@@ -94,6 +94,10 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
         Assert.Contains("3 times", crashed["error"]!["message"]!.GetValue<string>());
         Assert.Equal(49, (await RunAsync(new { function = "py:pool_examples.square", args = new[] { 7 }, queue }))["result"]!.GetValue<double>());
 
+        // User code runs in its module's folder, not in the worker's bin/.
+        var cwd = await RunAsync(new { function = "py:pool_examples.cwd", queue });
+        Assert.Equal(Path.GetDirectoryName(Module), cwd["result"]!.GetValue<string>());
+
         // maxtasksperchild = 3: a process serves three calls, then a new one takes over.
         var pids = new List<long>();
         for (var i = 0; i < 4; i++) pids.Add((await RunAsync(new { function = "py:pool_examples.pid", queue }))["result"]!.GetValue<long>());

@@ -47,7 +47,10 @@ public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOpt
 
     private static JsonObject Describe(string executable, string path, IReadOnlyDictionary<string, string> environment)
     {
-        var info = new ProcessStartInfo(executable) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(executable)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = PythonModuleOptions.Folder(path),
+        };
         PythonEnvironment.ApplyTo(info, environment); // importing the module runs user code too
         foreach (var arg in (string[])[HostScript, "describe", path]) info.ArgumentList.Add(arg);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}.");

@@ -75,6 +75,10 @@ public sealed class PythonModuleOptions
         return bases.Select(b => System.IO.Path.Combine(b, path)).Where(File.Exists).Select(System.IO.Path.GetFullPath).FirstOrDefault();
     }
 
+    /// <summary>The folder <paramref name="path"/>'s module file is in: where its code runs (its working directory).</summary>
+    public static string? Folder(string path) =>
+        System.IO.Path.GetDirectoryName(Resolve(path) ?? System.IO.Path.GetFullPath(path));
+
     /// <summary>The module's .py file (relative paths are from the repository root or the working directory).</summary>
     public string Path { get; set; } = "";
 

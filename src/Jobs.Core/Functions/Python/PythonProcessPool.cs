@@ -112,6 +112,8 @@ public sealed class PythonProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            // User code runs in its module's folder (relative paths in it mean what its author meant), not the worker's bin/.
+            WorkingDirectory = PythonModuleOptions.Folder(module.Path),
         };
         PythonEnvironment.ApplyTo(info, environment);
         foreach (var arg in (string[])["-u", hostScript, "serve", module.Path, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
