@@ -89,10 +89,12 @@ public sealed class BatchTests(FaultSystemFixture system) : SystemTest(system)
         var clock = Stopwatch.StartNew();
         await using var worker = Fixture.StartWorker("batch-share", [queue], workerCount: 4);
         foreach (var id in ids) Assert.Equal("succeeded", (await Http.WaitForJobAsync(id))["state"]!.GetValue<string>());
-        // One after another they would take 6 s; shared out, about one sleep plus start-up.
+        // One after another they would start 4.5 s apart (three sleeps); shared out, within a few split rounds of 20 ms on
+        // a quiet machine. The bound leaves room for a machine running the chaos soak beside the suite (1.5 s seen there:
+        // the first hand-off's database round trips, not the split rule), and still fails a batch that runs sequentially.
         var started = await Database.ScalarAsync<double>(
             "SELECT extract(epoch FROM max(started_at) - min(started_at))::float8 FROM jobs.job WHERE id = ANY($1)", ids);
-        Assert.True(started < 1.0, $"the four jobs should start within a second of each other, not {started:F2} s apart (total {clock.Elapsed})");
+        Assert.True(started < 2.5, $"the four jobs should start well within three sleeps of each other, not {started:F2} s apart (total {clock.Elapsed})");
         Assert.True(await Database.ScalarAsync<long>("SELECT count(DISTINCT hangfire_job_id) FROM jobs.job WHERE id = ANY($1)", ids) >= 3);
     }
 
