@@ -60,6 +60,8 @@ def describe(module):
         parameters = []
         for p in signature.parameters.values():
             entry = {"name": p.name, "kind": p.kind.name, "schema": schema(p.annotation), "required": p.default is inspect.Parameter.empty}
+            if p.default is None:
+                entry["schema"]["nullable"] = True  # `text: str = None`: None is what the function expects when none is given
             if p.default is not inspect.Parameter.empty:
                 try:
                     json.dumps(p.default, allow_nan=False)

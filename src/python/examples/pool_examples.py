@@ -65,6 +65,16 @@ def steps(n: int) -> int:
     return n
 
 
+def half(x: int) -> float:
+    """Half of x: hinted int, run with whatever number Python would run it with."""
+    return x / 2
+
+
+def shout(text: str = None) -> str:
+    """The text in capitals; None (the default) when there is none."""
+    return (text or "nothing").upper()
+
+
 def cwd() -> str:
     """The directory the function runs in: the module's own folder."""
     import os

@@ -59,6 +59,11 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
         Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
         Assert.Contains("x", (await wrongType.JsonAsync())["detail"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.BadRequest, (await Http.SubmitAsync(new { function = "py:pool_examples.square", kwargs = new { y = 1 }, queue })).StatusCode);
+        // Hints as loosely as Python runs them: an int-hinted parameter takes 2.5 and True, `str = None` takes null.
+        Assert.Equal(1.25, (await RunAsync(new { function = "py:pool_examples.half", args = new object[] { 2.5 }, queue }))["result"]!.GetValue<double>());
+        Assert.Equal(0.5, (await RunAsync(new { function = "py:pool_examples.half", args = new object[] { true }, queue }))["result"]!.GetValue<double>());
+        Assert.Equal("NOTHING", (await RunAsync(new { function = "py:pool_examples.shout", args = new object?[] { null }, queue }))["result"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.SubmitAsync(new { function = "py:pool_examples.shout", args = new[] { 7 }, queue })).StatusCode);
         // Bytes that are not UTF-8 inside an argument string: 400 naming it, as for .NET functions (was a 500).
         var notUtf8 = new ByteArrayContent([.. Encoding.UTF8.GetBytes($$"""{"function":"py:pool_examples.square","queue":"{{queue}}","args":["""), 0x22, 0xFF, 0x22, .. "]}"u8]);
         notUtf8.Headers.ContentType = new("application/json");

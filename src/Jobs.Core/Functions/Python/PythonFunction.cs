@@ -73,14 +73,19 @@ public sealed class PythonFunction : JobFunction
             throw new ArgumentBindingException(missing.Name, $"{Name}() missing required argument '{missing.Name}'.");
     }
 
+    /// <summary>
+    /// A hint is checked for the kind of JSON value only, as loosely as Python runs it (Python does not enforce hints):
+    /// <c>int</c> and <c>float</c> take any number or a boolean (bool is an int), <c>str</c> a string, <c>bool</c> a
+    /// boolean, <c>list</c> an array, <c>dict</c> an object; a parameter defaulting to None also takes null.
+    /// </summary>
     private void Check(Declared1 parameter, JsonElement value)
     {
         var type = parameter.Schema["type"]?.GetValue<string>();
+        if (value.ValueKind == JsonValueKind.Null && parameter.Schema["nullable"]?.GetValue<bool>() == true) return;
         var ok = type switch
         {
             null => true,
-            "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out _),
-            "number" => value.ValueKind == JsonValueKind.Number,
+            "integer" or "number" => value.ValueKind is JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False,
             "string" => value.ValueKind == JsonValueKind.String,
             "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
             "array" => value.ValueKind == JsonValueKind.Array,
