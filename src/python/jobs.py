@@ -126,7 +126,7 @@ class _Client:
         return kind(self._host, self._port, timeout=timeout)
 
     def request(self, method: str, path: str, body: Any = None, stream: bool = False, read_timeout: float = 0.0):
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else _json(body)
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -169,6 +169,18 @@ class _Client:
             return response.status, response
         raw = response.read()
         return response.status, (json.loads(raw) if raw else None)
+
+
+def _json(body: Any) -> bytes:
+    """The request body; what JSON cannot carry is refused here, before anything is sent, as Pool refuses what it cannot pickle."""
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except ValueError:
+        raise ValueError("NaN and Infinity cannot be sent to the service: JSON has no such numbers "
+                         "(send None, or a string, and convert in the function)") from None
+    except TypeError as e:
+        raise TypeError(f"{e}: arguments go to the service as JSON (numbers, strings, booleans, None, lists, dicts "
+                        "with string keys; tuples arrive as lists)") from None
 
 
 def _refusal(status: int, reason: str, raw: bytes) -> JobsError:

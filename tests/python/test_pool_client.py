@@ -184,6 +184,14 @@ class PoolClientTests(unittest.TestCase):
         self.assertEqual(values, [i * i for i in range(200)])
         self.assertLessEqual(len(connects), 3, f"{len(connects)} connections for 200 calls")
         print(f"200 apply_async + get: {took:.2f} s", file=sys.stderr)
+    def test_values_json_cannot_carry_are_refused_before_anything_is_sent(self):
+        with jobs.Pool(URL) as pool:
+            with self.assertRaises(ValueError) as nan:
+                pool.apply_async("math.square", (float("nan"),))
+            with self.assertRaises(TypeError) as unsendable:
+                pool.apply_async("math.square", ({1, 2},))
+        self.assertIn("NaN and Infinity", str(nan.exception))
+        self.assertIn("as JSON", str(unsendable.exception))
 
 if __name__ == "__main__":
     unittest.main()
