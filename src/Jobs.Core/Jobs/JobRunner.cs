@@ -221,7 +221,8 @@ public sealed class JobRunner(
         if (call.Failure is not { } failure)
             return (new JobOutcome(job.Id, JobStates.Succeeded, call.Result), null);
         if (job.Attempts > job.MaxRetries) return Failed(job, failure, alone);
-        var delay = Backoff(job.Attempts, jobs);
+        // RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay: the documented schedule of a job's retries.
+        var delay = RetryDelays.Exponential(job.Attempts, jobs.RetryBaseDelay, jobs.RetryMaxDelay);
         // Alone, the Hangfire job itself is rescheduled (RetryFilter); in a batch the retry gets a Hangfire job of its own.
         var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(delay)));
         return (new JobOutcome(job.Id, JobStates.Scheduled, Error(failure), delay, owner), failure);
@@ -286,9 +287,6 @@ public sealed class JobRunner(
         var owners = dispatcher.DispatchBatches(rows, rows.Count);
         await DatabaseRetry.RunAsync(token => submissions.MarkDispatchedAsync([.. rows.Select(r => r.Id)], owners, token));
     }
-
-    /// <summary>RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay: the documented schedule of a job's retries.</summary>
-    public static TimeSpan Backoff(int attempt, JobsOptions options) => RetryDelays.Exponential(attempt, options.RetryBaseDelay, options.RetryMaxDelay);
 
     private static string Error(Exception e) => ErrorJson.From(e);
 }

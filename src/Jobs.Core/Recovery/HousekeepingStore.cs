@@ -40,16 +40,16 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Finished jobs whose callback nobody took (their worker died right after finishing them).</summary>
-    public async Task<IReadOnlyList<Guid>> FindUnsentCallbacksAsync(TimeSpan grace, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<(Guid Id, string Queue)>> FindUnsentCallbacksAsync(TimeSpan grace, int limit, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            SELECT id FROM jobs.job
+            SELECT id, queue FROM jobs.job
             WHERE callback_url IS NOT NULL AND callback IS NULL AND finished_at IS NOT NULL AND finished_at < now() - $1
             ORDER BY finished_at LIMIT $2
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
-        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
+        return await cmd.ReadListAsync(reader => (reader.GetGuid(0), reader.GetString(1)), ct);
     }
 
     /// <summary>Deletes finished jobs past their retention; returns the Hangfire ids of the failed ones.</summary>

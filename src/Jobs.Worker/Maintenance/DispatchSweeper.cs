@@ -13,7 +13,7 @@ namespace Jobs.Worker.Maintenance;
 /// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
 internal sealed class DispatchSweeper(
-    HousekeepingStore store, JobSubmissionStore jobs, MapSubmissionStore maps, JobQueries queries, JobDispatcher dispatcher, MapDispatcher mapDispatcher,
+    HousekeepingStore store, JobSubmissionStore jobs, MapSubmissionStore maps, JobDispatcher dispatcher, MapDispatcher mapDispatcher,
     ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService
 {
@@ -41,10 +41,9 @@ internal sealed class DispatchSweeper(
                     await maps.MarkChunksDispatchedAsync(chunk.MapId, [chunk.Chunk], [hangfireJobId], stoppingToken);
                     logger.LogWarning("Dispatched chunk {Chunk} of map {MapId}, accepted but never handed to Hangfire", chunk.Chunk, chunk.MapId);
                 }
-                foreach (var id in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
+                foreach (var (id, queue) in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
                 {
-                    var job = await queries.GetAsync(id, stoppingToken);
-                    if (job is not null && await callbacks.EnqueueAsync(id, job.Queue, stoppingToken))
+                    if (await callbacks.EnqueueAsync(id, queue, stoppingToken))
                         logger.LogWarning("Queued the callback of job {JobId}, finished but never handed to the sender", id);
                 }
             }

@@ -148,4 +148,21 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
         await store.JobSubmissions.MarkDispatchedAsync([job.Id], ["hf-1"], default);
         Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default));
     }
+
+    [Fact]
+    public async Task A_finished_jobs_callback_nobody_queued_is_found_with_its_queue_until_it_is_claimed()
+    {
+        var (job, _) = await store.JobSubmissions.InsertAsync(Square(2) with { CallbackUrl = "http://127.0.0.1:1/hook" }, null, default);
+        var (plain, _) = await store.JobSubmissions.InsertAsync(Square(3), null, default);
+        foreach (var id in new[] { job.Id, plain.Id })
+        {
+            Assert.Single(await store.JobExecution.ClaimAsync([id], "hf-" + id, "w", MaxCrashes, default));
+            await store.JobExecution.FinishAsync("hf-" + id, [new JobOutcome(id, JobStates.Succeeded, "4")], Retention, default);
+        }
+
+        Assert.Empty(await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.FromMinutes(1), 10, default));
+        Assert.Equal([(job.Id, "q")], await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
+        Assert.True(await new Jobs.Core.Callbacks.CallbackStore(store.DataSource).ClaimCallbackAsync(job.Id, default));
+        Assert.Empty(await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
+    }
 }

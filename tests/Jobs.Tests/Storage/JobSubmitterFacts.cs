@@ -24,8 +24,8 @@ public sealed class JobSubmitterFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task Disposed_mid_burst_every_submission_is_stored_and_dispatched_or_refused_and_none_hangs()
     {
-        var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(store.Database.ConnectionString, HangfireSetup.StorageOptions(new WorkerOptions())),
-            HangfireSetup.StorageOptions(new WorkerOptions()));
+        var options = HangfireSetup.StorageOptions(new WorkerOptions());
+        var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(store.Database.ConnectionString, options), options);
         var submitter = new JobSubmitter(store.JobSubmissions, new JobDispatcher(new BackgroundJobClient(storage)), new JobsMetrics(),
             Options.Create(new JobsOptions()), NullLogger<JobSubmitter>.Instance);
 
