@@ -17,18 +17,24 @@ get() timing out raises multiprocessing.TimeoutError, as Pool's does. Standard l
 from __future__ import annotations
 
 import builtins
+import functools
 import http.client
 import json
 import multiprocessing
 import os
+import pickle
 import queue
 import sys
 import threading
 import time
+import types
 import urllib.parse
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Pool", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "JobsError"]
+__all__ = ["Pool", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "JobsError", "TimeoutError"]
+
+# As multiprocessing exports it, so `from multiprocessing import Pool, TimeoutError` moves as `from jobs import …`.
+TimeoutError = multiprocessing.TimeoutError
 
 # A server-side wait is capped (Jobs:MaxWaitSeconds, 60 s by default); longer waits are several requests.
 _LONGEST_WAIT = 30.0
@@ -95,6 +101,8 @@ def _as_local(type_name: str):
     if type_name in _LOCAL_TYPES:
         return _LOCAL_TYPES[type_name]
     module, _, name = type_name.rpartition(".")
+    if module and module == _script_module():
+        module = "__main__"  # the workers load this program as its module: its classes are here, in __main__
     # Never imports anything: only what this program has imported already (it sends that module's functions).
     found = getattr(builtins, name, None) if not module else getattr(sys.modules.get(module), name, None)
     combined = None
@@ -191,17 +199,65 @@ def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
     return JobsError(status, problem.get("title", reason), problem.get("detail", ""), problem)
 
 
-def _name(func: Callable | str) -> str:
-    """A registered function's name as is; a Python function as the name its worker offers it under, py:module.name."""
+# Pool's own errors for what cannot be sent (pickle's): the same type and wording, and TypeError as well.
+_CannotPickleLocal = type("AttributeError", (AttributeError, TypeError), {"__module__": "jobs"})
+_CannotPickle = type("PicklingError", (pickle.PicklingError, TypeError), {"__module__": "jobs"})
+_WHERE = ("jobs: only top-level functions of a module the workers load (Python:Modules, the script itself included) "
+          "or functions they import (Python:Imports) can be sent, as with Pool's pickling; or pass a registered function's name")
+
+
+def _unsendable(kind: type, message: str) -> Exception:
+    error = kind(message)
+    error.add_note(_WHERE)  # shown under the traceback; str(e) stays Pool's
+    return error
+
+
+def _script_module() -> str | None:
+    """The name the workers load this program under: the script's file name without .py (spawn's __mp_main__)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return spec.name  # python3 -m package.module
+    path = getattr(main, "__file__", None)
+    return os.path.splitext(os.path.basename(path))[0] if path else None
+
+
+def _target(func: Callable | str) -> tuple[str, list, dict]:
+    """
+    The function's name at the service and the arguments it comes with: (name, leading args, keyword args). A
+    registered function's name as is; a Python function under the name pickle gives it, as ``py:module.qualname``:
+    a function of the running script (``__main__``) under the script's module name, which the workers load;
+    ``functools.partial`` as its function with its arguments; built-ins by their module (os.getpid is posix.getpid,
+    str.upper is builtins.str.upper), served where the workers list them in Python:Imports.
+    """
     if isinstance(func, str):
-        return func
-    module, qualname = getattr(func, "__module__", None), getattr(func, "__qualname__", None)
-    if not module or not qualname or "<" in qualname or "." in qualname or module == "__main__":
-        # Pool's own rule ("Can't pickle local object"): only top-level functions of an importable module can go
-        # to a worker — here, a module the workers load (Python:Modules).
-        raise TypeError(f"{func!r} can't be sent to a worker: only top-level functions of a module the workers load "
-                        "(Python:Modules) can, as with Pool's pickling; or pass a registered function's name")
-    return f"py:{module}.{qualname}"
+        return func, [], {}
+    if isinstance(func, functools.partial):
+        name, args, kwargs = _target(func.func)
+        return name, [*args, *func.args], {**kwargs, **func.keywords}
+    qualname = getattr(func, "__qualname__", None)
+    owner = getattr(func, "__objclass__", None)  # a method of a built-in type: str.upper
+    module = getattr(func, "__module__", None) or getattr(owner, "__module__", None)
+    if getattr(func, "__self__", None) is not None and not isinstance(func.__self__, types.ModuleType):
+        raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it is bound to an object")
+    if not qualname or not module:
+        raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it has no importable name")
+    if "<locals>" in qualname:
+        raise _unsendable(_CannotPickleLocal, f"Can't pickle local object {qualname!r}")
+    if module == "__main__":
+        if getattr(sys.modules["__main__"], qualname, None) is not func:
+            raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: attribute lookup {qualname} on __main__ failed")
+        module = _script_module()
+        if module is None:
+            raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it was defined interactively, not in a file the workers can load")
+    return f"py:{module}.{qualname}", [], {}
+
+
+def _name(func: Callable | str) -> str:
+    name, args, kwargs = _target(func)
+    if args or kwargs:
+        raise TypeError(f"{func!r}: a partial's arguments cannot go with this call")
+    return name
 
 
 class _Result:
@@ -209,36 +265,81 @@ class _Result:
 
     _kind = ""
 
-    def __init__(self, pool: "Pool", view: dict, callback=None, error_callback=None):
-        self._pool, self.id, self._view = pool, view["id"], view
+    def __init__(self, pool: "Pool", view: dict | None, callback=None, error_callback=None):
+        # view None: sent by the pool's submitter (apply_async) — id and view arrive when the service has stored it.
+        self._pool, self._view = pool, view or {"ready": False}
+        self._refused: Exception | None = None
+        self._sent = threading.Event()
+        if view is not None:
+            self._sent.set()
+        # With a callback, as in Pool, the result is ready only once its callback has run (the handler sets this).
+        self._handled: threading.Event | None = None
         if callback is not None or error_callback is not None:
+            self._handled = threading.Event()
             pool._handler.watch(self, callback, error_callback)
 
+    @property
+    def id(self) -> str:
+        self._wait_sent()
+        return self._view["id"]
+
+    def _stored(self, view: dict) -> None:
+        self._view = view
+        self._sent.set()
+
+    def _refuse(self, error: Exception) -> None:
+        """Not stored (refused by the service, or never sent): ready and unsuccessful, get() raises it — as Pool's
+        result of a task that could not be pickled."""
+        self._refused, self._view = error, {"ready": True, "successful": False}
+        self._sent.set()
+
+    def _wait_sent(self) -> None:
+        self._sent.wait()
+        if self._refused is not None:
+            raise self._refused
+
     def _refresh(self, wait: float) -> dict:
+        self._wait_sent()
         # Fractional seconds go to the server as they are: get(timeout=0.5) is one request that waits 0.5 s, not a loop.
         _, self._view = self._pool._client.request("GET", f"/{self._kind}s/{self.id}?wait={max(0.0, wait):.3f}", read_timeout=wait)
         return self._view
 
+    def _finished(self) -> bool:
+        return bool(self._view.get("ready")) and (self._handled is None or self._handled.is_set())
+
     def ready(self) -> bool:
-        return bool(self._view.get("ready")) or bool(self._refresh(0).get("ready"))
+        self._sent.wait()
+        if not self._view.get("ready"):
+            self._refresh(0)
+        return self._finished()
 
     def successful(self) -> bool:
         if not self.ready():
             raise ValueError(f"{self._kind} {self.id} is not ready")
         return bool(self._view.get("successful"))
 
-    def wait(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _wait_stored_result(self, deadline: float | None) -> None:
+        """Until the service says the job or map is finished (or the deadline passes); callbacks aside."""
+        if not self._sent.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            return
         while not self._view.get("ready"):
             left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 return
             self._refresh(min(left, _LONGEST_WAIT))
 
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wait_stored_result(deadline)
+        if self._handled is not None and self._view.get("ready"):
+            self._handled.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
     def get(self, timeout: float | None = None) -> Any:
         self.wait(timeout)
-        if not self._view.get("ready"):
-            raise multiprocessing.TimeoutError(f"{self._kind} {self.id} not finished within {timeout} s")
+        if not self._finished():
+            raise multiprocessing.TimeoutError(f"{self._kind} {self._view.get('id', '(not sent yet)')} not finished within {timeout} s")
+        if self._refused is not None:
+            raise self._refused
         return self._value()
 
     def _value(self) -> Any:
@@ -246,6 +347,9 @@ class _Result:
 
     def cancel(self) -> bool:
         """Not in Pool: cancels this job or map (DELETE); False when it had already finished."""
+        self._sent.wait()
+        if self._refused is not None:
+            return False
         try:
             _, self._view = self._pool._client.request("DELETE", f"/{self._kind}s/{self.id}")
             return True
@@ -257,7 +361,10 @@ class _Result:
     def _outcome(self):
         """Waits for the end; (callback's value, None) or (None, the exception for error_callback)."""
         try:
-            return self.get(), None
+            self._wait_stored_result(None)
+            if self._refused is not None:
+                raise self._refused
+            return self._value(), None
         except Exception as e:  # the remote exception, or the service unreachable: either way join() must not hang
             return None, e
 
@@ -352,17 +459,18 @@ class _ResultHandler:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobs-result-handler", daemon=True)
                 self._thread.start()
-        threading.Thread(target=lambda: self._ready.put((result._outcome(), callback, error_callback)), daemon=True).start()
+        threading.Thread(target=lambda: self._ready.put((result, result._outcome(), callback, error_callback)), daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            (value, error), callback, error_callback = self._ready.get()
+            result, (value, error), callback, error_callback = self._ready.get()
             try:
                 if error is None and callback is not None:
                     callback(value)
                 elif error is not None and error_callback is not None:
                     error_callback(error)
             finally:
+                result._handled.set()
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
@@ -370,6 +478,64 @@ class _ResultHandler:
     def join(self) -> None:
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0)
+
+
+class _Submitter:
+    """
+    Sends a pool's apply_async calls: the caller only queues them, and one thread sends whatever has queued in one
+    POST /jobs/batch (up to 1,000), so 500 quick calls are a handful of requests, each stored by the service in one
+    commit, instead of 500 round trips. A job the service refuses (unknown function, arguments that don't bind) makes
+    its result ready and unsuccessful: get() raises the refusal, error_callback gets it — where Pool reports a task it
+    could not pickle.
+    """
+
+    _MAX = 1000
+
+    def __init__(self, client: "_Client"):
+        self._client = client
+        self._queue: "queue.Queue" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, body: dict, result: "AsyncResult") -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobs-submitter", daemon=True)
+                self._thread.start()
+        self._queue.put((body, result))
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self._MAX:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._send(batch)
+
+    def _send(self, batch: list) -> None:
+        try:
+            _, answer = self._client.request("POST", "/jobs/batch", {"jobs": [body for body, _ in batch]})
+        except Exception as e:  # the service unreachable, or the batch refused whole: every job of it
+            for _, result in batch:
+                result._refuse(e)
+            return
+        for (_, result), outcome in zip(batch, answer["jobs"]):
+            if outcome.get("job") is not None:
+                result._stored(outcome["job"])
+            else:
+                problem = outcome.get("problem") or {}
+                result._refuse(JobsError(problem.get("status", 0), problem.get("title", ""), problem.get("detail", ""), problem))
+
+    def discard(self) -> None:
+        """terminate(): queued calls not sent yet are never sent (their results raise that they were canceled)."""
+        while True:
+            try:
+                _, result = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            result._refuse(JobsError(0, "Canceled", "the pool was terminated before this job was sent"))
 
 
 class Pool:
@@ -391,11 +557,13 @@ class Pool:
             raise TypeError("initializer, initargs and maxtasksperchild run in the service's worker processes: set them for "
                             "the module in the workers' settings (Python:Modules:N:Initializer, InitArgs, MaxTasksPerChild)")
         self._processes = processes
-        self._client = _Client(url or os.environ.get("JOBS_URL") or "http://127.0.0.1:5080", api_key, timeout)
-        self._queue = queue
+        self._client = _Client(url or os.environ.get("JOBS_URL") or "http://127.0.0.1:5080",
+                               api_key or os.environ.get("JOBS_API_KEY"), timeout)
+        self._queue = queue or os.environ.get("JOBS_QUEUE")
         self._state = "RUN"
         self._results: list = []
         self._handler = _ResultHandler()
+        self._submitter = _Submitter(self._client)
 
     # -- single jobs ---------------------------------------------------------------------------------------------
 
@@ -404,19 +572,33 @@ class Pool:
 
     def apply_async(self, func, args=(), kwds=None, callback=None, error_callback=None) -> AsyncResult:
         self._check_running()
-        body = {"function": _name(func), "args": list(args), "kwargs": dict(kwds or {})}
-        if self._queue:
-            body["queue"] = self._queue
-        _, job = self._client.request("POST", "/jobs", body)
-        result = AsyncResult(self, job, callback, error_callback)
+        result = AsyncResult(self, None, callback, error_callback)
         self._results.append(result)
+        try:
+            name, leading, keywords = _target(func)
+            body = {"function": name, "args": [*leading, *args], "kwargs": {**keywords, **dict(kwds or {})}}
+            if self._queue:
+                body["queue"] = self._queue
+            _json(body)  # what JSON cannot carry is refused here, as Pool's pickling fails
+        except (TypeError, ValueError) as e:
+            result._refuse(e)
+            return result
+        self._submitter.submit(body, result)
         return result
 
     # -- maps ----------------------------------------------------------------------------------------------------
 
     def _submit_map(self, func, iterable: Iterable, chunksize: int | None, star: bool) -> dict:
         self._check_running()
-        body = {"function": _name(func), "items": [list(i) if star else i for i in iterable], "star": star}
+        name, leading, keywords = _target(func)
+        if leading:  # partial(f, a): each call is f(a, item) — sent as starmap's argument lists
+            items = [[*leading, *i] if star else [*leading, i] for i in iterable]
+            star = True
+        else:
+            items = [list(i) if star else i for i in iterable]
+        body = {"function": name, "items": items, "star": star}
+        if keywords:
+            body["kwargs"] = keywords
         if chunksize is not None:
             body["chunksize"] = chunksize
         if self._queue:
@@ -463,6 +645,7 @@ class Pool:
     def terminate(self) -> None:
         """Stops at once: cancels every job and map of this pool that has not finished."""
         self._state = "TERMINATE"
+        self._submitter.discard()
         for result in self._results:
             if result._view.get("ready"):
                 continue  # known finished: nothing to cancel

@@ -1,8 +1,11 @@
 """The python3 side of the worker's Python function provider (standard library only).
 
-    python3 jobs_host.py describe MODULE_PATH
+    python3 jobs_host.py describe MODULE_PATH [INITIALIZER]
         prints one JSON object: the module's public top-level functions with their signatures.
-    python3 jobs_host.py serve MODULE_PATH [INITIALIZER [INITARGS_JSON]]
+    python3 jobs_host.py describe --imports '["os.getpid", "math.*"]'
+        the same for functions of importable modules the operator lists (Python:Imports), each under the name pickle
+        gives it (its __module__ and __qualname__: os.getpid is posix.getpid, str.upper is builtins.str.upper).
+    python3 jobs_host.py serve MODULE_PATH|--imports JSON [INITIALIZER [INITARGS_JSON]]
         imports the module once, runs the initializer (as Pool's initializer/initargs), then answers calls, one JSON
         object per line: {"function", "args", "kwargs"} on stdin -> {"ok": true, "result"} or
         {"ok": false, "error": {"type", "message", "stackTrace"}} on stdout; {"progress": f, "message": m} lines may
@@ -53,10 +56,49 @@ def offered(module):
         yield name, obj
 
 
-def describe(module):
+def pickle_name(obj):
+    """(module, qualname) as pickle names a function: os.getpid -> (posix, getpid), str.upper -> (builtins, str.upper)."""
+    owner = getattr(obj, "__objclass__", None)  # a method of a built-in type
+    module = getattr(obj, "__module__", None) or getattr(owner, "__module__", None) or "builtins"
+    return module, obj.__qualname__
+
+
+def imported(entries):
+    """The routines the operator lists (Python:Imports): "module.name", "module.Class.method" or "module.*" (its public
+    routines). Yields (key, module, qualname, function); the key is what the worker sends back to call it."""
+    for entry in entries:
+        parts = entry.split(".")
+        for split in range(len(parts) - 1, 0, -1):
+            try:
+                target = importlib.import_module(".".join(parts[:split]))
+                break
+            except ImportError:
+                continue
+        else:
+            raise ImportError(f"Python:Imports: no importable module in '{entry}'")
+        names = parts[split:]
+        if names == ["*"]:
+            members = [getattr(target, n) for n in sorted(vars(target)) if not n.startswith("_")]
+            members = [m for m in members if inspect.isroutine(m) and not inspect.isclass(m)]
+        else:
+            for n in names:
+                target = getattr(target, n)
+            if not callable(target):
+                raise TypeError(f"Python:Imports: '{entry}' is not a function")
+            members = [target]
+        for fn in members:
+            module, qualname = pickle_name(fn)
+            yield f"{module}.{qualname}", module, qualname, fn
+
+
+def describe(module_name, functions_by_key):
     functions = []
-    for name, fn in offered(module):
-        signature = inspect.signature(fn)
+    for key, (module, qualname, fn) in functions_by_key.items():
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # a built-in without a signature (time.sleep): any arguments, checked when it runs
+            signature = inspect.Signature([inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+                                           inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)])
         parameters = []
         for p in signature.parameters.values():
             entry = {"name": p.name, "kind": p.kind.name, "schema": schema(p.annotation), "required": p.default is inspect.Parameter.empty}
@@ -69,9 +111,9 @@ def describe(module):
                 except (TypeError, ValueError):
                     entry["default"] = repr(p.default)
             parameters.append(entry)
-        functions.append({"name": name, "doc": inspect.getdoc(fn) or "", "parameters": parameters,
-                          "returns": schema(signature.return_annotation)})
-    return {"module": module.__name__, "functions": functions}
+        functions.append({"name": key, "module": module, "qualname": qualname, "doc": inspect.getdoc(fn) or "",
+                          "parameters": parameters, "returns": schema(signature.return_annotation)})
+    return {"module": module_name, "functions": functions}
 
 
 def exit_with_parent():
@@ -103,15 +145,14 @@ def error(e, type_name=None):
             "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
 
 
-def serve(module):
-    functions = dict(offered(module))
+def serve(module_name, functions_by_key):
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        fn = functions.get(request["function"])
+        _, _, fn = functions_by_key.get(request["function"], (None, None, None))
         if fn is None:
-            send({"ok": False, "error": {"type": "LookupError", "message": f"{module.__name__}.{request['function']} is not offered", "stackTrace": ""}})
+            send({"ok": False, "error": {"type": "LookupError", "message": f"{module_name}: {request['function']} is not offered", "stackTrace": ""}})
             continue
         try:
             result = fn(*request.get("args", []), **request.get("kwargs", {}))
@@ -133,15 +174,24 @@ def main(argv):
     command, path = argv[1], argv[2]
     exit_with_parent()
     sys.stdout = sys.stderr  # the user's print() must not corrupt the protocol
-    module = load(path)
+    if path == "--imports":
+        module, rest = None, argv[4:]
+        name = "imports"
+        functions = {key: (m, q, fn) for key, m, q, fn in imported(json.loads(argv[3]))}
+    else:
+        module, rest = load(path), argv[3:]
+        name = module.__name__
+        functions = {key: (name, key, fn) for key, fn in offered(module)}
     if command == "describe":
-        send(describe(module))
+        if rest and rest[0]:
+            functions.pop(rest[0], None)  # the initializer runs in each process; it is not offered as a job
+        send(describe(name, functions))
         return 0
-    if len(argv) > 3 and argv[3]:
-        initializer = getattr(module, argv[3])
-        initializer(*(json.loads(argv[4]) if len(argv) > 4 else []))
+    if module is not None and rest and rest[0]:
+        initializer = getattr(module, rest[0])
+        initializer(*(json.loads(rest[1]) if len(rest) > 1 else []))
     send({"ready": True})
-    serve(module)
+    serve(name, functions)
     return 0
 
 

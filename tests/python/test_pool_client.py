@@ -84,18 +84,34 @@ class PoolClientTests(unittest.TestCase):
         self.assertEqual([r.get() for r in results], [i * i for i in range(10)])
 
     def test_refused_requests_raise_jobs_error_with_the_problem(self):
+        # As Pool reports a task it cannot pickle: apply_async returns, the result is ready and unsuccessful, get() raises.
+        refused = []
         with jobs.Pool(URL) as pool:
+            result = pool.apply_async("no.such.function", error_callback=refused.append)
+            good = pool.apply_async("math.square", (4,))
             with self.assertRaises(jobs.JobsError) as caught:
-                pool.apply_async("no.such.function")
+                result.get(timeout=30)
+            self.assertTrue(result.ready())
+            self.assertFalse(result.successful())
+            self.assertEqual(good.get(timeout=30), 16)  # sent in the same batch, stored on its own
+            pool.close()
+            pool.join()
         self.assertEqual(caught.exception.status, 404)
         self.assertIn("no.such.function", caught.exception.detail)
+        self.assertIs(refused[0], caught.exception)
 
     def test_local_functions_are_refused_as_pool_would(self):
         def local(x):
             return x
         with jobs.Pool(URL) as pool:
-            with self.assertRaises(TypeError):
-                pool.apply_async(local, (1,))
+            with self.assertRaises(AttributeError) as caught:  # Pool's type and words: pickle's
+                pool.apply_async(local, (1,)).get(timeout=30)
+            with self.assertRaises(AttributeError):
+                pool.map(lambda x: x, [1])
+        self.assertEqual(str(caught.exception), "Can't pickle local object "
+                         "'PoolClientTests.test_local_functions_are_refused_as_pool_would.<locals>.local'")
+        self.assertIsInstance(caught.exception, TypeError)
+        self.assertIn("Python:Modules", caught.exception.__notes__[0])
 
     def test_a_failing_map_item_carries_the_remote_type_as_apply_and_imap_do(self):
         with jobs.Pool(URL) as pool:
@@ -187,9 +203,9 @@ class PoolClientTests(unittest.TestCase):
     def test_values_json_cannot_carry_are_refused_before_anything_is_sent(self):
         with jobs.Pool(URL) as pool:
             with self.assertRaises(ValueError) as nan:
-                pool.apply_async("math.square", (float("nan"),))
+                pool.apply_async("math.square", (float("nan"),)).get(timeout=30)
             with self.assertRaises(TypeError) as unsendable:
-                pool.apply_async("math.square", ({1, 2},))
+                pool.apply("math.square", ({1, 2},))
         self.assertIn("NaN and Infinity", str(nan.exception))
         self.assertIn("as JSON", str(unsendable.exception))
 

@@ -48,8 +48,8 @@ class PythonFunctionsThroughThePool(unittest.TestCase):
         def local(x):
             return x
         with jobs.Pool(URL, queue=QUEUE) as pool:
-            with self.assertRaises(TypeError):
-                pool.apply_async(local, (1,))
+            with self.assertRaises(AttributeError):
+                pool.apply_async(local, (1,)).get(timeout=30)
 
 
 if __name__ == "__main__":

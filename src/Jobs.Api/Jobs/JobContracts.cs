@@ -36,6 +36,28 @@ internal sealed class SubmitJobRequest
     public string? CallbackUrl { get; set; }
 }
 
+/// <summary>POST /jobs/batch: many POST /jobs bodies in one request.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+internal sealed class SubmitJobsRequest
+{
+    /// <summary>The jobs, each as POST /jobs takes it (1 to 1000).</summary>
+    public List<SubmitJobRequest?>? Jobs { get; set; }
+}
+
+/// <summary>POST /jobs/batch's answer: one entry per job sent, in the same order.</summary>
+internal sealed record SubmittedJobs(IReadOnlyList<SubmittedJob> Jobs);
+
+/// <summary>A job of a batch: stored (<c>job</c>), or refused as POST /jobs would refuse it (<c>problem</c>, nothing stored).</summary>
+internal sealed record SubmittedJob(JobView? Job, Microsoft.AspNetCore.Mvc.ProblemDetails? Problem)
+{
+    public static SubmittedJob Refused(int status, string title, string detail, string? field)
+    {
+        var problem = new Microsoft.AspNetCore.Mvc.ProblemDetails { Status = status, Title = title, Detail = detail };
+        if (field is not null) problem.Extensions["errors"] = new Dictionary<string, string[]> { [field] = [detail] };
+        return new SubmittedJob(null, problem);
+    }
+}
+
 /// <summary>GET /jobs: one page, newest first; pass <c>nextCursor</c> as <c>cursor</c> for the next.</summary>
 internal sealed record JobPage(IReadOnlyList<JobView> Items, string? NextCursor);
 

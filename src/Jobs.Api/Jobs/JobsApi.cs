@@ -46,6 +46,19 @@ internal static class JobsApi
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
+        jobs.MapPost("/batch", SubmitBatch)
+            .WithName("SubmitJobs")
+            .WithSummary("Submit many jobs in one request (a pool's many apply_async calls)")
+            .WithDescription("Each job is checked, stored and queued as POST /jobs would, independently of the others, and " +
+                             "the jobs are committed together: many small submissions cost one round trip. The answer lists, " +
+                             "in request order, each job's JobView or the problem that refused it (then nothing was stored " +
+                             $"for that one). At most {MaxBatch} jobs per request; no Idempotency-Key.")
+            .Accepts<SubmitJobsRequest>("application/json")
+            .WithRequestExample("""{ "jobs": [ { "function": "math.square", "args": [1] }, { "function": "math.square", "args": [2] } ] }""")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+
         jobs.MapDelete("/{id:guid}", Cancel)
             .WithName("CancelJob")
             .WithSummary("Cancel a job (AsyncResult's share of Pool.terminate)")
@@ -106,6 +119,42 @@ internal static class JobsApi
             // Stored, so accepted: the wait is given up, not the job.
         }
         return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
+    }
+
+    /// <summary>The most jobs one POST /jobs/batch carries.</summary>
+    public const int MaxBatch = 1000;
+
+    private static async Task<Results<Ok<SubmittedJobs>, ValidationProblem>> SubmitBatch(
+        [FromBody] SubmitJobsRequest? request, [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
+        JobService service, HttpContext http, CancellationToken ct)
+    {
+        if (request?.Jobs is not { } jobs)
+            return ApiProblems.Validation("jobs", "Send {\"jobs\": [ ... ]}: each element a POST /jobs body.");
+        if (jobs.Count is 0 or > MaxBatch)
+            return ApiProblems.Validation("jobs", $"jobs holds 1 to {MaxBatch} jobs; it has {jobs.Count}.");
+        if (idempotencyKey is not null)
+            return ApiProblems.Validation(IdempotencyKeys.Header, "POST /jobs/batch takes no Idempotency-Key: send each job to POST /jobs with its own key.");
+        // All at once: the submitter commits concurrent submissions together, so a batch costs about one commit.
+        var outcomes = await Task.WhenAll(jobs.Select((job, i) => SubmitOneAsync(job, i, service, http, ct)));
+        return TypedResults.Ok(new SubmittedJobs(outcomes));
+    }
+
+    private static async Task<SubmittedJob> SubmitOneAsync(SubmitJobRequest? request, int index, JobService service, HttpContext http, CancellationToken ct)
+    {
+        if (request is null) return SubmittedJob.Refused(400, "The request is not valid", $"jobs[{index}] is null: each element is a POST /jobs body.", "body");
+        try
+        {
+            var (job, _) = await service.SubmitAsync(request, null, null, ct);
+            return new SubmittedJob(JobView.From(job), null);
+        }
+        catch (RequestRefusedException e)
+        {
+            return SubmittedJob.Refused(e.Status, e.Title, e.Message, e.Field);
+        }
+        catch (Exception e) when (e is not OperationCanceledException && ProblemsSetup.Classify(e, http.Request) is { Status: not 500 } problem)
+        {
+            return SubmittedJob.Refused(problem.Status, problem.Title, problem.Detail, null);
+        }
     }
 
     private static async Task<Results<Ok<JobView>, Accepted<JobView>, ProblemHttpResult>> Cancel(Guid id, JobService service, CancellationToken ct) =>

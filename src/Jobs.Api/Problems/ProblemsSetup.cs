@@ -43,34 +43,7 @@ internal static class ProblemsSetup
     {
         public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
         {
-            var (status, title, detail) = exception switch
-            {
-                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
-                    (413, "Request body too large", TooLarge),
-                BadHttpRequestException { InnerException: JsonException deep } when deep.Message.Contains("maximum configured depth", StringComparison.Ordinal) =>
-                    (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Api:MaxJsonDepth): {deep.Message}"),
-                BadHttpRequestException { InnerException: JsonException { Path: { } where } json } =>
-                    (400, "Malformed JSON", Explain(json, Field(where))),
-                BadHttpRequestException { InnerException: JsonException json } =>
-                    (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
-                BadHttpRequestException bad =>
-                    (bad.StatusCode, "Bad request", bad.Message),
-                // e.g. "\u0000" in a string: PostgreSQL cannot store it. The statement failed whole: nothing was stored.
-                PostgresException { SqlState: ['2', '2', ..] } data =>
-                    (400, "Data PostgreSQL cannot store", $"The request contains a value PostgreSQL refuses ({data.MessageText}); nothing was stored."),
-                SubmissionOutcomeUnknownException unknown =>
-                    (503, "Database unavailable: outcome unknown",
-                        $"PostgreSQL went away while this {unknown.Kind} was being committed, so it may have been stored as {unknown.Kind} {unknown.Ids[0]} " +
-                        $"(GET /{unknown.Kind}s/{unknown.Ids[0]} tells: 404 means it was not). " +
-                        (http.Request.Headers.ContainsKey("Idempotency-Key")
-                            ? "Retry after a few seconds with the same Idempotency-Key: a retry with the key never makes a second one."
-                            : "Look before you retry: without an Idempotency-Key a retry makes a new one.")),
-                _ when IsDatabaseUnavailable(exception) =>
-                    (503, "Database unavailable", IsSubmission(http.Request)
-                        ? "PostgreSQL cannot be reached right now; nothing was stored. Retry after a few seconds."
-                        : "PostgreSQL cannot be reached right now. Retry after a few seconds."),
-                _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
-            };
+            var (status, title, detail) = Classify(exception, http.Request);
             // After a PostgreSQL restart every idle pooled connection is dead, and each would fail one more request:
             // the first failure closes them all, so the next request opens a fresh one.
             if (status == 503)
@@ -89,10 +62,10 @@ internal static class ProblemsSetup
             return await problems.TryWriteAsync(problem);
         }
 
-        private static string Field(string jsonPath) => jsonPath.StartsWith("$.", StringComparison.Ordinal) ? jsonPath[2..] : jsonPath;
+        internal static string Field(string jsonPath) => jsonPath.StartsWith("$.", StringComparison.Ordinal) ? jsonPath[2..] : jsonPath;
 
         /// <summary>System.Text.Json's words ("could not be converted to System.Nullable`1[System.Double]") in the contract's.</summary>
-        private static string Explain(JsonException json, string field)
+        internal static string Explain(JsonException json, string field)
         {
             // "Cannot transcode invalid UTF-8 …", "Cannot read invalid UTF-16 … surrogate"; not "Cannot get the value of a token type 'Number' as a string".
             if (json.InnerException is InvalidOperationException { Message: var inner }
@@ -111,9 +84,41 @@ internal static class ProblemsSetup
                 : $"{field} must be {wanted}.";
         }
 
-        private static bool IsSubmission(HttpRequest request) =>
+        internal static bool IsSubmission(HttpRequest request) =>
             HttpMethods.IsPost(request.Method) && (request.Path.StartsWithSegments("/jobs") || request.Path.StartsWithSegments("/maps"));
     }
+
+
+    /// <summary>The status, title and detail an exception answers with (per item, in POST /jobs/batch).</summary>
+    public static (int Status, string Title, string Detail) Classify(Exception exception, HttpRequest request) =>
+        exception switch
+        {
+            BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
+                (413, "Request body too large", TooLarge),
+            BadHttpRequestException { InnerException: JsonException deep } when deep.Message.Contains("maximum configured depth", StringComparison.Ordinal) =>
+                (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Api:MaxJsonDepth): {deep.Message}"),
+            BadHttpRequestException { InnerException: JsonException { Path: { } where } json } =>
+                (400, "Malformed JSON", ExceptionToProblem.Explain(json, ExceptionToProblem.Field(where))),
+            BadHttpRequestException { InnerException: JsonException json } =>
+                (400, "Malformed JSON", $"The request body is not valid JSON for this endpoint: {json.Message}"),
+            BadHttpRequestException bad =>
+                (bad.StatusCode, "Bad request", bad.Message),
+            // e.g. "\u0000" in a string: PostgreSQL cannot store it. The statement failed whole: nothing was stored.
+            PostgresException { SqlState: ['2', '2', ..] } data =>
+                (400, "Data PostgreSQL cannot store", $"The request contains a value PostgreSQL refuses ({data.MessageText}); nothing was stored."),
+            SubmissionOutcomeUnknownException unknown =>
+                (503, "Database unavailable: outcome unknown",
+                    $"PostgreSQL went away while this {unknown.Kind} was being committed, so it may have been stored as {unknown.Kind} {unknown.Ids[0]} " +
+                    $"(GET /{unknown.Kind}s/{unknown.Ids[0]} tells: 404 means it was not). " +
+                    (request.Headers.ContainsKey("Idempotency-Key")
+                        ? "Retry after a few seconds with the same Idempotency-Key: a retry with the key never makes a second one."
+                        : "Look before you retry: without an Idempotency-Key a retry makes a new one.")),
+            _ when IsDatabaseUnavailable(exception) =>
+                (503, "Database unavailable", ExceptionToProblem.IsSubmission(request)
+                    ? "PostgreSQL cannot be reached right now; nothing was stored. Retry after a few seconds."
+                    : "PostgreSQL cannot be reached right now. Retry after a few seconds."),
+            _ => (500, "Internal error", "The service failed unexpectedly; the error is logged."),
+        };
 
     /// <summary>PostgreSQL could not be reached (or went away): the API answers 503.</summary>
     public static bool IsDatabaseUnavailable(Exception e) => DatabaseRetry.IsUnavailable(e) || e is NpgsqlException and not PostgresException;

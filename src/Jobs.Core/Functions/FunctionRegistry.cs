@@ -8,11 +8,15 @@ public sealed class FunctionRegistry
     private readonly Dictionary<string, JobFunction> _byName = new(StringComparer.Ordinal);
 
     private readonly IOfferedFunctions? _offered;
+    private readonly IReadOnlyList<IChangingFunctions> _changing;
 
+    /// <param name="providers">Functions fixed for the life of the process (the .NET ones).</param>
+    /// <param name="changing">This process's own functions that change while it runs (a worker's Python modules, reloaded when their files change).</param>
     /// <param name="offered">In the API: functions live workers offer (Python modules) besides the .NET ones.</param>
-    public FunctionRegistry(IEnumerable<IFunctionProvider> providers, IOfferedFunctions? offered = null)
+    public FunctionRegistry(IEnumerable<IFunctionProvider> providers, IEnumerable<IChangingFunctions>? changing = null, IOfferedFunctions? offered = null)
     {
         _offered = offered;
+        _changing = [.. changing ?? []];
         foreach (var function in providers.SelectMany(p => p.GetFunctions()))
         {
             if (!_byName.TryAdd(function.Name, function))
@@ -20,19 +24,35 @@ public sealed class FunctionRegistry
         }
     }
 
-    public IEnumerable<JobFunction> All => _byName.Values
+    public IEnumerable<JobFunction> All => Local
         .Concat(_offered?.Current.Values.Where(f => !_byName.ContainsKey(f.Name)) ?? [])
+        .DistinctBy(f => f.Name, StringComparer.Ordinal)
         .OrderBy(f => f.Name, StringComparer.Ordinal);
 
-    public bool TryGet(string name, [NotNullWhen(true)] out JobFunction? function) =>
-        _byName.TryGetValue(name, out function) || (_offered is not null && _offered.Current.TryGetValue(name, out function));
+    public bool TryGet(string name, [NotNullWhen(true)] out JobFunction? function)
+    {
+        if (_byName.TryGetValue(name, out function)) return true;
+        foreach (var source in _changing)
+            if (source.Current.TryGetValue(name, out function)) return true;
+        return _offered is not null && _offered.Current.TryGetValue(name, out function);
+    }
 
-    /// <summary>The functions of this process's own providers (what a worker advertises).</summary>
-    public IEnumerable<JobFunction> Local => _byName.Values;
+    /// <summary>The functions of this process's own providers (what a worker advertises), as they are now.</summary>
+    public IEnumerable<JobFunction> Local => _byName.Values.Concat(_changing.SelectMany(s => s.Current.Values.Where(f => !_byName.ContainsKey(f.Name))));
 }
 
 /// <summary>Functions this process cannot run itself but live workers offer (in the API: Python modules).</summary>
 public interface IOfferedFunctions
 {
     IReadOnlyDictionary<string, JobFunction> Current { get; }
+}
+
+/// <summary>Functions this process runs whose set or code changes while it runs (a worker's Python modules).</summary>
+public interface IChangingFunctions
+{
+    /// <summary>The functions as they are now, by name.</summary>
+    IReadOnlyDictionary<string, JobFunction> Current { get; }
+
+    /// <summary>Completes the next time <see cref="Current"/> changes.</summary>
+    Task Changed { get; }
 }

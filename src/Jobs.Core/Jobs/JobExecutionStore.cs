@@ -83,7 +83,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
             done AS (
                 UPDATE jobs.job j SET
                     state           = o.state,
-                    result          = CASE WHEN o.state = 'succeeded' THEN o.json::jsonb ELSE j.result END,
+                    result          = CASE WHEN o.state = 'succeeded' THEN o.json::json ELSE j.result END,
                     error           = CASE WHEN o.state = 'succeeded' THEN NULL WHEN o.json IS NULL THEN j.error ELSE o.json::jsonb END,
                     finished_at     = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() ELSE j.finished_at END,
                     expires_at      = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() + $7 ELSE j.expires_at END,

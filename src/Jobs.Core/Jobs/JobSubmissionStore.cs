@@ -28,7 +28,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         }
         await using var cmd = new NpgsqlCommand($"""
             INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
-            VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
+            VALUES ($1, $2, $3::json, $4::json, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
                     $6, $7, $8, $9, $10, $11)
             RETURNING {JobQueries.Columns}
             """, connection, tx);
@@ -60,7 +60,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var cmd = new NpgsqlCommand($"""
             INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
-            SELECT id, function, args::jsonb, kwargs::jsonb, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent
+            SELECT id, function, args::json, kwargs::json, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[])
                 AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
             RETURNING {JobQueries.Columns}

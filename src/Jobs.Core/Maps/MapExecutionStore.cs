@@ -68,7 +68,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         batch.BatchCommands.Add(new("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE") { Parameters = { new() { Value = mapId } } });
         var write = new NpgsqlBatchCommand($"""
             WITH written AS (
-                UPDATE jobs.map_item m SET state = u.state, result = u.result::jsonb, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
+                UPDATE jobs.map_item m SET state = u.state, result = u.result::json, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
                 FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
                 WHERE m.map_id = $1 AND m.index = u.index AND m.state = 0
                 RETURNING u.state

@@ -26,7 +26,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         await using (var insert = new NpgsqlCommand("""
             WITH map AS (
                 INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds)
-                VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9)
+                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9)
             )
             INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index)
             SELECT $1, c, c * $7, least((c + 1) * $7, $6) FROM generate_series(0, $8 - 1) AS c
@@ -50,7 +50,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                 await copy.StartRowAsync(ct);
                 await copy.WriteAsync(id, NpgsqlDbType.Uuid, ct);
                 await copy.WriteAsync(i, NpgsqlDbType.Integer, ct);
-                await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Jsonb, ct);
+                await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Json, ct);
             }
             await copy.CompleteAsync(ct);
         }

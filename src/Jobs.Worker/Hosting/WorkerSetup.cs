@@ -37,7 +37,9 @@ internal static class WorkerSetup
         });
         // Python functions (Python:Modules), run by python3 processes this worker manages, advertised to the API.
         services.AddValidatedOptions<PythonOptions>(PythonOptions.Section);
-        services.AddSingleton<IFunctionProvider, PythonFunctionProvider>();
+        services.AddSingleton<PythonFunctionProvider>();
+        services.AddSingleton<IChangingFunctions>(sp => sp.GetRequiredService<PythonFunctionProvider>());
+        services.AddHostedService(sp => sp.GetRequiredService<PythonFunctionProvider>()); // reloads changed modules
         services.AddHostedService<FunctionAdvertiser>();
         services.AddJobsTracing(configuration, "jobs-worker");
         var metricsOptions = configuration.Read<WorkerOptions>(WorkerOptions.Section);

@@ -14,13 +14,17 @@ public sealed class PythonFunction : JobFunction
     private readonly JsonObject _definition;
     private readonly PythonProcessPool? _pool;
     private readonly string _function;
+    private readonly string _module;
 
     public PythonFunction(string module, JsonObject definition, PythonProcessPool? pool)
     {
         _definition = definition;
         _pool = pool;
+        // What the python3 host calls it by; the public name is pickle's: module and qualified name (a function of
+        // Python:Imports says its own module: os.getpid is posix.getpid).
         _function = definition["name"]!.GetValue<string>();
-        Name = $"py:{module}.{_function}";
+        _module = definition["module"]?.GetValue<string>() ?? module;
+        Name = $"py:{_module}.{definition["qualname"]?.GetValue<string>() ?? _function}";
         Description = definition["doc"]?.GetValue<string>() ?? "";
         Parameters = [.. Declared.Where(p => p.Kind is not ("VAR_POSITIONAL" or "VAR_KEYWORD"))
             .Select(p => new FunctionParameter(p.Name, p.Schema.DeepClone(), p.Required, p.Default?.DeepClone()))];
@@ -33,7 +37,7 @@ public sealed class PythonFunction : JobFunction
     public override JsonNode Returns { get; }
 
     /// <summary>What a worker advertises: the describe output of this function, with its public name.</summary>
-    public JsonObject Definition => new() { ["name"] = Name, ["module"] = Name[3..Name.LastIndexOf('.')], ["function"] = _definition.DeepClone() };
+    public JsonObject Definition => new() { ["name"] = Name, ["module"] = _module, ["function"] = _definition.DeepClone() };
 
     private sealed record Declared1(string Name, string Kind, JsonNode Schema, bool Required, JsonNode? Default);
 

@@ -1,69 +1,152 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Core.Functions.Python;
 
 /// <summary>
-/// Offers the public top-level functions of the modules in Python:Modules as <c>py:module.function</c>. At start
-/// each module is described by a python3 process (<c>jobs_host.py describe</c>: <c>inspect.signature</c>, annotations
-/// mapped to JSON Schema); calls then go to the module's <see cref="PythonProcessPool"/>.
+/// Offers the public top-level functions of the modules in Python:Modules as <c>py:module.function</c>, and the
+/// functions listed in Python:Imports under pickle's names. At start each module is described by a python3 process
+/// (<c>jobs_host.py describe</c>: <c>inspect.signature</c>, annotations mapped to JSON Schema); calls then go to the
+/// module's <see cref="PythonProcessPool"/>. A module whose file changes is described again and served by new
+/// processes: new functions are offered, edited ones run their new code, and calls already running finish on the old.
 /// </summary>
-public sealed class PythonFunctionProvider(IOptions<PythonOptions> options, IOptions<Configuration.JobsOptions> jobs, ILoggerFactory loggers) : IFunctionProvider, IDisposable
+public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctions
 {
     /// <summary>Where the build puts jobs_host.py and jobs_progress.py, beside the worker.</summary>
     public static string HostScript => Path.Combine(AppContext.BaseDirectory, "python", "jobs_host.py");
 
-    private readonly List<PythonProcessPool> _pools = [];
+    /// <summary>How often module files are checked for changes.</summary>
+    public static readonly TimeSpan WatchInterval = TimeSpan.FromSeconds(1);
 
-    public IEnumerable<JobFunction> GetFunctions()
+    private readonly PythonOptions _python;
+    private readonly int _maxCrashes;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private readonly IReadOnlyDictionary<string, string> _environment;
+    private readonly List<Served> _served = [];
+    private volatile IReadOnlyDictionary<string, JobFunction> _current = new Dictionary<string, JobFunction>();
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>One module (or the imports) as served now: its file's stamp when described, its processes, its functions.</summary>
+    private sealed record Served(PythonModuleOptions Module, string? File, (DateTime, long) Stamp, PythonProcessPool Pool, IReadOnlyList<PythonFunction> Functions);
+
+    public PythonFunctionProvider(IOptions<PythonOptions> options, IOptions<Configuration.JobsOptions> jobs, ILoggerFactory loggers)
     {
-        var python = options.Value;
-        var logger = loggers.CreateLogger<PythonFunctionProvider>();
-        var environment = PythonEnvironment.For(python);
-        foreach (var module in python.Modules)
+        _python = options.Value;
+        _maxCrashes = jobs.Value.MaxWorkerCrashes;
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<PythonFunctionProvider>();
+        _environment = PythonEnvironment.For(_python);
+        // Described before the worker serves: a job for a module's function must find it from the first pickup.
+        foreach (var configured in _python.Modules)
         {
-            var path = Resolve(module.Path);
-            var description = Describe(python.Executable, path, environment);
-            var name = description["module"]!.GetValue<string>();
-            var pool = new PythonProcessPool(python.Executable, HostScript, new PythonModuleOptions
+            var path = Resolve(configured.Path);
+            _served.Add(Serve(new PythonModuleOptions
             {
                 Path = path,
-                MaxTasksPerChild = module.MaxTasksPerChild,
-                Initializer = module.Initializer,
-                InitArgs = module.InitArgs,
-            }, environment, jobs.Value.MaxWorkerCrashes, loggers.CreateLogger($"python.{name}"));
-            _pools.Add(pool);
-            var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();
-            logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, path, string.Join(", ", functions.Select(f => f.Name)));
-            foreach (var function in functions) yield return function;
+                MaxTasksPerChild = configured.MaxTasksPerChild,
+                Initializer = configured.Initializer,
+                InitArgs = configured.InitArgs,
+            }, path));
         }
+        if (_python.Imports.Length > 0) _served.Add(Serve(PythonModuleOptions.ForImports(_python.Imports), file: null));
+        Publish();
+    }
+
+    public IReadOnlyDictionary<string, JobFunction> Current => _current;
+
+    public Task Changed => Volatile.Read(ref _changed).Task;
+
+    private Served Serve(PythonModuleOptions module, string? file)
+    {
+        var stamp = Stamp(file);
+        var description = Describe(module);
+        var name = description["module"]!.GetValue<string>();
+        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _maxCrashes, _loggers.CreateLogger($"python.{name}"));
+        var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();
+        _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
+        return new Served(module, file, stamp, pool, functions);
+    }
+
+    private void Publish()
+    {
+        var functions = new Dictionary<string, JobFunction>(StringComparer.Ordinal);
+        foreach (var function in _served.SelectMany(s => s.Functions))
+            if (!functions.TryAdd(function.Name, function))
+                _logger.LogWarning("Two Python functions are offered as {Name}; the first is served", function.Name);
+        _current = functions;
+        Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (_served.All(s => s.File is null)) return;
+        using var timer = new PeriodicTimer(WatchInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                var changed = false;
+                for (var i = 0; i < _served.Count; i++)
+                {
+                    var served = _served[i];
+                    if (served.File is null || Stamp(served.File) == served.Stamp) continue;
+                    try
+                    {
+                        _served[i] = await Task.Run(() => Serve(served.Module, served.File), stoppingToken);
+                        served.Pool.Dispose(); // idle processes end; running calls finish on the old code
+                        changed = true;
+                        _logger.LogInformation("Python module {Path} changed: reloaded", served.File);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        // A half-saved or broken file: keep serving what was loaded, and try again at the next change.
+                        _served[i] = served with { Stamp = Stamp(served.File) };
+                        _logger.LogError("Python module {Path} changed but could not be loaded; still serving the previous version: {Error}", served.File, e.Message);
+                    }
+                }
+                if (changed) Publish();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private static (DateTime, long) Stamp(string? file)
+    {
+        if (file is null) return default;
+        var info = new FileInfo(file);
+        return info.Exists ? (info.LastWriteTimeUtc, info.Length) : default;
     }
 
     /// <summary>Checked at start (PythonOptions.Validate); a file removed since then is still said clearly.</summary>
     private static string Resolve(string path) =>
         PythonModuleOptions.Resolve(path) ?? throw new FileNotFoundException($"Python:Modules: no module file at '{path}'.", path);
 
-    private static JsonObject Describe(string executable, string path, IReadOnlyDictionary<string, string> environment)
+    private JsonObject Describe(PythonModuleOptions module)
     {
-        var info = new ProcessStartInfo(executable)
+        var info = new ProcessStartInfo(_python.Executable)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = PythonModuleOptions.Folder(path),
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = module.WorkingDirectory,
         };
-        PythonEnvironment.ApplyTo(info, environment); // importing the module runs user code too
-        foreach (var arg in (string[])[HostScript, "describe", path]) info.ArgumentList.Add(arg);
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}.");
+        PythonEnvironment.ApplyTo(info, _environment); // importing the module runs user code too
+        foreach (var arg in (string[])[HostScript, "describe", .. module.HostTarget, module.Initializer ?? ""]) info.ArgumentList.Add(arg);
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {_python.Executable}.");
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEnd();
         if (!process.WaitForExit(TimeSpan.FromSeconds(60))) process.Kill(entireProcessTree: true);
         if (process.ExitCode != 0)
-            throw new InvalidOperationException($"Python:Modules: python3 could not import {path}: {stderr.Result.Trim()}");
+            throw new InvalidOperationException($"Python:Modules: python3 could not import {string.Join(' ', module.HostTarget)}: {stderr.Result.Trim()}");
         return JsonNode.Parse(stdout)!.AsObject();
     }
 
-    public void Dispose()
+    public override void Dispose()
     {
-        foreach (var pool in _pools) pool.Dispose();
+        foreach (var served in _served) served.Pool.Dispose();
+        base.Dispose();
     }
 }

@@ -27,6 +27,14 @@ public sealed class PythonOptions : IValidatableObject
     public PythonModuleOptions[] Modules { get; set; } = [];
 
     /// <summary>
+    /// Functions of importable modules (the standard library, installed packages) this worker also offers, as Pool
+    /// sends <c>os.getpid</c> or <c>time.sleep</c>: <c>"os.getpid"</c>, <c>"builtins.str.upper"</c>, or <c>"math.*"</c> for a
+    /// module's public functions. Each is offered under the name pickle gives it (<c>py:posix.getpid</c>,
+    /// <c>py:builtins.str.upper</c>). None by default: whatever is listed can be called by every API client.
+    /// </summary>
+    public string[] Imports { get; set; } = [];
+
+    /// <summary>
     /// Names of the worker's environment variables python3 processes also get, beyond the minimal set of
     /// <see cref="PythonEnvironment.Inherited"/> (e.g. LD_LIBRARY_PATH, SSL_CERT_FILE, HTTPS_PROXY). The service's own
     /// configuration (ConnectionStrings__*, Auth__*, Callbacks__*) is refused: it holds the database password and keys.
@@ -56,6 +64,8 @@ public sealed class PythonOptions : IValidatableObject
             if (module.Initializer is { } init && !System.Text.RegularExpressions.Regex.IsMatch(init, "^[A-Za-z_][A-Za-z0-9_]*$"))
                 yield return new ValidationResult($"Python:Modules:{i}:Initializer must be the name of a function of the module; it is '{init}'.", [nameof(Modules)]);
         }
+        foreach (var entry in Imports.Where(e => !System.Text.RegularExpressions.Regex.IsMatch(e ?? "", @"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.\*)?$")))
+            yield return new ValidationResult($"Python:Imports: '{entry}' is not a dotted name such as os.getpid or math.*.", [nameof(Imports)]);
         foreach (var name in PassEnvironment.Where(PythonEnvironment.IsServiceSecret))
             yield return new ValidationResult(
                 $"Python:PassEnvironment: {name} is this service's own configuration (it may hold the database password or API keys); " +
@@ -78,6 +88,18 @@ public sealed class PythonModuleOptions
     /// <summary>The folder <paramref name="path"/>'s module file is in: where its code runs (its working directory).</summary>
     public static string? Folder(string path) =>
         System.IO.Path.GetDirectoryName(Resolve(path) ?? System.IO.Path.GetFullPath(path));
+
+    /// <summary>The functions of Python:Imports, served by one pool of their own, run in the worker's working directory.</summary>
+    public static PythonModuleOptions ForImports(IReadOnlyList<string> imports) =>
+        new() { _imports = System.Text.Json.JsonSerializer.Serialize(imports) };
+
+    private string? _imports;
+
+    /// <summary>What jobs_host.py is pointed at after its command: the module's file, or <c>--imports JSON</c>.</summary>
+    public IReadOnlyList<string> HostTarget => _imports is null ? [Path] : ["--imports", _imports];
+
+    /// <summary>Where the module's code runs: its file's folder; the worker's working directory for imports.</summary>
+    public string WorkingDirectory => _imports is null ? Folder(Path)! : Directory.GetCurrentDirectory();
 
     /// <summary>The module's .py file (relative paths are from the repository root or the working directory).</summary>
     public string Path { get; set; } = "";

@@ -56,12 +56,25 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
         }
         finally
         {
-            if (keep && !process.HasExited) _idle.Add(process);
+            if (keep && !process.HasExited && !_retired) _idle.Add(process);
             else process.Dispose();
+            if (_retired) DisposeIdle(); // retired while this call ran: nothing of the old code stays
         }
     }
 
+    private volatile bool _retired;
+
+    /// <summary>
+    /// The module's file changed: no call starts on these processes any more. Idle ones end now; each running call
+    /// finishes on the code it started with, and its process then ends.
+    /// </summary>
     public void Dispose()
+    {
+        _retired = true;
+        DisposeIdle();
+    }
+
+    private void DisposeIdle()
     {
         while (_idle.TryTake(out var process)) process.Dispose();
     }
@@ -90,7 +103,9 @@ public sealed class PythonProcess : IDisposable
         _process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            logger.LogInformation("python3[{Pid}]: {Line}", _process.Id, e.Data);
+            // The user's print() output, with the job it was printed by (Python:Modules code runs one call at a time).
+            if (_job is { } job) logger.LogInformation("python3[{Pid}] job {JobId}: {Line}", _process.Id, job, e.Data);
+            else logger.LogInformation("python3[{Pid}]: {Line}", _process.Id, e.Data);
             lock (_stderrTail)
             {
                 _stderrTail.Enqueue(e.Data);
@@ -99,6 +114,8 @@ public sealed class PythonProcess : IDisposable
         };
         _process.BeginErrorReadLine();
     }
+
+    private volatile object? _job;
 
     public int Calls { get; private set; }
     public bool HasExited => _process.HasExited;
@@ -113,10 +130,10 @@ public sealed class PythonProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
             // User code runs in its module's folder (relative paths in it mean what its author meant), not the worker's bin/.
-            WorkingDirectory = PythonModuleOptions.Folder(module.Path),
+            WorkingDirectory = module.WorkingDirectory,
         };
         PythonEnvironment.ApplyTo(info, environment);
-        foreach (var arg in (string[])["-u", hostScript, "serve", module.Path, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
+        foreach (var arg in (string[])["-u", hostScript, "serve", .. module.HostTarget, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
         var process = new PythonProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}."), logger);
         var ready = await process.ReadLineAsync(ct);
         if (ready is null || JsonNode.Parse(ready)?["ready"]?.GetValue<bool>() != true)
@@ -127,6 +144,8 @@ public sealed class PythonProcess : IDisposable
     public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
         Calls++;
+        // Kept after the call: stderr is read on its own, and a line printed just before the answer may be read after it.
+        _job = context.JobId == Guid.Empty ? null : context.JobId;
         // Python cannot be interrupted from outside: a cancel or timeout terminates the process (the pool replaces it).
         await using var kill = ct.Register(() => { try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
         var request = new JsonObject { ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };

@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using System.Net;
+using Jobs.Launcher.Processes;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Clients;
+
+/// <summary>
+/// Ten programs as Pool users write them (tests/python/pool_programs: the docs' examples verbatim, callbacks, starmap
+/// and partial, imap over a generator, CPU-bound work, initializer, values, what cannot be pickled, close/join/terminate
+/// and Ctrl+C), each run on multiprocessing.Pool and then on jobs.Pool with only its pool line changed, against the real
+/// API and a real worker that loads the programs as modules; what both print is compared (run_pool_program.py).
+/// </summary>
+[Collection(FaultSystemCollection.Name)]
+public sealed class PoolProgramTests(FaultSystemFixture system) : SystemTest(system)
+{
+    private static readonly string Folder = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "pool_programs");
+    private static readonly string[] Imports = ["os.getpid", "time.sleep", "builtins.sorted", "builtins.str.upper"];
+
+    public static TheoryData<string> Programs() => [.. Directory.GetFiles(Folder, "*.py").Select(f => Path.GetFileNameWithoutExtension(f)!).Order()];
+
+    [Theory]
+    [MemberData(nameof(Programs))]
+    public async Task A_pool_program_prints_the_same_on_jobs_Pool(string program)
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var environment = new Dictionary<string, string?> { ["Python__Modules__0__Path"] = Path.Combine(Folder, program + ".py") };
+        for (var i = 0; i < Imports.Length; i++) environment[$"Python__Imports__{i}"] = Imports[i];
+        // Four slots, as Pool(4): the docs' example runs f(20) and os.getpid while time.sleep(10) holds one.
+        await using var worker = Fixture.StartWorker("python-programs", [queue], workerCount: 4, environment: environment);
+        await Eventually.TrueAsync(async () => (await Http.GetAsync("/functions/py:posix.getpid")).StatusCode == HttpStatusCode.OK
+                                               && await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.function_offer WHERE name LIKE $1", $"py:{program}.%") > 0,
+            $"the worker offers {program}'s functions", 30);
+
+        var info = new ProcessStartInfo("python3", [Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "run_pool_program.py"), program])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            Environment = { ["JOBS_URL"] = Fixture.ApiUrl.ToString().TrimEnd('/'), ["JOBS_QUEUE"] = queue },
+        };
+        using var python = Process.Start(info)!;
+        var output = python.StandardOutput.ReadToEndAsync();
+        var errors = python.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await python.WaitForExitAsync(timeout.Token);
+        Assert.True(python.ExitCode == 0, $"{program}: the two pools printed differently\n{await output}\n{await errors}");
+    }
+}
