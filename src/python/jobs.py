@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import functools
 import http.client
+import itertools
 import json
 import multiprocessing
 import os
@@ -182,6 +183,7 @@ class _Client:
 def _json(body: Any) -> bytes:
     """The request body; what JSON cannot carry is refused here, before anything is sent, as Pool refuses what it cannot pickle."""
     try:
+        _string_keys(body)
         return json.dumps(body, allow_nan=False).encode()
     except ValueError:
         raise ValueError("NaN and Infinity cannot be sent to the service: JSON has no such numbers "
@@ -189,6 +191,18 @@ def _json(body: Any) -> bytes:
     except TypeError as e:
         raise TypeError(f"{e}: arguments go to the service as JSON (numbers, strings, booleans, None, lists, dicts "
                         "with string keys; tuples arrive as lists)") from None
+
+
+def _string_keys(value: Any) -> None:
+    """JSON objects have string keys: json.dumps would silently turn {1: 'a'} into {'1': 'a'}; refused instead."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is not a string, and would arrive as {json.dumps(str(key))}")
+            _string_keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _string_keys(item)
 
 
 def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
@@ -397,28 +411,39 @@ class IMapIterator:
     """
     Pool's IMapIterator: ``next(timeout)`` raises multiprocessing.TimeoutError when no result comes in time, and a
     failed item raises its exception from ``next()`` while the iteration goes on with the next item, as in Pool.
-    The results stream (GET /maps/{id}/stream) is read by a thread of its own into a queue.
+    A thread of its own submits the maps and reads their results streams (GET /maps/{id}/stream) into a queue. A list
+    is one map; a generator (anything without a length) is taken lazily, ``_WINDOW`` items a map, the next map sent
+    while the previous one runs and no further until its results are taken — an endless generator never runs ahead.
     """
 
     _END = ("end", None, None)
+    _WINDOW = 1000
 
-    def __init__(self, client: "_Client", map_id: str, order: str):
-        self.id = map_id
-        self._items: "queue.Queue" = queue.Queue()
-        threading.Thread(target=self._read, args=(client, order), name=f"jobs-imap-{map_id}", daemon=True).start()
+    def __init__(self, client: "_Client", maps: Iterator[dict], order: str):
+        self._items: "queue.Queue" = queue.Queue(maxsize=self._WINDOW)
+        threading.Thread(target=self._read, args=(client, maps, order), name="jobs-imap", daemon=True).start()
 
-    def _read(self, client: "_Client", order: str) -> None:
+    def _read(self, client: "_Client", maps: Iterator[dict], order: str) -> None:
         try:
-            _, response = client.request("GET", f"/maps/{self.id}/stream?order={order}", stream=True, read_timeout=86_400)
-            with response:
-                for line in response:
-                    if line.strip():
-                        item = json.loads(line)
-                        self._items.put(("error", item["error"], item.get("index")) if "error" in item
-                                        else ("value", item.get("result"), None))
-        except Exception as e:  # the service went away: the next next() raises it
+            offset, current = 0, next(maps, None)
+            while current is not None:
+                following = next(maps, None)  # sent now, so it runs while this one's results are read
+                self._read_one(client, current["id"], order, offset)
+                offset += current["total"]
+                current = following
+        except Exception as e:  # the service went away, or refused a map: the next next() raises it
             self._items.put(("raise", e, None))
         self._items.put(self._END)
+
+    def _read_one(self, client: "_Client", map_id: str, order: str, offset: int) -> None:
+        _, response = client.request("GET", f"/maps/{map_id}/stream?order={order}", stream=True, read_timeout=86_400)
+        with response:
+            for line in response:
+                if line.strip():
+                    item = json.loads(line)
+                    # Blocks while the caller has _WINDOW results untaken: no more maps are sent meanwhile.
+                    self._items.put(("error", item["error"], offset + item.get("index", 0)) if "error" in item
+                                    else ("value", item.get("result"), None))
 
     def __iter__(self) -> "IMapIterator":
         return self
@@ -588,8 +613,9 @@ class Pool:
 
     # -- maps ----------------------------------------------------------------------------------------------------
 
-    def _submit_map(self, func, iterable: Iterable, chunksize: int | None, star: bool) -> dict:
-        self._check_running()
+    def _submit_map(self, func, iterable: Iterable, chunksize: int | None, star: bool, checked: bool = True) -> dict:
+        if checked:
+            self._check_running()
         name, leading, keywords = _target(func)
         if leading:  # partial(f, a): each call is f(a, item) — sent as starmap's argument lists
             items = [[*leading, *i] if star else [*leading, i] for i in iterable]
@@ -625,16 +651,31 @@ class Pool:
     def imap(self, func, iterable: Iterable, chunksize: int | None = None) -> "IMapIterator":
         """Results in input order, each as soon as it and those before it are done. Without a chunksize, the service
         picks one (as map does): a chunk per item would make each item a Hangfire job of its own."""
-        return self._stream(self._submit_map(func, iterable, chunksize, star=False), "input")
+        return self._stream(func, iterable, chunksize, "input")
 
     def imap_unordered(self, func, iterable: Iterable, chunksize: int | None = None) -> "IMapIterator":
-        """Results in completion order."""
-        return self._stream(self._submit_map(func, iterable, chunksize, star=False), "completion")
+        """Results in completion order (within each window of a generator's items)."""
+        return self._stream(func, iterable, chunksize, "completion")
 
-    def _stream(self, mapping: dict, order: str) -> "IMapIterator":
-        result = MapResult(self, mapping)
-        self._results.append(result)
-        return IMapIterator(self._client, mapping["id"], order)
+    def _stream(self, func, iterable: Iterable, chunksize: int | None, order: str) -> "IMapIterator":
+        self._check_running()
+        if hasattr(iterable, "__len__"):
+            maps = iter([self._submit_map(func, iterable, chunksize, star=False)])  # refused here, at once
+        else:
+            maps = self._windows(func, iter(iterable), chunksize)
+        return IMapIterator(self._client, self._tracked(maps), order)
+
+    def _windows(self, func, items: Iterator, chunksize: int | None) -> Iterator[dict]:
+        while self._state != "TERMINATE":
+            window = list(itertools.islice(items, IMapIterator._WINDOW))
+            if not window:
+                return
+            yield self._submit_map(func, window, chunksize, star=False, checked=False)
+
+    def _tracked(self, maps: Iterator[dict]) -> Iterator[dict]:
+        for mapping in maps:
+            self._results.append(MapResult(self, mapping))  # terminate() cancels it
+            yield mapping
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 

@@ -145,6 +145,17 @@ def error(e, type_name=None):
             "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
 
 
+def string_keys(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is not a string (JSON objects have string keys)")
+            string_keys(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            string_keys(item)
+
+
 def serve(module_name, functions_by_key):
     for line in sys.stdin:
         if not line.strip():
@@ -160,6 +171,7 @@ def serve(module_name, functions_by_key):
             send({"ok": False, "error": error(e)})
             continue
         try:
+            string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
             encoded = json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
         except (TypeError, ValueError) as e:
             # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.

@@ -206,8 +206,47 @@ class PoolClientTests(unittest.TestCase):
                 pool.apply_async("math.square", (float("nan"),)).get(timeout=30)
             with self.assertRaises(TypeError) as unsendable:
                 pool.apply("math.square", ({1, 2},))
+            with self.assertRaises(TypeError) as int_keys:  # json.dumps would send {"1": "a"} without a word
+                pool.apply("math.square", ([{1: "a"}],))
+        self.assertIn("dict key 1 is not a string", str(int_keys.exception))
         self.assertIn("NaN and Infinity", str(nan.exception))
         self.assertIn("as JSON", str(unsendable.exception))
+
+    def test_imap_takes_an_endless_generator_lazily_a_window_at_a_time(self):
+        def naturals():
+            n = 0
+            while True:
+                yield n
+                n += 1
+        with jobs.Pool(URL) as pool:
+            iterator = pool.imap("math.square", naturals())
+            first = [iterator.next(timeout=60) for _ in range(1500)]
+            time.sleep(1)
+            maps = sum(isinstance(r, jobs.MapResult) for r in pool._results)
+            time.sleep(1)  # nobody takes results: the reader must not run ahead
+            later = sum(isinstance(r, jobs.MapResult) for r in pool._results)
+        self.assertEqual(first, [n * n for n in range(1500)])
+        # Taken: 1.5 windows; held: one window of results untaken, the map being read and the one sent after it.
+        self.assertLessEqual(maps, 4, f"{maps} maps of 1,000 sent for 1,500 items taken")
+        self.assertEqual(later, maps)
+
+    def test_500_apply_async_calls_go_in_a_few_batched_requests(self):
+        sent = []
+        with jobs.Pool(URL) as pool:
+            request = pool._client.request
+            pool._client.request = lambda *a, **k: (sent.append(a[1]), request(*a, **k))[1]
+            started = time.monotonic()
+            results = [pool.apply_async("math.square", (i,)) for i in range(500)]
+            calls = time.monotonic() - started
+            ids = [r.id for r in results]  # each known once the service has stored it
+            stored = time.monotonic() - started
+            values = [r.get(timeout=60) for r in results]
+        self.assertEqual(values, [i * i for i in range(500)])
+        self.assertEqual(len(set(ids)), 500)
+        batches = [path for path in sent if path == "/jobs/batch"]
+        self.assertLessEqual(len(batches), 25, f"{len(batches)} batch requests for 500 calls")
+        print(f"500 apply_async: calls {calls:.3f} s, all stored {stored:.3f} s, {len(batches)} requests", file=sys.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -6,6 +6,34 @@ namespace Jobs.Tests.Api;
 /// <summary>apply_async → get(timeout), apply, and remote exceptions, through the real API and worker processes.</summary>
 public sealed class SubmitAndResultTests(SystemFixture system) : SystemTest(system)
 {
+    [Fact]
+    public async Task A_batch_stores_each_job_on_its_own_and_answers_in_order()
+    {
+        var response = await Http.PostRawAsync("/jobs/batch", """
+            { "jobs": [ { "function": "math.square", "args": [3] }, { "function": "no.such" },
+                        { "function": "math.square", "args": ["x"] }, { "function": "math.pow", "args": [2], "kwargs": { "y": 5 } } ] }
+            """);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var jobs = (await response.JsonAsync())["jobs"]!.AsArray();
+        Assert.Equal(4, jobs.Count);
+        Assert.Equal(404, jobs[1]!["problem"]!["status"]!.GetValue<int>());
+        Assert.Contains("no.such", jobs[1]!["problem"]!["detail"]!.GetValue<string>());
+        Assert.Equal(400, jobs[2]!["problem"]!["status"]!.GetValue<int>());
+        Assert.NotNull(jobs[2]!["problem"]!["errors"]);
+        Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+        Assert.Equal(9, (await Http.WaitForJobAsync(jobs[0]!["job"]!["id"]!.GetValue<Guid>()))["result"]!.GetValue<int>());
+        Assert.Equal(32, (await Http.WaitForJobAsync(jobs[3]!["job"]!["id"]!.GetValue<Guid>()))["result"]!.GetValue<int>());
+
+        // Refused whole, nothing stored: no jobs, too many, an Idempotency-Key (each job needs its own).
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.PostRawAsync("/jobs/batch", """{ "jobs": [] }""")).StatusCode);
+        var tooMany = "{\"jobs\": [" + string.Join(",", Enumerable.Repeat("""{"function":"noop"}""", 1001)) + "]}";
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.PostRawAsync("/jobs/batch", tooMany)).StatusCode);
+        var keyed = new HttpRequestMessage(HttpMethod.Post, "/jobs/batch") { Content = new StringContent("""{ "jobs": [ { "function": "noop" } ] }""", System.Text.Encoding.UTF8, "application/json") };
+        keyed.Headers.Add("Idempotency-Key", "k1");
+        Assert.Equal(HttpStatusCode.BadRequest, (await Http.SendAsync(keyed)).StatusCode);
+        Assert.Equal(2L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
+    }
 
     [Fact]
     public async Task Submitted_job_is_stored_before_the_202_and_its_result_comes_back()

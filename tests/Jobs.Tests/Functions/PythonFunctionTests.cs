@@ -39,6 +39,46 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
     private async Task<JsonObject> RunAsync(object body) => await Http.WaitForJobAsync(await Http.SubmitOkAsync(body));
 
     [Fact]
+    public async Task An_edited_module_is_reloaded_and_its_print_output_is_logged_with_the_job()
+    {
+        var module = Path.Combine(Directory.CreateTempSubdirectory("jobs-reload-").FullName, "reloading.py");
+        await File.WriteAllTextAsync(module, "def version():\n    print('printed by version')\n    return 'v1'\n");
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = Fixture.StartWorker("python-reload", [queue], environment: new()
+        {
+            ["Python__Modules__0__Path"] = module,
+            ["Python__Imports__0"] = "os.getpid",
+            ["Python__Imports__1"] = "builtins.str.upper",
+            ["Logging__LogLevel__python"] = "Information", // the fixture logs warnings only; user output is information
+        });
+        await WaitOfferedAsync("py:reloading.version");
+
+        var first = await RunAsync(new { function = "py:reloading.version", queue });
+        Assert.Equal("v1", first["result"]!.GetValue<string>());
+        // print() goes to the worker's log, with the job that printed it.
+        var id = first["id"]!.GetValue<string>();
+        await Eventually.TrueAsync(() => Task.FromResult(Fixture.Output.Any(l => l.Contains($"job {id}: printed by version", StringComparison.Ordinal))),
+            $"the worker logs the job's print() with its id; it logged: {string.Join("\n", Fixture.Output.Where(l => l.Contains("printed", StringComparison.Ordinal)))}", 10);
+
+        // Edited while the worker runs: the new function is offered and the edited one runs its new body.
+        await File.WriteAllTextAsync(module, "def version():\n    return 'v2'\n\ndef added(x: int):\n    return x + 1\n");
+        await WaitOfferedAsync("py:reloading.added");
+        Assert.Equal("v2", (await RunAsync(new { function = "py:reloading.version", queue }))["result"]!.GetValue<string>());
+        Assert.Equal(3, (await RunAsync(new { function = "py:reloading.added", args = new[] { 2 }, queue }))["result"]!.GetValue<int>());
+
+        // A broken edit keeps the last good version serving.
+        await File.WriteAllTextAsync(module, "def version(:\n");
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        Assert.Equal("v2", (await RunAsync(new { function = "py:reloading.version", queue }))["result"]!.GetValue<string>());
+
+        // Python:Imports: functions of importable modules, under pickle's names (os.getpid is posix.getpid).
+        await WaitOfferedAsync("py:posix.getpid");
+        Assert.True((await RunAsync(new { function = "py:posix.getpid", queue }))["result"]!.GetValue<int>() > 1);
+        Assert.Equal("SHOUT", (await RunAsync(new { function = "py:builtins.str.upper", args = new[] { "shout" }, queue }))["result"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.SubmitAsync(new { function = "py:posix.system", args = new[] { "true" }, queue })).StatusCode);
+    }
+
+    [Fact]
     public async Task A_modules_functions_run_with_pools_semantics()
     {
         var queue = SystemFixture.PrivateQueue();
