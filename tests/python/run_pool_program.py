@@ -2,7 +2,10 @@
 line that makes the pool changed — and compares what both print. Exit 0 when they match (pids and the order of
 unordered results aside, and the documented differences of README "Python: what differs from Pool" applied).
 
-    JOBS_URL=http://127.0.0.1:5080 JOBS_QUEUE=default python3 run_pool_program.py docs_intro
+    JOBS_URL=http://127.0.0.1:5080 JOBS_QUEUE=default python3 run_pool_program.py docs_intro [MOVED_COPY]
+
+MOVED_COPY: where to write the program with its pool line changed (a file named as the program): the workers load
+that very file, as they would load a user's moved script (it imports jobs, which the worker provides beside its host).
 
 The workers must load the program as a module (Python:Modules) and import os.getpid, time.sleep, builtins.sorted and
 builtins.str.upper (Python:Imports); tests/Jobs.Tests/Clients/PoolProgramTests.cs starts such a worker.
@@ -57,20 +60,25 @@ def run(path, environment):
     return done.stdout, done.stderr
 
 
-def main(name):
-    source = os.path.join(PROGRAMS, name + ".py")
-    with open(source) as f:
-        text = f.read()
-    moved, changed = POOL_LINE.subn(r"from jobs import Pool\1", text)
+def moved(name):
+    """The program's text with its pool line changed, as a Pool user changes it."""
+    with open(os.path.join(PROGRAMS, name + ".py")) as f:
+        text, changed = POOL_LINE.subn(r"from jobs import Pool\1", f.read())
     assert changed == 1, f"{name}: expected one `from multiprocessing import Pool` line, found {changed}"
+    return text
 
+
+def main(name, copy=None):
+    source = os.path.join(PROGRAMS, name + ".py")
     base = {k: v for k, v in os.environ.items() if not k.startswith("JOBS_")}
     expected, pool_errors = run(source, base)
     with tempfile.TemporaryDirectory() as folder:
         # The same file name: the workers load the program under its module name (spawn's __mp_main__).
-        copy = os.path.join(folder, name + ".py")
-        with open(copy, "w") as f:
-            f.write(moved)
+        copy = copy or os.path.join(folder, name + ".py")
+        assert os.path.basename(copy) == name + ".py", copy
+        if not os.path.exists(copy) or open(copy).read() != moved(name):  # rewriting would make the workers reload it
+            with open(copy, "w") as f:
+                f.write(moved(name))
         actual, jobs_errors = run(copy, dict(os.environ, PYTHONPATH=CLIENT))
 
     normalize = NORMALIZE.get(name, lambda lines: lines)
@@ -85,4 +93,4 @@ def main(name):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))

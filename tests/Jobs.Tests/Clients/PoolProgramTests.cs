@@ -12,7 +12,7 @@ namespace Jobs.Tests.Clients;
 /// API and a real worker that loads the programs as modules; what both print is compared (run_pool_program.py).
 /// </summary>
 [Collection(FaultSystemCollection.Name)]
-public sealed class PoolProgramTests(FaultSystemFixture system) : SystemTest(system)
+public sealed partial class PoolProgramTests(FaultSystemFixture system) : SystemTest(system)
 {
     private static readonly string Folder = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "pool_programs");
     private static readonly string[] Imports = ["os.getpid", "time.sleep", "builtins.sorted", "builtins.str.upper"];
@@ -24,7 +24,10 @@ public sealed class PoolProgramTests(FaultSystemFixture system) : SystemTest(sys
     public async Task A_pool_program_prints_the_same_on_jobs_Pool(string program)
     {
         var queue = SystemFixture.PrivateQueue();
-        var environment = new Dictionary<string, string?> { ["Python__Modules__0__Path"] = Path.Combine(Folder, program + ".py") };
+        // The workers load the moved program itself (it imports jobs), as they would a user's script.
+        var moved = Path.Combine(Directory.CreateTempSubdirectory("jobs-program-").FullName, program + ".py");
+        await File.WriteAllTextAsync(moved, PoolLine().Replace(await File.ReadAllTextAsync(Path.Combine(Folder, program + ".py")), "from jobs import Pool$1"));
+        var environment = new Dictionary<string, string?> { ["Python__Modules__0__Path"] = moved };
         for (var i = 0; i < Imports.Length; i++) environment[$"Python__Imports__{i}"] = Imports[i];
         // Four slots, as Pool(4): the docs' example runs f(20) and os.getpid while time.sleep(10) holds one.
         await using var worker = Fixture.StartWorker("python-programs", [queue], workerCount: 4, environment: environment);
@@ -32,7 +35,7 @@ public sealed class PoolProgramTests(FaultSystemFixture system) : SystemTest(sys
                                                && await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.function_offer WHERE name LIKE $1", $"py:{program}.%") > 0,
             $"the worker offers {program}'s functions", 30);
 
-        var info = new ProcessStartInfo("python3", [Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "run_pool_program.py"), program])
+        var info = new ProcessStartInfo("python3", [Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "run_pool_program.py"), program, moved])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -45,4 +48,8 @@ public sealed class PoolProgramTests(FaultSystemFixture system) : SystemTest(sys
         await python.WaitForExitAsync(timeout.Token);
         Assert.True(python.ExitCode == 0, $"{program}: the two pools printed differently\n{await output}\n{await errors}");
     }
+
+    /// <summary>The line a Pool user changes (run_pool_program.py changes it the same way).</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"^from multiprocessing import Pool\b(.*)$", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex PoolLine();
 }
