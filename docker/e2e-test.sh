@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end on containers: builds the images from docker/, brings the stack up (PostgreSQL, migrate, API,
 # worker) with the host-network test override on free 127.0.0.1 ports, submits a job through the containerized
-# API, sees a containerized worker run it, scales the workers to 2, and tears everything down.
+# API, sees a containerized worker run it and a Python function of a module mounted into it (python3 in the worker
+# image), scales the workers to 2, and tears everything down.
 # Needs a Docker engine and the base images (on this machine: ../shared/docker/standins.sh starts both).
 # Prints "docker e2e: passed" or fails with the reason.
 set -euo pipefail
@@ -35,6 +36,12 @@ curl -fsS "$api/health/ready" >/dev/null
 echo "docker e2e: submitting math.square(12) through the containerized API"
 job=$(curl -fsS -X POST "$api/jobs?wait=30" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
   -d '{"function":"math.square","args":[12]}')
+echo "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["state"]=="succeeded" and j["result"]==144, j; print("docker e2e: job", j["id"], "succeeded with", j["result"])'
+
+echo "docker e2e: submitting py:pool_examples.square(12): python3 in the worker image, the module mounted at /modules"
+for _ in $(seq 1 30); do curl -fsS "$api/functions/py:pool_examples.square" -H "Authorization: Bearer $key" >/dev/null 2>&1 && break; sleep 1; done
+job=$(curl -fsS -X POST "$api/jobs?wait=30" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+  -d '{"function":"py:pool_examples.square","args":[12]}')
 echo "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["state"]=="succeeded" and j["result"]==144, j; print("docker e2e: job", j["id"], "succeeded with", j["result"])'
 
 echo "docker e2e: scaling workers to 2"
