@@ -572,15 +572,25 @@ class Pool:
         Pool's signature, so ``Pool(4)`` → ``jobs.Pool(4)``. The service is at ``url``, else $JOBS_URL, else
         http://127.0.0.1:5080 (``jobs.Pool("http://…")`` still takes the URL first). ``processes`` is checked as Pool
         checks it, but the service's parallelism is its workers' (Worker:WorkerCount per worker process), not this
-        pool's. initializer, initargs and maxtasksperchild act on worker processes, so they are worker settings.
+        pool's. initializer, initargs and maxtasksperchild act on worker processes, so they are worker settings
+        (Python:Modules:N:Initializer, InitArgs, MaxTasksPerChild): given here, the pool checks that the workers run
+        the functions' module with the same, and refuses work otherwise.
         """
         if isinstance(processes, str):
             url, processes = processes, None
         if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
             raise ValueError("Number of processes must be at least 1")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if maxtasksperchild is not None and (not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0):
+            raise ValueError("maxtasksperchild must be a positive int or None")
+        # Pool's per-pool settings act on worker processes: here, the workers' python3 processes, set per module in
+        # the workers' settings. The pool checks the workers run its module with these before it sends any work.
+        self._settings = None
         if initializer is not None or initargs or maxtasksperchild is not None:
-            raise TypeError("initializer, initargs and maxtasksperchild run in the service's worker processes: set them for "
-                            "the module in the workers' settings (Python:Modules:N:Initializer, InitArgs, MaxTasksPerChild)")
+            self._settings = {"initializer": None if initializer is None else _target(initializer)[0],
+                              "initargs": json.loads(_json(list(initargs))), "maxtasksperchild": maxtasksperchild}
+        self._checked: dict = {}
         self._processes = processes
         self._client = _Client(url or os.environ.get("JOBS_URL") or "http://127.0.0.1:5080",
                                api_key or os.environ.get("JOBS_API_KEY"), timeout)
@@ -589,6 +599,36 @@ class Pool:
         self._results: list = []
         self._handler = _ResultHandler()
         self._submitter = _Submitter(self._client)
+
+    def _check_settings(self, name: str) -> None:
+        """With initializer/initargs/maxtasksperchild: the workers must run name's module with them (once per module)."""
+        if self._settings is None:
+            return
+        module = name[3:].rpartition(".")[0] if name.startswith("py:") else None
+        if module not in self._checked:
+            self._checked[module] = self._settings_problem(name, module)
+        if self._checked[module]:
+            raise TypeError(self._checked[module] + ": initializer, initargs and maxtasksperchild run in the service's worker "
+                            "processes — set them for the module in the workers' settings (Python:Modules:N:Initializer, "
+                            "InitArgs, MaxTasksPerChild) and pass the same here, or leave them out here")
+
+    def _settings_problem(self, name: str, module: str | None) -> str | None:
+        wanted = dict(self._settings)
+        if wanted["initializer"] is not None:
+            init_module, _, init_name = wanted["initializer"][3:].rpartition(".")
+            if init_module != module:
+                return f"initializer {wanted['initializer'][3:]} is not a function of {module or name}'s module"
+            wanted["initializer"] = init_name
+        try:
+            _, function = self._client.request("GET", f"/functions/{urllib.parse.quote(name, safe='')}")
+        except JobsError:
+            return None  # unknown: the submission itself is refused with the service's words
+        running = function.get("python")
+        if running == wanted:
+            return None
+        return (f"this pool's initializer={wanted['initializer']!r}, initargs={wanted['initargs']!r}, "
+                f"maxtasksperchild={wanted['maxtasksperchild']!r} are not what the workers run {module or name} with "
+                f"({running!r})")
 
     # -- single jobs ---------------------------------------------------------------------------------------------
 
@@ -601,6 +641,7 @@ class Pool:
         self._results.append(result)
         try:
             name, leading, keywords = _target(func)
+            self._check_settings(name)
             body = {"function": name, "args": [*leading, *args], "kwargs": {**keywords, **dict(kwds or {})}}
             if self._queue:
                 body["queue"] = self._queue
@@ -617,6 +658,7 @@ class Pool:
         if checked:
             self._check_running()
         name, leading, keywords = _target(func)
+        self._check_settings(name)
         if leading:  # partial(f, a): each call is f(a, item) — sent as starmap's argument lists
             items = [[*leading, *i] if star else [*leading, i] for i in iterable]
             star = True

@@ -44,10 +44,6 @@ DIFFERENCES = {
     # JSON has no tuples: a tuple crosses as a list.
     "values": lambda text: text.replace("{'kind': 'tuple', 'value': (1, 2)}", "{'kind': 'list', 'value': [1, 2]}")
                                .replace("[('x', 1), (2, 'y')]", "[['x', 1], [2, 'y']]"),
-    # initializer/initargs/maxtasksperchild act on the service's processes: worker settings, named in the error.
-    "initializer": lambda text: "TypeError: initializer, initargs and maxtasksperchild run in the service's worker "
-                                "processes: set them for the module in the workers' settings (Python:Modules:N:Initializer, "
-                                "InitArgs, MaxTasksPerChild)\n",
 }
 
 

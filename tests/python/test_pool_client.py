@@ -164,9 +164,13 @@ class PoolClientTests(unittest.TestCase):
         with self.assertRaises(ValueError):
             jobs.Pool(0)
         for arguments in ({"initializer": print}, {"maxtasksperchild": 10}, {"initargs": (1,)}):
-            with self.assertRaises(TypeError) as caught:
-                jobs.Pool(2, **arguments)
-            self.assertIn("Python:Modules", str(caught.exception))
+            # Registered .NET functions run in no Python process: a pool that asks for an initializer is refused.
+            with jobs.Pool(2, **arguments) as pool:
+                with self.assertRaises(TypeError) as caught:
+                    pool.apply("math.square", (2,))
+            self.assertIn("Python:Modules:N:Initializer", str(caught.exception))
+        with self.assertRaises(ValueError):
+            jobs.Pool(2, maxtasksperchild=0)
     def test_imap_raises_a_failed_item_and_goes_on_and_next_takes_a_timeout(self):
         with jobs.Pool(URL) as pool:
             outcomes = []

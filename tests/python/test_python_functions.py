@@ -44,6 +44,19 @@ class PythonFunctionsThroughThePool(unittest.TestCase):
         self.assertEqual((str(mapped.exception), mapped.exception.index), ("first", 0))
         self.assertEqual(str(streamed.exception), "streamed")
 
+    def test_pools_initializer_arguments_are_checked_against_the_workers_settings(self):
+        # The worker runs pool_examples with Initializer=init, InitArgs=[1], MaxTasksPerChild=3.
+        same = dict(initializer=pool_examples.init, initargs=(1,), maxtasksperchild=3)
+        with jobs.Pool(2, url=URL, queue=QUEUE, **same) as pool:
+            self.assertEqual(pool.apply(pool_examples.square, (3,)), 9)
+        with jobs.Pool(2, url=URL, queue=QUEUE, initializer=pool_examples.init, initargs=(2,), maxtasksperchild=3) as pool:
+            with self.assertRaises(TypeError) as caught:
+                pool.apply(pool_examples.square, (3,))
+            with self.assertRaises(TypeError):
+                pool.map(pool_examples.square, [1])
+        self.assertIn("initargs=[2]", str(caught.exception))
+        self.assertIn("Python:Modules:N:Initializer", str(caught.exception))
+
     def test_a_function_defined_in_main_is_refused_like_pools_pickling_error(self):
         def local(x):
             return x

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Jobs.Api.Security;
 using Jobs.Core.Functions;
+using Jobs.Core.Functions.Python;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Jobs.Api.Functions;
@@ -8,10 +9,15 @@ namespace Jobs.Api.Functions;
 /// <summary>A registered function as clients see it: what to send in args/kwargs, as JSON Schema.</summary>
 internal sealed record FunctionView(string Name, string Description, IReadOnlyList<ParameterView> Parameters, JsonNode Returns,
     [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
-    double? TimeoutSeconds)
+    double? TimeoutSeconds,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    JsonNode? Python)
 {
+    /// <param name="f">The function; a Python function also shows its module's Pool settings (<c>python</c>:
+    /// initializer, initargs, maxtasksperchild as the workers run them), which jobs.Pool(initializer=…) checks.</param>
     public static FunctionView From(JobFunction f) => new(f.Name, f.Description,
-        f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns, f.DefaultTimeoutSeconds);
+        f.Parameters.Select(p => new ParameterView(p.Name, p.Schema, p.Required, p.Default)).ToList(), f.Returns, f.DefaultTimeoutSeconds,
+        (f as PythonFunction)?.PoolSettings?.DeepClone());
 }
 
 internal sealed record ParameterView(

@@ -26,6 +26,8 @@ internal sealed class FunctionAdvertiser(FunctionRegistry registry, IEnumerable<
             var offers = registry.Local.OfType<PythonFunction>().ToList();
             string[] names = [.. offers.Select(f => f.Name)];
             string[] definitions = [.. offers.Select(f => f.Definition.ToJsonString())];
+            if (names.Length == 0 && !_advertised) continue; // no modules (yet): nothing to say, nothing to withdraw
+            _advertised = names.Length > 0;
             try
             {
                 await using var batch = db.CreateBatch();
@@ -69,6 +71,7 @@ internal sealed class FunctionAdvertiser(FunctionRegistry registry, IEnumerable<
     }
 
     private Task<bool>? _tick;
+    private bool _advertised;
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

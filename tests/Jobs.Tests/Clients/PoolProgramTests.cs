@@ -28,6 +28,13 @@ public sealed partial class PoolProgramTests(FaultSystemFixture system) : System
         var moved = Path.Combine(Directory.CreateTempSubdirectory("jobs-program-").FullName, program + ".py");
         await File.WriteAllTextAsync(moved, PoolLine().Replace(await File.ReadAllTextAsync(Path.Combine(Folder, program + ".py")), "from jobs import Pool$1"));
         var environment = new Dictionary<string, string?> { ["Python__Modules__0__Path"] = moved };
+        if (program == "initializer")
+        {
+            // Pool(2, initializer=init, initargs=(10,), maxtasksperchild=5) moves when the workers run the module so.
+            environment["Python__Modules__0__Initializer"] = "init";
+            environment["Python__Modules__0__InitArgs"] = "[10]";
+            environment["Python__Modules__0__MaxTasksPerChild"] = "5";
+        }
         for (var i = 0; i < Imports.Length; i++) environment[$"Python__Imports__{i}"] = Imports[i];
         // Four slots, as Pool(4): the docs' example runs f(20) and os.getpid while time.sleep(10) holds one.
         await using var worker = Fixture.StartWorker("python-programs", [queue], workerCount: 4, environment: environment);

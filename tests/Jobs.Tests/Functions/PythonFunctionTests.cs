@@ -208,7 +208,7 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
             ["JOBS_QUEUE"] = queue,
         });
         Assert.True(exitCode == 0, $"{output}\n{errors}");
-        Assert.Contains("Ran 3 tests", errors);
+        Assert.Contains("Ran 4 tests", errors);
     }
 
     [Fact]

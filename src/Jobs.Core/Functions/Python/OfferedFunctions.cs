@@ -62,7 +62,8 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
                 try
                 {
                     var offer = JsonNode.Parse(definition)!.AsObject();
-                    var function = new PythonFunction(offer["module"]!.GetValue<string>(), offer["function"]!.AsObject(), pool: null);
+                    var function = new PythonFunction(offer["module"]!.GetValue<string>(), offer["function"]!.AsObject(), pool: null,
+                        offer["pool"] as JsonObject is { } settings ? (JsonObject)settings.DeepClone() : null);
                     functions[function.Name] = function;
                 }
                 catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or NullReferenceException or KeyNotFoundException)

@@ -16,8 +16,13 @@ public sealed class PythonFunction : JobFunction
     private readonly string _function;
     private readonly string _module;
 
-    public PythonFunction(string module, JsonObject definition, PythonProcessPool? pool)
+    /// <param name="module">The module's name (a function of Python:Imports names its own in <paramref name="definition"/>).</param>
+    /// <param name="definition">What <c>jobs_host.py describe</c> said of the function.</param>
+    /// <param name="pool">The processes that run it (in the worker); null in the API, which only validates.</param>
+    /// <param name="poolSettings">The module's Pool settings as the workers run them: initializer, initargs, maxtasksperchild.</param>
+    public PythonFunction(string module, JsonObject definition, PythonProcessPool? pool, JsonObject? poolSettings = null)
     {
+        PoolSettings = poolSettings;
         _definition = definition;
         _pool = pool;
         // What the python3 host calls it by; the public name is pickle's: module and qualified name (a function of
@@ -36,8 +41,22 @@ public sealed class PythonFunction : JobFunction
     public override IReadOnlyList<FunctionParameter> Parameters { get; }
     public override JsonNode Returns { get; }
 
-    /// <summary>What a worker advertises: the describe output of this function, with its public name.</summary>
-    public JsonObject Definition => new() { ["name"] = Name, ["module"] = _module, ["function"] = _definition.DeepClone() };
+    /// <summary>The module's Pool settings as its workers run them (<c>initializer</c>, <c>initargs</c>, <c>maxtasksperchild</c>).</summary>
+    public JsonObject? PoolSettings { get; }
+
+    /// <summary>What a worker advertises: the describe output of this function, with its public name and its module's Pool settings.</summary>
+    public JsonObject Definition => new()
+    {
+        ["name"] = Name, ["module"] = _module, ["function"] = _definition.DeepClone(), ["pool"] = PoolSettings?.DeepClone(),
+    };
+
+    /// <summary>The Pool settings of <paramref name="module"/> as a worker runs it.</summary>
+    public static JsonObject SettingsOf(PythonModuleOptions module) => new()
+    {
+        ["initializer"] = module.Initializer,
+        ["initargs"] = JsonNode.Parse(module.InitArgs),
+        ["maxtasksperchild"] = module.MaxTasksPerChild > 0 ? module.MaxTasksPerChild : null,
+    };
 
     private sealed record Declared1(string Name, string Kind, JsonNode Schema, bool Required, JsonNode? Default);
 

@@ -66,7 +66,8 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var description = Describe(module);
         var name = description["module"]!.GetValue<string>();
         var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _maxCrashes, _loggers.CreateLogger($"python.{name}"));
-        var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool)).ToList();
+        var settings = file is null ? null : PythonFunction.SettingsOf(module);
+        var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
         return new Served(module, file, stamp, pool, functions);
     }
