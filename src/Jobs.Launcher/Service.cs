@@ -40,6 +40,16 @@ public sealed class Service : IAsyncDisposable
         }
 
         var service = new Service(postgres, new() { ["ConnectionStrings__Jobs"] = connectionString });
+        // Python modules named relative to where the launcher was started (`Python__Modules__0__Path=intro.py`): the
+        // workers run in their own folder, so they get the full path.
+        foreach (var module in configuration.GetSection("Python:Modules").GetChildren())
+        {
+            if (module["Path"] is { Length: > 0 } path && !Path.IsPathRooted(path) && File.Exists(path))
+            {
+                service._environment[$"Python__Modules__{module.Key}__Path"] = Path.GetFullPath(path);
+                Log($"python: the workers load {Path.GetFullPath(path)}");
+            }
+        }
         try
         {
             Log("migrate: applying migrations/ and Hangfire's schema");

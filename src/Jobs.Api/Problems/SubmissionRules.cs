@@ -19,7 +19,11 @@ internal static class SubmissionRules
         return registry.TryGet(name, out var function)
             ? function
             : throw new RequestRefusedException(404, "Unknown function",
-                $"No function named '{Echo(name)}' is registered. GET /functions lists the registered functions.", "function");
+                $"No function named '{Echo(name)}' is registered. GET /functions lists the registered functions." +
+                (name.StartsWith("py:", StringComparison.Ordinal)
+                    ? $" A Python function is offered while a live worker loads its module: point the workers at the module's file " +
+                      $"(Python__Modules__N__Path), or list a library function in Python__Imports__N."
+                    : ""), "function");
     }
 
     /// <summary>The queue asked for (default: "default"); 400 when it is not a valid name.</summary>
