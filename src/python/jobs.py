@@ -135,7 +135,7 @@ class _Client:
         return kind(self._host, self._port, timeout=timeout)
 
     def request(self, method: str, path: str, body: Any = None, stream: bool = False, read_timeout: float = 0.0):
-        data = None if body is None else _json(body)
+        data = None if body is None else body if isinstance(body, bytes) else _json(body)
         headers = {"Accept": "application/json"}
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -185,7 +185,9 @@ def _json(body: Any) -> bytes:
     try:
         _string_keys(body)
         return json.dumps(body, allow_nan=False).encode()
-    except ValueError:
+    except ValueError as e:
+        if "Circular" in str(e):
+            raise ValueError("Circular reference detected: a value that contains itself cannot be sent as JSON") from None
         raise ValueError("NaN and Infinity cannot be sent to the service: JSON has no such numbers "
                          "(send None, or a string, and convert in the function)") from None
     except TypeError as e:
@@ -193,16 +195,20 @@ def _json(body: Any) -> bytes:
                         "with string keys; tuples arrive as lists)") from None
 
 
-def _string_keys(value: Any) -> None:
+def _string_keys(value: Any, path: tuple = ()) -> None:
     """JSON objects have string keys: json.dumps would silently turn {1: 'a'} into {'1': 'a'}; refused instead."""
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in path:
+            raise ValueError("Circular reference detected")  # json.dumps's own words
+        path = (*path, id(value))
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"dict key {key!r} is not a string, and would arrive as {json.dumps(str(key))}")
-            _string_keys(item)
+            _string_keys(item, path)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _string_keys(item)
+            _string_keys(item, path)
 
 
 def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
@@ -229,10 +235,7 @@ def _unsendable(kind: type, message: str) -> Exception:
 def _script_module() -> str | None:
     """The name the workers load this program under: the script's file name without .py (spawn's __mp_main__)."""
     main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name and spec.name != "__main__":
-        return spec.name  # python3 -m package.module
-    path = getattr(main, "__file__", None)
+    path = getattr(main, "__file__", None)  # python3 -m package.module too: the workers load the file by its name
     return os.path.splitext(os.path.basename(path))[0] if path else None
 
 
@@ -322,7 +325,8 @@ class _Result:
         return bool(self._view.get("ready")) and (self._handled is None or self._handled.is_set())
 
     def ready(self) -> bool:
-        self._sent.wait()
+        if not self._sent.is_set():
+            return False  # still queued in this process: not finished (Pool's ready() never blocks either)
         if not self._view.get("ready"):
             self._refresh(0)
         return self._finished()
@@ -407,6 +411,10 @@ class MapResult(_Result):
         return body["results"]
 
 
+class _Stopped(Exception):
+    """The pool was terminated while an imap reader waited for its caller."""
+
+
 class IMapIterator:
     """
     Pool's IMapIterator: ``next(timeout)`` raises multiprocessing.TimeoutError when no result comes in time, and a
@@ -419,21 +427,46 @@ class IMapIterator:
     _END = ("end", None, None)
     _WINDOW = 1000
 
-    def __init__(self, client: "_Client", maps: Iterator[dict], order: str):
+    def __init__(self, client: "_Client", maps: Iterator[dict], order: str, stopped: Callable[[], bool] = lambda: False):
         self._items: "queue.Queue" = queue.Queue(maxsize=self._WINDOW)
+        self._stopped = stopped
         threading.Thread(target=self._read, args=(client, maps, order), name="jobs-imap", daemon=True).start()
 
     def _read(self, client: "_Client", maps: Iterator[dict], order: str) -> None:
         try:
             offset, current = 0, next(maps, None)
-            while current is not None:
-                following = next(maps, None)  # sent now, so it runs while this one's results are read
+            while current is not None and not self._stopped():
+                try:
+                    following, failed = next(maps, None), None  # sent now, so it runs while this one's results are read
+                except Exception as e:  # the generator raised, or the next window was refused: after this window's results
+                    following, failed = None, e
                 self._read_one(client, current["id"], order, offset)
+                if failed is not None:
+                    raise failed
                 offset += current["total"]
                 current = following
+        except _Stopped:
+            return  # the pool was terminated: nobody reads on
         except Exception as e:  # the service went away, or refused a map: the next next() raises it
-            self._items.put(("raise", e, None))
-        self._items.put(self._END)
+            self._last(("raise", e, None))
+        self._last(self._END)
+
+    def _last(self, item: tuple) -> None:
+        try:
+            self._put(item)
+        except _Stopped:
+            pass
+
+    def _put(self, item: tuple) -> None:
+        # Blocks while the caller has _WINDOW results untaken: no more maps are sent meanwhile. Gives up once the
+        # pool is terminated, letting go of the stream and the generator.
+        while True:
+            try:
+                self._items.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stopped():
+                    raise _Stopped from None
 
     def _read_one(self, client: "_Client", map_id: str, order: str, offset: int) -> None:
         _, response = client.request("GET", f"/maps/{map_id}/stream?order={order}", stream=True, read_timeout=86_400)
@@ -441,9 +474,8 @@ class IMapIterator:
             for line in response:
                 if line.strip():
                     item = json.loads(line)
-                    # Blocks while the caller has _WINDOW results untaken: no more maps are sent meanwhile.
-                    self._items.put(("error", item["error"], offset + item.get("index", 0)) if "error" in item
-                                    else ("value", item.get("result"), None))
+                    self._put(("error", item["error"], offset + item.get("index", 0)) if "error" in item
+                              else ("value", item.get("result"), None))
 
     def __iter__(self) -> "IMapIterator":
         return self
@@ -508,45 +540,80 @@ class _ResultHandler:
 class _Submitter:
     """
     Sends a pool's apply_async calls: the caller only queues them, and one thread sends whatever has queued in one
-    POST /jobs/batch (up to 1,000), so 500 quick calls are a handful of requests, each stored by the service in one
-    commit, instead of 500 round trips. A job the service refuses (unknown function, arguments that don't bind) makes
-    its result ready and unsuccessful: get() raises the refusal, error_callback gets it — where Pool reports a task it
-    could not pickle.
+    POST /jobs/batch (up to 1,000 jobs, and no more than _MAX_BYTES of JSON: the service's request limit), so 500 quick
+    calls are a handful of requests, each stored by the service in one commit, instead of 500 round trips. A job the
+    service refuses (unknown function, arguments that don't bind) makes its result ready and unsuccessful: get() raises
+    the refusal, error_callback gets it — where Pool reports a task it could not pickle. Every queued result is settled:
+    stored, refused, or failed with why it may or may not have been stored.
     """
 
     _MAX = 1000
+    _MAX_BYTES = 512 * 1024
+    _READ_TIMEOUT = 120.0  # a thousand jobs stored in one commit, on a busy service
 
     def __init__(self, client: "_Client"):
         self._client = client
         self._queue: "queue.Queue" = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._held: tuple | None = None  # a job that did not fit the last request: first in the next
 
-    def submit(self, body: dict, result: "AsyncResult") -> None:
+    def submit(self, encoded: bytes, result: "AsyncResult") -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobs-submitter", daemon=True)
                 self._thread.start()
-        self._queue.put((body, result))
+        self._queue.put((encoded, result))
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
+            batch = [self._held or self._queue.get()]
+            self._held = None
+            size = len(batch[0][0])
             while len(batch) < self._MAX:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            self._send(batch)
+                if size + len(item[0]) > self._MAX_BYTES:
+                    self._held = item
+                    break
+                batch.append(item)
+                size += len(item[0]) + 1
+            try:
+                self._send(batch)
+            except BaseException as e:  # noqa: BLE001 - whatever happened, no result may wait for ever
+                for _, result in batch:
+                    if not result._sent.is_set():
+                        result._refuse(e)
 
     def _send(self, batch: list) -> None:
+        body = b'{"jobs":[' + b",".join(encoded for encoded, _ in batch) + b"]}"
         try:
-            _, answer = self._client.request("POST", "/jobs/batch", {"jobs": [body for body, _ in batch]})
-        except Exception as e:  # the service unreachable, or the batch refused whole: every job of it
+            _, answer = self._client.request("POST", "/jobs/batch", body, read_timeout=self._READ_TIMEOUT)
+        except JobsError as e:
+            if e.status == 413 and len(batch) > 1:  # a service with a smaller limit: halves, until each fits
+                self._send(batch[: len(batch) // 2])
+                self._send(batch[len(batch) // 2:])
+                return
             for _, result in batch:
                 result._refuse(e)
             return
-        for (_, result), outcome in zip(batch, answer["jobs"]):
+        except ConnectionRefusedError as e:  # nothing reached the service
+            for _, result in batch:
+                result._refuse(e)
+            return
+        except (OSError, http.client.HTTPException) as e:
+            # Sent, maybe stored: the service went away, or answered too late. Say so rather than "refused".
+            unknown = JobsError(0, "Outcome unknown", f"the service did not answer ({e!r}); these jobs may have been "
+                                "stored: look before you submit them again")
+            for _, result in batch:
+                result._refuse(unknown)
+            return
+        outcomes = (answer or {}).get("jobs") or []
+        for index, (_, result) in enumerate(batch):
+            outcome = outcomes[index] if index < len(outcomes) else {"problem": {"title": "No answer", "detail":
+                                                                                   "the service's answer lists fewer jobs than were sent"}}
             if outcome.get("job") is not None:
                 result._stored(outcome["job"])
             else:
@@ -555,12 +622,13 @@ class _Submitter:
 
     def discard(self) -> None:
         """terminate(): queued calls not sent yet are never sent (their results raise that they were canceled)."""
+        canceled = JobsError(0, "Canceled", "the pool was terminated before this job was sent")
         while True:
             try:
                 _, result = self._queue.get_nowait()
             except queue.Empty:
                 return
-            result._refuse(JobsError(0, "Canceled", "the pool was terminated before this job was sent"))
+            result._refuse(canceled)
 
 
 class Pool:
@@ -645,11 +713,13 @@ class Pool:
             body = {"function": name, "args": [*leading, *args], "kwargs": {**keywords, **dict(kwds or {})}}
             if self._queue:
                 body["queue"] = self._queue
-            _json(body)  # what JSON cannot carry is refused here, as Pool's pickling fails
-        except (TypeError, ValueError) as e:
+            encoded = _json(body)  # what JSON cannot carry is refused here, as Pool's pickling fails
+        except BaseException as e:  # noqa: BLE001 - settled, whatever it was: the result must never wait for ever
             result._refuse(e)
+            if not isinstance(e, Exception):
+                raise  # KeyboardInterrupt and kin go on
             return result
-        self._submitter.submit(body, result)
+        self._submitter.submit(encoded, result)
         return result
 
     # -- maps ----------------------------------------------------------------------------------------------------
@@ -705,18 +775,29 @@ class Pool:
             maps = iter([self._submit_map(func, iterable, chunksize, star=False)])  # refused here, at once
         else:
             maps = self._windows(func, iter(iterable), chunksize)
-        return IMapIterator(self._client, self._tracked(maps), order)
+        return IMapIterator(self._client, self._tracked(maps), order, stopped=lambda: self._state == "TERMINATE")
 
     def _windows(self, func, items: Iterator, chunksize: int | None) -> Iterator[dict]:
         while self._state != "TERMINATE":
-            window = list(itertools.islice(items, IMapIterator._WINDOW))
-            if not window:
+            window, failed = [], None
+            try:
+                for item in itertools.islice(items, IMapIterator._WINDOW):
+                    window.append(item)
+            except Exception as e:  # the generator raised: what it gave before runs, then next() raises it, as in Pool
+                failed = e
+            if window:
+                yield self._submit_map(func, window, chunksize, star=False, checked=False)
+            if failed is not None:
+                raise failed
+            if len(window) < IMapIterator._WINDOW:
                 return
-            yield self._submit_map(func, window, chunksize, star=False, checked=False)
 
     def _tracked(self, maps: Iterator[dict]) -> Iterator[dict]:
         for mapping in maps:
-            self._results.append(MapResult(self, mapping))  # terminate() cancels it
+            result = MapResult(self, mapping)
+            self._results.append(result)  # terminate() cancels it
+            if self._state == "TERMINATE":
+                result.cancel()  # sent while terminate() ran
             yield mapping
 
     # -- lifecycle -----------------------------------------------------------------------------------------------

@@ -145,15 +145,19 @@ def error(e, type_name=None):
             "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
 
 
-def string_keys(value):
+def string_keys(value, path=()):
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in path:
+            raise ValueError("Circular reference detected")  # json.dumps's own words
+        path = (*path, id(value))
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"dict key {key!r} is not a string (JSON objects have string keys)")
-            string_keys(item)
+            string_keys(item, path)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            string_keys(item)
+            string_keys(item, path)
 
 
 def serve(module_name, functions_by_key):
@@ -173,7 +177,7 @@ def serve(module_name, functions_by_key):
         try:
             string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
             encoded = json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, RecursionError) as e:
             # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
             send({"ok": False, "error": error(e, "MaybeEncodingError") | {
                 "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})

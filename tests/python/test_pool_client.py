@@ -234,6 +234,34 @@ class PoolClientTests(unittest.TestCase):
         self.assertLessEqual(maps, 4, f"{maps} maps of 1,000 sent for 1,500 items taken")
         self.assertEqual(later, maps)
 
+    def test_batches_stay_within_the_services_body_limit_and_every_result_settles(self):
+        text = "x" * 3000  # 500 of these are 1.5 MB: more than one request may carry (Api:MaxRequestBodyBytes, 1 MiB)
+        with jobs.Pool(URL) as pool:
+            results = [pool.apply_async("text.sha256", (text,)) for _ in range(500)]
+            values = {r.get(timeout=120) for r in results}
+            looped = []
+            looped.append(looped)  # contains itself: refused, never hanging
+            with self.assertRaises(ValueError):
+                pool.apply_async("math.square", (looped,)).get(timeout=30)
+        self.assertEqual(len(values), 1)
+        with jobs.Pool(url="http://127.0.0.1:9") as gone:  # nothing listens there
+            result = gone.apply_async("math.square", (2,))
+            with self.assertRaises(ConnectionRefusedError):
+                result.get(timeout=30)
+            self.assertTrue(result.ready())
+
+    def test_imap_over_a_generator_that_raises_gives_what_came_before_then_the_error(self):
+        def items():
+            for n in range(1500):
+                yield n
+            raise KeyError("the generator broke")
+        with jobs.Pool(URL) as pool:
+            seen = []
+            with self.assertRaises(KeyError):
+                for value in pool.imap("math.square", items()):
+                    seen.append(value)
+        self.assertEqual(seen, [n * n for n in range(1500)])
+
     def test_500_apply_async_calls_go_in_a_few_batched_requests(self):
         sent = []
         with jobs.Pool(URL) as pool:

@@ -2,6 +2,7 @@ using Jobs.Api.Notifications;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
 using Jobs.Api.Security;
+using Jobs.Core.Database;
 using Jobs.Core.Functions;
 using Jobs.Core.Functions.Python;
 using Jobs.Core.Jobs;
@@ -126,7 +127,7 @@ internal static class JobsApi
 
     private static async Task<Results<Ok<SubmittedJobs>, ValidationProblem>> SubmitBatch(
         [FromBody] SubmitJobsRequest? request, [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
-        JobService service, HttpContext http, CancellationToken ct)
+        JobService service, HttpContext http, ILoggerFactory loggers, CancellationToken ct)
     {
         if (request?.Jobs is not { } jobs)
             return ApiProblems.Validation("jobs", "Send {\"jobs\": [ ... ]}: each element a POST /jobs body.");
@@ -134,12 +135,30 @@ internal static class JobsApi
             return ApiProblems.Validation("jobs", $"jobs holds 1 to {MaxBatch} jobs; it has {jobs.Count}.");
         if (idempotencyKey is not null)
             return ApiProblems.Validation(IdempotencyKeys.Header, "POST /jobs/batch takes no Idempotency-Key: send each job to POST /jobs with its own key.");
-        // All at once: the submitter commits concurrent submissions together, so a batch costs about one commit.
-        var outcomes = await Task.WhenAll(jobs.Select((job, i) => SubmitOneAsync(job, i, service, http, ct)));
+        // Concurrently, so the submitter commits them together (a batch costs a few commits), but bounded: delayed jobs
+        // are stored one transaction each, and a thousand at once would take every pooled connection.
+        var logger = loggers.CreateLogger(typeof(JobsApi).FullName!);
+        using var slots = new SemaphoreSlim(BatchConcurrency);
+        var outcomes = await Task.WhenAll(jobs.Select(async (job, i) =>
+        {
+            await slots.WaitAsync(ct);
+            try
+            {
+                return await SubmitOneAsync(job, i, service, http, logger, ct);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }));
         return TypedResults.Ok(new SubmittedJobs(outcomes));
     }
 
-    private static async Task<SubmittedJob> SubmitOneAsync(SubmitJobRequest? request, int index, JobService service, HttpContext http, CancellationToken ct)
+    /// <summary>How many jobs of a batch are being stored at once.</summary>
+    private const int BatchConcurrency = 200;
+
+    /// <summary>One job of a batch: its view, or the problem POST /jobs would have answered — never an exception, since the others may be stored.</summary>
+    private static async Task<SubmittedJob> SubmitOneAsync(SubmitJobRequest? request, int index, JobService service, HttpContext http, ILogger logger, CancellationToken ct)
     {
         if (request is null) return SubmittedJob.Refused(400, "The request is not valid", $"jobs[{index}] is null: each element is a POST /jobs body.", "body");
         try
@@ -151,9 +170,13 @@ internal static class JobsApi
         {
             return SubmittedJob.Refused(e.Status, e.Title, e.Message, e.Field);
         }
-        catch (Exception e) when (e is not OperationCanceledException && ProblemsSetup.Classify(e, http.Request) is { Status: not 500 } problem)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return SubmittedJob.Refused(problem.Status, problem.Title, problem.Detail, null);
+            var (status, title, detail) = ProblemsSetup.Classify(e, http.Request);
+            if (status >= 500) logger.LogWarning(e, "Job {Index} of a batch failed: {Title}", index, title);
+            var refused = SubmittedJob.Refused(status, title, detail, null);
+            if (e is SubmissionOutcomeUnknownException { Ids: [var id, ..] }) refused.Problem!.Extensions["jobId"] = id;
+            return refused;
         }
     }
 

@@ -15,7 +15,7 @@ public static class DatabaseServiceCollectionExtensions
     public static IServiceCollection AddJobsDatabase(this IServiceCollection services, IConfiguration configuration, CommitDurability commits)
     {
         var connectionString = WithCommitDurability(configuration.GetJobsConnectionString(), commits);
-        services.AddSingleton(_ => CreateDataSource(connectionString));
+        services.AddSingleton(sp => CreateDataSource(connectionString, loggers: sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
         return services;
     }
 
@@ -34,11 +34,16 @@ public static class DatabaseServiceCollectionExtensions
         return builder.ConnectionString;
     }
 
-    public static NpgsqlDataSource CreateDataSource(string connectionString, string applicationName = "jobs")
+    /// <param name="connectionString">The connection string.</param>
+    /// <param name="applicationName">What PostgreSQL shows for these connections (pg_stat_activity), unless the string says.</param>
+    /// <param name="loggers">Npgsql's own log (category <c>Npgsql</c>: connection errors, and commands at Debug).</param>
+    public static NpgsqlDataSource CreateDataSource(string connectionString, string applicationName = "jobs", Microsoft.Extensions.Logging.ILoggerFactory? loggers = null)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         if (string.IsNullOrEmpty(builder.ApplicationName)) builder.ApplicationName = applicationName;
-        return new NpgsqlDataSourceBuilder(builder.ConnectionString).Build();
+        var dataSource = new NpgsqlDataSourceBuilder(builder.ConnectionString);
+        if (loggers is not null) dataSource.UseLoggerFactory(loggers);
+        return dataSource.Build();
     }
 }
 

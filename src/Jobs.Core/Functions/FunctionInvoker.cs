@@ -40,7 +40,7 @@ public sealed class FunctionInvoker(FunctionRegistry registry)
             var result = isolate || deadline is not null
                 ? await Task.Run(() => callee.InvokeAsync(argsRoot, kwargs, context, token), token).WaitAsync(token)
                 : await callee.InvokeAsync(argsRoot, kwargs, context, token);
-            return new Invocation(MaybeEncodingError.Encode(result, "result"), null, false, clock.Elapsed);
+            return new Invocation(MaybeEncodingError.Encode(result, "result", jsonb: false), null, false, clock.Elapsed);
         }
         catch (Exception) when (interrupt.IsCancellationRequested)
         {

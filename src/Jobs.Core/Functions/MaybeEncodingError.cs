@@ -20,7 +20,11 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
     private const int MaxFractionDigits = 16383;
 
     /// <summary>The JSON text of <paramref name="value"/>, or a MaybeEncodingError saying why it cannot be stored.</summary>
-    public static string Encode(JsonNode? value, string what)
+    /// <param name="value">The value.</param>
+    /// <param name="what">What it is, for the message ("result", "progress").</param>
+    /// <param name="jsonb">Whether it goes to a jsonb column (progress), which cannot hold U+0000 or numbers beyond
+    /// PostgreSQL's numeric; results are stored as json, as sent, which can.</param>
+    public static string Encode(JsonNode? value, string what, bool jsonb = true)
     {
         string json;
         try
@@ -32,19 +36,19 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
             // NaN or Infinity (ArgumentException); a string read from JSON that holds a lone surrogate escape (InvalidOperationException).
             throw new MaybeEncodingError($"Error sending {what}: {e.Message}");
         }
-        Check(json, what);
+        Check(json, what, jsonb);
         return json;
     }
 
     /// <summary>Throws a MaybeEncodingError when <paramref name="json"/> is not something jobs.job can store.</summary>
-    public static void Check(string json, string what)
+    public static void Check(string json, string what, bool jsonb = true)
     {
-        if (Problem(json) is { } problem)
+        if (Problem(json, jsonb) is { } problem)
             throw new MaybeEncodingError($"Error sending {what} '{Excerpt(json)}': {problem}");
     }
 
     /// <summary>Why PostgreSQL's jsonb would refuse <paramref name="json"/>, or null when it would take it.</summary>
-    public static string? Problem(string json)
+    public static string? Problem(string json, bool jsonb = true)
     {
         var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(json), new JsonReaderOptions { MaxDepth = 1000 });
         try
@@ -54,9 +58,9 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
                 switch (reader.TokenType)
                 {
                     case JsonTokenType.String or JsonTokenType.PropertyName when reader.ValueIsEscaped:
-                        if (StringProblem(reader.GetString()!) is { } text) return text;
+                        if (StringProblem(reader.GetString()!, jsonb) is { } text) return text;
                         break;
-                    case JsonTokenType.Number:
+                    case JsonTokenType.Number when jsonb:
                         if (NumberProblem(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan) is { } number) return number;
                         break;
                 }
@@ -87,12 +91,12 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
         return new string(chars);
     }
 
-    private static string? StringProblem(string s)
+    private static string? StringProblem(string s, bool jsonb = true)
     {
         for (var i = 0; i < s.Length; i++)
         {
             var c = s[i];
-            if (c == '\0') return "a string holds the character U+0000, which PostgreSQL cannot store";
+            if (c == '\0' && jsonb) return "a string holds the character U+0000, which PostgreSQL cannot store";
             if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) i++;
             else if (char.IsSurrogate(c)) return "a string holds a lone UTF-16 surrogate, which is not Unicode text";
         }

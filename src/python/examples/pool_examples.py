@@ -99,7 +99,8 @@ def not_json() -> set:
 
 
 def awkward(kind: str):
-    """Returns what JSON or PostgreSQL cannot carry ("nan", "inf", "nul", "surrogate"): the job fails with MaybeEncodingError."""
+    """Returns what JSON cannot carry ("nan", "inf", "surrogate": the job fails with MaybeEncodingError) or what jsonb
+    could not ("nul": stored as returned, since results are kept as sent)."""
     return {"nan": float("nan"), "inf": float("inf"), "nul": "a\x00b", "surrogate": "\ud800"}[kind]
 
 

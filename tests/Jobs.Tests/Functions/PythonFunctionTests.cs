@@ -119,9 +119,11 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
         Assert.Contains("pool_examples.py", failed["error"]!["stackTrace"]!.GetValue<string>());
         var unencodable = await RunAsync(new { function = "py:pool_examples.not_json", queue });
         Assert.Equal("MaybeEncodingError", unencodable["error"]!["type"]!.GetValue<string>());
-        foreach (var kind in new[] { "nan", "inf", "nul", "surrogate" })
+        // U+0000 in a result is stored as returned (results are json, as sent).
+        Assert.Equal("a\0b", (await RunAsync(new { function = "py:pool_examples.awkward", args = new[] { "nul" }, queue }))["result"]!.GetValue<string>());
+        foreach (var kind in new[] { "nan", "inf", "surrogate" })
         {
-            // What JSON or jsonb cannot carry ends the job failed at once, never processing or crashed.
+            // What JSON cannot carry ends the job failed at once, never processing or crashed.
             var awkward = await Http.WaitForJobAsync(await Http.SubmitOkAsync(new { function = "py:pool_examples.awkward", args = new[] { kind }, queue }), 10);
             Assert.Equal("failed", awkward["state"]!.GetValue<string>());
             Assert.Equal("MaybeEncodingError", awkward["error"]!["type"]!.GetValue<string>());

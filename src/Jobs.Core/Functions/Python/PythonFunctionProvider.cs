@@ -18,6 +18,9 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
     /// <summary>Where the build puts jobs_host.py and jobs_progress.py, beside the worker.</summary>
     public static string HostScript => Path.Combine(AppContext.BaseDirectory, "python", "jobs_host.py");
 
+    /// <summary>The longest a module's import (to describe it) may take.</summary>
+    public static readonly TimeSpan DescribeTimeout = TimeSpan.FromSeconds(60);
+
     /// <summary>How often module files are checked for changes.</summary>
     public static readonly TimeSpan WatchInterval = TimeSpan.FromSeconds(1);
 
@@ -69,6 +72,8 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var settings = file is null ? null : PythonFunction.SettingsOf(module);
         var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
+        // As Pool starts its processes with the pool: the first call does not wait for python3 to start and import.
+        _ = pool.WarmAsync();
         return new Served(module, file, stamp, pool, functions);
     }
 
@@ -90,7 +95,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                var changed = false;
+                var retired = new List<PythonProcessPool>();
                 for (var i = 0; i < _served.Count; i++)
                 {
                     var served = _served[i];
@@ -98,18 +103,20 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
                     try
                     {
                         _served[i] = await Task.Run(() => Serve(served.Module, served.File), stoppingToken);
-                        served.Pool.Dispose(); // idle processes end; running calls finish on the old code
-                        changed = true;
+                        retired.Add(served.Pool);
                         _logger.LogInformation("Python module {Path} changed: reloaded", served.File);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
-                        // A half-saved or broken file: keep serving what was loaded, and try again at the next change.
+                        // A half-saved or broken file: keep offering what was loaded, and try again at the next change.
+                        // (Processes already started keep its code; one started now would load the broken file.)
                         _served[i] = served with { Stamp = Stamp(served.File) };
-                        _logger.LogError("Python module {Path} changed but could not be loaded; still serving the previous version: {Error}", served.File, e.Message);
+                        _logger.LogError("Python module {Path} changed but could not be loaded; still offering the previous version: {Error}", served.File, e.Message);
                     }
                 }
-                if (changed) Publish();
+                if (retired.Count == 0) continue;
+                Publish(); // new calls find the new functions first,
+                foreach (var pool in retired) pool.Dispose(); // then the old processes end (running calls finish on the old code)
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -138,11 +145,16 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         foreach (var arg in (string[])[HostScript, "describe", .. module.HostTarget, module.Initializer ?? ""]) info.ArgumentList.Add(arg);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {_python.Executable}.");
         var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60))) process.Kill(entireProcessTree: true);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        // Bounded: a module whose import never returns must not hold the worker's start, or every later reload.
+        if (!process.WaitForExit(DescribeTimeout))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new InvalidOperationException($"Python:Modules: importing {string.Join(' ', module.HostTarget)} took longer than {DescribeTimeout.TotalSeconds} s.");
+        }
         if (process.ExitCode != 0)
             throw new InvalidOperationException($"Python:Modules: python3 could not import {string.Join(' ', module.HostTarget)}: {stderr.Result.Trim()}");
-        return JsonNode.Parse(stdout)!.AsObject();
+        return JsonNode.Parse(stdout.Result)!.AsObject();
     }
 
     public override void Dispose()

@@ -64,6 +64,21 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 
     private volatile bool _retired;
 
+    /// <summary>Starts one process ahead of the first call (a failure is left for that call to meet and report).</summary>
+    public async Task WarmAsync()
+    {
+        try
+        {
+            var process = await PythonProcess.StartAsync(executable, hostScript, module, environment, logger, CancellationToken.None);
+            if (_retired) process.Dispose();
+            else _idle.Add(process);
+        }
+        catch (Exception e)
+        {
+            logger.LogDebug(e, "Starting a python3 process ahead of the first call failed");
+        }
+    }
+
     /// <summary>
     /// The module's file changed: no call starts on these processes any more. Idle ones end now; each running call
     /// finishes on the code it started with, and its process then ends.
