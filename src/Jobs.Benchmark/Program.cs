@@ -76,27 +76,34 @@ foreach (var workers in options.Runs("scaling") ? new[] { 1, 2, 4 } : [])
 }
 
 var baseline = options.Runs("baseline") ? await BaselineScenario.RunAsync(postgres, options) : Figures.None;
+var graphile = options.Runs("graphile") ? await GraphileScenario.RunAsync(postgres, options) : GraphileFigures.None;
+var graphileSetup = graphile.Missing is { } missing ? $"graphile-worker not run: {missing}"
+    : $"{graphile.Node}: concurrency {GraphileScenario.WorkerConcurrency}, {options.Concurrency} concurrent addJob callers sharing its default pg pool of {GraphileScenario.Pool}; its latencies are addJob call → task start / → job row gone (polled every 1 ms), on one Node clock";
 
 static string Ratio(double a, double b) => double.IsNaN(a / b) ? "–" : $"{a / b:F1}×";
+static string Rate(double a) => double.IsNaN(a) ? "–" : $"{a:F0}";
+static string Faster(double other, double jobs) => double.IsNaN(other / jobs) ? "–" : other >= jobs ? $"{other / jobs:F1}× faster" : $"{jobs / other:F1}× slower";
 Console.WriteLine($"""
     Jobs benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC
     machine: {machine}
     command: {command}
-    setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters to Jobs, {Math.Min(options.Concurrency, BaselineScenario.MaxConcurrency)} to the baseline (more time out in Hangfire's client)
+    setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters to Jobs, {Math.Min(options.Concurrency, BaselineScenario.MaxConcurrency)} to the baseline (more time out in Hangfire's client); {graphileSetup}
+    sides:   Jobs = REST over HTTP into the API process, PostgreSQL, separate worker processes; bare Hangfire = in-process BackgroundJobClient, separate server processes; graphile-worker = direct SQL (add_job) from Node, adder and workers in one process, woken by LISTEN/NOTIFY
 
-    | scenario | Jobs | baseline | Jobs ÷ baseline |
-    |---|---:|---:|---:|
-    | single no-op jobs end to end ({options.Jobs}), jobs/s — baseline: bare Hangfire.PostgreSql, defaults | {jobsPerSecond:F0} | {baseline.JobsPerSecond:F0} | {Ratio(jobsPerSecond, baseline.JobsPerSecond)} |
-    | accepted single submissions/s — Jobs: REST; baseline: in-process BackgroundJobClient | {submissionsPerSecond:F0} | {baseline.SubmissionsPerSecond:F0} | {Ratio(submissionsPerSecond, baseline.SubmissionsPerSecond)} |
-    | SQL statements / commits per job (pg_stat_statements, pg_stat_database) | {sql} | {baseline.Sql} | |
-    | idle enqueue→start p50 / p95 / p99, ms (n = {pickup.Count} / {baseline.Pickup.Count}) | {pickup} | {baseline.Pickup} | {Ratio(baseline.Pickup.P50, pickup.P50)} faster |
-    | idle enqueue→result p50 / p95 / p99, ms | {roundTrip} | {baseline.RoundTrip} | {Ratio(baseline.RoundTrip.P50, roundTrip.P50)} faster |
-    | map of {options.MapItems} math.square: items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | |
-    | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | |
-    | 200 × 50 ms CPU spin, wall s — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time |
-    | 200 × count_primes({PythonPrimesLimit}) of a Python module, wall s — Jobs map (python3 processes in the workers) vs multiprocessing.Pool(2).map | {pyWall:F2} | {pyBaseline:F2} | {pyWall / pyBaseline:F2}× the time |
-    | worker process RSS after the scenarios above, MiB (the larger of the {options.Workers}) | {workerRss:F0} | | |
-    | scaling, no-op jobs/s with 1 / 2 / 4 worker processes ({options.ScalingJobs} jobs each) | {scaling[1]:F0} / {scaling[2]:F0} / {scaling[4]:F0} | | |
+    | scenario | Jobs | baseline | Jobs ÷ baseline | graphile-worker | Jobs ÷ graphile |
+    |---|---:|---:|---:|---:|---:|
+    | single no-op jobs end to end ({options.Jobs}), jobs/s — baseline: bare Hangfire.PostgreSql, defaults; graphile: single addJob calls | {jobsPerSecond:F0} | {baseline.JobsPerSecond:F0} | {Ratio(jobsPerSecond, baseline.JobsPerSecond)} | {Rate(graphile.Figures.JobsPerSecond)} | {Ratio(jobsPerSecond, graphile.Figures.JobsPerSecond)} |
+    | accepted single submissions/s — Jobs: REST; baseline: in-process BackgroundJobClient; graphile: addJob (SQL) | {submissionsPerSecond:F0} | {baseline.SubmissionsPerSecond:F0} | {Ratio(submissionsPerSecond, baseline.SubmissionsPerSecond)} | {Rate(graphile.Figures.SubmissionsPerSecond)} | {Ratio(submissionsPerSecond, graphile.Figures.SubmissionsPerSecond)} |
+    | SQL statements / commits per job (pg_stat_statements, pg_stat_database) | {sql} | {baseline.Sql} | | | |
+    | idle enqueue→start p50 / p95 / p99, ms (n = {pickup.Count} / {baseline.Pickup.Count} / {graphile.Figures.Pickup.Count}) | {pickup} | {baseline.Pickup} | {Faster(baseline.Pickup.P50, pickup.P50)} | {graphile.Figures.Pickup} | {Faster(graphile.Figures.Pickup.P50, pickup.P50)} |
+    | idle enqueue→result p50 / p95 / p99, ms | {roundTrip} | {baseline.RoundTrip} | {Faster(baseline.RoundTrip.P50, roundTrip.P50)} | {graphile.Figures.RoundTrip} | {Faster(graphile.Figures.RoundTrip.P50, roundTrip.P50)} |
+    | graphile only: {options.Jobs} no-op jobs in one addJobs call, then concurrency {GraphileScenario.WorkerConcurrency} / {options.Workers * Environment.ProcessorCount} (= Jobs' slots): jobs/s (processing only) | | | | {graphile.Bulk} | |
+    | map of {options.MapItems} math.square: items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | | | |
+    | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | | | |
+    | 200 × 50 ms CPU spin, wall s — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time | | |
+    | 200 × count_primes({PythonPrimesLimit}) of a Python module, wall s — Jobs map (python3 processes in the workers) vs multiprocessing.Pool(2).map | {pyWall:F2} | {pyBaseline:F2} | {pyWall / pyBaseline:F2}× the time | | |
+    | worker process RSS after the scenarios above, MiB (the larger of the {options.Workers}) | {workerRss:F0} | | | | |
+    | scaling, no-op jobs/s with 1 / 2 / 4 worker processes ({options.ScalingJobs} jobs each) | {scaling[1]:F0} / {scaling[2]:F0} / {scaling[4]:F0} | | | | |
     """);
 return 0;
 
