@@ -197,6 +197,9 @@ public static class JobsScenario
     /// <summary>A map of <paramref name="items"/> items: items/s accepted by POST /maps, and items/s from submit to the last result.</summary>
     public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items)
     {
+        var labels = system.Processes.ToDictionary(p => p.Id, p => p.Name);
+        labels[Environment.ProcessId] = "benchmark";
+        var census = CpuCensus.Take(labels.Keys);
         var clock = Stopwatch.StartNew();
         var response = await system.Http.PostAsJsonAsync("/maps", new { function, items, star = false });
         var submitted = clock.Elapsed;
@@ -217,6 +220,7 @@ public static class JobsScenario
             ran.Parameters.Add(new() { Value = id });
             Console.Error.WriteLine($"  map {function}: submitted in {submitted.TotalSeconds:F2} s, finished in the database after {(double)(await ran.ExecuteScalarAsync())!:F2} s, results read after {clock.Elapsed.TotalSeconds:F2} s");
         }
+        Console.Error.WriteLine(CpuCensus.Take(labels.Keys).Since(census, labels));
         return (items.Length / submitted.TotalSeconds, items.Length / clock.Elapsed.TotalSeconds, clock.Elapsed);
     }
 

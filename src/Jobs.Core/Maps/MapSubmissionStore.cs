@@ -50,7 +50,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                 await copy.StartRowAsync(ct);
                 await copy.WriteAsync(id, NpgsqlDbType.Uuid, ct);
                 await copy.WriteAsync(i, NpgsqlDbType.Integer, ct);
-                await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Json, ct);
+                await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Jsonb, ct);
             }
             await copy.CompleteAsync(ct);
         }

@@ -36,6 +36,9 @@ public sealed class ScheduleStoreFacts(StoreFixture store) : IAsyncLifetime
 
         await Assert.ThrowsAnyAsync<Exception>(() => schedules.UpsertAsync(Schedule("nul", """["a\u0000"]"""), _ => { }, default));
         await schedules.UpsertAsync(Schedule("after-nul"), _ => { }, default);
+        // A raw U+0000 in a text parameter: PostgreSQL refuses it at Bind.
+        await Assert.ThrowsAnyAsync<Exception>(() => schedules.UpsertAsync(Schedule("raw") with { Cron = "* * * * *\0" }, _ => { }, default));
+        await schedules.UpsertAsync(Schedule("after-raw"), _ => { }, default);
         // The cron Hangfire refuses (register throws, the row rolls back), 5,000 characters long.
         var longCron = Schedule("long") with { Cron = "Q" + new string('x', 4999) };
         for (var i = 0; i < 3; i++)
@@ -43,6 +46,6 @@ public sealed class ScheduleStoreFacts(StoreFixture store) : IAsyncLifetime
             await Assert.ThrowsAsync<ArgumentException>(() => schedules.UpsertAsync(longCron, _ => throw new ArgumentException("bad cron"), default));
             await schedules.UpsertAsync(Schedule($"after-long-{i}"), _ => { }, default);
         }
-        Assert.Equal(12, (await schedules.ListAsync(default)).Count);
+        Assert.Equal(13, (await schedules.ListAsync(default)).Count);
     }
 }
