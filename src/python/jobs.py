@@ -1,17 +1,24 @@
 """A multiprocessing.pool.Pool for Jobs: the same API, run durably by a Jobs service over HTTP.
 
-    from multiprocessing import Pool            import jobs
-    with Pool(4) as pool:                       with jobs.Pool("http://127.0.0.1:5080") as pool:
-        print(pool.map(square, range(10)))          print(pool.map("math.square", range(10)))
+    from multiprocessing import Pool            from jobs import Pool     # the one line that changes
 
-The callable is the name of a function registered with the service (``GET /functions`` lists them), or a
-top-level function of a Python module the workers load (Python:Modules), which they offer as ``py:module.name``. Everything else is Pool's: apply, apply_async
-(callback=, error_callback=) returning an AsyncResult (get(timeout), wait, ready, successful), map, map_async,
-starmap, starmap_async, imap, imap_unordered, close, terminate, join, and the context manager.
+    def square(x):
+        return x * x
 
-Differences a Pool user should know: work runs in the service's worker processes, not in this one, so it survives
-this process; a remote exception is raised here as RemoteError (carrying the remote type, message and traceback);
-get() timing out raises multiprocessing.TimeoutError, as Pool's does. Standard library only.
+    if __name__ == "__main__":
+        with Pool(4) as pool:
+            print(pool.map(square, range(10)))
+
+The workers load the script (Python:Modules) and offer its top-level functions as ``py:<script>.<name>``; a function
+goes by the name pickle gives it (built-ins the workers list in Python:Imports, ``functools.partial`` with its
+arguments), a registered function by its name (``pool.map("math.square", …)``). Everything else is Pool's: apply,
+apply_async (callback=, error_callback=) returning an AsyncResult (get(timeout), wait, ready, successful), map,
+map_async, starmap, starmap_async, imap, imap_unordered (IMapIterator), close, terminate, join, and the context
+manager. The service is at $JOBS_URL (or url=), the key in $JOBS_API_KEY (or api_key=), the queue $JOBS_QUEUE (queue=).
+
+Differences (README "What differs from Pool, in one place"): work runs in the service's workers and survives this
+process; values travel as JSON (tuples arrive as lists; dict keys must be strings); initializer, initargs and
+maxtasksperchild are the workers' settings, checked here. Standard library only.
 """
 
 from __future__ import annotations
@@ -268,13 +275,6 @@ def _target(func: Callable | str) -> tuple[str, list, dict]:
         if module is None:
             raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it was defined interactively, not in a file the workers can load")
     return f"py:{module}.{qualname}", [], {}
-
-
-def _name(func: Callable | str) -> str:
-    name, args, kwargs = _target(func)
-    if args or kwargs:
-        raise TypeError(f"{func!r}: a partial's arguments cannot go with this call")
-    return name
 
 
 class _Result:
