@@ -49,9 +49,9 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
     }
 
     /// <summary>
-    /// Callers validate; this is the last guard. PostgreSQL refuses U+0000 in a text parameter at Bind, and with
-    /// Npgsql's auto-prepare that refusal leaves the connection's prepared statement out of step: the next
-    /// submission on that connection fails with "unexpected backend message DataRow" after its row was stored.
+    /// Callers validate; this is the last guard: PostgreSQL refuses U+0000 in a text parameter at Bind, and a round
+    /// of submissions that PostgreSQL refuses is stored again one by one. (With Npgsql's automatic preparation, which
+    /// the API no longer uses for its own statements, that refusal also left the connection out of step: npgsql#6391.)
     /// </summary>
     private static void ThrowIfUnstorable(NewJob job)
     {
