@@ -41,7 +41,7 @@ public static class BaselineScenario
         }
         var self = typeof(BaselineScenario).Assembly.Location;
         var processes = Enumerable.Range(1, options.Workers)
-            .Select(i => ChildProcess.Start($"baseline-{i}", self, new Dictionary<string, string?> { ["BASELINE_CONNECTION"] = cs }, JobsScenario.Quiet, [WorkerMode]))
+            .Select(i => ChildProcess.Start($"baseline-{i}", self, new Dictionary<string, string?> { ["BASELINE_CONNECTION"] = cs, ["DOTNET_TieredCompilation"] = "1" }, JobsScenario.Quiet, [WorkerMode]))
             .ToList();
         try
         {

@@ -153,6 +153,14 @@ public static class JobsScenario
 {
     private const int Warmup = 2000;
 
+    /// <summary>The processes a CPU census names: the system's and this benchmark's own.</summary>
+    private static Dictionary<int, string> CensusLabels(JobsSystem system)
+    {
+        var labels = system.Processes.ToDictionary(p => p.Id, p => p.Name);
+        labels[Environment.ProcessId] = "benchmark";
+        return labels;
+    }
+
     /// <summary>N no-op jobs through REST with <paramref name="concurrency"/> concurrent clients: jobs/s end to end, submissions/s, SQL per job.</summary>
     public static async Task<(double JobsPerSecond, double SubmissionsPerSecond, SqlCost Sql)> SingleJobsAsync(JobsSystem system, int jobs, int concurrency)
     {
@@ -160,11 +168,16 @@ public static class JobsScenario
         await SubmitManyAsync(system.Http, Warmup, concurrency);
         await WaitForSucceededAsync(system.Db, Warmup);
         await SqlCost.ResetAsync(system.Db);
+        // Where the CPU goes while submissions are accepted and run (what bounds both rates on a small machine).
+        var labels = CensusLabels(system);
+        var census = CpuCensus.Take(labels.Keys);
         var clock = Stopwatch.StartNew();
         await SubmitManyAsync(system.Http, jobs, concurrency);
         var submitted = clock.Elapsed;
         await WaitForSucceededAsync(system.Db, Warmup + jobs);
         var done = clock.Elapsed;
+        Console.Error.WriteLine($"  {jobs} single jobs: accepted in {submitted.TotalSeconds:F2} s, all succeeded after {done.TotalSeconds:F2} s");
+        Console.Error.WriteLine(CpuCensus.Take(labels.Keys).Since(census, labels));
         return (jobs / done.TotalSeconds, jobs / submitted.TotalSeconds, await SqlCost.MeasureAsync(system.Db, jobs));
     }
 
@@ -201,8 +214,7 @@ public static class JobsScenario
     /// <summary>A map of <paramref name="items"/> items: items/s accepted by POST /maps, and items/s from submit to the last result.</summary>
     public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items)
     {
-        var labels = system.Processes.ToDictionary(p => p.Id, p => p.Name);
-        labels[Environment.ProcessId] = "benchmark";
+        var labels = CensusLabels(system);
         var census = CpuCensus.Take(labels.Keys);
         var clock = Stopwatch.StartNew();
         var response = await system.Http.PostAsJsonAsync("/maps", new { function, items, star = false });
