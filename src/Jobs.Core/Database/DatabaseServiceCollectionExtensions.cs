@@ -45,9 +45,9 @@ public static class DatabaseServiceCollectionExtensions
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         builder.NoResetOnClose = true;
-        var explicitlyPrepared = connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)
-            || connectionString.Contains("AutoPrepare", StringComparison.OrdinalIgnoreCase);
-        if (autoPrepare && !explicitlyPrepared) builder.MaxAutoPrepare = 64;
+        // Only the keys the string itself holds (NpgsqlConnectionStringBuilder reports every known key as present).
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (autoPrepare && !given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare")) builder.MaxAutoPrepare = 64;
         if (commits == CommitDurability.Relaxed && string.IsNullOrEmpty(builder.Options)) builder.Options = "-c synchronous_commit=off";
         return builder.ConnectionString;
     }
