@@ -46,9 +46,10 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
     }
     if (options.Runs("map"))
     {
-        // Steady state, as a running service sees it: the first map after start spends ~4 of its ~11 core-seconds in
-        // the tiered JIT (".NET Tiered Compilation Worker" in the census: ~1.2 s in the API and in each worker). That
-        // cold figure is printed on stderr; the table reports a map on the warmed, settled system.
+        // Steady state, as a running service sees it: the first map after start pays for its code paths' first JIT and
+        // PostgreSQL's cold pages (with tiered compilation, before issue 15, ~4 of its ~11 core-seconds were the
+        // ".NET Tiered Compilation" thread). That cold figure is printed on stderr; the table reports a map on the
+        // warmed, settled system.
         var items = Enumerable.Range(0, options.MapItems).Cast<object>().ToArray();
         Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items, first after start (cold, not in the table)…");
         var (coldSubmit, coldItems, _) = await JobsScenario.MapAsync(jobs, "math.square", items);
