@@ -47,7 +47,7 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
     if (options.Runs("map"))
     {
         // Steady state, as a running service sees it: the first map after start pays for its code paths' first JIT and
-        // PostgreSQL's cold pages (with tiered compilation, before issue 15, ~4 of its ~11 core-seconds were the
+        // PostgreSQL's cold pages (with dynamic PGO, before issue 15, ~4 of its ~11 core-seconds were the
         // ".NET Tiered Compilation" thread). That cold figure is printed on stderr; the table reports a map on the
         // warmed, settled system.
         var items = Enumerable.Range(0, options.MapItems).Cast<object>().ToArray();
