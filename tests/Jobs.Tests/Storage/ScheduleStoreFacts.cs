@@ -16,6 +16,17 @@ public sealed class ScheduleStoreFacts(StoreFixture store) : IAsyncLifetime
     }
     public Task DisposeAsync() => Task.CompletedTask;
 
+    /// <summary>One pooled connection with the API's settings for its own statements.</summary>
+    private NpgsqlDataSource OneConnection(int autoPrepareMinUsages = 5)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(DatabaseServiceCollectionExtensions.StoreConnectionString(store.Database.ConnectionString, CommitDurability.Durable))
+        {
+            MaxPoolSize = 1,
+            AutoPrepareMinUsages = autoPrepareMinUsages,
+        };
+        return NpgsqlDataSource.Create(settings.ConnectionString);
+    }
+
     private static ScheduleRecord Schedule(string name, string args = "[1]") =>
         new(name, "* * * * *", "UTC", "math.square", args, "{}", "default", default, default);
 
@@ -26,11 +37,7 @@ public sealed class ScheduleStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_refused_schedule_leaves_its_connection_whole_for_the_next()
     {
-        var settings = new NpgsqlConnectionStringBuilder(DatabaseServiceCollectionExtensions.StoreConnectionString(store.Database.ConnectionString, CommitDurability.Durable))
-        {
-            MaxPoolSize = 1,
-        };
-        await using var dataSource = NpgsqlDataSource.Create(settings.ConnectionString);
+        await using var dataSource = OneConnection();
         var schedules = new ScheduleStore(dataSource, NullLogger<ScheduleStore>.Instance);
         for (var i = 0; i < 8; i++) await schedules.UpsertAsync(Schedule($"s{i}"), _ => { }, default);
 
@@ -61,12 +68,7 @@ public sealed class ScheduleStoreFacts(StoreFixture store) : IAsyncLifetime
     [InlineData("raw nul in a text parameter")]
     public async Task A_statement_that_fails_while_being_prepared_leaves_its_connection_whole(string failure)
     {
-        var settings = new NpgsqlConnectionStringBuilder(DatabaseServiceCollectionExtensions.StoreConnectionString(store.Database.ConnectionString, CommitDurability.Durable))
-        {
-            MaxPoolSize = 1,
-            AutoPrepareMinUsages = 1,
-        };
-        await using var dataSource = NpgsqlDataSource.Create(settings.ConnectionString);
+        await using var dataSource = OneConnection(autoPrepareMinUsages: 1);
         var schedules = new ScheduleStore(dataSource, NullLogger<ScheduleStore>.Instance);
         var bad = failure.StartsWith("nul", StringComparison.Ordinal) ? Schedule("bad", """["a\u0000"]""") : Schedule("bad") with { Cron = "* * * * *\0" };
         await Assert.ThrowsAnyAsync<PostgresException>(() => schedules.UpsertAsync(bad, _ => { }, default));
