@@ -59,6 +59,19 @@ internal static class DashboardSetup
                 else
                     await next(http);
             }));
+        // A job's page and its actions name a Hangfire job id, which Hangfire.PostgreSql parses as a bigint: "abc", a
+        // GUID or a number out of range threw there (500 with a stack trace in the log). Unknown ids are 404 here too.
+        app.UseWhen(http => JobIdInPath(http.Request.Path) is not null,
+            page => page.Use(async (http, next) =>
+            {
+                var id = JobIdInPath(http.Request.Path)!;
+                if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)
+                    || !JobExists(http.RequestServices.GetRequiredService<JobStorage>(), id))
+                    await RequestChecks.RefuseAsync(http, StatusCodes.Status404NotFound, "No such Hangfire job",
+                        $"There is no Hangfire job '{(id.Length > 40 ? id[..40] + "…" : id)}'; its id is a number the dashboard links to.");
+                else
+                    await next(http);
+            }));
         JobHistoryRenderer.Register(ProcessingState.StateName, (helper, data) => RenderProcessing(helper, data, store));
         app.UseHangfireDashboard(Path, new DashboardOptions
         {
@@ -111,6 +124,26 @@ internal static class DashboardSetup
                 (message is null ? "" : $"<span class=\"jobs-progress-message\">{WebUtility.HtmlEncode(message)}</span>"));
         }
         return new NonEscapedString(html.Append("</dl>").ToString());
+    }
+
+    /// <summary>The Hangfire job id a dashboard job page or job action names ("/hangfire/jobs/details/42"), or null.</summary>
+    private static string? JobIdInPath(PathString path)
+    {
+        if (!path.StartsWithSegments(Path + "/jobs", out var rest)) return null;
+        var segments = rest.Value!.Trim('/').Split('/');
+        return segments switch
+        {
+            ["details", var id] => Uri.UnescapeDataString(id),
+            ["actions", _, var id] => Uri.UnescapeDataString(id),
+            ["details" or "actions", ..] => "",
+            _ => null,
+        };
+    }
+
+    private static bool JobExists(JobStorage storage, string id)
+    {
+        using var connection = storage.GetConnection();
+        return connection.GetJobData(id) is not null;
     }
 
     /// <summary>Why the request came from another site's page, or null: the browser says so in Sec-Fetch-Site or Origin.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Hangfire;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Core.Callbacks;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
@@ -19,6 +20,7 @@ internal sealed class JobService(
     JobSubmitter submitter,
     ICallbackQueue callbackQueue,
     FunctionRegistry registry,
+    KnownQueues queues,
     ChangeListener changes,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
@@ -71,7 +73,7 @@ internal sealed class JobService(
 
     private NewJob Validate(SubmitJobRequest request)
     {
-        var queue = SubmissionRules.Queue(request.Queue);
+        var queue = SubmissionRules.Queue(queues, request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
         try
         {

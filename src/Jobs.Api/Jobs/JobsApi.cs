@@ -1,6 +1,7 @@
 using Jobs.Api.Notifications;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
@@ -21,6 +22,9 @@ internal static class JobsApi
         services.AddSingleton<OfferedFunctions>();
         services.AddSingleton<IOfferedFunctions>(sp => sp.GetRequiredService<OfferedFunctions>());
         services.AddHostedService(sp => sp.GetRequiredService<OfferedFunctions>());
+        // The queues submissions may name, read in the background (POST /jobs, /maps and /schedules refuse others).
+        services.AddSingleton<KnownQueues>();
+        services.AddHostedService(sp => sp.GetRequiredService<KnownQueues>());
         services.AddSingleton<JobService>();
         services.AddChangeListener();
         return services;

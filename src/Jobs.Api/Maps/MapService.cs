@@ -5,6 +5,7 @@ using Hangfire;
 using Jobs.Api.Jobs;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Idempotency;
@@ -19,6 +20,7 @@ internal sealed class MapService(
     MapQueries queries,
     MapDispatcher dispatcher,
     FunctionRegistry registry,
+    KnownQueues queues,
     ChangeListener changes,
     JobStorage storage,
     IBackgroundJobClient hangfire,
@@ -27,7 +29,7 @@ internal sealed class MapService(
 {
     public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
-        var queue = SubmissionRules.Queue(request.Queue);
+        var queue = SubmissionRules.Queue(queues, request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
         if (request.Items.ValueKind != JsonValueKind.Array)
             throw new RequestRefusedException(400, "Missing items", "items must be a JSON array with one entry per call.", "items");

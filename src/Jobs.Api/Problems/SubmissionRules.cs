@@ -1,4 +1,5 @@
 using Jobs.Core.Functions;
+using Jobs.Api.Queues;
 using Jobs.Core.Hangfire;
 
 namespace Jobs.Api.Problems;
@@ -26,13 +27,17 @@ internal static class SubmissionRules
                     : ""), "function");
     }
 
-    /// <summary>The queue asked for (default: "default"); 400 when it is not a valid name.</summary>
-    public static string Queue(string? queue)
+    /// <summary>The queue asked for (default: "default"); 400 when it is not a valid name or not one the service knows.</summary>
+    public static string Queue(KnownQueues known, string? queue)
     {
         queue ??= QueueNames.Default;
-        return QueueNames.IsValid(queue)
+        if (!QueueNames.IsValid(queue))
+            throw new RequestRefusedException(400, "Invalid queue", $"'{Echo(queue)}' is not a valid queue: {QueueNames.Rule}.", "queue");
+        return known.IsKnown(queue)
             ? queue
-            : throw new RequestRefusedException(400, "Invalid queue", $"'{Echo(queue)}' is not a valid queue: {QueueNames.Rule}.", "queue");
+            : throw new RequestRefusedException(400, "Unknown queue",
+                $"No worker serves queue '{queue}' and Jobs:Queues does not declare it, so nothing would run it. " +
+                $"Known queues: {string.Join(", ", known.Names())}. Start workers with Worker:Queues naming it, or declare it in Jobs:Queues.", "queue");
     }
 
     /// <summary>Caller input as a refusal quotes it.</summary>

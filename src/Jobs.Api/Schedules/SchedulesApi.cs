@@ -1,3 +1,4 @@
+using Cronos;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -6,6 +7,7 @@ using Hangfire.Common;
 using Hangfire.Storage;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Functions;
 using Jobs.Core.Schedules;
@@ -69,7 +71,7 @@ internal static partial class SchedulesApi
         return app;
     }
 
-    private static async Task<Results<Ok<ScheduleView>, ValidationProblem>> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, ScheduleStore store,
+    private static async Task<Results<Ok<ScheduleView>, ValidationProblem>> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, KnownQueues queues, ScheduleStore store,
         IRecurringJobManager recurring, JobStorage storage, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object with name, cron and function.");
@@ -86,7 +88,9 @@ internal static partial class SchedulesApi
         {
             return ApiProblems.Validation("timeZone", $"'{SubmissionRules.Echo(timeZoneId)}' is not a known time zone; use an IANA name such as \"Europe/Berlin\" or \"UTC\".");
         }
-        var queue = SubmissionRules.Queue(request.Queue);
+        if (NeverFires(request.Cron, TimeZoneInfo.FindSystemTimeZoneById(timeZoneId)))
+            return ApiProblems.Validation("cron", $"'{SubmissionRules.Echo(request.Cron)}' never fires (no such date, e.g. February 30): nothing would ever run.");
+        var queue = SubmissionRules.Queue(queues, request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
         try
         {
@@ -125,6 +129,24 @@ internal static partial class SchedulesApi
         }
         recurring.AddOrUpdate(name, Job.FromExpression<ScheduleRunner>(r => r.RunAsync(name, CancellationToken.None), schedule.Queue),
             schedule.Cron, new RecurringJobOptions { TimeZone = TimeZoneInfo.FindSystemTimeZoneById(schedule.TimeZone) });
+    }
+
+    /// <summary>
+    /// Whether <paramref name="cron"/> parses but has no next occurrence ("0 0 30 2 *"): Hangfire stores such a
+    /// schedule and never runs it. Parsed as Hangfire parses it (Cronos; six fields include seconds); an expression
+    /// Cronos cannot parse is left for Hangfire to refuse with its own words.
+    /// </summary>
+    private static bool NeverFires(string cron, TimeZoneInfo zone)
+    {
+        try
+        {
+            var format = cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard;
+            return CronExpression.Parse(cron, format).GetNextOccurrence(DateTime.UtcNow, zone) is null;
+        }
+        catch (CronFormatException)
+        {
+            return false;
+        }
     }
 
     private static List<ScheduleView> WithRuns(IReadOnlyList<ScheduleRecord> schedules, JobStorage storage)

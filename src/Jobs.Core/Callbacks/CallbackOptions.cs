@@ -8,8 +8,10 @@ public sealed class CallbackOptions : IValidatableObject
     public const string Section = "Callbacks";
 
     /// <summary>
-    /// Hosts that callbacks may be sent to ("hooks.example.com", "127.0.0.1:8080"). Empty: callbacks are
-    /// refused at submit, so the service cannot be made to call arbitrary addresses (SSRF).
+    /// Where callbacks may be sent: "hooks.example.com" (that host on its scheme's default port, 80 or 443 — a host
+    /// alone must not let a client probe every port of it and read "Connection refused" back), "127.0.0.1:8080" (that
+    /// port), or "hooks.internal:*" (every port, said explicitly). Empty: callbacks are refused at submit, so the
+    /// service cannot be made to call arbitrary addresses (SSRF).
     /// </summary>
     public string[] AllowedHosts { get; set; } = [];
 
@@ -25,8 +27,9 @@ public sealed class CallbackOptions : IValidatableObject
 
     public bool Allows(Uri url) =>
         url.Scheme is "http" or "https"
-        && AllowedHosts.Any(h => string.Equals(h, url.Host, StringComparison.OrdinalIgnoreCase)
-                                 || string.Equals(h, url.Authority, StringComparison.OrdinalIgnoreCase));
+        && AllowedHosts.Any(h => (url.IsDefaultPort && string.Equals(h, url.Host, StringComparison.OrdinalIgnoreCase))
+                                 || string.Equals(h, url.Authority, StringComparison.OrdinalIgnoreCase)
+                                 || (h.EndsWith(":*", StringComparison.Ordinal) && string.Equals(h[..^2], url.Host, StringComparison.OrdinalIgnoreCase)));
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {

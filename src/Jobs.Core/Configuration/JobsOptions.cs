@@ -53,6 +53,14 @@ public sealed class JobsOptions
     [Range(1, 1000)]
     public int MaxBatchSize { get; set; } = 100;
 
+    /// <summary>
+    /// The queues clients may submit to besides "default", those a live worker serves and this process's Worker:Queues: a
+    /// job, map or schedule for any other queue is refused with 400, so a typo does not wait for ever and clients
+    /// cannot make up queues (each would be a series in /metrics and a row in /pool and the dashboard). An entry
+    /// ending in '*' declares every queue with that prefix ("reports-*"), which admits names without bound.
+    /// </summary>
+    public string[] Queues { get; set; } = [];
+
     /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan DispatchGracePeriod { get; set; } = TimeSpan.FromSeconds(30);

@@ -28,7 +28,8 @@ public static class HangfireSetup
     public static IServiceCollection AddJobsHangfire(this IServiceCollection services, IConfiguration configuration, CommitDurability commits,
         Func<IServiceProvider, IEnumerable<object>> filters)
     {
-        services.AddValidatedOptions<JobsOptions>(JobsOptions.Section);
+        services.AddValidatedOptions<JobsOptions>(JobsOptions.Section)
+            .Validate(o => o.Queues.All(QueueNames.IsValidDeclaration), $"Jobs:Queues: {QueueNames.Rule}, or such a prefix followed by '*'.");
         services.AddValidatedOptions<WorkerOptions>(WorkerOptions.Section)
             .Validate(o => o.Queues.All(QueueNames.IsValid), $"Worker:Queues: {QueueNames.Rule}.");
         // Hangfire's statements carry what we generate (ids, invocation data), never a client's raw values: prepared automatically.

@@ -78,7 +78,8 @@ public class SystemFixture : IAsyncLifetime
             ["Jobs__EnableDebugCrash"] = "true",
             ["Jobs__DispatchGracePeriod"] = _dispatchGracePeriod.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
             ["Jobs__RetryBaseDelay"] = "00:00:00.200",
-            ["Callbacks__AllowedHosts__0"] = CallbackHost,
+            ["Callbacks__AllowedHosts__0"] = CallbackHost + ":*", // the receivers listen on free ports
+            ["Jobs__Queues__0"] = "t_*", // PrivateQueue()'s: tests queue work no worker serves yet
             ["Callbacks__Secret"] = CallbackSecret,
             // The fuzz test sends thousands of requests a second from one address; the limiter has its own test.
             ["Api__RateLimitPerSecond"] = "1000000",

@@ -34,7 +34,7 @@ public sealed class FuzzTests(SystemFixture system, ITestOutputHelper output) : 
     public async Task Ten_thousand_hostile_requests_get_no_5xx_and_leave_accepted_jobs_intact()
     {
         var before = new List<(Guid Id, int X)>();
-        for (var i = 0; i < 10; i++) before.Add((await Http.SubmitOkAsync(new { function = "math.square", args = new[] { i + 100 }, queue = "fuzz_before" }), i + 100));
+        for (var i = 0; i < 10; i++) before.Add((await Http.SubmitOkAsync(new { function = "math.square", args = new[] { i + 100 }, queue = "t_fuzz_before" }), i + 100));
 
         var random = new Random(20261129);
         var cases = Enumerable.Range(0, Requests).Select(_ => Generate(random)).ToList();
