@@ -61,7 +61,7 @@ public sealed class FuzzTests(SystemFixture system, ITestOutputHelper output) : 
         Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/health/ready")).StatusCode);
 
         // The jobs accepted before: untouched, and they complete once a worker serves their queue.
-        await using var worker = Fixture.StartWorker("after-fuzz", ["fuzz_before"]);
+        await using var worker = Fixture.StartWorker("after-fuzz", ["t_fuzz_before"]);
         foreach (var (id, x) in before)
         {
             var job = await Http.WaitForJobAsync(id, 60);
