@@ -118,8 +118,9 @@ def end_descendants(deadline=5.0):
 
 
 def _threads():
+    """This process's threads, Python's and C code's alike (procfs counts them in the task folder's links)."""
     try:
-        return len(os.listdir("/proc/self/task"))
+        return os.stat("/proc/self/task").st_nlink
     except OSError:
         return threading.active_count()
 
@@ -272,18 +273,19 @@ def string_keys(value, path=()):
 
 def serve(module_name, functions_by_key):
     global _CALL
+    threads = _threads()  # no user code runs between calls: the count after one call is the count before the next
     for line in _REQUESTS:
         if not line.strip():
             continue
         request = json.loads(line)
         call = request["id"]
-        threads = _threads()
         _CALL = call
         answer = run(module_name, functions_by_key, request)
         _CALL = None
         end_descendants()  # every process the call started ends with it
         # A thread the call left running could write into the next call's answer: this process serves no other call.
-        retire = _threads() > threads
+        now = _threads()
+        retire, threads = now > threads, min(now, threads)
         write(json.dumps({"id": call, **({"retire": True} if retire else {})})[:-1] + ", " + answer[1:])
         if retire:
             os._exit(0)

@@ -178,6 +178,66 @@ public sealed class UserCodeIsolationTests(SystemFixture system) : SystemTest(sy
         }
     }
 
+    /// <summary>
+    /// A worker started by a normal user runs python3 as that same user: its environment must still be out of reach
+    /// (the worker is non-dumpable, so /proc/&lt;pid&gt;/environ belongs to root). As root, the test starts such a
+    /// worker as nobody; as a normal user, the fixture's workers already are such workers.
+    /// </summary>
+    [Fact]
+    public async Task As_a_normal_user_the_worker_keeps_its_environment_from_the_code_it_runs()
+    {
+        string queue;
+        System.Diagnostics.Process? worker = null;
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        if (Posix.IsRoot)
+        {
+            queue = SystemFixture.PrivateQueue();
+            var apphost = Path.ChangeExtension(ProgramPaths.WorkerAssembly, null);
+            var info = new System.Diagnostics.ProcessStartInfo(File.Exists(apphost) ? apphost : "dotnet")
+            {
+                UserName = "nobody", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+                WorkingDirectory = Path.GetDirectoryName(ProgramPaths.WorkerAssembly)!,
+            };
+            if (!File.Exists(apphost)) info.ArgumentList.Add(ProgramPaths.WorkerAssembly);
+            info.Environment["HOME"] = Path.GetTempPath();
+            info.Environment["ConnectionStrings__Jobs"] = Database.ConnectionString;
+            info.Environment["Callbacks__Secret"] = SystemFixture.CallbackSecret;
+            info.Environment["Python__Executable"] = UserCode.Interpreter;
+            info.Environment["Python__Modules__0__Path"] = Module;
+            info.Environment["Worker__Queues__0"] = queue;
+            info.Environment["Worker__WorkerCount"] = "1";
+            worker = System.Diagnostics.Process.Start(info)!;
+            worker.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+            worker.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+            worker.BeginOutputReadLine();
+            worker.BeginErrorReadLine();
+            await Eventually.TrueAsync(async () => worker.HasExited || await Database.ScalarAsync<long>(
+                "SELECT count(*) FROM jobs.function_offer WHERE name = 'py:attacker.whoami'") > 0, "the worker advertises py:attacker.*", 60);
+            Assert.False(worker.HasExited, string.Join('\n', output));
+            await Eventually.TrueAsync(async () => (await Http.GetAsync("/functions/py:attacker.whoami")).StatusCode == HttpStatusCode.OK, "py:attacker.* is offered", 10);
+        }
+        else
+        {
+            queue = await StartAttackedWorkerAsync();
+        }
+        try
+        {
+            var user = Succeeded(await RunAsync(queue, "whoami"))!;
+            if (worker is not null) Assert.Equal(65534, user["uid"]!.GetValue<int>()); // the worker's own user: nobody
+            Assert.Equal("PermissionError", Succeeded(await RunAsync(queue, "worker_environ"))!["error"]?.GetValue<string>());
+            Assert.Equal("{}", Succeeded(await RunAsync(queue, "secrets_in_environments")).Compact());
+        }
+        finally
+        {
+            if (worker is not null)
+            {
+                worker.Kill(entireProcessTree: true);
+                await worker.WaitForExitAsync();
+                worker.Dispose();
+            }
+        }
+    }
+
     [Fact]
     public async Task A_worker_refuses_at_start_to_serve_what_its_python_user_cannot_read()
     {
