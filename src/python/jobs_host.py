@@ -22,7 +22,9 @@ Only what Pool could send to a worker is offered: public functions defined at th
 (not imported, not nested, not lambdas) — what pickle can name by module and qualified name.
 """
 
+import _signal
 import ctypes
+import gc
 import importlib.util
 import inspect
 import json
@@ -117,12 +119,36 @@ def end_descendants(deadline=5.0):
         os._exit(71)  # descendants that would not die: the worker kills the tree and starts a fresh process
 
 
-def _threads():
-    """This process's threads, Python's and C code's alike (procfs counts them in the task folder's links)."""
+_HOOKS_ADDED = False
+
+
+def _audit(event, args):
+    global _HOOKS_ADDED
+    if event == "sys.addaudithook":
+        _HOOKS_ADDED = True  # an audit hook cannot be removed: it would run during later calls
+
+
+_SIGNALS = [int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+_TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+
+def _left_behind():
+    """What user code can leave running in this process after its call, to run during a later one and read or answer
+    it: the count of threads (Python's and C code's alike: procfs counts them in the task folder's links), armed
+    timers, trace and profile hooks, gc callbacks, audit hooks and signal handlers."""
     try:
-        return os.stat("/proc/self/task").st_nlink
+        threads = os.stat("/proc/self/task").st_nlink
     except OSError:
-        return threading.active_count()
+        threads = threading.active_count()
+    timers = signal.getitimer(_TIMERS[0])[0] or signal.getitimer(_TIMERS[1])[0] or signal.getitimer(_TIMERS[2])[0]
+    threading_hooks = (getattr(threading, "gettrace", lambda: None)(), getattr(threading, "getprofile", lambda: None)())  # 3.10+
+    hooks = (sys.gettrace(), sys.getprofile(), *threading_hooks, len(gc.callbacks), _HOOKS_ADDED)
+    return threads, timers, hooks, tuple(map(_signal.getsignal, _SIGNALS))  # _signal's: signal's wraps each in an enum
+
+
+def _taints(before, after):
+    """Whether the call left something behind (fewer threads is fine: one started earlier may have ended)."""
+    return after[0] > before[0] or after[1] or after[2] != before[2] or after[3] != before[3]
 
 
 def load(path):
@@ -273,7 +299,8 @@ def string_keys(value, path=()):
 
 def serve(module_name, functions_by_key):
     global _CALL
-    threads = _threads()  # no user code runs between calls: the count after one call is the count before the next
+    sys.addaudithook(_audit)
+    clean = _left_behind()  # no user code runs between calls: the state after one clean call is the state before the next
     for line in _REQUESTS:
         if not line.strip():
             continue
@@ -283,9 +310,10 @@ def serve(module_name, functions_by_key):
         answer = run(module_name, functions_by_key, request)
         _CALL = None
         end_descendants()  # every process the call started ends with it
-        # A thread the call left running could write into the next call's answer: this process serves no other call.
-        now = _threads()
-        retire, threads = now > threads, min(now, threads)
+        # A thread, timer or hook the call left could read or answer the next call: this process serves no other.
+        now = _left_behind()
+        retire = _taints(clean, now)
+        clean = (min(clean[0], now[0]), *clean[1:])
         write(json.dumps({"id": call, **({"retire": True} if retire else {})})[:-1] + ", " + answer[1:])
         if retire:
             os._exit(0)

@@ -120,3 +120,37 @@ def fake_answer_now():
             pass
     time.sleep(0.5)
     return "real"
+
+
+def slow_echo(value: str, seconds: float = 1.0):
+    time.sleep(seconds)
+    return value
+
+
+def answer_next_call_by_timer(delay: float = 0.3):
+    """Arms a timer whose handler, in the main thread during a later call, answers that call on the host's own channel
+    with the call's own id (both found in the host's globals)."""
+    import signal
+
+    def inject(signum, frame):
+        host = sys.modules["__main__"]
+        call = getattr(host, "_CALL", None)
+        if call is not None:
+            host.send({"id": call, "ok": True, "result": "INJECTED"})
+
+    signal.signal(signal.SIGALRM, inject)
+    signal.setitimer(signal.ITIMER_REAL, delay)
+    return "armed"
+
+
+def answer_next_call_by_trace():
+    """Installs a profile hook that answers the next call with that call's id as soon as it starts."""
+    def hook(frame, event, arg):
+        host = sys.modules["__main__"]
+        call = getattr(host, "_CALL", None)
+        if call is not None and frame.f_code.co_name == "slow_echo":
+            sys.setprofile(None)
+            host.send({"id": call, "ok": True, "result": "INJECTED"})
+
+    sys.setprofile(hook)
+    return "installed"

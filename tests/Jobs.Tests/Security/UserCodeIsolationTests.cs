@@ -83,6 +83,21 @@ public sealed class UserCodeIsolationTests(SystemFixture system) : SystemTest(sy
             Assert.Equal($"mine-{i}", Succeeded(await RunAsync(queue, "echo", [$"mine-{i}"]))!.GetValue<string>());
     }
 
+    /// <summary>
+    /// Code a call leaves behind in its process — a timer's signal handler, a profile hook — could answer a later
+    /// call with that call's own id, which it finds in the host: a process whose call left such code serves no other.
+    /// </summary>
+    [Theory]
+    [InlineData("answer_next_call_by_timer")]
+    [InlineData("answer_next_call_by_trace")]
+    public async Task Code_a_call_leaves_in_its_process_never_answers_a_later_call(string attack)
+    {
+        var queue = await StartAttackedWorkerAsync();
+
+        Succeeded(await RunAsync(queue, attack));
+        Assert.Equal("tenant-B", Succeeded(await RunAsync(queue, "slow_echo", ["tenant-B", 1.0]))!.GetValue<string>());
+    }
+
     [Fact]
     public async Task A_fake_answer_on_the_hosts_own_channel_ends_the_process_and_is_never_a_result()
     {
