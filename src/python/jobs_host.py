@@ -9,8 +9,9 @@
         imports the module once, runs the initializer (as Pool's initializer/initargs), then answers calls, one JSON
         object per line: {"id", "function", "args", "kwargs"} in -> {"id", "ok": true, "result"} or
         {"id", "ok": false, "error": {"type", "message", "stackTrace"}} out; {"id", "progress": f, "message": m} lines
-        may come before the answer (jobs_progress.report). Every line out carries the id of the call it answers (a
-        fresh random one per call); an answer with "retire": true asks the worker not to reuse this process.
+        may come before the answer (jobs_progress.report). Every line out after {"ready": true} carries the id of the
+        call it answers (a fresh random one per call); an answer with "retire": true says this process ends now (the
+        call left a thread, timer or hook in it that could run during the next).
 
 The protocol is private: at start the pipes the worker gave as stdin and stdout are moved to descriptors of their own
 (not inherited by children), descriptor 0 becomes /dev/null and descriptor 1 a copy of descriptor 2. Whatever user code
@@ -100,8 +101,8 @@ def _reap():
 def end_descendants(deadline=5.0):
     """Kills every process the calls started, and reaps them. As a subreaper, a process without a child left has no
     descendant at all (an orphan comes back to it), so the common case costs one waitpid."""
-    if not _reap():
-        return
+    if not _reap() or not os.path.isdir("/proc"):
+        return  # no descendant; or not Linux, where this containment is not offered
     me, until = os.getpid(), time.monotonic() + deadline
     while _reap() and time.monotonic() < until:
         parents = _children()
@@ -112,7 +113,7 @@ def end_descendants(deadline=5.0):
         for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except OSError:  # gone; or a setuid program, which the worker's tree kill ends with this process
                 pass
         time.sleep(0.005)
     if _reap():
