@@ -14,6 +14,9 @@ using Jobs.Core;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 
+// Its environment holds the connection string and key hashes: not for other processes of this user to read.
+ProcessSecurity.HideFromSameUser();
+
 if (await Commands.RunAsync(args) is { } exitCode) return exitCode;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });

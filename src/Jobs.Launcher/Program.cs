@@ -3,6 +3,10 @@ using Jobs.Core.Configuration;
 using Jobs.Launcher;
 using Microsoft.Extensions.Configuration;
 
+// Its environment (and its children's, which it passes on) holds the service's secrets: not for other processes of this
+// user to read in /proc/<pid>/environ.
+Jobs.Core.ProcessSecurity.HideFromSameUser();
+
 // One command for the whole service: a private PostgreSQL unless ConnectionStrings:Jobs is set, the migrate
 // step, the API and Launcher:Workers worker processes. Ctrl+C or SIGTERM stops them all.
 using var stop = new CancellationTokenSource();

@@ -4,6 +4,9 @@ using Jobs.Core.Database;
 using Jobs.Worker.Hosting;
 using Jobs.Worker.Maintenance;
 
+// User code (Python functions) runs beside this process: it must not read our environment or memory.
+Jobs.Core.ProcessSecurity.HideFromSameUser();
+
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
 
 // Relaxed commits: everything a worker writes is about jobs already stored durably (see CommitDurability).

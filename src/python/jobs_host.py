@@ -7,24 +7,149 @@
         gives it (its __module__ and __qualname__: os.getpid is posix.getpid, str.upper is builtins.str.upper).
     python3 jobs_host.py serve MODULE_PATH|--imports JSON [INITIALIZER [INITARGS_JSON]]
         imports the module once, runs the initializer (as Pool's initializer/initargs), then answers calls, one JSON
-        object per line: {"function", "args", "kwargs"} on stdin -> {"ok": true, "result"} or
-        {"ok": false, "error": {"type", "message", "stackTrace"}} on stdout; {"progress": f, "message": m} lines may
-        come before the answer (jobs_progress.report). The user's print() goes to stderr, never into the protocol.
+        object per line: {"id", "function", "args", "kwargs"} in -> {"id", "ok": true, "result"} or
+        {"id", "ok": false, "error": {"type", "message", "stackTrace"}} out; {"id", "progress": f, "message": m} lines
+        may come before the answer (jobs_progress.report). Every line out after {"ready": true} carries the id of the
+        call it answers (a fresh random one per call); an answer with "retire": true says this process ends now (the
+        call left a thread, timer or hook in it that could run during the next).
+
+The protocol is private: at start the pipes the worker gave as stdin and stdout are moved to descriptors of their own
+(not inherited by children), descriptor 0 becomes /dev/null and descriptor 1 a copy of descriptor 2. Whatever user code
+writes — print(), os.write(1, ...), os.system, subprocesses, C libraries — lands in stderr, which the worker logs with
+the job's id; nothing it reads from stdin is a request. The host is a child subreaper: every process a call starts
+(even one that double-forks into a session of its own) stays its descendant and is killed before the call is answered.
 
 Only what Pool could send to a worker is offered: public functions defined at the top level of the module itself
 (not imported, not nested, not lambdas) — what pickle can name by module and qualified name.
 """
 
+import _signal
+import ctypes
+import gc
 import importlib.util
 import inspect
 import json
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
 
-PROTOCOL = sys.stdout
+PROTOCOL = None  # the private channel to the worker (private_channel()); jobs_progress looks for it
+_REQUESTS = None
+_WRITE = threading.Lock()
+_CALL = None  # the id of the call running now: progress lines carry it
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option, value):
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux: nothing to arrange
+        return False
+
+
+def private_channel():
+    """Moves the protocol off descriptors 0 and 1, which user code and its children reach. The copies are not
+    inherited (os.dup makes non-inheritable descriptors); 0 becomes /dev/null, 1 a copy of 2 (the worker's log)."""
+    global PROTOCOL, _REQUESTS
+    requests, answers = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)
+    _REQUESTS = os.fdopen(requests, "r", encoding="utf-8", newline="\n")
+    PROTOCOL = os.fdopen(answers, "w", encoding="utf-8", newline="\n")
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    sys.stdout = sys.stderr  # print() and os.write(1, ...) both go to the log; one stream keeps their order
+    # Other processes of this user (another call's python3) may not read this one's descriptors or memory, nor trace it.
+    _prctl(PR_SET_DUMPABLE, 0)
+    # Orphans of a call (a double fork, setsid) are re-parented to this process, not to init: end_descendants finds them.
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _children():
+    """pid -> parent pid of every process (a scan of /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+    return parents
+
+
+def _reap():
+    """Reaps ended children; False when this process has no child left (alive or not reaped)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def end_descendants(deadline=5.0):
+    """Kills every process the calls started, and reaps them. As a subreaper, a process without a child left has no
+    descendant at all (an orphan comes back to it), so the common case costs one waitpid."""
+    if not _reap() or not os.path.isdir("/proc"):
+        return  # no descendant; or not Linux, where this containment is not offered
+    me, until = os.getpid(), time.monotonic() + deadline
+    while _reap() and time.monotonic() < until:
+        parents = _children()
+        found, frontier = set(), {me}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier and pid not in found}
+            found |= frontier
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:  # gone; or a setuid program, which the worker's tree kill ends with this process
+                pass
+        time.sleep(0.005)
+    if _reap():
+        os._exit(71)  # descendants that would not die: the worker kills the tree and starts a fresh process
+
+
+_HOOKS_ADDED = False
+
+
+def _audit(event, args):
+    global _HOOKS_ADDED
+    if event == "sys.addaudithook":
+        _HOOKS_ADDED = True  # an audit hook cannot be removed: it would run during later calls
+
+
+_SIGNALS = [int(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)]
+_TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
+
+
+def _left_behind():
+    """What user code can leave running in this process after its call, to run during a later one and read or answer
+    it: the count of threads (Python's and C code's alike: procfs counts them in the task folder's links), armed
+    timers, trace and profile hooks, gc callbacks, audit hooks and signal handlers."""
+    try:
+        threads = os.stat("/proc/self/task").st_nlink
+    except OSError:
+        threads = threading.active_count()
+    timers = signal.getitimer(_TIMERS[0])[0] or signal.getitimer(_TIMERS[1])[0] or signal.getitimer(_TIMERS[2])[0]
+    threading_hooks = (getattr(threading, "gettrace", lambda: None)(), getattr(threading, "getprofile", lambda: None)())  # 3.10+
+    hooks = (sys.gettrace(), sys.getprofile(), *threading_hooks, len(gc.callbacks), _HOOKS_ADDED)
+    return threads, timers, hooks, tuple(map(_signal.getsignal, _SIGNALS))  # _signal's: signal's wraps each in an enum
+
+
+def _taints(before, after):
+    """Whether the call left something behind (fewer threads is fine: one started earlier may have ended)."""
+    return after[0] > before[0] or after[1] or after[2] != before[2] or after[3] != before[3]
 
 
 def load(path):
@@ -126,14 +251,27 @@ def exit_with_parent():
     def watch():
         while os.getppid() == parent:
             time.sleep(0.2)
+        end_descendants(deadline=1.0)
         os._exit(70)
 
     threading.Thread(target=watch, name="jobs-parent-watch", daemon=True).start()
 
 
 def send(obj):
-    PROTOCOL.write(json.dumps(obj, allow_nan=False) + "\n")
-    PROTOCOL.flush()
+    write(json.dumps(obj, allow_nan=False))
+
+
+def write(line):
+    with _WRITE:
+        PROTOCOL.write(line + "\n")
+        PROTOCOL.flush()
+
+
+def report_progress(fraction, message):
+    """jobs_progress.report: a progress line for the call running now (none between calls)."""
+    call = _CALL
+    if call is not None:
+        send({"id": call, "progress": fraction, "message": message})
 
 
 def error(e, type_name=None):
@@ -161,35 +299,61 @@ def string_keys(value, path=()):
 
 
 def serve(module_name, functions_by_key):
-    for line in sys.stdin:
+    global _CALL
+    sys.addaudithook(_audit)
+    clean = _left_behind()  # no user code runs between calls: the state after one clean call is the state before the next
+    for line in _REQUESTS:
         if not line.strip():
             continue
         request = json.loads(line)
-        _, _, fn = functions_by_key.get(request["function"], (None, None, None))
-        if fn is None:
-            send({"ok": False, "error": {"type": "LookupError", "message": f"{module_name}: {request['function']} is not offered", "stackTrace": ""}})
-            continue
-        try:
-            result = fn(*request.get("args", []), **request.get("kwargs", {}))
-        except BaseException as e:  # noqa: BLE001 - every failure of the user's code is the job's failure
-            send({"ok": False, "error": error(e)})
-            continue
-        try:
-            string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
-            encoded = json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
-        except (TypeError, ValueError, RecursionError) as e:
-            # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
-            send({"ok": False, "error": error(e, "MaybeEncodingError") | {
-                "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})
-            continue
-        PROTOCOL.write(encoded + "\n")
-        PROTOCOL.flush()
+        call = request["id"]
+        _CALL = call
+        answer = run(module_name, functions_by_key, request)
+        _CALL = None
+        end_descendants()  # every process the call started ends with it
+        # A thread, timer or hook the call left could read or answer the next call: this process serves no other.
+        now = _left_behind()
+        retire = _taints(clean, now)
+        clean = (min(clean[0], now[0]), *clean[1:])
+        write(json.dumps({"id": call, **({"retire": True} if retire else {})})[:-1] + ", " + answer[1:])
+        if retire:
+            os._exit(0)
+
+
+def run(module_name, functions_by_key, request):
+    """Runs one call; its answer as a JSON object's text (without the id)."""
+    _, _, fn = functions_by_key.get(request["function"], (None, None, None))
+    if fn is None:
+        return json.dumps({"ok": False, "error": {"type": "LookupError", "message": f"{module_name}: {request['function']} is not offered", "stackTrace": ""}})
+    try:
+        result = fn(*request.get("args", []), **request.get("kwargs", {}))
+    except BaseException as e:  # noqa: BLE001 - every failure of the user's code is the job's failure
+        return json.dumps({"ok": False, "error": error(e)})
+    try:
+        string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
+        return json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
+    except (TypeError, ValueError, RecursionError) as e:
+        # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
+        return json.dumps({"ok": False, "error": error(e, "MaybeEncodingError") | {
+            "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})
+
+
+def _user():
+    try:
+        import pwd
+        return f"{pwd.getpwuid(os.getuid()).pw_name}, uid {os.getuid()}"
+    except (ImportError, KeyError):
+        return f"uid {os.getuid()}"
 
 
 def main(argv):
     command, path = argv[1], argv[2]
+    private_channel()  # before any user code runs (importing the module runs it)
     exit_with_parent()
-    sys.stdout = sys.stderr  # the user's print() must not corrupt the protocol
+    if path != "--imports" and not os.access(path, os.R_OK):
+        user = _user()
+        raise PermissionError(f"{path} cannot be read by the user python3 runs as ({user}): make the module and its "
+                              "folders readable by that user, or set Python:User")
     if path == "--imports":
         module, rest = None, argv[4:]
         name = "imports"
@@ -202,6 +366,7 @@ def main(argv):
         if rest and rest[0]:
             functions.pop(rest[0], None)  # the initializer runs in each process; it is not offered as a job
         send(describe(name, functions))
+        end_descendants()
         return 0
     if module is not None and rest and rest[0]:
         initializer = getattr(module, rest[0])

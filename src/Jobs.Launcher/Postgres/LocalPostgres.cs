@@ -62,6 +62,9 @@ public sealed class LocalPostgres : IAsyncDisposable
 
         if (!File.Exists(Path.Combine(dataDirectory, "PG_VERSION")))
             await InitAsync(bin, dataDirectory, passwordFile, log, ct);
+        // Only the launcher's user reads it (user code runs as another user, or cannot read what root made 0600);
+        // one written by an older version with the default mode is tightened.
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var password = (await File.ReadAllTextAsync(passwordFile, ct)).Trim();
 
         if (RunningPort(dataDirectory) is { } runningPort && await AcceptsAsync(runningPort, password, ct))
@@ -118,6 +121,16 @@ public sealed class LocalPostgres : IAsyncDisposable
         if (_stopOnDispose) await StopAsync();
     }
 
+    /// <summary>Writes a file only its owner can read, from its creation on (never readable for a moment in between).</summary>
+    private static async Task WritePrivateAsync(string path, string text, CancellationToken ct)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using var stream = new FileStream(path, options);
+        await using var writer = new StreamWriter(stream);
+        await writer.WriteAsync(text.AsMemory(), ct);
+    }
+
     private static async Task InitAsync(string bin, string dataDirectory, string passwordFile, Action<string> log, CancellationToken ct)
     {
         log($"postgres: creating a private cluster in {dataDirectory}");
@@ -125,18 +138,16 @@ public sealed class LocalPostgres : IAsyncDisposable
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
         // initdb reads the password from a file; it must be readable by whoever runs initdb.
         var pwfile = Path.Combine(Path.GetTempPath(), $"jobs-pw-{Guid.NewGuid():N}");
-        await File.WriteAllTextAsync(pwfile, password, ct);
+        await WritePrivateAsync(pwfile, password, ct);
         try
         {
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(pwfile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             if (Posix.IsRoot)
             {
                 await RunAsync(null, "chown", ["postgres:postgres", dataDirectory, pwfile], ct);
             }
             await RunAsync(bin, "initdb", ["-D", dataDirectory, "-U", Superuser, "--pwfile", pwfile,
                 "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C"], ct);
-            await File.WriteAllTextAsync(passwordFile, password, ct);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            await WritePrivateAsync(passwordFile, password, ct);
         }
         finally
         {

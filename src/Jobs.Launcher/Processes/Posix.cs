@@ -7,16 +7,13 @@ public static partial class Posix
 {
     public const int SigTerm = 15;
 
-    public static bool IsRoot => OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() ? geteuid() == 0 : false;
+    public static bool IsRoot => Jobs.Core.ProcessSecurity.IsRoot;
 
     public static void Terminate(int pid)
     {
         if (OperatingSystem.IsWindows()) return;
         _ = kill(pid, SigTerm);
     }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial uint geteuid();
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int sig);

@@ -25,7 +25,7 @@ public sealed partial class PoolProgramTests(FaultSystemFixture system) : System
     {
         var queue = SystemFixture.PrivateQueue();
         // The workers load the moved program itself (it imports jobs), as they would a user's script.
-        var moved = Path.Combine(Directory.CreateTempSubdirectory("jobs-program-").FullName, program + ".py");
+        var moved = Path.Combine(UserCode.TempFolder("jobs-program-").FullName, program + ".py");
         await File.WriteAllTextAsync(moved, PoolLine().Replace(await File.ReadAllTextAsync(Path.Combine(Folder, program + ".py")), "from jobs import Pool$1"));
         var environment = new Dictionary<string, string?> { ["Python__Modules__0__Path"] = moved };
         if (program == "initializer")

@@ -29,24 +29,10 @@ public sealed class PythonEnvironmentTests(SystemFixture system) : SystemTest(sy
 
     private const string ApiKeySha256 = "6a3e7e0d1f6b1c1d5f0f4c8c2b9a7e6d5c4b3a29180706f5e4d3c2b1a0f9e8d7";
 
-    /// <summary>
-    /// The interpreter python3 names, not a wrapper in front of it: a pyenv shim is a bash script that adds its own
-    /// PYENV_*, PWD and SHLVL, which would blur what the worker itself passes.
-    /// </summary>
-    private static async Task<string> InterpreterAsync()
-    {
-        var info = new System.Diagnostics.ProcessStartInfo("python3", ["-c", "import sys; print(sys.executable)"]) { RedirectStandardOutput = true };
-        using var python = System.Diagnostics.Process.Start(info)!;
-        var path = (await python.StandardOutput.ReadToEndAsync()).Trim();
-        await python.WaitForExitAsync();
-        Assert.True(File.Exists(path), $"python3 names no interpreter: '{path}'");
-        return path;
-    }
-
     [Fact]
     public async Task Python_code_sees_a_minimal_environment_without_the_workers_secrets()
     {
-        var folder = Directory.CreateTempSubdirectory("jobs-env-probe-");
+        var folder = UserCode.TempFolder("jobs-env-probe-");
         try
         {
             var module = Path.Combine(folder.FullName, "env_probe.py");
@@ -54,7 +40,8 @@ public sealed class PythonEnvironmentTests(SystemFixture system) : SystemTest(sy
             var queue = SystemFixture.PrivateQueue();
             await using var worker = Fixture.StartWorker("python-env-worker", [queue], environment: new()
             {
-                ["Python__Executable"] = await InterpreterAsync(),
+                // The interpreter python3 names, not a pyenv shim (a bash script that adds its own PYENV_*, PWD and SHLVL).
+                ["Python__Executable"] = UserCode.Interpreter,
                 ["Python__Modules__0__Path"] = module,
                 // Secrets of the other processes, as a deployment that shares one environment file would have them.
                 ["Auth__ApiKeys__0__Name"] = "admin",

@@ -41,7 +41,7 @@ public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(
     [Fact]
     public async Task An_edited_module_is_reloaded_and_its_print_output_is_logged_with_the_job()
     {
-        var module = Path.Combine(Directory.CreateTempSubdirectory("jobs-reload-").FullName, "reloading.py");
+        var module = Path.Combine(UserCode.TempFolder("jobs-reload-").FullName, "reloading.py");
         await File.WriteAllTextAsync(module, "def version():\n    print('printed by version')\n    return 'v1'\n");
         var queue = SystemFixture.PrivateQueue();
         await using var worker = Fixture.StartWorker("python-reload", [queue], environment: new()

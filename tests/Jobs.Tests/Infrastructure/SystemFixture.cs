@@ -58,7 +58,10 @@ public class SystemFixture : IAsyncLifetime
     /// <summary>A separate worker process serving <paramref name="queues"/>.</summary>
     public ChildProcess StartWorker(string name, string[] queues, int workerCount = 1, Dictionary<string, string?>? environment = null)
     {
-        var env = new Dictionary<string, string?>(environment ?? []) { ["Worker__WorkerCount"] = workerCount.ToString() };
+        // As root (here and in CI) python3 runs as nobody, which cannot run a pyenv interpreter under /root.
+        var env = new Dictionary<string, string?> { ["Python__Executable"] = UserCode.Interpreter };
+        foreach (var (key, value) in environment ?? []) env[key] = value;
+        env["Worker__WorkerCount"] = workerCount.ToString();
         for (var i = 0; i < queues.Length; i++) env[$"Worker__Queues__{i}"] = queues[i];
         return Start(name, ProgramPaths.WorkerAssembly, env);
     }

@@ -47,6 +47,25 @@ public static class PythonEnvironment
     }
 
     /// <summary>
+    /// Starts python3 as <paramref name="user"/> (null: the worker's user); says clearly when that user cannot run it
+    /// in the module's folder (a folder or interpreter it may not read, such as one under /root).
+    /// </summary>
+    public static Process Start(ProcessStartInfo info, string? user, PythonModuleOptions module)
+    {
+        try
+        {
+            return Process.Start(info) ?? throw new InvalidOperationException($"Could not start {info.FileName}.");
+        }
+        catch (System.ComponentModel.Win32Exception e) when (user is not null)
+        {
+            throw new InvalidOperationException(
+                $"Python:User: python3 runs as '{user}', which cannot start {info.FileName} in {module.WorkingDirectory} ({e.Message}). " +
+                $"The interpreter (Python:Executable), the module's file and its folders must be readable by '{user}'; " +
+                "or set Python:User (empty: the worker's own user).", e);
+        }
+    }
+
+    /// <summary>
     /// Whether <paramref name="name"/> is configuration of this service as .NET reads it from the environment
     /// (<c>ConnectionStrings__Jobs</c>, <c>DOTNET_Auth__ApiKeys__0__Sha256</c>, …): never passed, even when asked.
     /// </summary>

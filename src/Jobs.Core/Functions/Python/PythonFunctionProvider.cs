@@ -43,6 +43,8 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         _loggers = loggers;
         _logger = loggers.CreateLogger<PythonFunctionProvider>();
         _environment = PythonEnvironment.For(_python);
+        if (_python.Modules.Length > 0 || _python.Imports.Length > 0)
+            _logger.LogInformation("Python code runs as the OS user {User}", _python.RunAs ?? Environment.UserName);
         // Described before the worker serves: a job for a module's function must find it from the first pickup.
         foreach (var configured in _python.Modules)
         {
@@ -68,7 +70,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var stamp = Stamp(file);
         var description = Describe(module);
         var name = description["module"]!.GetValue<string>();
-        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _maxCrashes, _loggers.CreateLogger($"python.{name}"));
+        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"));
         var settings = file is null ? null : PythonFunction.SettingsOf(module);
         var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
@@ -141,9 +143,10 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = module.WorkingDirectory,
         };
-        PythonEnvironment.ApplyTo(info, _environment); // importing the module runs user code too
+        PythonEnvironment.ApplyTo(info, _environment); // importing the module runs user code too: as the user calls run as
+        if (_python.RunAs is { } user) info.UserName = user;
         foreach (var arg in (string[])[HostScript, "describe", .. module.HostTarget, module.Initializer ?? ""]) info.ArgumentList.Add(arg);
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {_python.Executable}.");
+        using var process = PythonEnvironment.Start(info, _python.RunAs, module);
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
         // Bounded: a module whose import never returns must not hold the worker's start, or every later reload.

@@ -44,6 +44,22 @@ public sealed class PythonOptions : IValidatableObject
     /// <summary>Variables set for python3 processes, by name (e.g. <c>Python__Environment__OMP_NUM_THREADS=1</c>).</summary>
     public Dictionary<string, string> Environment { get; set; } = [];
 
+    /// <summary>
+    /// The OS user python3 runs as. Unset: <c>nobody</c> when the worker runs as root (user code never runs as root),
+    /// else the worker's own user. Empty: the worker's own user, even root. A name: that user (the worker must be root).
+    /// The module files, their folders and <see cref="Executable"/> must be readable by that user.
+    /// </summary>
+    public string? User { get; set; }
+
+    /// <summary>The user python3 is started as; null: the worker's own.</summary>
+    public string? RunAs => User switch
+    {
+        null => ProcessSecurity.IsRoot ? "nobody" : null,
+        "" => null,
+        var user when user == System.Environment.UserName => null,
+        var user => user,
+    };
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         foreach (var (member, name) in PassEnvironment.Select(n => (nameof(PassEnvironment), n)).Concat(Environment.Keys.Select(n => (nameof(Environment), n))))
@@ -66,6 +82,9 @@ public sealed class PythonOptions : IValidatableObject
         }
         foreach (var entry in Imports.Where(e => !System.Text.RegularExpressions.Regex.IsMatch(e ?? "", @"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(\.\*)?$")))
             yield return new ValidationResult($"Python:Imports: '{entry}' is not a dotted name such as os.getpid or math.*.", [nameof(Imports)]);
+        if (RunAs is { } runAs && !ProcessSecurity.IsRoot)
+            yield return new ValidationResult($"Python:User: only a worker started as root can run python3 as another user; this one runs as " +
+                                              $"'{System.Environment.UserName}', not '{runAs}'. Leave Python:User empty (python3 runs as the worker's user).", [nameof(User)]);
         foreach (var name in PassEnvironment.Where(PythonEnvironment.IsServiceSecret))
             yield return new ValidationResult(
                 $"Python:PassEnvironment: {name} is this service's own configuration (it may hold the database password or API keys); " +

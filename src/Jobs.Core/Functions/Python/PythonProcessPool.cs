@@ -13,8 +13,9 @@ namespace Jobs.Core.Functions.Python;
 /// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced. Each process gets
 /// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own.
 /// </summary>
+/// <param name="user">The OS user python3 runs as (<see cref="PythonOptions.RunAs"/>); null: the worker's own.</param>
 public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module,
-    IReadOnlyDictionary<string, string> environment, int maxCrashes, ILogger logger) : IDisposable
+    IReadOnlyDictionary<string, string> environment, string? user, int maxCrashes, ILogger logger) : IDisposable
 {
     private readonly ConcurrentBag<PythonProcess> _idle = [];
 
@@ -41,17 +42,17 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 
     private async Task<JsonNode?> CallOnceAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
     {
-        if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, environment, logger, ct);
+        if (!_idle.TryTake(out var process) || process.HasExited) process = await PythonProcess.StartAsync(executable, hostScript, module, environment, user, logger, ct);
         var keep = false;
         try
         {
             var result = await process.CallAsync(function, args, kwargs, context, ct);
-            keep = module.MaxTasksPerChild <= 0 || process.Calls < module.MaxTasksPerChild;
+            keep = !process.Retired && (module.MaxTasksPerChild <= 0 || process.Calls < module.MaxTasksPerChild);
             return result;
         }
         catch (PythonFunctionException)
         {
-            keep = true; // the function raised; its process is fine
+            keep = !process.Retired; // the function raised; its process is fine (unless the call left a thread running)
             throw;
         }
         finally
@@ -69,7 +70,7 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
     {
         try
         {
-            var process = await PythonProcess.StartAsync(executable, hostScript, module, environment, logger, CancellationToken.None);
+            var process = await PythonProcess.StartAsync(executable, hostScript, module, environment, user, logger, CancellationToken.None);
             if (_retired) process.Dispose();
             else _idle.Add(process);
         }
@@ -106,19 +107,28 @@ public sealed class PythonFunctionException(string type, string message, string 
 /// <summary>The python3 process running a call exited (crashed, killed, or ran out of memory).</summary>
 public sealed class PythonProcessDiedException(string message) : Exception(message);
 
-/// <summary>One python3 process running <c>jobs_host.py serve</c>: one call at a time, JSON lines both ways.</summary>
+/// <summary>
+/// One python3 process running <c>jobs_host.py serve</c>: one call at a time, JSON lines both ways on the pipes it was
+/// started with, which the host moves to private descriptors before user code runs (user code's descriptors 1 and 2
+/// both go to stderr, logged with the job). Every request carries a fresh random id that each line back must echo: a
+/// line that is not JSON, answers another call, or comes between calls means the process is broken — it is ended and
+/// its call re-run on a fresh one, as when it crashes — and is never taken as an answer.
+/// </summary>
 public sealed class PythonProcess : IDisposable
 {
     private readonly Process _process;
     private readonly Queue<string> _stderrTail = new();
+    private readonly System.Threading.Channels.Channel<string> _lines = System.Threading.Channels.Channel.CreateBounded<string>(16);
+    private readonly ILogger _logger;
 
     private PythonProcess(Process process, ILogger logger)
     {
         _process = process;
+        _logger = logger;
         _process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            // The user's print() output, with the job it was printed by (Python:Modules code runs one call at a time).
+            // The user's output (print, os.write(1, …), subprocesses), with the job it was printed by (Python:Modules code runs one call at a time).
             if (_job is { } job) logger.LogInformation("python3[{Pid}] job {JobId}: {Line}", _process.Id, job, e.Data);
             else logger.LogInformation("python3[{Pid}]: {Line}", _process.Id, e.Data);
             lock (_stderrTail)
@@ -128,6 +138,18 @@ public sealed class PythonProcess : IDisposable
             }
         };
         _process.BeginErrorReadLine();
+        // Read all the time, not only during a call: a line that arrives between calls is seen as such.
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                while (await _process.StandardOutput.ReadLineAsync() is { } line) await _lines.Writer.WriteAsync(line);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+            {
+            }
+            _lines.Writer.TryComplete();
+        });
     }
 
     private volatile object? _job;
@@ -135,8 +157,11 @@ public sealed class PythonProcess : IDisposable
     public int Calls { get; private set; }
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The host asked not to be reused: its last call left a thread running in it.</summary>
+    public bool Retired { get; private set; }
+
     public static async Task<PythonProcess> StartAsync(string executable, string hostScript, PythonModuleOptions module,
-        IReadOnlyDictionary<string, string> environment, ILogger logger, CancellationToken ct)
+        IReadOnlyDictionary<string, string> environment, string? user, ILogger logger, CancellationToken ct)
     {
         var info = new ProcessStartInfo(executable)
         {
@@ -148,12 +173,28 @@ public sealed class PythonProcess : IDisposable
             WorkingDirectory = module.WorkingDirectory,
         };
         PythonEnvironment.ApplyTo(info, environment);
+        if (user is not null) info.UserName = user;
         foreach (var arg in (string[])["-u", hostScript, "serve", .. module.HostTarget, module.Initializer ?? "", module.InitArgs]) info.ArgumentList.Add(arg);
-        var process = new PythonProcess(Process.Start(info) ?? throw new InvalidOperationException($"Could not start {executable}."), logger);
+        var process = new PythonProcess(PythonEnvironment.Start(info, user, module), logger);
         var ready = await process.ReadLineAsync(ct);
-        if (ready is null || JsonNode.Parse(ready)?["ready"]?.GetValue<bool>() != true)
+        if (!IsReady(ready))
+        {
+            process.Dispose();
             throw new PythonProcessDiedException($"python3 could not load {module.Path}{(module.Initializer is null ? "" : $" or run {module.Initializer}")}: {process.Tail()}");
+        }
         return process;
+    }
+
+    private static bool IsReady(string? line)
+    {
+        try
+        {
+            return line is not null && JsonNode.Parse(line) is JsonObject ready && ready["ready"] is JsonValue value && value.TryGetValue<bool>(out var ok) && ok;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
@@ -161,11 +202,20 @@ public sealed class PythonProcess : IDisposable
         Calls++;
         // Kept after the call: stderr is read on its own, and a line printed just before the answer may be read after it.
         _job = context.JobId == Guid.Empty ? null : context.JobId;
+        if (_lines.Reader.TryRead(out var between)) throw Broken(function, "wrote a line between calls", between);
         // Python cannot be interrupted from outside: a cancel or timeout terminates the process (the pool replaces it).
         await using var kill = ct.Register(() => { try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
-        var request = new JsonObject { ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };
-        await _process.StandardInput.WriteLineAsync(request.ToJsonString());
-        await _process.StandardInput.FlushAsync(CancellationToken.None);
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var request = new JsonObject { ["id"] = id, ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };
+        try
+        {
+            await _process.StandardInput.WriteLineAsync(request.ToJsonString());
+            await _process.StandardInput.FlushAsync(CancellationToken.None);
+        }
+        catch (IOException)
+        {
+            // It ended before it read the request: the read below finds it gone.
+        }
         while (true)
         {
             var line = await ReadLineAsync(CancellationToken.None);
@@ -175,19 +225,55 @@ public sealed class PythonProcess : IDisposable
                 await _process.WaitForExitAsync(CancellationToken.None);
                 throw new PythonProcessDiedException($"The python3 process running {function} exited with code {_process.ExitCode}. {Tail()}".Trim());
             }
-            var message = JsonNode.Parse(line)!.AsObject();
-            if (message["progress"] is { } progress)
+            JsonObject message;
+            try
             {
-                await context.ReportProgressAsync(progress.GetValue<double>(), message["message"]?.GetValue<string>(), ct);
-                continue;
+                message = JsonNode.Parse(line) as JsonObject ?? throw Broken(function, "sent a line that is not a JSON object", line);
             }
-            if (message["ok"]!.GetValue<bool>()) return message["result"]?.DeepClone();
-            var error = message["error"]!;
-            throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "");
+            catch (JsonException)
+            {
+                throw Broken(function, "sent a line that is not JSON", line);
+            }
+            if (message["id"] is not JsonValue answers || !answers.TryGetValue<string>(out var of) || of != id)
+                throw Broken(function, "sent a line for another call", line);
+            try
+            {
+                if (message["progress"] is { } progress)
+                {
+                    await context.ReportProgressAsync(progress.GetValue<double>(), message["message"]?.GetValue<string>(), ct);
+                    continue;
+                }
+                Retired = message["retire"]?.GetValue<bool>() == true;
+                if (message["ok"]!.GetValue<bool>()) return message["result"]?.DeepClone();
+                var error = message["error"]!;
+                throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "");
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException && !ct.IsCancellationRequested)
+            {
+                throw Broken(function, "sent a line of the wrong shape", line);
+            }
         }
     }
 
-    private Task<string?> ReadLineAsync(CancellationToken ct) => _process.StandardOutput.ReadLineAsync(ct).AsTask();
+    /// <summary>Ends a process that broke the protocol; its call is re-run on a fresh one, as when a process crashes.</summary>
+    private PythonProcessDiedException Broken(string function, string what, string line)
+    {
+        _logger.LogWarning("python3[{Pid}] running {Function} {What}; it is ended: {Line}", _process.Id, function, what, line.Length > 200 ? line[..200] + "…" : line);
+        Dispose();
+        return new PythonProcessDiedException($"The python3 process running {function} {what}; it was ended.");
+    }
+
+    private async Task<string?> ReadLineAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await _lines.Reader.ReadAsync(ct);
+        }
+        catch (System.Threading.Channels.ChannelClosedException)
+        {
+            return null;
+        }
+    }
 
     private string Tail()
     {
