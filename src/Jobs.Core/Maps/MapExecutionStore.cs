@@ -93,11 +93,13 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Ends a chunk; the last chunk to end finishes the map. The map row is locked first so that two chunks
-    /// ending at once cannot both miss being last.
+    /// Ends a chunk and gives its turn to the map's next chunks (<see cref="MapWindow"/>), returned for the caller to
+    /// dispatch after the commit; the last chunk to end finishes the map. The map row is locked first so that two
+    /// chunks ending at once cannot both miss being last, nor give the same next chunk its turn.
     /// </summary>
-    public async Task FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
+    public async Task<IReadOnlyList<UndispatchedChunk>> FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
     {
+        IReadOnlyList<UndispatchedChunk> next = [];
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
@@ -111,7 +113,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             cmd.Parameters.Add(new() { Value = chunk });
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
-            await cmd.ExecuteNonQueryAsync(ct);
+            if (await cmd.ExecuteNonQueryAsync(ct) == 1) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
         }
         await using (var cmd = new NpgsqlCommand($"""
             WITH done AS (
@@ -129,6 +131,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             await cmd.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
+        return next;
     }
 
     public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)

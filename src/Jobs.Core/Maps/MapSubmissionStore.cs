@@ -7,7 +7,7 @@ namespace Jobs.Core.Maps;
 
 /// <summary>
 /// What the API does to a map: store it with its items and chunks (items go in with binary COPY, so a 100,000-item map
-/// costs a handful of statements), record its chunks' Hangfire jobs, cancel it.
+/// costs a handful of statements; the first <see cref="NewMap.Window"/> chunks get their turn, see <see cref="MapWindow"/>), cancel it.
 /// </summary>
 public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries queries)
 {
@@ -25,11 +25,11 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         }
         await using (var insert = new NpgsqlCommand("""
             WITH map AS (
-                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds)
-                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9)
+                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds, dispatch_window, next_chunk)
+                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9, $10, least($10, $8))
             )
-            INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index)
-            SELECT $1, c, c * $7, least((c + 1) * $7, $6) FROM generate_series(0, $8 - 1) AS c
+            INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index, dispatched_at)
+            SELECT $1, c, c * $7, least((c + 1) * $7, $6), CASE WHEN c < $10 THEN now() END FROM generate_series(0, $8 - 1) AS c
             """, connection, tx))
         {
             insert.Parameters.Add(new() { Value = id });
@@ -41,6 +41,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             insert.Parameters.Add(new() { Value = map.Chunksize });
             insert.Parameters.Add(new() { Value = chunks });
             insert.Parameters.Add(new() { Value = (object?)map.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+            insert.Parameters.Add(new() { Value = map.Window });
             await insert.ExecuteNonQueryAsync(ct);
         }
         await using (var copy = await connection.BeginBinaryImportAsync("COPY jobs.map_item (map_id, index, args) FROM STDIN (FORMAT BINARY)", ct))
@@ -66,22 +67,14 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         }
     }
 
-    public async Task MarkChunksDispatchedAsync(Guid mapId, int[] chunks, string[] hangfireJobIds, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.map_chunk c SET dispatched_at = now(), hangfire_job_id = coalesce(c.hangfire_job_id, d.hangfire_job_id)
-            FROM unnest($2::int[], $3::text[]) AS d(chunk, hangfire_job_id)
-            WHERE c.map_id = $1 AND c.chunk = d.chunk AND c.dispatched_at IS NULL
-            """);
-        cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = chunks });
-        cmd.Parameters.Add(new() { Value = hangfireJobIds });
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>The chunks a new map's window starts with (given their turn by <see cref="InsertAsync"/>), for the submitter to dispatch.</summary>
+    public static IReadOnlyList<UndispatchedChunk> FirstTurns(MapRecord map, int window) =>
+        [.. Enumerable.Range(0, Math.Min(window, map.Chunks)).Select(c =>
+            new UndispatchedChunk(map.Id, c, map.Function, map.Queue, c * map.Chunksize, Math.Min((c + 1) * map.Chunksize, map.Total)))];
 
     /// <summary>
     /// DELETE /maps/{id}: every item without an outcome is canceled, the map ends 'canceled', and the Hangfire
-    /// jobs of its unfinished chunks are returned so the caller can stop them. Null for an unknown map;
+    /// jobs of its unfinished chunks (at most its window: the others never had one) are returned so the caller can stop them. Null for an unknown map;
     /// <c>Canceled = false</c> when it had already finished.
     /// </summary>
     public async Task<(bool Canceled, string State, IReadOnlyList<string> HangfireJobs)?> CancelAsync(Guid mapId, string errorJson, TimeSpan retention, CancellationToken ct)
