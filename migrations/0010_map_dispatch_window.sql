@@ -11,3 +11,8 @@ ALTER TABLE jobs.map ALTER COLUMN dispatch_window SET NOT NULL;
 CREATE INDEX map_chunk_in_flight_idx ON jobs.map_chunk (map_id) WHERE state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL;
 -- Chunks waiting for their turn are not late: nothing looks for them by age any more.
 DROP INDEX jobs.map_chunk_undispatched_idx;
+-- DELETE /maps/{id} answers at once, whatever the map's size: the map, its counts and its running chunks end in the
+-- request; its items without an outcome are marked canceled afterwards, in index order and in batches, from
+-- unsettled_from on (NULL: nothing left). Readers take such an item of a canceled map as canceled already.
+ALTER TABLE jobs.map ADD COLUMN unsettled_from integer;
+CREATE INDEX map_unsettled_idx ON jobs.map (cancel_requested_at) WHERE unsettled_from IS NOT NULL;

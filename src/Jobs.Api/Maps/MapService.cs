@@ -148,16 +148,30 @@ internal sealed class MapService(
         }
     }
 
-    /// <summary>DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running.</summary>
+    /// <summary>
+    /// DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running, in time independent of
+    /// the map's size; its items are marked canceled right after (the workers' sweeper finishes that should this
+    /// process die first).
+    /// </summary>
     public async Task<MapRecord?> CancelAsync(Guid id, CancellationToken ct)
     {
-        var error = ErrorJson.Of(typeof(JobCanceledException), "Canceled by request.");
-        var outcome = await maps.CancelAsync(id, error, options.Value.Retention, ct);
+        var outcome = await maps.CancelAsync(id, options.Value.Retention, ct);
         if (outcome is null) return null;
         if (!outcome.Value.Canceled)
             throw new RequestRefusedException(409, "Map already finished", $"Map {id} has already {outcome.Value.State}; there is nothing to cancel.");
-        // At most the map's window of chunks has a Hangfire job; the rest were simply marked canceled.
+        // At most the map's window of chunks has a Hangfire job; the rest never had one.
         foreach (var hangfireJobId in outcome.Value.HangfireJobs) hangfire.Delete(hangfireJobId);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await maps.SettleCanceledAsync(id, CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Could not mark the items of canceled map {MapId}; the sweeper does it after Jobs:DispatchGracePeriod", id);
+            }
+        }, CancellationToken.None);
         return await queries.GetAsync(id, ct);
     }
 }

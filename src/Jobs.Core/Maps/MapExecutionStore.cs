@@ -60,7 +60,8 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// Writes a batch of item outcomes, bumps the map's counters and wakes streaming readers, in one round trip and
     /// one transaction. The map's row is locked before the outcomes take their completion numbers (seq), so per map
     /// seq order is commit order: a completion-order stream pages by seq and never passes over an outcome that
-    /// commits later with a lower number (it did: streams stopped a few items short and never ended).
+    /// commits later with a lower number (it did: streams stopped a few items short and never ended). Nothing is
+    /// written once the map is canceled: its items without an outcome are canceled, marked or not yet.
     /// </summary>
     public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct)
     {
@@ -71,6 +72,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 UPDATE jobs.map_item m SET state = u.state, result = u.result::json, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
                 FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
                 WHERE m.map_id = $1 AND m.index = u.index AND m.state = 0
+                  AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
                 RETURNING u.state
             ),
             counted AS (

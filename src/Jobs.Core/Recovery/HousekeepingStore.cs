@@ -61,6 +61,17 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
         return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
     }
 
+    /// <summary>Maps canceled longer than <paramref name="grace"/> ago whose items are not all marked yet (the API that canceled them died).</summary>
+    public async Task<IReadOnlyList<Guid>> FindUnsettledCanceledMapsAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT id FROM jobs.map WHERE unsettled_from IS NOT NULL AND cancel_requested_at < now() - $1 ORDER BY cancel_requested_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
+    }
+
     /// <summary>Finished jobs whose callback nobody took (their worker died right after finishing them).</summary>
     public async Task<IReadOnlyList<(Guid Id, string Queue)>> FindUnsentCallbacksAsync(TimeSpan grace, int limit, CancellationToken ct)
     {

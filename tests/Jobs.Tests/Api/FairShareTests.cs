@@ -112,6 +112,10 @@ public sealed class FairShareTests(SystemFixture system, ITestOutputHelper outpu
         var start = await LoneJobStartAsync(queue);
         output.WriteLine($"a job submitted right after the cancel started after {start.TotalMilliseconds:F0} ms");
         Assert.True(start < TimeSpan.FromSeconds(2.5), $"the slots were still held {start.TotalMilliseconds:F0} ms after the cancel");
-        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state IN ('enqueued', 'processing')", mapId));
+        Assert.Equal(HttpStatusCode.FailedDependency, (await Http.GetAsync($"/maps/{mapId}/results")).StatusCode);
+        // Its items are marked canceled right after the answer: every chunk ends, every item has its outcome.
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
+            "SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state IN ('enqueued', 'processing')", mapId) == 0, "every chunk ended");
+        Assert.Equal(10_000L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3", mapId));
     }
 }

@@ -75,11 +75,32 @@ public sealed class MapWindowFacts(StoreFixture store) : IAsyncLifetime
         var map = await MapAsync(chunks: 1000, window: 3);
         await store.MapExecution.ClaimChunkAsync(map.Id, 0, "hf-0", "w", default);
 
-        var canceled = await store.MapSubmissions.CancelAsync(map.Id, """{"type":"JobCanceledException"}""", Retention, default);
+        var canceled = await store.MapSubmissions.CancelAsync(map.Id, Retention, default);
         var after = await store.MapExecution.FinishChunkAsync(map.Id, 0, "hf-0", "canceled", Retention, default);
 
         Assert.Equal(["hf-0"], canceled!.Value.HangfireJobs);
         Assert.Empty(after);
         Assert.Equal(1000, (await store.MapQueries.GetAsync(map.Id, default))!.Canceled);
+    }
+
+    [Fact]
+    public async Task A_canceled_maps_items_read_as_canceled_at_once_and_are_marked_in_batches_afterwards()
+    {
+        var map = await MapAsync(chunks: 50_000, window: 2);
+        await store.MapExecution.ClaimChunkAsync(map.Id, 0, "hf-0", "w", default);
+
+        await store.MapSubmissions.CancelAsync(map.Id, Retention, default);
+        await store.MapExecution.FlushAsync(map.Id, [0], [MapItemStates.Succeeded], ["0"], [null], default); // a running chunk's last write
+
+        var view = (await store.MapQueries.GetAsync(map.Id, default))!;
+        Assert.Equal(("canceled", 0, 50_000, 0), (view.State, view.Succeeded, view.Canceled, view.Pending));
+        var first = await store.MapQueries.FirstFailureAsync(map.Id, default);
+        Assert.Equal((0, MapQueries.CanceledByRequest), (first!.Value.Index, first.Value.Error));
+
+        Assert.Equal(50_000, await store.MapSubmissions.SettleCanceledAsync(map.Id, default));
+        Assert.Equal(0, await store.MapSubmissions.SettleCanceledAsync(map.Id, default));
+        Assert.Equal(50_000L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3 AND seq IS NOT NULL", map.Id));
+        Assert.Equal(0L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state <> 'canceled'", map.Id));
+        Assert.Empty(await store.Housekeeping.FindUnsettledCanceledMapsAsync(TimeSpan.Zero, 10, default));
     }
 }
