@@ -43,6 +43,29 @@ public sealed class MapWindowFaultTests(FaultSystemFixture system) : SystemTest(
     }
 
     [Fact]
+    public async Task A_map_left_with_chunks_waiting_and_none_having_its_turn_is_refilled_by_the_sweeper()
+    {
+        // What no code path leaves (every chunk's end refills the window in its own transaction), played to prove the
+        // repair: the first window's chunks ended, their Hangfire jobs gone, and no turn given on.
+        var queue = SystemFixture.PrivateQueue();
+        var id = await SubmitMapAsync(new { function = "math.square", items = Enumerable.Range(0, 6), chunksize = 1, queue });
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
+            "SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND hangfire_job_id IS NOT NULL", id) > 0, "dispatched");
+        var window = await Database.ScalarAsync<int>("SELECT dispatch_window FROM jobs.map WHERE id = $1", id);
+        Assert.True(window < 6, $"the map's window ({window}) leaves chunks waiting");
+        await Database.ScalarAsync<long>("""
+            WITH gone AS (DELETE FROM hangfire.job WHERE id IN (SELECT hangfire_job_id::bigint FROM jobs.map_chunk WHERE map_id = $1 AND hangfire_job_id IS NOT NULL) RETURNING 1),
+            items AS (UPDATE jobs.map_item SET state = 1, result = to_json(index * index), seq = nextval('jobs.map_item_seq') WHERE map_id = $1 AND index < $2 RETURNING 1),
+            chunks AS (UPDATE jobs.map_chunk SET state = 'done', finished_at = now() WHERE map_id = $1 AND chunk < $2 RETURNING 1)
+            UPDATE jobs.map SET succeeded = (SELECT count(*) FROM items), state = 'processing' WHERE id = $1 RETURNING (SELECT count(*) FROM gone)
+            """, id, window);
+
+        await using var worker = Fixture.StartWorker("refill", [queue], workerCount: 2);
+
+        Assert.Equal("[0,1,4,9,16,25]", await ResultsAsync(id));
+    }
+
+    [Fact]
     public async Task A_worker_killed_while_a_windowed_map_runs_leaves_no_chunk_behind()
     {
         var queue = SystemFixture.PrivateQueue();
