@@ -30,6 +30,7 @@ if (options.SoakSeconds > 0)
 
 double pyWall = double.NaN, pyBaseline = double.NaN, workerRss = double.NaN, jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
 SqlCost sql = SqlCost.None;
+Fairness fairSlow = Fairness.None, fairBig = Fairness.None;
 var cpuSpread = "";
 Percentiles pickup = Percentiles.None, roundTrip = Percentiles.None;
 await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
@@ -57,6 +58,14 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
         var (settled, busy) = await CpuCensus.SettleAsync(TimeSpan.FromSeconds(30));
         Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items (machine settled after {settled.TotalSeconds:F1} s, {busy:F2} cores busy)…");
         (mapSubmit, mapItems, _) = await JobsScenario.MapAsync(jobs, "math.square", items);
+    }
+    if (options.Runs("fairness"))
+    {
+        var slots = options.Workers * Environment.ProcessorCount;
+        Console.Error.WriteLine($"fairness: lone math.square jobs while another client's map of {slots * 50} × time.sleep(0.5), chunksize 1, fills all {slots} slots…");
+        fairSlow = await FairnessScenario.RunAsync(jobs, new { function = "time.sleep", items = Enumerable.Repeat(0.5, slots * 50), chunksize = 1 }, slots);
+        Console.Error.WriteLine($"fairness: lone math.square jobs while another client's map of {options.FairMapItems} math.square items (default chunksize) runs…");
+        fairBig = await FairnessScenario.RunAsync(jobs, new { function = "math.square", items = Enumerable.Range(0, options.FairMapItems) }, slots);
     }
     if (options.Runs("cpu"))
     {
@@ -122,6 +131,8 @@ Console.WriteLine($"""
     | graphile only: {options.Jobs} no-op jobs in one addJobs call, then concurrency {GraphileScenario.WorkerConcurrency} / {options.Workers * Environment.ProcessorCount} (= Jobs' slots): jobs/s (processing only) | | | | {graphile.Bulk} | |
     | map of {options.MapItems} math.square (the second after start: warm, settled): items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | | | |
     | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | | | |
+    | fairness: a lone job's enqueue→start median / max, ms, while another client's map of {options.Workers * Environment.ProcessorCount * 50} × time.sleep(0.5), chunksize 1, fills every slot | {fairSlow} | | | | |
+    | fairness: the same while another client's map of {options.FairMapItems} math.square (default chunksize) runs | {fairBig} | | | | |
     | 200 × 50 ms CPU spin, wall s, median of 3 (range {cpuSpread}) — Jobs map vs Python multiprocessing.Pool(2).map | {cpuWall:F2} | {python:F2} | {cpuWall / python:F2}× the time | | |
     | 200 × count_primes({PythonPrimesLimit}) of a Python module, wall s — Jobs map (python3 processes in the workers) vs multiprocessing.Pool(2).map | {pyWall:F2} | {pyBaseline:F2} | {pyWall / pyBaseline:F2}× the time | | |
     | worker process RSS after the scenarios above, MiB (the larger of the {options.Workers}) | {workerRss:F0} | | | | |

@@ -18,7 +18,7 @@ namespace Jobs.Api.Maps;
 internal sealed class MapService(
     MapSubmissionStore maps,
     MapQueries queries,
-    MapDispatcher dispatcher,
+    MapWindow mapWindow,
     FunctionRegistry registry,
     KnownQueues queues,
     ChangeListener changes,
@@ -70,7 +70,10 @@ internal sealed class MapService(
             index++;
         }
 
-        var chunksize = request.Chunksize ?? DefaultChunksize(total, queue);
+        int? slots = null;
+        int Slots() => slots ??= CountSlots(queue);
+        var chunksize = request.Chunksize ?? DefaultChunksize(total, Slots());
+        var window = options.Value.MapWindow > 0 ? options.Value.MapWindow : Slots();
         var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
         var claim = IdempotencyKeys.Claim(idempotencyKey, caller, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
             [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", request.TimeoutSeconds?.ToString("R") ?? "", kwargs, .. itemArgs]))),
@@ -80,7 +83,7 @@ internal sealed class MapService(
         bool created;
         try
         {
-            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct);
+            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct);
         }
         catch (IdempotencyConflictException e)
         {
@@ -89,17 +92,11 @@ internal sealed class MapService(
         if (!created) return (map, false);
 
         // Stored, so accepted: from here on the map completes even if this process dies or PostgreSQL goes away
-        // (the workers' sweeper dispatches what is left after Jobs:DispatchGracePeriod).
+        // (the workers' sweeper dispatches the chunks given their turn after Jobs:DispatchGracePeriod). Only the first
+        // window of chunks is handed to Hangfire now; each chunk that ends hands the next one over.
         try
         {
-            var chunks = new int[map.Chunks];
-            var hangfireJobs = new string[map.Chunks];
-            for (var c = 0; c < map.Chunks; c++)
-            {
-                chunks[c] = c;
-                hangfireJobs[c] = dispatcher.Dispatch(map.Id, c, map.Function, queue, c * chunksize, Math.Min((c + 1) * chunksize, total));
-            }
-            await maps.MarkChunksDispatchedAsync(map.Id, chunks, hangfireJobs, CancellationToken.None);
+            await mapWindow.DispatchAsync(MapSubmissionStore.FirstTurns(map, window), CancellationToken.None);
         }
         catch (Exception e)
         {
@@ -108,12 +105,14 @@ internal sealed class MapService(
         return (map, true);
     }
 
-    /// <summary>Python's default: ceil(len / (4 × worker slots)), counting the slots of live servers on the queue.</summary>
-    private int DefaultChunksize(int total, string queue)
+    /// <summary>Python's default: ceil(len / (4 × worker slots)).</summary>
+    private static int DefaultChunksize(int total, int slots) => Math.Max(1, (int)Math.Ceiling(total / (4.0 * slots)));
+
+    /// <summary>The worker slots of live servers on the queue (the processor count while none is live).</summary>
+    private int CountSlots(string queue)
     {
         var slots = storage.GetMonitoringApi().Servers().Where(s => s.Queues.Contains(queue)).Sum(s => s.WorkersCount);
-        if (slots == 0) slots = Environment.ProcessorCount;
-        return Math.Max(1, (int)Math.Ceiling(total / (4.0 * slots)));
+        return slots == 0 ? Environment.ProcessorCount : slots;
     }
 
     public Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
@@ -151,15 +150,30 @@ internal sealed class MapService(
         }
     }
 
-    /// <summary>DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running.</summary>
+    /// <summary>
+    /// DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running, in time independent of
+    /// the map's size; its items are marked canceled right after (the workers' sweeper finishes that should this
+    /// process die first).
+    /// </summary>
     public async Task<MapRecord?> CancelAsync(Guid id, CancellationToken ct)
     {
-        var error = ErrorJson.Of(typeof(JobCanceledException), "Canceled by request.");
-        var outcome = await maps.CancelAsync(id, error, options.Value.Retention, ct);
+        var outcome = await maps.CancelAsync(id, options.Value.Retention, ct);
         if (outcome is null) return null;
         if (!outcome.Value.Canceled)
             throw new RequestRefusedException(409, "Map already finished", $"Map {id} has already {outcome.Value.State}; there is nothing to cancel.");
+        // At most the map's window of chunks has a Hangfire job; the rest never had one.
         foreach (var hangfireJobId in outcome.Value.HangfireJobs) hangfire.Delete(hangfireJobId);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await maps.SettleCanceledAsync(id, CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Could not mark the items of canceled map {MapId}; the sweeper does it after Jobs:DispatchGracePeriod", id);
+            }
+        }, CancellationToken.None);
         return await queries.GetAsync(id, ct);
     }
 }

@@ -42,6 +42,15 @@ public sealed class JobsOptions
     [Range(1, 10_000_000)]
     public int MaxMapItems { get; set; } = 1_000_000;
 
+    /// <summary>
+    /// Most chunks of one map in the queue or running at once (its window); each chunk that ends hands its turn to
+    /// the next, which queues behind whatever others submitted meanwhile. 0: as many as worker slots serve the map's
+    /// queue when it is submitted (so a map alone still fills every slot, and a job from anyone else starts at the
+    /// next free slot instead of after the map).
+    /// </summary>
+    [Range(0, 100_000)]
+    public int MapWindow { get; set; }
+
     /// <summary>How long an Idempotency-Key keeps returning the job it created.</summary>
     [Range(typeof(TimeSpan), "00:01:00", "30.00:00:00")]
     public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);

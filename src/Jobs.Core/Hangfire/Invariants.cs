@@ -15,7 +15,10 @@ namespace Jobs.Core.Hangfire;
 /// <list type="number">
 /// <item><b>Not yet handed to Hangfire</b> (<c>hangfire_job_id</c> null): the submitter creates its Hangfire job
 /// right after the insert; should the API die in between, the workers' <c>DispatchSweeper</c> does it after
-/// Jobs:DispatchGracePeriod.</item>
+/// Jobs:DispatchGracePeriod. A map chunk is handed over only when it has its turn (<c>dispatched_at</c>, see
+/// <c>Maps.MapWindow</c>): given by the submitter or by the end of an earlier chunk of its map, in the
+/// transaction that ends it; the rest wait for theirs, which is fine while some chunk of the map has one (a map with
+/// chunks waiting and none having its turn is reported as a map).</item>
 /// <item><b>Waiting for its time</b>: its Hangfire job is Scheduled; Hangfire's scheduler enqueues it when due.</item>
 /// <item><b>Fetchable</b>: its Hangfire job is Enqueued with a row in <c>hangfire.jobqueue</c> that no one holds
 /// (<c>fetchedat</c> null); any worker serving the queue takes it (<see cref="WorkQueue"/>).</item>
@@ -56,12 +59,18 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH unfinished AS (
-                (SELECT 'job' AS kind, id::text AS id, state, hangfire_job_id, created_at FROM jobs.job
+                (SELECT 'job' AS kind, id::text AS id, state, hangfire_job_id, created_at, created_at AS since FROM jobs.job
                  WHERE state IN ('scheduled', 'enqueued', 'processing') ORDER BY state = 'enqueued', id LIMIT 20000)
                 UNION ALL
-                (SELECT 'map chunk', map_id::text || '/' || chunk, state, hangfire_job_id, created_at FROM jobs.map_chunk
-                 WHERE state IN ('enqueued', 'processing') LIMIT 20000))
-            SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.created_at < now() - $2, now(), q.id IS NOT NULL, q.updatecount
+                (SELECT 'map chunk', map_id::text || '/' || chunk, state, hangfire_job_id, created_at, dispatched_at FROM jobs.map_chunk
+                 WHERE state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL LIMIT 20000)
+                UNION ALL
+                (SELECT 'map', id::text, state, NULL, created_at, created_at FROM jobs.map m
+                 WHERE state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
+                   AND NOT EXISTS (SELECT 1 FROM jobs.map_chunk c
+                                   WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
+                 LIMIT 20000))
+            SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.since < now() - $2, now(), q.id IS NOT NULL, q.updatecount
             FROM unfinished u
             LEFT JOIN {Hangfire}.job hj ON hj.id = CASE WHEN u.hangfire_job_id ~ '^[0-9]{"{"}1,18{"}"}$' THEN u.hangfire_job_id::bigint END
             LEFT JOIN {Hangfire}.jobqueue q ON q.jobid = hj.id

@@ -18,9 +18,10 @@ namespace Jobs.Core.Maps;
 /// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
 /// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
 /// map (DELETE /maps/{id} deletes the chunk's Hangfire job, which cancels <c>ct</c>), the jobs.started/finished/duration
-/// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts.
+/// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts. A chunk that
+/// ends gives its turn to the map's next chunk (<see cref="MapWindow"/>).
 /// </summary>
-public sealed class MapChunkRunner(MapExecutionStore maps, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
 {
     private const int FlushItems = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
@@ -85,7 +86,9 @@ public sealed class MapChunkRunner(MapExecutionStore maps, FunctionInvoker invok
             ct.ThrowIfCancellationRequested();
         }
         var end = ct.IsCancellationRequested ? "canceled" : "done";
-        await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
+        var next = await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
+        // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
+        if (next.Count > 0) await window.DispatchOrLeaveToSweeperAsync(next);
     }
 
     private static string Error(Exception e) => ErrorJson.From(e);

@@ -60,7 +60,8 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// Writes a batch of item outcomes, bumps the map's counters and wakes streaming readers, in one round trip and
     /// one transaction. The map's row is locked before the outcomes take their completion numbers (seq), so per map
     /// seq order is commit order: a completion-order stream pages by seq and never passes over an outcome that
-    /// commits later with a lower number (it did: streams stopped a few items short and never ended).
+    /// commits later with a lower number (it did: streams stopped a few items short and never ended). Nothing is
+    /// written once the map is canceled: its items without an outcome are canceled, marked or not yet.
     /// </summary>
     public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct)
     {
@@ -71,6 +72,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 UPDATE jobs.map_item m SET state = u.state, result = u.result::json, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
                 FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
                 WHERE m.map_id = $1 AND m.index = u.index AND m.state = 0
+                  AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
                 RETURNING u.state
             ),
             counted AS (
@@ -93,11 +95,13 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// Ends a chunk; the last chunk to end finishes the map. The map row is locked first so that two chunks
-    /// ending at once cannot both miss being last.
+    /// Ends a chunk and gives its turn to the map's next chunks (<see cref="MapWindow"/>), returned for the caller to
+    /// dispatch after the commit; the last chunk to end finishes the map. The map row is locked first so that two
+    /// chunks ending at once cannot both miss being last, nor give the same next chunk its turn.
     /// </summary>
-    public async Task FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
+    public async Task<IReadOnlyList<UndispatchedChunk>> FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
     {
+        IReadOnlyList<UndispatchedChunk> next = [];
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
@@ -111,7 +115,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             cmd.Parameters.Add(new() { Value = chunk });
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
-            await cmd.ExecuteNonQueryAsync(ct);
+            if (await cmd.ExecuteNonQueryAsync(ct) == 1) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
         }
         await using (var cmd = new NpgsqlCommand($"""
             WITH done AS (
@@ -129,6 +133,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             await cmd.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
+        return next;
     }
 
     public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)

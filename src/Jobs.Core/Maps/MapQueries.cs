@@ -1,4 +1,5 @@
 using Jobs.Core.Database;
+using Jobs.Core.Functions;
 using Npgsql;
 
 namespace Jobs.Core.Maps;
@@ -17,13 +18,25 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
 
-    /// <summary>The lowest-indexed failed item: what <c>map().get()</c> raises.</summary>
+    /// <summary>The error of an item of a map canceled by DELETE /maps/{id}.</summary>
+    public static readonly string CanceledByRequest = ErrorJson.Of(typeof(JobCanceledException), "Canceled by request.");
+
+    /// <summary>
+    /// The lowest-indexed failed item, else the lowest-indexed canceled one: what <c>map().get()</c> raises. An item of
+    /// a canceled map not yet marked (<see cref="MapSubmissionStore.SettleCanceledAsync"/>) counts as canceled.
+    /// </summary>
     public async Task<(int Index, string Error)?> FirstFailureAsync(Guid mapId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            SELECT index, error::text FROM jobs.map_item WHERE map_id = $1 AND state IN (2, 3) ORDER BY state = 3, index LIMIT 1
+            (SELECT index, error::text FROM jobs.map_item WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1)
+            UNION ALL
+            (SELECT index, coalesce(error::text, $2) FROM jobs.map_item
+             WHERE map_id = $1 AND (state = 3 OR state = 0 AND EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL))
+             ORDER BY index LIMIT 1)
+            LIMIT 1
             """);
         cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = CanceledByRequest });
         await using var reader = await cmd.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? (reader.GetInt32(0), reader.GetString(1)) : null;
     }

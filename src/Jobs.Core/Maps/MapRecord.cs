@@ -7,13 +7,14 @@ public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Sta
     public int Pending => Total - Succeeded - Failed - Canceled;
 }
 
-/// <summary>A map to store: validated by the caller.</summary>
-public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, double? TimeoutSeconds = null);
+/// <summary>A map to store: validated by the caller.
+/// <paramref name="Window"/>: most chunks handed to Hangfire and unfinished at once (<see cref="MapWindow"/>).</summary>
+public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, int Window, double? TimeoutSeconds = null);
 
 /// <summary>What a chunk's runner needs once it owns the chunk.</summary>
 public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds);
 
-/// <summary>A chunk whose Hangfire job must still be created.</summary>
+/// <summary>A chunk that has its turn and whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
 
 /// <summary>A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error).</summary>

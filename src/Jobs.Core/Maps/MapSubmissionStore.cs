@@ -7,7 +7,7 @@ namespace Jobs.Core.Maps;
 
 /// <summary>
 /// What the API does to a map: store it with its items and chunks (items go in with binary COPY, so a 100,000-item map
-/// costs a handful of statements), record its chunks' Hangfire jobs, cancel it.
+/// costs a handful of statements; the first <see cref="NewMap.Window"/> chunks get their turn, see <see cref="MapWindow"/>), cancel it.
 /// </summary>
 public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries queries)
 {
@@ -25,11 +25,11 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         }
         await using (var insert = new NpgsqlCommand("""
             WITH map AS (
-                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds)
-                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9)
+                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds, dispatch_window, next_chunk)
+                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9, $10, least($10, $8))
             )
-            INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index)
-            SELECT $1, c, c * $7, least((c + 1) * $7, $6) FROM generate_series(0, $8 - 1) AS c
+            INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index, dispatched_at)
+            SELECT $1, c, c * $7, least((c + 1) * $7, $6), CASE WHEN c < $10 THEN now() END FROM generate_series(0, $8 - 1) AS c
             """, connection, tx))
         {
             insert.Parameters.Add(new() { Value = id });
@@ -41,6 +41,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             insert.Parameters.Add(new() { Value = map.Chunksize });
             insert.Parameters.Add(new() { Value = chunks });
             insert.Parameters.Add(new() { Value = (object?)map.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+            insert.Parameters.Add(new() { Value = map.Window });
             await insert.ExecuteNonQueryAsync(ct);
         }
         await using (var copy = await connection.BeginBinaryImportAsync("COPY jobs.map_item (map_id, index, args) FROM STDIN (FORMAT BINARY)", ct))
@@ -66,25 +67,20 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         }
     }
 
-    public async Task MarkChunksDispatchedAsync(Guid mapId, int[] chunks, string[] hangfireJobIds, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.map_chunk c SET dispatched_at = now(), hangfire_job_id = coalesce(c.hangfire_job_id, d.hangfire_job_id)
-            FROM unnest($2::int[], $3::text[]) AS d(chunk, hangfire_job_id)
-            WHERE c.map_id = $1 AND c.chunk = d.chunk AND c.dispatched_at IS NULL
-            """);
-        cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = chunks });
-        cmd.Parameters.Add(new() { Value = hangfireJobIds });
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
+    /// <summary>The chunks a new map's window starts with (given their turn by <see cref="InsertAsync"/>), for the submitter to dispatch.</summary>
+    public static IReadOnlyList<UndispatchedChunk> FirstTurns(MapRecord map, int window) =>
+        [.. Enumerable.Range(0, Math.Min(window, map.Chunks)).Select(c =>
+            new UndispatchedChunk(map.Id, c, map.Function, map.Queue, c * map.Chunksize, Math.Min((c + 1) * map.Chunksize, map.Total)))];
 
     /// <summary>
-    /// DELETE /maps/{id}: every item without an outcome is canceled, the map ends 'canceled', and the Hangfire
-    /// jobs of its unfinished chunks are returned so the caller can stop them. Null for an unknown map;
-    /// <c>Canceled = false</c> when it had already finished.
+    /// DELETE /maps/{id}, in time independent of the map's size: the map ends 'canceled' with every item without an
+    /// outcome counted canceled, its chunks that have their turn end 'canceled' and their Hangfire jobs (at most its
+    /// window: the others never had one) are returned so the caller can stop them. The items themselves are marked by
+    /// <see cref="SettleCanceledAsync"/> afterwards; until then readers take them as canceled (<see cref="MapQueries"/>),
+    /// and a running chunk can no longer write an outcome (<see cref="MapExecutionStore.FlushAsync"/>).
+    /// Null for an unknown map; <c>Canceled = false</c> when it had already finished.
     /// </summary>
-    public async Task<(bool Canceled, string State, IReadOnlyList<string> HangfireJobs)?> CancelAsync(Guid mapId, string errorJson, TimeSpan retention, CancellationToken ct)
+    public async Task<(bool Canceled, string State, IReadOnlyList<string> HangfireJobs)?> CancelAsync(Guid mapId, TimeSpan retention, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -97,24 +93,19 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         if (state is not ("enqueued" or "processing")) return (false, state, []);
         List<string> hangfireJobs;
         await using (var cmd = new NpgsqlCommand($"""
-            WITH items AS (
-                UPDATE jobs.map_item SET state = 3, error = $2::jsonb, seq = nextval('jobs.map_item_seq')
-                WHERE map_id = $1 AND state = 0 RETURNING 1
-            ),
-            chunks AS (
+            WITH chunks AS (
                 UPDATE jobs.map_chunk SET state = 'canceled', finished_at = now()
-                WHERE map_id = $1 AND state IN ('enqueued', 'processing') RETURNING hangfire_job_id
+                WHERE map_id = $1 AND state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL RETURNING hangfire_job_id
             ),
             map AS (
-                UPDATE jobs.map SET state = 'canceled', cancel_requested_at = now(), finished_at = now(), expires_at = now() + $3,
-                    canceled = canceled + (SELECT count(*) FROM items)
+                UPDATE jobs.map SET state = 'canceled', cancel_requested_at = now(), finished_at = now(), expires_at = now() + $2,
+                    canceled = total - succeeded - failed, unsettled_from = 0
                 WHERE id = $1
             )
             SELECT hangfire_job_id FROM chunks WHERE hangfire_job_id IS NOT NULL
             """, connection, tx))
         {
             cmd.Parameters.Add(new() { Value = mapId });
-            cmd.Parameters.Add(new() { Value = errorJson });
             cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
             hangfireJobs = await cmd.ReadListAsync(r => r.GetString(0), ct);
         }
@@ -122,5 +113,43 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             await notify.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         return (true, "canceled", hangfireJobs);
+    }
+
+    /// <summary>Items a batch of <see cref="SettleCanceledAsync"/> marks: about 0.1–0.3 s of work, so a map's row lock is never held long.</summary>
+    public const int SettleBatch = 20_000;
+
+    /// <summary>
+    /// Marks the items of a canceled map that have no outcome canceled (with a completion number, so streams send
+    /// them), and its chunks still waiting, in batches from <c>unsettled_from</c> on. Safe to run twice at once (each
+    /// batch holds the map's row lock) and to resume after a crash. Returns how many items it marked.
+    /// </summary>
+    public async Task<int> SettleCanceledAsync(Guid mapId, CancellationToken ct)
+    {
+        var marked = 0;
+        while (true)
+        {
+            await using var cmd = dataSource.CreateCommand($"""
+                WITH m AS (
+                    SELECT id, unsettled_from AS lo, least(total, unsettled_from + $3) AS hi, total FROM jobs.map
+                    WHERE id = $1 AND unsettled_from IS NOT NULL FOR UPDATE
+                ),
+                items AS (
+                    UPDATE jobs.map_item i SET state = 3, error = $2::jsonb, seq = nextval('jobs.map_item_seq') FROM m
+                    WHERE i.map_id = $1 AND i.index >= m.lo AND i.index < m.hi AND i.state = 0 RETURNING 1
+                ),
+                chunks AS (
+                    UPDATE jobs.map_chunk c SET state = 'canceled', finished_at = now() FROM m
+                    WHERE c.map_id = $1 AND c.state IN ('enqueued', 'processing') AND c.end_index <= m.hi
+                ),
+                advanced AS (UPDATE jobs.map AS map SET unsettled_from = CASE WHEN m.hi >= m.total THEN NULL ELSE m.hi END FROM m WHERE map.id = m.id)
+                SELECT (SELECT count(*) FROM m)::int, (SELECT count(*) FROM items)::int, pg_notify('{MapQueries.ProgressChannel}', $1::text)
+                """);
+            cmd.Parameters.Add(new() { Value = mapId });
+            cmd.Parameters.Add(new() { Value = MapQueries.CanceledByRequest });
+            cmd.Parameters.Add(new() { Value = SettleBatch });
+            var (left, items) = await cmd.ReadFirstOrDefaultAsync(r => (r.GetInt32(0), r.GetInt32(1)), ct);
+            if (left == 0) return marked;
+            marked += items;
+        }
     }
 }

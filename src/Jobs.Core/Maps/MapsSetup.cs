@@ -11,6 +11,7 @@ public static class MapsSetup
         services.AddSingleton<MapSubmissionStore>();
         services.AddSingleton<MapExecutionStore>();
         services.AddSingleton<MapDispatcher>();
+        services.AddSingleton<MapWindow>();
         services.AddTransient<MapChunkRunner>();
         return services;
     }

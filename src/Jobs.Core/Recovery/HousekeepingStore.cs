@@ -26,17 +26,50 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
         return await cmd.ReadListAsync(JobQueries.Read, ct);
     }
 
+    /// <summary>
+    /// Chunks given their turn longer than <paramref name="grace"/> ago that never got a Hangfire job: the process
+    /// that gave it (the API storing the map, or the worker ending the chunk before) died in between.
+    /// </summary>
     public async Task<IReadOnlyList<UndispatchedChunk>> FindUndispatchedChunksAsync(TimeSpan grace, int limit, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
             SELECT c.map_id, c.chunk, m.function, m.queue, c.first_index, c.end_index
             FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
-            WHERE c.dispatched_at IS NULL AND c.state = 'enqueued' AND c.created_at < now() - $1
-            ORDER BY c.created_at LIMIT $2
+            WHERE c.state = 'enqueued' AND c.dispatched_at IS NOT NULL AND c.hangfire_job_id IS NULL AND c.dispatched_at < now() - $1
+            ORDER BY c.dispatched_at LIMIT $2
             """);
         cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = limit });
         return await cmd.ReadListAsync(reader => new UndispatchedChunk(reader.GetGuid(0), reader.GetInt32(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)), ct);
+    }
+
+    /// <summary>
+    /// Unfinished maps with chunks waiting for a turn while fewer than their window have one: what no chunk's end
+    /// will refill (every end refills in its own transaction, so this is a repair, normally empty).
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> FindMapsBelowWindowAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT m.id FROM jobs.map m
+            WHERE m.state IN ('enqueued', 'processing') AND m.cancel_requested_at IS NULL AND m.next_chunk < m.chunks AND m.created_at < now() - $1
+              AND m.dispatch_window > (SELECT count(*) FROM jobs.map_chunk c
+                                       WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
+            ORDER BY m.created_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
+    }
+
+    /// <summary>Maps canceled longer than <paramref name="grace"/> ago whose items are not all marked yet (the API that canceled them died).</summary>
+    public async Task<IReadOnlyList<Guid>> FindUnsettledCanceledMapsAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT id FROM jobs.map WHERE unsettled_from IS NOT NULL AND cancel_requested_at < now() - $1 ORDER BY cancel_requested_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
     }
 
     /// <summary>Finished jobs whose callback nobody took (their worker died right after finishing them).</summary>

@@ -9,11 +9,13 @@ namespace Jobs.Worker.Maintenance;
 /// <summary>
 /// The API stores a job, then creates its Hangfire job. An API killed between the two leaves a stored,
 /// acknowledged-or-not job that nothing would run; this finds such rows after Jobs:DispatchGracePeriod and
-/// dispatches them. Should the original dispatch exist after all, the runner's claim lets only one run.
+/// dispatches them (for a map: its chunks given their turn, see <see cref="MapWindow"/>, and refills a map's window
+/// should fewer chunks have their turn than it allows), and marks the items of a canceled map its API left unmarked. Should the original dispatch exist after all, the runner's
+/// claim lets only one run.
 /// Likewise for callbacks of finished jobs that no sender took (the worker died right after finishing).
 /// </summary>
 internal sealed class DispatchSweeper(
-    HousekeepingStore store, JobSubmissionStore jobs, MapSubmissionStore maps, JobDispatcher dispatcher, MapDispatcher mapDispatcher,
+    HousekeepingStore store, JobSubmissionStore jobs, JobDispatcher dispatcher, MapWindow window, MapSubmissionStore maps,
     ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<DispatchSweeper> logger)
     : BackgroundService
 {
@@ -37,9 +39,18 @@ internal sealed class DispatchSweeper(
                 }
                 foreach (var chunk in await store.FindUndispatchedChunksAsync(grace, 500, stoppingToken))
                 {
-                    var hangfireJobId = mapDispatcher.Dispatch(chunk.MapId, chunk.Chunk, chunk.Function, chunk.Queue, chunk.FirstIndex, chunk.EndIndex);
-                    await maps.MarkChunksDispatchedAsync(chunk.MapId, [chunk.Chunk], [hangfireJobId], stoppingToken);
-                    logger.LogWarning("Dispatched chunk {Chunk} of map {MapId}, accepted but never handed to Hangfire", chunk.Chunk, chunk.MapId);
+                    await window.DispatchAsync([chunk], stoppingToken);
+                    logger.LogWarning("Dispatched chunk {Chunk} of map {MapId}, given its turn but never handed to Hangfire", chunk.Chunk, chunk.MapId);
+                }
+                foreach (var mapId in await store.FindMapsBelowWindowAsync(grace, 100, stoppingToken))
+                {
+                    if (await window.RefillAsync(mapId, stoppingToken) is > 0 and var given)
+                        logger.LogWarning("Gave {Count} chunk(s) of map {MapId} their turn: fewer than its window were queued or running", given, mapId);
+                }
+                foreach (var mapId in await store.FindUnsettledCanceledMapsAsync(grace, 100, stoppingToken))
+                {
+                    var marked = await maps.SettleCanceledAsync(mapId, stoppingToken);
+                    logger.LogWarning("Marked {Count} items of canceled map {MapId} canceled, left unmarked by the API that canceled it", marked, mapId);
                 }
                 foreach (var (id, queue) in await store.FindUnsentCallbacksAsync(grace, 500, stoppingToken))
                 {

@@ -77,9 +77,10 @@ public sealed class LivenessTests(FaultSystemFixture system, ITestOutputHelper o
         var queue = SystemFixture.PrivateQueue();
         var response = await Http.PostAsync("/maps", System.Net.Http.Json.JsonContent.Create(new { function = "math.square", items = new[] { 1, 2, 3 }, queue }));
         var id = (await response.JsonAsync())["id"]!.GetValue<Guid>();
-        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1", id) is not null, "dispatched");
-        var hangfireJobId = long.Parse((await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1", id))!);
-        await Database.ScalarAsync<int>("UPDATE jobs.map_chunk SET state = 'processing', attempts = 1, started_at = now() - interval '1 minute' WHERE map_id = $1 RETURNING 1", id);
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1 AND chunk = 0", id) is not null, "dispatched");
+        var hangfireJobId = long.Parse((await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.map_chunk WHERE map_id = $1 AND chunk = 0", id))!);
+        // The chunk whose Hangfire job is played as ended (the others wait for their turn, or run as usual).
+        await Database.ScalarAsync<int>("UPDATE jobs.map_chunk SET state = 'processing', attempts = 1, started_at = now() - interval '1 minute' WHERE map_id = $1 AND chunk = 0 RETURNING 1", id);
         await Database.ScalarAsync<int>("""
             WITH s AS (INSERT INTO hangfire.state (jobid, name, reason, createdat, data)
                        VALUES ($1, 'Succeeded', 'played by the test', now(), '{}') RETURNING id)

@@ -18,7 +18,7 @@ public sealed class MapStoreFacts(StoreFixture store) : IAsyncLifetime
 
     private async Task<MapRecord> SquaresAsync(int items, int chunksize)
     {
-        var (map, created) = await store.MapSubmissions.InsertAsync(new NewMap("math.square", "{}", Star: false, "q", chunksize),
+        var (map, created) = await store.MapSubmissions.InsertAsync(new NewMap("math.square", "{}", Star: false, "q", chunksize, Window: 100),
             [.. Enumerable.Range(0, items).Select(i => $"[{i}]")], null, default);
         Assert.True(created);
         return map;
