@@ -73,6 +73,7 @@ internal sealed class JobService(
     {
         var queue = SubmissionRules.Queue(request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
+        SubmissionRules.Depth(request.Args, request.Kwargs, options.Value.MaxJsonDepth);
         try
         {
             function.Validate(request.Args, request.Kwargs);

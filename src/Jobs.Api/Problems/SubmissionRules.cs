@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Jobs.Core.Functions;
 using Jobs.Core.Hangfire;
 
@@ -33,6 +34,17 @@ internal static class SubmissionRules
         return QueueNames.IsValid(queue)
             ? queue
             : throw new RequestRefusedException(400, "Invalid queue", $"'{Echo(queue)}' is not a valid queue: {QueueNames.Rule}.", "queue");
+    }
+
+    /// <summary>
+    /// 400 when the arguments (<paramref name="args"/>, <paramref name="kwargs"/>, each as it will be stored) nest deeper
+    /// than Jobs:MaxJsonDepth: the one limit results keep too, so everything stored can be served.
+    /// </summary>
+    public static void Depth(JsonElement args, JsonElement kwargs, int maxDepth, string argsField = "args")
+    {
+        if ((StoredValueLimits.DepthProblem(args, argsField, maxDepth) ?? StoredValueLimits.DepthProblem(kwargs, "kwargs", maxDepth)) is { } problem)
+            throw new RequestRefusedException(400, "Nested too deeply", problem,
+                StoredValueLimits.DepthProblem(args, argsField, maxDepth) is null ? "kwargs" : argsField);
     }
 
     /// <summary>Caller input as a refusal quotes it.</summary>

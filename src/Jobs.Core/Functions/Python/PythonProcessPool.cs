@@ -175,7 +175,8 @@ public sealed class PythonProcess : IDisposable
                 await _process.WaitForExitAsync(CancellationToken.None);
                 throw new PythonProcessDiedException($"The python3 process running {function} exited with code {_process.ExitCode}. {Tail()}".Trim());
             }
-            var message = JsonNode.Parse(line)!.AsObject();
+            // Any depth python3 can write: how deep a result may be is StoredValueLimits' to say (naming the limit), not the parser's 64.
+            var message = JsonNode.Parse(line, documentOptions: new JsonDocumentOptions { MaxDepth = 1024 })!.AsObject();
             if (message["progress"] is { } progress)
             {
                 await context.ReportProgressAsync(progress.GetValue<double>(), message["message"]?.GetValue<string>(), ct);
