@@ -42,9 +42,12 @@ internal sealed class JobService(
         }
     }
 
-    /// <summary>The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.</summary>
+    /// <summary>
+    /// The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.
+    /// Without its result: a response copies that from the database (<see cref="StreamedJobs"/>).
+    /// </summary>
     public Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token), job => JobStates.IsFinished(job.State),
+        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token, withResult: false), job => JobStates.IsFinished(job.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>

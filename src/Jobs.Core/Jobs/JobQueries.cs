@@ -18,9 +18,22 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         callback::text, hangfire_job_id
         """;
 
-    public async Task<JobRecord?> GetAsync(Guid id, CancellationToken ct)
+    /// <summary>
+    /// <see cref="Columns"/> without the result (always null): a reader that serves it copies it with
+    /// <see cref="CopyResultAsync"/> instead of holding a copy of a result of up to Jobs:MaxResultBytes per request.
+    /// </summary>
+    private const string ColumnsWithoutResult = """
+        id, function, args::text, kwargs::text, queue, state, NULL::text, error::text, progress::text,
+        attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
+        callback::text, hangfire_job_id
+        """;
+
+    /// <param name="id">The job.</param>
+    /// <param name="ct">Cancels the read.</param>
+    /// <param name="withResult">False: <see cref="JobRecord.Result"/> is left null; <see cref="CopyResultAsync"/> serves it.</param>
+    public async Task<JobRecord?> GetAsync(Guid id, CancellationToken ct, bool withResult = true)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE id = $1");
+        await using var cmd = dataSource.CreateCommand($"SELECT {(withResult ? Columns : ColumnsWithoutResult)} FROM jobs.job WHERE id = $1");
         cmd.Parameters.Add(new() { Value = id });
         return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
@@ -35,10 +48,15 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Newest first; <paramref name="before"/> is the last id of the previous page (ids are UUIDv7, time-ordered).</summary>
-    public async Task<IReadOnlyList<JobRecord>> ListAsync(JobFilter filter, int limit, Guid? before, CancellationToken ct)
+    /// <param name="filter">Which jobs.</param>
+    /// <param name="limit">At most this many.</param>
+    /// <param name="before">The last id of the previous page.</param>
+    /// <param name="ct">Cancels the read.</param>
+    /// <param name="withResult">False: results are left null; <see cref="CopyResultAsync"/> serves them.</param>
+    public async Task<IReadOnlyList<JobRecord>> ListAsync(JobFilter filter, int limit, Guid? before, CancellationToken ct, bool withResult = true)
     {
         await using var cmd = dataSource.CreateCommand($"""
-            SELECT {Columns} FROM jobs.job
+            SELECT {(withResult ? Columns : ColumnsWithoutResult)} FROM jobs.job
             WHERE ($1::text IS NULL OR state = $1)
               AND ($2::text IS NULL OR function = $2)
               AND ($3::text IS NULL OR queue = $3)
@@ -52,6 +70,25 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = (object?)before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         cmd.Parameters.Add(new() { Value = limit });
         return await cmd.ReadListAsync(Read, ct, limit);
+    }
+
+    /// <summary>
+    /// Copies the job's stored result, its JSON text in UTF-8, to <paramref name="output"/> as PostgreSQL sends it
+    /// (sequential access: a row is not buffered whole), so serving a large result holds no copy of it; writes
+    /// <c>null</c> when there is none (the job was purged meanwhile).
+    /// </summary>
+    public async Task CopyResultAsync(Guid id, Stream output, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT result::text FROM jobs.job WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
+        if (!await reader.ReadAsync(ct) || await reader.IsDBNullAsync(0, ct))
+        {
+            await output.WriteAsync("null"u8.ToArray(), ct);
+            return;
+        }
+        await using var value = await reader.GetFieldValueAsync<Stream>(0, ct);
+        await value.CopyToAsync(output, 64 * 1024, ct);
     }
 
     internal static JobRecord Read(NpgsqlDataReader r) => new(

@@ -16,6 +16,16 @@ public readonly record struct RawJson(string Json)
     public override string ToString() => Json;
 
     public static RawJson? From(string? json) => json is null ? null : new RawJson(json);
+
+    /// <summary>
+    /// Stands for a value a response copies in from the database as it writes (a job's result): the control
+    /// character U+0001, which valid JSON text never holds raw (PostgreSQL's json type and the serializer both
+    /// escape it inside strings), so each occurrence in a serialized response marks exactly one such value.
+    /// </summary>
+    public static readonly RawJson Placeholder = new("\u0001");
+
+    /// <summary>The byte <see cref="Placeholder"/> is written as.</summary>
+    public const byte PlaceholderByte = 0x01;
 }
 
 /// <summary>Writes a <see cref="RawJson"/> raw, without validating it again (depth included); reads any JSON value as its text.</summary>
