@@ -139,9 +139,18 @@ internal sealed class MapService(
             foreach (var item in batch)
             {
                 if (inputOrder && item.Index != next) break; // keep input order: stop at the first gap
-                await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
-                    ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
-                    : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
+                if (item.LargeResult)
+                {
+                    // Copied from the database as it comes, not held: a result may be Jobs:MaxResultBytes.
+                    await writer.WriteAsync($$"""{"index":{{item.Index}},"result":""");
+                    await writer.FlushAsync(ct);
+                    await queries.CopyItemResultAsync(map.Id, item.Index, output, ct);
+                    await writer.WriteLineAsync("}");
+                }
+                else
+                    await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
+                        ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
+                        : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
                 next = item.Index + 1;
                 lastSeq = Math.Max(lastSeq, item.Seq);
                 written++;

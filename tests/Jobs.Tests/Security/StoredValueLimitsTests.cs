@@ -184,6 +184,24 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
     }
 
     [Fact]
+    public async Task A_maps_large_and_small_results_come_back_exactly_from_results_and_stream()
+    {
+        // Results larger than MapQueries.InlineResultBytes (64 KiB) are copied from the database one by one.
+        int[] lengths = [3, 200_000, 1, 70_000];
+        var map = (await (await Http.PostAsJsonAsync("/maps?wait=60", new { function = "debug.text", items = lengths })).JsonAsync())["id"]!.GetValue<Guid>();
+
+        var results = await Http.GetAsync($"/maps/{map}/results");
+        Assert.Equal(HttpStatusCode.OK, results.StatusCode);
+        Assert.Equal(lengths, (await results.JsonAsync())["results"]!.AsArray().Select(r => r!.GetValue<string>().Length));
+        foreach (var order in new[] { "input", "completion" })
+        {
+            var lines = (await Http.GetStringAsync($"/maps/{map}/stream?order={order}")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+            Assert.Equal(lengths.Length, lines.Count);
+            Assert.All(lines, l => Assert.Equal(new string('x', lengths[l["index"]!.GetValue<int>()]), l["result"]!.GetValue<string>()));
+        }
+    }
+
+    [Fact]
     public async Task A_python_functions_result_keeps_the_same_limits_and_the_former_depth_key_still_works()
     {
         var module = Path.Combine(Directory.CreateTempSubdirectory("jobs-limits-").FullName, "limits.py");
