@@ -148,7 +148,7 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
         Assert.Contains("Jobs:MaxResultBytes", failed["error"]!["message"]!.GetValue<string>());
         Assert.Null(await Database.ScalarAsync<string>("SELECT result::text FROM jobs.job WHERE id = $1", over));
 
-        // "é" is two bytes in UTF-8: the limit counts bytes, so half as many fit.
+        // The limit counts the bytes of the stored JSON text, where "é" is escaped (\u00E9): as many characters do not fit.
         var tooManyBytes = await Http.WaitForJobAsync(at, 60);
         Assert.Equal("failed", tooManyBytes["state"]!.GetValue<string>());
         Assert.Contains("Jobs:MaxResultBytes", tooManyBytes["error"]!["message"]!.GetValue<string>());

@@ -11,10 +11,11 @@ namespace Jobs.Core.Functions.Python;
 /// concurrent call, so at most one per worker slot), each running the module's initializer once, replaced after
 /// MaxTasksPerChild calls, and terminated — then replaced — when a call is canceled or times out, since Python code
 /// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced. Each process gets
-/// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own.
+/// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own. Each call tells the
+/// process <paramref name="maxResultBytes"/> (Jobs:MaxResultBytes; 0: none), so a larger result is refused before it travels.
 /// </summary>
 public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module,
-    IReadOnlyDictionary<string, string> environment, int maxCrashes, ILogger logger) : IDisposable
+    IReadOnlyDictionary<string, string> environment, int maxCrashes, ILogger logger, long maxResultBytes = 0) : IDisposable
 {
     private readonly ConcurrentBag<PythonProcess> _idle = [];
 
@@ -45,7 +46,7 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
         var keep = false;
         try
         {
-            var result = await process.CallAsync(function, args, kwargs, context, ct);
+            var result = await process.CallAsync(function, args, kwargs, context, maxResultBytes, ct);
             keep = module.MaxTasksPerChild <= 0 || process.Calls < module.MaxTasksPerChild;
             return result;
         }
@@ -156,14 +157,18 @@ public sealed class PythonProcess : IDisposable
         return process;
     }
 
-    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
+    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, long maxResultBytes, CancellationToken ct)
     {
         Calls++;
         // Kept after the call: stderr is read on its own, and a line printed just before the answer may be read after it.
         _job = context.JobId == Guid.Empty ? null : context.JobId;
         // Python cannot be interrupted from outside: a cancel or timeout terminates the process (the pool replaces it).
         await using var kill = ct.Register(() => { try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
-        var request = new JsonObject { ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };
+        var request = new JsonObject
+        {
+            ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()),
+            ["maxResultBytes"] = maxResultBytes,
+        };
         await _process.StandardInput.WriteLineAsync(request.ToJsonString());
         await _process.StandardInput.FlushAsync(CancellationToken.None);
         while (true)
