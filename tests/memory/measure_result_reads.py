@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """How much memory concurrent reads of one large result cost the API.
 
-Starts the service with the launcher (its own PostgreSQL under .data/measure-reads, one worker, the API on a free
+Starts the service with the launcher (its own PostgreSQL under .data/measure-reads, made anew, one worker, the API on a free
 port), runs a Python function that returns a string of SIZE bytes of JSON, then reads that job READERS times at once
-(GET /jobs/{id}/result and GET /jobs/{id}, ROUNDS rounds) while sampling the API process's resident memory every
+(GET /jobs/{id}/result, GET /jobs/{id} and GET /jobs?limit=5 in turn, ROUNDS rounds) while sampling the API process's resident memory every
 10 ms from /proc/<pid>/status. Prints RSS before, peak during and after (5 s later), in MiB.
 
     dotnet build -c Release src/Jobs.Launcher && python3 tests/memory/measure_result_reads.py [SIZE_MIB] [READERS] [ROUNDS]
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SIZE = int(float(sys.argv[1]) * 1024 * 1024) if len(sys.argv) > 1 else 16 * 1024 * 1024 - 64
 READERS = int(sys.argv[2]) if len(sys.argv) > 2 else 12
-ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 6
 
 
 def free_port():
@@ -57,6 +58,7 @@ def main():
     module = os.path.join(tempfile.mkdtemp(prefix="jobs-measure-"), "measure_mod.py")
     with open(module, "w") as f:
         f.write("def big(n):\n    return 'x' * n\n")
+    shutil.rmtree(os.path.join(ROOT, ".data", "measure-reads"), ignore_errors=True)  # the same data every run
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     launcher_dll = os.path.join(ROOT, "src", "Jobs.Launcher", "bin", "Release", "net10.0", "Jobs.Launcher.dll")
@@ -100,10 +102,10 @@ def main():
         sizes = set()
         with ThreadPoolExecutor(READERS) as pool:
             for r in range(ROUNDS):
-                path = f"/jobs/{job_id}/result" if r % 2 == 0 else f"/jobs/{job_id}"
+                path = [f"/jobs/{job_id}/result", f"/jobs/{job_id}", "/jobs?limit=5"][r % 3]
                 for status, n in pool.map(lambda _: get(base + path), range(READERS)):
                     assert status == 200, status
-                    sizes.add((path.rsplit("/", 1)[-1], n))
+                    sizes.add((path.rsplit("/", 1)[-1][:12], n))
         took = time.time() - started
         time.sleep(5)
         stop.set()
