@@ -42,9 +42,9 @@ internal static class SubmissionRules
     /// </summary>
     public static void Depth(JsonElement args, JsonElement kwargs, int maxDepth, string argsField = "args")
     {
-        if ((StoredValueLimits.DepthProblem(args, argsField, maxDepth) ?? StoredValueLimits.DepthProblem(kwargs, "kwargs", maxDepth)) is { } problem)
-            throw new RequestRefusedException(400, "Nested too deeply", problem,
-                StoredValueLimits.DepthProblem(args, argsField, maxDepth) is null ? "kwargs" : argsField);
+        foreach (var (value, field) in new[] { (args, argsField), (kwargs, "kwargs") })
+            if (StoredValueLimits.DepthProblem(value, field, maxDepth) is { } problem)
+                throw new RequestRefusedException(400, "Nested too deeply", problem, field);
     }
 
     /// <summary>Caller input as a refusal quotes it.</summary>
