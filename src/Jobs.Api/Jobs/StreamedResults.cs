@@ -43,7 +43,7 @@ internal sealed class StreamedResults<T>(int status, T value, IReadOnlyList<Guid
         builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status200OK, typeof(T), ["application/json"]));
 }
 
-/// <summary>Builds <see cref="StreamedResults{T}"/> from jobs read without their results (<c>withResult: false</c>).</summary>
+/// <summary>Builds <see cref="StreamedResults{T}"/> from jobs read without their large results (<c>withResult: false</c>).</summary>
 internal static class StreamedJobs
 {
     /// <summary>The job as <see cref="JobView"/>, its result (if it succeeded) copied in from the database.</summary>
@@ -54,7 +54,9 @@ internal static class StreamedJobs
     }
 
     /// <summary>GET /jobs/{id}/result of a succeeded job.</summary>
-    public static StreamedResults<JobResult> Result(JobRecord job) => new(StatusCodes.Status200OK, new JobResult(RawJson.Placeholder), [job.Id]);
+    public static StreamedResults<JobResult> Result(JobRecord job) => job.ResultNotRead
+        ? new(StatusCodes.Status200OK, new JobResult(RawJson.Placeholder), [job.Id])
+        : new(StatusCodes.Status200OK, new JobResult(RawJson.From(job.Result)), []);
 
     /// <summary>A page of GET /jobs.</summary>
     public static StreamedResults<JobPage> Page(IReadOnlyList<JobRecord> jobs, string? nextCursor)
@@ -65,5 +67,5 @@ internal static class StreamedJobs
     }
 
     private static (JobView View, Guid[] Results) WithPlaceholder(JobRecord job) =>
-        job.State == JobStates.Succeeded ? (JobView.From(job) with { Result = RawJson.Placeholder }, [job.Id]) : (JobView.From(job), []);
+        job is { State: JobStates.Succeeded, ResultNotRead: true } ? (JobView.From(job) with { Result = RawJson.Placeholder }, [job.Id]) : (JobView.From(job), []);
 }

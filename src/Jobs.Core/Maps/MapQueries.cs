@@ -46,7 +46,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Results up to this many bytes come with <see cref="MapItemOutcome"/>; larger ones are copied by <see cref="CopyItemResultAsync"/>.</summary>
-    public const int InlineResultBytes = 64 * 1024;
+    public const int InlineResultBytes = Jobs.JobQueries.InlineResultBytes;
 
     /// <summary>Copies one item's stored result to <paramref name="output"/> as it arrives (<c>null</c> if there is none).</summary>
     public async Task CopyItemResultAsync(Guid mapId, int index, Stream output, CancellationToken ct)

@@ -161,6 +161,12 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
         Assert.True(expected.AsSpan().SequenceEqual(body), $"the result came back changed ({body.Length} bytes, {expected.Length} expected)");
         var job = await (await Http.GetAsync($"/jobs/{exact}")).JsonAsync();
         Assert.Equal(MaxResultBytes - 2, job["result"]!.GetValue<string>().Length);
+        // A page holds large results (copied from the database) beside failed jobs and small results (read with the page).
+        var small = await Http.WaitForJobAsync(await Http.SubmitOkAsync(new { function = "debug.text", args = new[] { 5 } }));
+        var page = (await (await Http.GetAsync("/jobs?limit=5")).JsonAsync())["items"]!.AsArray().ToDictionary(j => j!["id"]!.GetValue<Guid>());
+        Assert.Equal(MaxResultBytes - 2, page[exact]!["result"]!.GetValue<string>().Length);
+        Assert.Equal("xxxxx", page[small["id"]!.GetValue<Guid>()]!["result"]!.GetValue<string>());
+        Assert.Equal("failed", page[over]!["state"]!.GetValue<string>());
     }
 
     [Fact]
