@@ -28,6 +28,7 @@ internal sealed class StreamedResults<T>(int status, T value, IReadOnlyList<Guid
         if (location is not null) http.Response.Headers.Location = location;
         var body = http.Response.Body;
         var ct = http.RequestAborted;
+        if (results.Count > 0) StreamedJobs.RequireReadingPace(http);
         var from = 0;
         foreach (var id in results)
         {
@@ -64,6 +65,18 @@ internal static class StreamedJobs
         var views = jobs.Select(WithPlaceholder).ToList();
         return new StreamedResults<JobPage>(StatusCodes.Status200OK, new JobPage([.. views.Select(v => v.View)], nextCursor),
             [.. views.SelectMany(v => v.Results)]);
+    }
+
+    /// <summary>
+    /// A response copying a stored result from the database holds a pooled connection while its client reads
+    /// (<see cref="Core.Database.Rows.MaxConcurrentCopies"/> at once): a client that reads it slower than 64 KiB/s (after
+    /// 10 s) is disconnected, so 16 MiB take at most about 4 minutes and a stalled reader cannot keep one for good.
+    /// Kestrel's default is 240 bytes/s.
+    /// </summary>
+    public static void RequireReadingPace(HttpContext http)
+    {
+        if (http.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinResponseDataRateFeature>() is { } rate)
+            rate.MinDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(64 * 1024, TimeSpan.FromSeconds(10));
     }
 
     private static (JobView View, Guid[] Results) WithPlaceholder(JobRecord job) =>

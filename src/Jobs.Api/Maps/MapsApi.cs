@@ -104,6 +104,7 @@ internal static class MapsApi
                 return TypedResults.Stream(async body =>
                 {
                     // 100,000 results are copied from the database as they come, never held in memory, nor one large one.
+                    StreamedJobs.RequireReadingPace(http);
                     await body.WriteAsync("{\"results\":["u8.ToArray(), ct);
                     await store.CopyResultsAsync(id, body, ct);
                     await body.WriteAsync("]}"u8.ToArray(), ct);

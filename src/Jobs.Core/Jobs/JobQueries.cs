@@ -80,21 +80,14 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Copies the job's stored result, its JSON text in UTF-8, to <paramref name="output"/> as PostgreSQL sends it
-    /// (sequential access: a row is not buffered whole), so serving a large result holds no copy of it; writes
-    /// <c>null</c> when there is none (the job was purged meanwhile).
+    /// (<see cref="Rows.CopyTextAsync"/>), so serving a large result holds no copy of it; writes <c>null</c> when
+    /// there is none (the job was purged meanwhile).
     /// </summary>
     public async Task CopyResultAsync(Guid id, Stream output, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("SELECT result::text FROM jobs.job WHERE id = $1");
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.job WHERE id = $1");
         cmd.Parameters.Add(new() { Value = id });
-        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-        if (!await reader.ReadAsync(ct) || await reader.IsDBNullAsync(0, ct))
-        {
-            await output.WriteAsync("null"u8.ToArray(), ct);
-            return;
-        }
-        await using var value = await reader.GetFieldValueAsync<Stream>(0, ct);
-        await value.CopyToAsync(output, 64 * 1024, ct);
+        await cmd.CopyTextAsync(output, ct, ifNone: "null");
     }
 
     internal static JobRecord Read(NpgsqlDataReader r) => new(

@@ -36,13 +36,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 ORDER BY index");
         cmd.Parameters.Add(new() { Value = mapId });
-        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-        for (var first = true; await reader.ReadAsync(ct); first = false)
-        {
-            if (!first) await output.WriteAsync(","u8.ToArray(), ct);
-            await using var value = await reader.GetFieldValueAsync<Stream>(0, ct);
-            await value.CopyToAsync(output, 64 * 1024, ct);
-        }
+        await cmd.CopyTextAsync(output, ct, separator: ",");
     }
 
     /// <summary>Results up to this many bytes come with <see cref="MapItemOutcome"/>; larger ones are copied by <see cref="CopyItemResultAsync"/>.</summary>
@@ -54,14 +48,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 AND index = $2");
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = index });
-        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-        if (!await reader.ReadAsync(ct))
-        {
-            await output.WriteAsync("null"u8.ToArray(), ct);
-            return;
-        }
-        await using var value = await reader.GetFieldValueAsync<Stream>(0, ct);
-        await value.CopyToAsync(output, 64 * 1024, ct);
+        await cmd.CopyTextAsync(output, ct, ifNone: "null");
     }
 
     /// <summary>Finished items from <paramref name="fromIndex"/> on, in index order (the caller keeps only the unbroken run).</summary>

@@ -169,6 +169,45 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
         Assert.Equal("failed", page[over]!["state"]!.GetValue<string>());
     }
 
+    /// <summary>A client that asks for <paramref name="path"/> and then reads nothing.</summary>
+    private async Task<System.Net.Sockets.TcpClient> StallAsync(string path)
+    {
+        var client = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
+        await client.ConnectAsync(Fixture.ApiUrl.Host, Fixture.ApiUrl.Port);
+        await client.GetStream().WriteAsync(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        return client;
+    }
+
+    [Fact]
+    public async Task Readers_that_stall_on_large_results_do_not_take_every_database_connection()
+    {
+        var large = await Http.SubmitOkAsync(new { function = "debug.text", args = new[] { MaxResultBytes - 2 } });
+        Assert.Equal("succeeded", (await Http.WaitForJobAsync(large, 60))["state"]!.GetValue<string>());
+        var small = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 4 } });
+        await Http.WaitForJobAsync(small);
+
+        // More stalled readers than the API's pool has connections (Npgsql's 100): a copy of a large result holds one
+        // while its client reads, but only Rows.MaxConcurrentCopies copies run at once.
+        var stalled = new List<System.Net.Sockets.TcpClient>();
+        try
+        {
+            for (var i = 0; i < 110; i++) stalled.Add(await StallAsync($"/jobs/{large}/result"));
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            for (var i = 0; i < 20; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync($"/jobs/{small}")).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await Http.GetAsync("/jobs?limit=5&function=math.square")).StatusCode);
+            }
+            // (Reads of other large results wait for a copy to end meanwhile: see the README's limits.)
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"40 small reads beside 110 stalled ones took {clock.Elapsed}");
+        }
+        finally
+        {
+            foreach (var client in stalled) client.Dispose();
+        }
+    }
+
     [Fact]
     public async Task A_map_item_over_the_size_limit_fails_alone_naming_the_limit()
     {
