@@ -21,6 +21,7 @@ internal static class ApiHostExtensions
         builder.Services.AddValidatedOptions<ApiOptions>(ApiOptions.Section);
         var api = builder.Configuration.Read<ApiOptions>(ApiOptions.Section);
         var auth = builder.Configuration.Read<AuthOptions>(AuthOptions.Section);
+        var maxJsonDepth = JobsOptions.ConfiguredMaxJsonDepth(builder.Configuration);
         var urls = api.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(u => auth.Enabled ? u : LoopbackOnly(u)).Distinct().ToArray();
         builder.WebHost.UseUrls(urls);
@@ -47,12 +48,18 @@ internal static class ApiHostExtensions
         });
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
-            json.SerializerOptions.MaxDepth = api.MaxJsonDepth;
+            // A stored value (arguments, kwargs, a map item) nests at most Jobs:MaxJsonDepth deep, checked where it is
+            // accepted (SubmissionRules.Depth); the body around it adds up to three levels ({"jobs": [{"args": …}]}).
+            // Stored values are written back raw (RawJson), so no response depends on this limit.
+            json.SerializerOptions.MaxDepth = maxJsonDepth + BodyDepthAroundValues;
             // A number in the contract is a JSON number: not "5", not "NaN" (the web defaults read numbers from strings).
             json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict;
         });
         return builder;
     }
+
+    /// <summary>How much deeper than a stored value a request body may nest: POST /jobs/batch's object, its jobs array, and a job.</summary>
+    public const int BodyDepthAroundValues = 3;
 
     /// <summary>The client's own address behind an Api:TrustedProxies proxy (X-Forwarded-For), for limits and logs.</summary>
     public static WebApplication UseJobsForwardedHeaders(this WebApplication app)

@@ -331,11 +331,20 @@ def run(module_name, functions_by_key, request):
         return json.dumps({"ok": False, "error": error(e)})
     try:
         string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
-        return json.dumps({"ok": True, "result": result}, allow_nan=False)  # NaN/Infinity are not JSON
+        encoded = json.dumps(result, allow_nan=False, separators=(",", ":"))  # NaN/Infinity are not JSON
     except (TypeError, ValueError, RecursionError) as e:
         # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
         return json.dumps({"ok": False, "error": error(e, "MaybeEncodingError") | {
             "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})
+    # Jobs:MaxResultBytes, sent with each call: a larger result is refused here, before it travels. The worker checks
+    # again, exactly; this count (compact JSON, non-ASCII escaped) is never more than the worker's, so it refuses
+    # nothing the worker would store.
+    limit = request.get("maxResultBytes") or 0
+    if limit and len(encoded) > limit:
+        return json.dumps({"ok": False, "error": {"type": "MaybeEncodingError", "stackTrace": "", "message":
+                          f"Error sending result: its JSON is {len(encoded):,} bytes, more than the {limit:,} bytes "
+                          "this service stores for one result (Jobs:MaxResultBytes). Return less, or store it elsewhere and return where."}})
+    return '{"ok":true,"result":' + encoded + "}"
 
 
 def _user():

@@ -62,4 +62,4 @@ internal sealed record SubmittedJob(JobView? Job, Microsoft.AspNetCore.Mvc.Probl
 internal sealed record JobPage(IReadOnlyList<JobView> Items, string? NextCursor);
 
 /// <summary>GET /jobs/{id}/result when the job succeeded: <c>AsyncResult.get()</c>'s value.</summary>
-internal sealed record JobResult(JsonElement? Result);
+internal sealed record JobResult(RawJson? Result);

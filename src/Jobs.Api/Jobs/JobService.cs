@@ -44,9 +44,12 @@ internal sealed class JobService(
         }
     }
 
-    /// <summary>The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.</summary>
+    /// <summary>
+    /// The job once it is finished or <paramref name="seconds"/> have passed, whichever is first; null if unknown.
+    /// Without its result: a response copies that from the database (<see cref="StreamedJobs"/>).
+    /// </summary>
     public Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token), job => JobStates.IsFinished(job.State),
+        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token, withResult: false), job => JobStates.IsFinished(job.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>
@@ -75,6 +78,7 @@ internal sealed class JobService(
     {
         var queue = SubmissionRules.Queue(queues, request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
+        SubmissionRules.Depth(request.Args, request.Kwargs, options.Value.MaxJsonDepth);
         try
         {
             function.Validate(request.Args, request.Kwargs);

@@ -103,7 +103,7 @@ internal static class JobsApi
         return app;
     }
 
-    private static async Task<Results<Ok<JobView>, Accepted<JobView>, ValidationProblem>> Submit(
+    private static async Task<Results<StreamedResults<JobView>, Accepted<JobView>, ValidationProblem>> Submit(
         [FromBody] SubmitJobRequest? request, [FromQuery] double? wait,
         [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
         JobService service, HttpContext http, CancellationToken ct)
@@ -117,7 +117,7 @@ internal static class JobsApi
         try
         {
             if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
-                return TypedResults.Ok(JobView.From(waited));
+                return StreamedJobs.View(waited);
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -192,16 +192,16 @@ internal static class JobsApi
             ({ } job, false) => TypedResults.Accepted($"/jobs/{id}", JobView.From(job)),
         };
 
-    private static async Task<Results<Ok<JobView>, ProblemHttpResult, ValidationProblem>> Get(
+    private static async Task<Results<StreamedResults<JobView>, ProblemHttpResult, ValidationProblem>> Get(
         Guid id, [FromQuery] double? wait, JobService service, JobQueries store, CancellationToken ct)
     {
         if (wait is < 0 or double.NaN)
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
-        var job = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct);
-        return job is null ? ApiProblems.UnknownJob(id) : TypedResults.Ok(JobView.From(job));
+        var job = wait is > 0 ? await service.WaitAsync(id, wait.Value, ct) : await store.GetAsync(id, ct, withResult: false);
+        return job is null ? ApiProblems.UnknownJob(id) : StreamedJobs.View(job);
     }
 
-    private static async Task<Results<Ok<JobResult>, Accepted<JobView>, ProblemHttpResult, ValidationProblem>> GetResult(
+    private static async Task<Results<StreamedResults<JobResult>, Accepted<JobView>, ProblemHttpResult, ValidationProblem>> GetResult(
         Guid id, [FromQuery] double? timeout, JobService service, HttpContext http, CancellationToken ct)
     {
         if (timeout is < 0 or double.NaN)
@@ -212,7 +212,7 @@ internal static class JobsApi
         switch (job.State)
         {
             case JobStates.Succeeded:
-                return TypedResults.Ok(new JobResult(view.Result));
+                return StreamedJobs.Result(job);
             case JobStates.Failed or JobStates.Canceled:
                 var failed = job.State == JobStates.Failed;
                 return ApiProblems.RemoteError(failed ? "The job failed" : "The job was canceled", job.Error,
@@ -224,7 +224,7 @@ internal static class JobsApi
         }
     }
 
-    private static async Task<Results<Ok<JobPage>, ValidationProblem>> List(
+    private static async Task<Results<StreamedResults<JobPage>, ValidationProblem>> List(
         [FromQuery] string? state, [FromQuery] string? function, [FromQuery] string? queue,
         [FromQuery] int? limit, [FromQuery] string? cursor, JobQueries store, CancellationToken ct)
     {
@@ -240,8 +240,8 @@ internal static class JobsApi
             before = c;
         }
         var take = limit ?? 50;
-        var page = await store.ListAsync(new JobFilter(state, function, queue), take, before, ct);
+        var page = await store.ListAsync(new JobFilter(state, function, queue), take, before, ct, withResult: false);
         var next = page.Count == take ? page[^1].Id.ToString() : null;
-        return TypedResults.Ok(new JobPage(page.Select(JobView.From).ToList(), next));
+        return StreamedJobs.Page(page, next);
     }
 }

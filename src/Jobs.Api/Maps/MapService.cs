@@ -47,6 +47,8 @@ internal sealed class MapService(
         if ((JsonUtf8.FindInvalid(request.Items, "items") ?? JsonUtf8.FindInvalid(request.Kwargs, "kwargs")) is { } notUtf8)
             throw new RequestRefusedException(400, "Not text", JsonUtf8.Explain(notUtf8), notUtf8);
 
+        SubmissionRules.Depth(default, request.Kwargs, options.Value.MaxJsonDepth);
+
         // Every item is bound now, so a bad one is refused before anything is stored, naming its index.
         var itemArgs = new List<string>(total);
         var index = 0;
@@ -55,8 +57,10 @@ internal sealed class MapService(
             if (request.Star && item.ValueKind != JsonValueKind.Array)
                 throw new RequestRefusedException(400, "Invalid item", $"items[{index}] must be an array of positional arguments (star is true).", $"items[{index}]");
             var args = request.Star ? item.GetRawText() : $"[{item.GetRawText()}]";
-            using (var parsed = JsonDocument.Parse(args))
+            // The request body may nest a few levels deeper than a stored value (its own object and array around it).
+            using (var parsed = JsonDocument.Parse(args, new JsonDocumentOptions { MaxDepth = options.Value.MaxJsonDepth + 8 }))
             {
+                SubmissionRules.Depth(parsed.RootElement, default, options.Value.MaxJsonDepth, $"items[{index}]");
                 try
                 {
                     function.Validate(parsed.RootElement, request.Kwargs);
@@ -136,9 +140,18 @@ internal sealed class MapService(
             foreach (var item in batch)
             {
                 if (inputOrder && item.Index != next) break; // keep input order: stop at the first gap
-                await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
-                    ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
-                    : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
+                if (item.LargeResult)
+                {
+                    // Copied from the database as it comes, not held: a result may be Jobs:MaxResultBytes.
+                    await writer.WriteAsync($$"""{"index":{{item.Index}},"result":""");
+                    await writer.FlushAsync(ct);
+                    await queries.CopyItemResultAsync(map.Id, item.Index, output, ct);
+                    await writer.WriteLineAsync("}");
+                }
+                else
+                    await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
+                        ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
+                        : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
                 next = item.Index + 1;
                 lastSeq = Math.Max(lastSeq, item.Seq);
                 written++;

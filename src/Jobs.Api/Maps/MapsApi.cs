@@ -1,4 +1,3 @@
-using System.Text;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
@@ -104,17 +103,11 @@ internal static class MapsApi
             case "succeeded":
                 return TypedResults.Stream(async body =>
                 {
-                    // 100,000 results are streamed from the database, never held in memory at once.
-                    await using var writer = new StreamWriter(body, new UTF8Encoding(false));
-                    await writer.WriteAsync("{\"results\":[");
-                    var first = true;
-                    await foreach (var result in store.ResultsAsync(id, ct))
-                    {
-                        if (!first) await writer.WriteAsync(',');
-                        await writer.WriteAsync(result);
-                        first = false;
-                    }
-                    await writer.WriteAsync("]}");
+                    // 100,000 results are copied from the database as they come, never held in memory, nor one large one.
+                    StreamedJobs.RequireReadingPace(http);
+                    await body.WriteAsync("{\"results\":["u8.ToArray(), ct);
+                    await store.CopyResultsAsync(id, body, ct);
+                    await body.WriteAsync("]}"u8.ToArray(), ct);
                 }, "application/json");
             case "failed" or "canceled":
                 var failure = await store.FirstFailureAsync(id, ct);

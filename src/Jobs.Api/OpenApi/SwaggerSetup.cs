@@ -21,6 +21,8 @@ internal static class SwaggerSetup
                               "application/problem+json (RFC 9457). The Hangfire dashboard is at /hangfire.",
             });
             c.OperationFilter<RequestExampleFilter>();
+            // A stored JSON value, written as stored: any JSON value, as the JsonElement it used to be.
+            c.MapType<global::Jobs.Core.Jobs.RawJson>(() => new OpenApiSchema());
         });
         return services;
     }

@@ -96,7 +96,7 @@ internal static class ProblemsSetup
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } =>
                 (413, "Request body too large", TooLarge),
             BadHttpRequestException { InnerException: JsonException deep } when deep.Message.Contains("maximum configured depth", StringComparison.Ordinal) =>
-                (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Api:MaxJsonDepth): {deep.Message}"),
+                (400, "Nested too deeply", $"The request body nests arrays or objects deeper than this service accepts (Jobs:MaxJsonDepth, plus {ApiHostExtensions.BodyDepthAroundValues} for the request around the values): {deep.Message}"),
             BadHttpRequestException { InnerException: JsonException { Path: { } where } json } =>
                 (400, "Malformed JSON", ExceptionToProblem.Explain(json, ExceptionToProblem.Field(where))),
             BadHttpRequestException { InnerException: JsonException json } =>

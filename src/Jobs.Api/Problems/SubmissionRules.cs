@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Jobs.Core.Functions;
 using Jobs.Api.Queues;
 using Jobs.Core.Hangfire;
@@ -38,6 +39,17 @@ internal static class SubmissionRules
             : throw new RequestRefusedException(400, "Unknown queue",
                 $"No worker serves queue '{queue}' and Jobs:Queues does not declare it, so nothing would run it. " +
                 $"Known queues: {string.Join(", ", known.Names())}. Start workers with Worker:Queues naming it, or declare it in Jobs:Queues.", "queue");
+    }
+
+    /// <summary>
+    /// 400 when the arguments (<paramref name="args"/>, <paramref name="kwargs"/>, each as it will be stored) nest deeper
+    /// than Jobs:MaxJsonDepth: the one limit results keep too, so everything stored can be served.
+    /// </summary>
+    public static void Depth(JsonElement args, JsonElement kwargs, int maxDepth, string argsField = "args")
+    {
+        foreach (var (value, field) in new[] { (args, argsField), (kwargs, "kwargs") })
+            if (StoredValueLimits.DepthProblem(value, field, maxDepth) is { } problem)
+                throw new RequestRefusedException(400, "Nested too deeply", problem, field);
     }
 
     /// <summary>Caller input as a refusal quotes it.</summary>

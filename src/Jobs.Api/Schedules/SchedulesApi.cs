@@ -9,10 +9,12 @@ using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
 using Jobs.Api.Queues;
 using Jobs.Api.Security;
+using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Schedules;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Schedules;
 
@@ -72,7 +74,7 @@ internal static partial class SchedulesApi
     }
 
     private static async Task<Results<Ok<ScheduleView>, ValidationProblem>> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, KnownQueues queues, ScheduleStore store,
-        IRecurringJobManager recurring, JobStorage storage, CancellationToken ct)
+        IRecurringJobManager recurring, JobStorage storage, IOptions<JobsOptions> jobs, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object with name, cron and function.");
         if (request.Name is null || !NamePattern().IsMatch(request.Name))
@@ -92,6 +94,7 @@ internal static partial class SchedulesApi
             return ApiProblems.Validation("cron", $"'{SubmissionRules.Echo(request.Cron)}' never fires (no such date, e.g. February 30): nothing would ever run.");
         var queue = SubmissionRules.Queue(queues, request.Queue);
         var function = SubmissionRules.Function(registry, request.Function);
+        SubmissionRules.Depth(request.Args, request.Kwargs, jobs.Value.MaxJsonDepth);
         try
         {
             function.Validate(request.Args, request.Kwargs);

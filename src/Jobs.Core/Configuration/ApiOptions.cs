@@ -15,7 +15,7 @@ public sealed class ApiOptions : IValidatableObject
     [Range(1024, 1024L * 1024 * 1024)]
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>Deepest nesting of arrays and objects accepted in a request body (arguments included).</summary>
+    /// <summary>The former name of <c>Jobs:MaxJsonDepth</c>, read by API and workers when that key is not set (<see cref="JobsOptions.ApplyFormerKeys"/>).</summary>
     [Range(4, 256)]
     public int MaxJsonDepth { get; set; } = 32;
 

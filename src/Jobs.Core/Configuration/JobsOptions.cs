@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Configuration;
 
 namespace Jobs.Core.Configuration;
 
@@ -69,6 +70,43 @@ public sealed class JobsOptions
     /// ending in '*' declares every queue with that prefix ("reports-*"), which admits names without bound.
     /// </summary>
     public string[] Queues { get; set; } = [];
+
+    /// <summary>
+    /// Deepest nesting of arrays and objects in any JSON value the service stores: a job's or map item's arguments
+    /// (the API refuses deeper ones with 400) and every result (the worker fails the job with MaybeEncodingError).
+    /// <c>[[1]]</c> nests 2 deep. One limit for API and workers, so whatever is stored can be served. Formerly
+    /// <c>Api:MaxJsonDepth</c>, which is still read when this key is not set (<see cref="ApplyFormerKeys"/>).
+    /// </summary>
+    [Range(4, 256)]
+    public int MaxJsonDepth { get; set; } = 32;
+
+    /// <summary>
+    /// Largest result (its JSON text, in UTF-8 bytes) a job or map item may store: a larger one fails it with
+    /// MaybeEncodingError naming this key, so one client's result cannot fill the database or the API's memory.
+    /// </summary>
+    [Range(1024, 1024L * 1024 * 1024)]
+    public long MaxResultBytes { get; set; } = 16L * 1024 * 1024;
+
+    public const string MaxJsonDepthKey = Section + ":" + nameof(MaxJsonDepth);
+    public const string MaxResultBytesKey = Section + ":" + nameof(MaxResultBytes);
+
+    /// <summary>The key <see cref="MaxJsonDepth"/> had before it was shared by API and workers.</summary>
+    public const string FormerMaxJsonDepthKey = "Api:MaxJsonDepth";
+
+    /// <summary>Reads <see cref="FormerMaxJsonDepthKey"/> into <see cref="MaxJsonDepth"/> when only the former key is configured.</summary>
+    public static void ApplyFormerKeys(JobsOptions options, IConfiguration configuration)
+    {
+        if (configuration[MaxJsonDepthKey] is null && configuration[FormerMaxJsonDepthKey] is { Length: > 0 } former && int.TryParse(former, out var depth))
+            options.MaxJsonDepth = depth;
+    }
+
+    /// <summary><see cref="MaxJsonDepth"/> as configured, for what must know it before the service container exists.</summary>
+    public static int ConfiguredMaxJsonDepth(IConfiguration configuration)
+    {
+        var options = configuration.Read<JobsOptions>(Section);
+        ApplyFormerKeys(options, configuration);
+        return JobsConfiguration.Validate(options, Section).MaxJsonDepth;
+    }
 
     /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]

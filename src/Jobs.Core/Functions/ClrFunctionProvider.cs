@@ -34,6 +34,8 @@ public sealed class ClrJobFunction : JobFunction
         RespectNullableAnnotations = true,
         RespectRequiredConstructorParameters = true,
         TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver(),
+        // Results deeper than the serializer's default of 64 reach StoredValueLimits, which fails them naming Jobs:MaxJsonDepth.
+        MaxDepth = 1024,
     };
 
     private static readonly JsonSchemaExporterOptions SchemaOptions = new() { TreatNullObliviousAsNonNullable = true };

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Jobs.Core.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace Jobs.Core.Functions;
 
@@ -9,10 +11,13 @@ public readonly record struct Invocation(string? Result, Exception? Failure, boo
 /// <summary>
 /// Runs one call of a function by name, for a job and for each item of a map alike: looks the function up, parses the
 /// arguments, gives it a token that fires on <c>interrupt</c> and at its timeout, encodes its result (or says why it
-/// cannot be stored: <see cref="MaybeEncodingError"/>), and measures it. It never throws for the function's sake.
+/// cannot be stored: <see cref="MaybeEncodingError"/>, also when it is deeper or larger than the service stores,
+/// <see cref="StoredValueLimits"/>), and measures it. It never throws for the function's sake.
 /// </summary>
-public sealed class FunctionInvoker(FunctionRegistry registry)
+public sealed class FunctionInvoker(FunctionRegistry registry, IOptions<JobsOptions>? options = null)
 {
+    private readonly JobsOptions _limits = options?.Value ?? new JobsOptions();
+
     /// <param name="function">The function's public name; unknown here, the call fails with <see cref="UnknownFunctionException"/>.</param>
     /// <param name="argsJson">The positional arguments, a JSON array.</param>
     /// <param name="kwargs">The keyword arguments, a JSON object (a map parses its own once for all items).</param>
@@ -40,7 +45,7 @@ public sealed class FunctionInvoker(FunctionRegistry registry)
             var result = isolate || deadline is not null
                 ? await Task.Run(() => callee.InvokeAsync(argsRoot, kwargs, context, token), token).WaitAsync(token)
                 : await callee.InvokeAsync(argsRoot, kwargs, context, token);
-            return new Invocation(MaybeEncodingError.Encode(result, "result", jsonb: false), null, false, clock.Elapsed);
+            return new Invocation(StoredValueLimits.CheckResult(result, _limits), null, false, clock.Elapsed);
         }
         catch (Exception) when (interrupt.IsCancellationRequested)
         {

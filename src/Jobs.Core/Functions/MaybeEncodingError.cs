@@ -19,6 +19,9 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
     private const int MaxIntegerDigits = 131072;
     private const int MaxFractionDigits = 16383;
 
+    /// <summary>The default options but for the depth: how deep a result may be is <see cref="StoredValueLimits"/>'s to say, not the serializer's 64.</summary>
+    private static readonly JsonSerializerOptions AnyDepth = new() { MaxDepth = 1024 };
+
     /// <summary>The JSON text of <paramref name="value"/>, or a MaybeEncodingError saying why it cannot be stored.</summary>
     /// <param name="value">The value.</param>
     /// <param name="what">What it is, for the message ("result", "progress").</param>
@@ -29,7 +32,7 @@ public sealed class MaybeEncodingError(string message) : Exception(message), IEr
         string json;
         try
         {
-            json = value?.ToJsonString() ?? "null";
+            json = value?.ToJsonString(AnyDepth) ?? "null";
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException)
         {

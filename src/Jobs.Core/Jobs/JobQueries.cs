@@ -18,9 +18,28 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         callback::text, hangfire_job_id
         """;
 
-    public async Task<JobRecord?> GetAsync(Guid id, CancellationToken ct)
+    /// <summary>Results up to this many bytes are read with their job; larger ones are copied by <see cref="CopyResultAsync"/>.</summary>
+    public const int InlineResultBytes = 64 * 1024;
+
+    /// <summary>
+    /// <see cref="Columns"/>, but a result larger than <see cref="InlineResultBytes"/> is left out (null) and said to be
+    /// (<see cref="JobRecord.ResultNotRead"/>): a reader that serves it copies it with <see cref="CopyResultAsync"/>
+    /// instead of holding a copy of a result of up to Jobs:MaxResultBytes per request. (octet_length reads the stored
+    /// size from the value's header: a large result is not read to be measured.)
+    /// </summary>
+    private static readonly string ColumnsWithoutLargeResult = $"""
+        id, function, args::text, kwargs::text, queue, state,
+        CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text, progress::text,
+        attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
+        callback::text, hangfire_job_id, coalesce(octet_length(result::text) > {InlineResultBytes}, false)
+        """;
+
+    /// <param name="id">The job.</param>
+    /// <param name="ct">Cancels the read.</param>
+    /// <param name="withResult">False: a result larger than <see cref="InlineResultBytes"/> is left out (<see cref="JobRecord.ResultNotRead"/>); <see cref="CopyResultAsync"/> serves it.</param>
+    public async Task<JobRecord?> GetAsync(Guid id, CancellationToken ct, bool withResult = true)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.job WHERE id = $1");
+        await using var cmd = dataSource.CreateCommand($"SELECT {(withResult ? Columns : ColumnsWithoutLargeResult)} FROM jobs.job WHERE id = $1");
         cmd.Parameters.Add(new() { Value = id });
         return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
@@ -35,10 +54,15 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Newest first; <paramref name="before"/> is the last id of the previous page (ids are UUIDv7, time-ordered).</summary>
-    public async Task<IReadOnlyList<JobRecord>> ListAsync(JobFilter filter, int limit, Guid? before, CancellationToken ct)
+    /// <param name="filter">Which jobs.</param>
+    /// <param name="limit">At most this many.</param>
+    /// <param name="before">The last id of the previous page.</param>
+    /// <param name="ct">Cancels the read.</param>
+    /// <param name="withResult">False: results larger than <see cref="InlineResultBytes"/> are left out (<see cref="JobRecord.ResultNotRead"/>); <see cref="CopyResultAsync"/> serves them.</param>
+    public async Task<IReadOnlyList<JobRecord>> ListAsync(JobFilter filter, int limit, Guid? before, CancellationToken ct, bool withResult = true)
     {
         await using var cmd = dataSource.CreateCommand($"""
-            SELECT {Columns} FROM jobs.job
+            SELECT {(withResult ? Columns : ColumnsWithoutLargeResult)} FROM jobs.job
             WHERE ($1::text IS NULL OR state = $1)
               AND ($2::text IS NULL OR function = $2)
               AND ($3::text IS NULL OR queue = $3)
@@ -52,6 +76,18 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = (object?)before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         cmd.Parameters.Add(new() { Value = limit });
         return await cmd.ReadListAsync(Read, ct, limit);
+    }
+
+    /// <summary>
+    /// Copies the job's stored result, its JSON text in UTF-8, to <paramref name="output"/> as PostgreSQL sends it
+    /// (<see cref="Rows.CopyTextAsync"/>), so serving a large result holds no copy of it; writes <c>null</c> when
+    /// there is none (the job was purged meanwhile).
+    /// </summary>
+    public async Task CopyResultAsync(Guid id, Stream output, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.job WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = id });
+        await cmd.CopyTextAsync(output, ct, ifNone: "null");
     }
 
     internal static JobRecord Read(NpgsqlDataReader r) => new(
@@ -68,5 +104,6 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         r.GetInt32(15),
         r.IsDBNull(16) ? null : r.GetString(16),
         r.IsDBNull(17) ? null : r.GetString(17),
-        r.IsDBNull(18) ? null : r.GetString(18));
+        r.IsDBNull(18) ? null : r.GetString(18),
+        r.FieldCount > 19 && r.GetBoolean(19));
 }

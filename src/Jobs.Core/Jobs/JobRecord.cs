@@ -15,7 +15,10 @@ public static class JobStates
     public static bool IsFinished(string state) => state is Succeeded or Failed or Canceled;
 }
 
-/// <summary>One row of jobs.job. JSON columns are kept as JSON text; the API hands them on verbatim.</summary>
+/// <summary>
+/// One row of jobs.job. JSON columns are kept as JSON text; the API hands them on verbatim. <see cref="ResultNotRead"/>:
+/// the row was read without its (large) result, which <see cref="JobQueries.CopyResultAsync"/> copies where it is served.
+/// </summary>
 public sealed record JobRecord(
     Guid Id,
     string Function,
@@ -35,7 +38,8 @@ public sealed record JobRecord(
     int MaxRetries,
     string? CallbackUrl,
     string? Callback,
-    string? HangfireJobId);
+    string? HangfireJobId,
+    bool ResultNotRead = false);
 
 /// <summary>A job to store: validated by the caller (API or schedule), not yet durable.</summary>
 public sealed record NewJob(

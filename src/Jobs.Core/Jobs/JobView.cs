@@ -1,21 +1,22 @@
-using System.Text.Json;
-
 namespace Jobs.Core.Jobs;
 
-/// <summary>A job as clients see it: Python's AsyncResult, serialisable. Also the body of completion callbacks.</summary>
+/// <summary>
+/// A job as clients see it: Python's AsyncResult, serialisable. Also the body of completion callbacks. Its JSON
+/// values are the stored text, written as stored (<see cref="RawJson"/>).
+/// </summary>
 public sealed record JobView(
     Guid Id,
     string Function,
-    JsonElement Args,
-    JsonElement Kwargs,
+    RawJson Args,
+    RawJson Kwargs,
     string Queue,
     string State,
     bool Ready,
     bool? Successful,
-    JsonElement? Result,
-    JsonElement? Error,
+    RawJson? Result,
+    RawJson? Error,
     int Attempts,
-    JsonElement? Progress,
+    RawJson? Progress,
     DateTime CreatedAt,
     DateTime? StartedAt,
     DateTime? FinishedAt,
@@ -23,24 +24,17 @@ public sealed record JobView(
     double? TimeoutSeconds,
     int Retries,
     string? CallbackUrl,
-    JsonElement? Callback)
+    RawJson? Callback)
 {
     public static JobView From(JobRecord r)
     {
         var ready = JobStates.IsFinished(r.State);
-        return new JobView(r.Id, r.Function, Parse(r.Args)!.Value, Parse(r.Kwargs)!.Value, r.Queue, r.State,
+        return new JobView(r.Id, r.Function, new RawJson(r.Args), new RawJson(r.Kwargs), r.Queue, r.State,
             ready, ready ? r.State == JobStates.Succeeded : null,
-            r.State == JobStates.Succeeded ? Parse(r.Result) : null,
-            Parse(r.Error), r.Attempts, Parse(r.Progress),
+            r.State == JobStates.Succeeded ? RawJson.From(r.Result) : null,
+            RawJson.From(r.Error), r.Attempts, RawJson.From(r.Progress),
             Utc(r.CreatedAt), Utc(r.StartedAt), Utc(r.FinishedAt), Utc(r.RunAt),
-            r.TimeoutSeconds, r.MaxRetries, r.CallbackUrl, Parse(r.Callback));
-    }
-
-    private static JsonElement? Parse(string? json)
-    {
-        if (json is null) return null;
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.Clone();
+            r.TimeoutSeconds, r.MaxRetries, r.CallbackUrl, RawJson.From(r.Callback));
     }
 
     private static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);

@@ -41,13 +41,27 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(ct) ? (reader.GetInt32(0), reader.GetString(1)) : null;
     }
 
-    /// <summary>Every result as JSON text, in input order, streamed from the database.</summary>
-    public async IAsyncEnumerable<string> ResultsAsync(Guid mapId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    /// <summary>
+    /// Every result's JSON text, in input order and separated by commas, copied from the database to
+    /// <paramref name="output"/> as it arrives: neither the results nor one large result are held whole.
+    /// </summary>
+    public async Task CopyResultsAsync(Guid mapId, Stream output, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 ORDER BY index");
         cmd.Parameters.Add(new() { Value = mapId });
-        await using var reader = await cmd.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, ct);
-        while (await reader.ReadAsync(ct)) yield return reader.GetString(0);
+        await cmd.CopyTextAsync(output, ct, separator: ",");
+    }
+
+    /// <summary>Results up to this many bytes come with <see cref="MapItemOutcome"/>; larger ones are copied by <see cref="CopyItemResultAsync"/>.</summary>
+    public const int InlineResultBytes = Jobs.JobQueries.InlineResultBytes;
+
+    /// <summary>Copies one item's stored result to <paramref name="output"/> as it arrives (<c>null</c> if there is none).</summary>
+    public async Task CopyItemResultAsync(Guid mapId, int index, Stream output, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 AND index = $2");
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = index });
+        await cmd.CopyTextAsync(output, ct, ifNone: "null");
     }
 
     /// <summary>Finished items from <paramref name="fromIndex"/> on, in index order (the caller keeps only the unbroken run).</summary>
@@ -61,12 +75,14 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     private async Task<IReadOnlyList<MapItemOutcome>> OutcomesAsync(string condition, Guid mapId, long from, int limit, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand($"""
-            SELECT seq, index, state, result::text, error::text FROM jobs.map_item WHERE map_id = $1 AND {condition} LIMIT $3
+            SELECT seq, index, state, CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text,
+                   result IS NOT NULL AND octet_length(result::text) > {InlineResultBytes}
+            FROM jobs.map_item WHERE map_id = $1 AND {condition} LIMIT $3
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = condition.StartsWith("index", StringComparison.Ordinal) ? (object)(int)from : from });
         cmd.Parameters.Add(new() { Value = limit });
-        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4)), ct);
+        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4), reader.GetBoolean(5)), ct);
     }
 
     internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),

@@ -17,8 +17,12 @@ public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex
 /// <summary>A chunk that has its turn and whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
 
-/// <summary>A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error).</summary>
-public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error);
+/// <summary>
+/// A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error). <see cref="LargeResult"/>:
+/// its result is larger than <see cref="MapQueries.InlineResultBytes"/> and not read (Result is null); copy it with
+/// <see cref="MapQueries.CopyItemResultAsync"/>.
+/// </summary>
+public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error, bool LargeResult = false);
 
 public static class MapItemStates
 {

@@ -139,7 +139,7 @@ public sealed class AuthAndLimitsTests(SystemFixture system) : SystemTest(system
         var response = await Http.PostRawAsync("/jobs", deep.ToString());
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Contains("Api:MaxJsonDepth", (await response.JsonAsync())["detail"]!.GetValue<string>());
+        Assert.Contains("Jobs:MaxJsonDepth", (await response.JsonAsync())["detail"]!.GetValue<string>());
     }
 
     [Fact]

@@ -26,6 +26,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
 
     private readonly PythonOptions _python;
     private readonly int _maxCrashes;
+    private readonly long _maxResultBytes;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly IReadOnlyDictionary<string, string> _environment;
@@ -40,6 +41,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
     {
         _python = options.Value;
         _maxCrashes = jobs.Value.MaxWorkerCrashes;
+        _maxResultBytes = jobs.Value.MaxResultBytes;
         _loggers = loggers;
         _logger = loggers.CreateLogger<PythonFunctionProvider>();
         _environment = PythonEnvironment.For(_python);
@@ -70,7 +72,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var stamp = Stamp(file);
         var description = Describe(module);
         var name = description["module"]!.GetValue<string>();
-        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"));
+        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"), _maxResultBytes);
         var settings = file is null ? null : PythonFunction.SettingsOf(module);
         var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));

@@ -11,11 +11,12 @@ namespace Jobs.Core.Functions.Python;
 /// concurrent call, so at most one per worker slot), each running the module's initializer once, replaced after
 /// MaxTasksPerChild calls, and terminated — then replaced — when a call is canceled or times out, since Python code
 /// cannot be interrupted from outside. A process that dies mid-call fails that call and is replaced. Each process gets
-/// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own.
+/// <paramref name="environment"/> (see <see cref="PythonEnvironment"/>), never the worker's own. Each call tells the
+/// process <paramref name="maxResultBytes"/> (Jobs:MaxResultBytes; 0: none), so a larger result is refused before it travels.
 /// </summary>
 /// <param name="user">The OS user python3 runs as (<see cref="PythonOptions.RunAs"/>); null: the worker's own.</param>
 public sealed class PythonProcessPool(string executable, string hostScript, PythonModuleOptions module,
-    IReadOnlyDictionary<string, string> environment, string? user, int maxCrashes, ILogger logger) : IDisposable
+    IReadOnlyDictionary<string, string> environment, string? user, int maxCrashes, ILogger logger, long maxResultBytes = 0) : IDisposable
 {
     private readonly ConcurrentBag<PythonProcess> _idle = [];
 
@@ -46,7 +47,7 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
         var keep = false;
         try
         {
-            var result = await process.CallAsync(function, args, kwargs, context, ct);
+            var result = await process.CallAsync(function, args, kwargs, context, maxResultBytes, ct);
             keep = !process.Retired && (module.MaxTasksPerChild <= 0 || process.Calls < module.MaxTasksPerChild);
             return result;
         }
@@ -197,7 +198,7 @@ public sealed class PythonProcess : IDisposable
         }
     }
 
-    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, CancellationToken ct)
+    public async Task<JsonNode?> CallAsync(string function, JsonElement args, JsonElement kwargs, JobContext context, long maxResultBytes, CancellationToken ct)
     {
         Calls++;
         // Kept after the call: stderr is read on its own, and a line printed just before the answer may be read after it.
@@ -206,7 +207,11 @@ public sealed class PythonProcess : IDisposable
         // Python cannot be interrupted from outside: a cancel or timeout terminates the process (the pool replaces it).
         await using var kill = ct.Register(() => { try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } });
         var id = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        var request = new JsonObject { ["id"] = id, ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()) };
+        var request = new JsonObject
+        {
+            ["id"] = id, ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()),
+            ["maxResultBytes"] = maxResultBytes,
+        };
         try
         {
             await _process.StandardInput.WriteLineAsync(request.ToJsonString());
@@ -228,7 +233,9 @@ public sealed class PythonProcess : IDisposable
             JsonObject message;
             try
             {
-                message = JsonNode.Parse(line) as JsonObject ?? throw Broken(function, "sent a line that is not a JSON object", line);
+                // Any depth python3 can write: how deep a result may be is StoredValueLimits' to say (naming the limit), not the parser's 64.
+                message = JsonNode.Parse(line, documentOptions: new JsonDocumentOptions { MaxDepth = 1024 }) as JsonObject
+                          ?? throw Broken(function, "sent a line that is not a JSON object", line);
             }
             catch (JsonException)
             {
