@@ -249,7 +249,7 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
     [Fact]
     public async Task A_python_functions_result_keeps_the_same_limits_and_the_former_depth_key_still_works()
     {
-        var module = Path.Combine(Directory.CreateTempSubdirectory("jobs-limits-").FullName, "limits.py");
+        var module = Path.Combine(UserCode.TempFolder("jobs-limits-").FullName, "limits.py");
         await File.WriteAllTextAsync(module, "def nested(depth):\n    value = 0\n    for _ in range(depth):\n        value = [value]\n    return value\n\n" +
                                              "def text(n):\n    return 'x' * n\n");
         var queue = SystemFixture.PrivateQueue();
