@@ -28,7 +28,9 @@ public sealed class RetryFilter : IElectStateFilter
     public void OnStateElection(ElectStateContext context)
     {
         if (context.CandidateState is FailedState { Exception: IRetryable { RetryIn: { } delay } and Exception e })
-            context.CandidateState = new ScheduledState(delay) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
+            // Not before the backoff: Hangfire keeps schedule times in whole seconds, truncated, so ScheduledState(delay)
+            // could re-run the job up to a second early (a 0.2 s backoff ran at once; CancelTimeoutRetryTests saw it).
+            context.CandidateState = new ScheduledState(JobDispatcher.RetryTime(delay)) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
         // Not a final failure of a function (IRetryable, RetryIn null), whatever its exception wraps.
         else if (context.CandidateState is FailedState { Exception: { } failure and not IRetryable } && DatabaseRetry.IsUnavailable(failure))
             context.CandidateState = new ScheduledState(UnavailableRetryDelay)
