@@ -14,7 +14,7 @@ namespace Jobs.Tests.Functions;
 [Collection(FaultSystemCollection.Name)]
 public sealed class PythonFunctionTests(FaultSystemFixture system) : SystemTest(system)
 {
-    private static readonly string Module = Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py");
+    private static readonly string Module = UserCode.Readable(Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py"));
 
     private ChildProcess StartPythonWorker(string name, string queue) => Fixture.StartWorker(name, [queue], environment: new()
     {

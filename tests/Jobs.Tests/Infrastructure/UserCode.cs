@@ -38,6 +38,33 @@ public static class UserCode
         return true;
     }
 
+    /// <summary>
+    /// <paramref name="module"/>, or — when the tests run as root and python3 (as <c>nobody</c>) could not read it
+    /// there, as in a clone under /root — the same file among copies of its folder's modules in a folder every user can
+    /// read: the tests pass wherever the repository was cloned.
+    /// </summary>
+    public static string Readable(string module)
+    {
+        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || EveryoneCanRead(module)) return module;
+        var folder = TempFolder("jobs-module-");
+        foreach (var file in Directory.GetFiles(Path.GetDirectoryName(module)!, "*.py"))
+        {
+            var copy = Path.Combine(folder.FullName, Path.GetFileName(file));
+            File.Copy(file, copy);
+            File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+        return Path.Combine(folder.FullName, Path.GetFileName(module));
+    }
+
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static bool EveryoneCanRead(string path)
+    {
+        if ((File.GetUnixFileMode(path) & UnixFileMode.OtherRead) == 0) return false;
+        for (var dir = new FileInfo(path).Directory; dir is not null; dir = dir.Parent)
+            if ((dir.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
+        return true;
+    }
+
     /// <summary>A new temp folder the user python3 runs as can read and write (CreateTempSubdirectory's is private).</summary>
     public static DirectoryInfo TempFolder(string prefix)
     {

@@ -13,7 +13,7 @@ namespace Jobs.Tests.Security;
 /// </summary>
 public sealed class UserCodeIsolationTests(SystemFixture system) : SystemTest(system)
 {
-    private static readonly string Module = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "attacker.py");
+    private static readonly string Module = UserCode.Readable(Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "attacker.py"));
 
     private async Task<string> StartAttackedWorkerAsync()
     {

@@ -15,8 +15,17 @@ namespace Jobs.Core.Functions.Python;
 /// </summary>
 public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctions
 {
-    /// <summary>Where the build puts jobs_host.py and jobs_progress.py, beside the worker.</summary>
-    public static string HostScript => Path.Combine(AppContext.BaseDirectory, "python", "jobs_host.py");
+    /// <summary>Where the build puts jobs_host.py, jobs_progress.py and jobs.py, beside the worker.</summary>
+    private static string ShippedFolder => Path.Combine(AppContext.BaseDirectory, "python");
+
+    /// <summary>
+    /// The jobs_host.py python3 runs: the shipped one, or — when python3 runs as another user (Python:User) — a copy
+    /// that user can read, since the worker's own folder may not be (a clone under /root). The copy is in a folder of
+    /// its own with a random name, made by this process and writable by it alone (so no other user can put a host of
+    /// its own there), and removed when the worker stops.
+    /// </summary>
+    private readonly string _hostScript;
+    private readonly string? _hostCopy;
 
     /// <summary>The longest a module's import (to describe it) may take.</summary>
     public static readonly TimeSpan DescribeTimeout = TimeSpan.FromSeconds(60);
@@ -45,6 +54,12 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         _loggers = loggers;
         _logger = loggers.CreateLogger<PythonFunctionProvider>();
         _environment = PythonEnvironment.For(_python);
+        if (_python.RunAs is not null && (_python.Modules.Length > 0 || _python.Imports.Length > 0))
+        {
+            _hostCopy = ReadableCopy(ShippedFolder);
+            _hostScript = Path.Combine(_hostCopy, "jobs_host.py");
+        }
+        else _hostScript = Path.Combine(ShippedFolder, "jobs_host.py");
         if (_python.Modules.Length > 0 || _python.Imports.Length > 0)
             _logger.LogInformation("Python code runs as the OS user {User}", _python.RunAs ?? Environment.UserName);
         // Described before the worker serves: a job for a module's function must find it from the first pickup.
@@ -72,7 +87,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var stamp = Stamp(file);
         var description = Describe(module);
         var name = description["module"]!.GetValue<string>();
-        var pool = new PythonProcessPool(_python.Executable, HostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"), _maxResultBytes);
+        var pool = new PythonProcessPool(_python.Executable, _hostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"), _maxResultBytes);
         var settings = file is null ? null : PythonFunction.SettingsOf(module);
         var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
@@ -147,7 +162,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         };
         PythonEnvironment.ApplyTo(info, _environment); // importing the module runs user code too: as the user calls run as
         if (_python.RunAs is { } user) info.UserName = user;
-        foreach (var arg in (string[])[HostScript, "describe", .. module.HostTarget, module.Initializer ?? ""]) info.ArgumentList.Add(arg);
+        foreach (var arg in (string[])[_hostScript, "describe", .. module.HostTarget, module.Initializer ?? ""]) info.ArgumentList.Add(arg);
         using var process = PythonEnvironment.Start(info, _python.RunAs, module);
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
@@ -162,9 +177,35 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         return JsonNode.Parse(stdout.Result)!.AsObject();
     }
 
+    /// <summary>Copies the shipped Python files into a new folder every user can read but only this process can write.</summary>
+    private static string ReadableCopy(string shipped)
+    {
+        var folder = Directory.CreateTempSubdirectory("jobs-python-"); // a random name, 0700 until filled
+        foreach (var file in Directory.GetFiles(shipped, "*.py"))
+        {
+            var copy = Path.Combine(folder.FullName, Path.GetFileName(file));
+            File.Copy(file, copy);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+        if (!OperatingSystem.IsWindows())
+            folder.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+                                  | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        return folder.FullName;
+    }
+
     public override void Dispose()
     {
         foreach (var served in _served) served.Pool.Dispose();
+        if (_hostCopy is not null)
+        {
+            try
+            {
+                Directory.Delete(_hostCopy, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
         base.Dispose();
     }
 }
