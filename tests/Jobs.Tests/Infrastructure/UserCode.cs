@@ -56,6 +56,30 @@ public static class UserCode
         return Path.Combine(folder.FullName, Path.GetFileName(module));
     }
 
+    /// <summary>
+    /// <paramref name="folder"/> (a program's build output), or — when the tests run as root and <c>nobody</c> could
+    /// not read it there — a copy of it every user can read and run.
+    /// </summary>
+    public static string ReadableFolder(string folder)
+    {
+        var probe = Directory.GetFiles(folder).First();
+        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || EveryoneCanRead(probe)) return folder;
+        var copy = TempFolder("jobs-program-copy-").FullName;
+        foreach (var dir in Directory.GetDirectories(folder, "*", SearchOption.AllDirectories))
+        {
+            var made = Directory.CreateDirectory(Path.Combine(copy, Path.GetRelativePath(folder, dir)));
+            made.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+                                | UnixFileMode.GroupExecute | Others;
+        }
+        foreach (var file in Directory.GetFiles(folder, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(copy, Path.GetRelativePath(folder, file));
+            File.Copy(file, target);
+            File.SetUnixFileMode(target, File.GetUnixFileMode(file) | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+        return copy;
+    }
+
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     private static bool EveryoneCanRead(string path)
     {

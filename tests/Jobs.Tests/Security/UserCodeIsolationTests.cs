@@ -207,13 +207,16 @@ public sealed class UserCodeIsolationTests(SystemFixture system) : SystemTest(sy
         if (Posix.IsRoot)
         {
             queue = SystemFixture.PrivateQueue();
-            var apphost = Path.ChangeExtension(ProgramPaths.WorkerAssembly, null);
+            // The worker's build output, where nobody can read it (a clone under /root: a copy of it).
+            var folder = UserCode.ReadableFolder(Path.GetDirectoryName(ProgramPaths.WorkerAssembly)!);
+            var assembly = Path.Combine(folder, Path.GetFileName(ProgramPaths.WorkerAssembly));
+            var apphost = Path.ChangeExtension(assembly, null);
             var info = new System.Diagnostics.ProcessStartInfo(File.Exists(apphost) ? apphost : "dotnet")
             {
                 UserName = "nobody", UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
-                WorkingDirectory = Path.GetDirectoryName(ProgramPaths.WorkerAssembly)!,
+                WorkingDirectory = folder,
             };
-            if (!File.Exists(apphost)) info.ArgumentList.Add(ProgramPaths.WorkerAssembly);
+            if (!File.Exists(apphost)) info.ArgumentList.Add(assembly);
             info.Environment["HOME"] = Path.GetTempPath();
             info.Environment["ConnectionStrings__Jobs"] = Database.ConnectionString;
             info.Environment["Callbacks__Secret"] = SystemFixture.CallbackSecret;

@@ -74,7 +74,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
                 InitArgs = configured.InitArgs,
             }, path));
         }
-        if (_python.Imports.Length > 0) _served.Add(Serve(PythonModuleOptions.ForImports(_python.Imports), file: null));
+        if (_python.Imports.Length > 0) _served.Add(Serve(PythonModuleOptions.ForImports(_python.Imports, _hostCopy), file: null));
         Publish();
     }
 

@@ -108,17 +108,21 @@ public sealed class PythonModuleOptions
     public static string? Folder(string path) =>
         System.IO.Path.GetDirectoryName(Resolve(path) ?? System.IO.Path.GetFullPath(path));
 
-    /// <summary>The functions of Python:Imports, served by one pool of their own, run in the worker's working directory.</summary>
-    public static PythonModuleOptions ForImports(IReadOnlyList<string> imports) =>
-        new() { _imports = System.Text.Json.JsonSerializer.Serialize(imports) };
+    /// <summary>
+    /// The functions of Python:Imports, served by one pool of their own, run in the worker's working directory — or in
+    /// <paramref name="workingDirectory"/> (python3 running as another user, who may not enter the worker's).
+    /// </summary>
+    public static PythonModuleOptions ForImports(IReadOnlyList<string> imports, string? workingDirectory = null) =>
+        new() { _imports = System.Text.Json.JsonSerializer.Serialize(imports), _importsDirectory = workingDirectory };
 
     private string? _imports;
+    private string? _importsDirectory;
 
     /// <summary>What jobs_host.py is pointed at after its command: the module's file, or <c>--imports JSON</c>.</summary>
     public IReadOnlyList<string> HostTarget => _imports is null ? [Path] : ["--imports", _imports];
 
     /// <summary>Where the module's code runs: its file's folder; the worker's working directory for imports.</summary>
-    public string WorkingDirectory => _imports is null ? Folder(Path)! : Directory.GetCurrentDirectory();
+    public string WorkingDirectory => _imports is null ? Folder(Path)! : _importsDirectory ?? Directory.GetCurrentDirectory();
 
     /// <summary>The module's .py file (relative paths are from the repository root or the working directory).</summary>
     public string Path { get; set; } = "";
