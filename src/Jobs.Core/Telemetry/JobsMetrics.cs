@@ -34,7 +34,7 @@ public sealed class JobsMetrics : IDisposable
 
     public JobsMetrics()
     {
-        _submitted = _meter.CreateCounter<long>("jobs.submitted", "{job}", "Jobs accepted (stored durably)");
+        _submitted = _meter.CreateCounter<long>("jobs.submitted", "{job}", "Jobs (and map items) accepted (stored durably)");
         _started = _meter.CreateCounter<long>("jobs.started", "{job}", "Job runs (and map items) started by workers");
         _finished = _meter.CreateCounter<long>("jobs.finished", "{job}", "Job runs (and map items) ended, by outcome (succeeded, failed, canceled, retried, released)");
         _duration = SecondsHistogram("jobs.duration", "How long a job's function ran");
@@ -52,7 +52,8 @@ public sealed class JobsMetrics : IDisposable
     public Histogram<double> SecondsHistogram(string name, string description) =>
         _meter.CreateHistogram(name, "s", description, tags: null, new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
 
-    public void Submitted(string function, string queue) => _submitted.Add(1, Tags(function, queue));
+    /// <param name="count">Jobs accepted; a map's items each count as one.</param>
+    public void Submitted(string function, string queue, int count = 1) => _submitted.Add(count, Tags(function, queue));
 
     public void Started(string function, string queue, TimeSpan? pickup)
     {

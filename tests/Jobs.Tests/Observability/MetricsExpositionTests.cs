@@ -109,7 +109,8 @@ public sealed class MetricsExpositionTests(SystemFixture system) : SystemTest(sy
         Assert.Equal(0, api.Value("jobs_queue_processing", q));
         Assert.Equal(0, api.Value("jobs_queue_scheduled", q));
         Assert.Equal(1, api.Value("jobs_queue_workers", q));
-        Assert.Single(api.Find("jobs_queue_depth", ("queue", "default"))); // a known queue always has its series
+        Assert.Single(api.Find("jobs_queue_depth", ("queue", "default")));
+        Assert.Equal(3, api.Value("jobs_submitted_total", q, ("function", "math.square"))); // the map's items, as the workers count them // a known queue always has its series
         Assert.True(api.Value("jobs_queue_oldest_age_seconds", ("queue", waiting)) > 0);
         Assert.Equal(1, api.Value("jobs_queue_scheduled", ("queue", waiting)));
         Assert.Equal(0, api.Value("jobs_queue_workers", ("queue", waiting)));
