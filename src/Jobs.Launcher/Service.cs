@@ -14,6 +14,8 @@ public sealed class Service : IAsyncDisposable
     private readonly LocalPostgres? _postgres;
     private readonly Dictionary<string, string?> _environment;
     private readonly List<ChildProcess> _children = [];
+    /// <summary>Each child's own environment beside <see cref="_environment"/> (a worker's metrics port), kept for its restarts.</summary>
+    private readonly Dictionary<string, Dictionary<string, string?>> _own = [];
 
     private Service(LocalPostgres? postgres, Dictionary<string, string?> environment)
     {
@@ -55,9 +57,22 @@ public sealed class Service : IAsyncDisposable
             Log("migrate: applying migrations/ and Hangfire's schema");
             await Migrator.MigrateAsync(connectionString, m => Log($"migrate: {m}"), ct);
 
-            service._children.Add(ChildProcess.Start("api", ProgramPaths.ApiAssembly, service._environment));
+            service._children.Add(service.Start("api"));
+            var worker = configuration.Read<WorkerOptions>(WorkerOptions.Section);
             for (var i = 1; i <= launcher.Workers; i++)
-                service._children.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, service._environment));
+            {
+                var name = $"worker-{i}";
+                if (worker.MetricsPort > 0)
+                {
+                    // One listener per process: worker N serves its metrics on Worker:MetricsPort + N - 1 (the same
+                    // port for all crashed worker-2 with "Address already in use" and stopped the service).
+                    var port = worker.MetricsPort + i - 1;
+                    if (port > 65535) throw new InvalidOperationException($"Worker:MetricsPort {worker.MetricsPort} leaves no port for {name} ({port} > 65535)");
+                    service._own[name] = new() { ["Worker__MetricsPort"] = $"{port}" };
+                    Log($"{name}: metrics at http://{MetricsHost(worker.MetricsHost)}:{port}/metrics");
+                }
+                service._children.Add(service.Start(name));
+            }
             await Network.WaitForReadyAsync(address.Local, () => service._children.Any(c => c.HasExited), service.Explain, TimeSpan.FromSeconds(60), ct);
         }
         catch
@@ -77,6 +92,16 @@ public sealed class Service : IAsyncDisposable
             """);
         return service;
     }
+
+    private ChildProcess Start(string name)
+    {
+        var environment = new Dictionary<string, string?>(_environment);
+        foreach (var (key, value) in _own.GetValueOrDefault(name) ?? []) environment[key] = value;
+        return ChildProcess.Start(name, name == "api" ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, environment);
+    }
+
+    /// <summary>The host to scrape a worker's metrics at, given what its listener binds.</summary>
+    private static string MetricsHost(string host) => host is "*" or "+" or "0.0.0.0" ? "127.0.0.1" : host.Contains(':') ? $"[{host}]" : host;
 
     /// <summary>Why start-up failed, as far as the children tell: which exited, with what code.</summary>
     private string Explain()
@@ -110,8 +135,7 @@ public sealed class Service : IAsyncDisposable
                 if (!child.HasExited) continue;
                 Log($"{child.Name} exited with code {child.ExitCode}; starting it again");
                 await child.DisposeAsync();
-                _children[i] = ChildProcess.Start(child.Name,
-                    child.Name == "api" ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environment);
+                _children[i] = Start(child.Name);
             }
         }
     }

@@ -10,6 +10,7 @@ using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Idempotency;
 using Jobs.Core.Maps;
+using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Maps;
@@ -25,6 +26,7 @@ internal sealed class MapService(
     JobStorage storage,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
+    JobsMetrics metrics,
     ILogger<MapService> logger)
 {
     public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
@@ -94,6 +96,7 @@ internal sealed class MapService(
             throw IdempotencyKeys.Reused(e);
         }
         if (!created) return (map, false);
+        metrics.Submitted(function.Name, queue, total); // each item counts as a job, as the workers count them
 
         // Stored, so accepted: from here on the map completes even if this process dies or PostgreSQL goes away
         // (the workers' sweeper dispatches the chunks given their turn after Jobs:DispatchGracePeriod). Only the first

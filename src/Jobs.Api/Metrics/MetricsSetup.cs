@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Telemetry;
 using Npgsql;
@@ -10,7 +11,7 @@ namespace Jobs.Api.Metrics;
 /// <summary>
 /// GET /metrics: OpenTelemetry metrics in Prometheus's text format — the "Jobs" meter (jobs submitted here; the
 /// workers' started/finished/duration/pickup metrics are on each worker's Worker:MetricsPort), ASP.NET Core's
-/// request metrics, and the queue depth (jobs waiting per queue, read from jobs.job at most every 5 s). With
+/// request metrics, .NET runtime and process metrics, and the queues' figures (<see cref="QueueMetrics"/>). With
 /// API keys configured, a read key is needed, as for the rest of the API.
 /// </summary>
 internal static class MetricsSetup
@@ -21,9 +22,10 @@ internal static class MetricsSetup
     public static IServiceCollection AddJobsTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddJobsTracing(configuration, "jobs-api", tracing => tracing.AddAspNetCoreInstrumentation());
-        services.AddSingleton<QueueDepth>();
+        services.AddSingleton<QueueMetrics>();
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(JobsMetrics.MeterName, QueueDepth.MeterName)
+            .AddJobsMeters()
+            .AddMeter(QueueMetrics.MeterName)
             .AddAspNetCoreInstrumentation()
             .AddPrometheusExporter());
         return services;
@@ -31,28 +33,59 @@ internal static class MetricsSetup
 
     public static WebApplication MapJobsMetrics(this WebApplication app)
     {
-        _ = app.Services.GetRequiredService<QueueDepth>(); // creates the gauge
+        _ = app.Services.GetRequiredService<QueueMetrics>(); // creates the gauge
         app.MapPrometheusScrapingEndpoint(Path).RequireAuthorization(SecuritySetup.ReadPolicy);
         return app;
     }
 
-    /// <summary>jobs.queue.depth{queue}: jobs enqueued and not yet started, per queue.</summary>
-    private sealed class QueueDepth : IDisposable
+    /// <summary>
+    /// Per queue, read from jobs.job and jobs.map_chunk at most every 5 s: jobs.queue.depth (jobs and map chunks
+    /// enqueued, not yet started), jobs.queue.oldest_age (how long the oldest of them has waited since it was due),
+    /// jobs.queue.processing, jobs.queue.scheduled (delayed, not yet due), jobs.queue.retry_pending (failed runs
+    /// waiting for their retry) and jobs.queue.workers (live workers serving it); and jobs.workers.live. Every queue
+    /// known by name has each series, at 0 when it has nothing, and so has every queue with unfinished jobs.
+    /// </summary>
+    private sealed class QueueMetrics : IDisposable
     {
         public const string MeterName = "Jobs.Queues";
         private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(5);
         private readonly Meter _meter = new(MeterName);
         private readonly NpgsqlDataSource _db;
+        private readonly KnownQueues _known;
         private readonly Lock _lock = new();
-        private (DateTime At, KeyValuePair<string, long>[] Depths) _cached = (DateTime.MinValue, []);
+        private (DateTime At, Dictionary<string, QueueFigures> Queues) _cached = (DateTime.MinValue, []);
 
-        public QueueDepth(NpgsqlDataSource db)
+        private readonly record struct QueueFigures(long Depth, double OldestAge, long Processing, long Scheduled, long RetryPending);
+
+        public QueueMetrics(NpgsqlDataSource db, KnownQueues known)
         {
             _db = db;
-            _meter.CreateObservableGauge("jobs.queue.depth", Measure, "{job}", "Jobs waiting in each queue (enqueued, not yet started)");
+            _known = known;
+            Gauge("jobs.queue.depth", "{job}", "Jobs and map chunks waiting in each queue (enqueued, not yet started)", q => q.Depth);
+            _meter.CreateObservableGauge("jobs.queue.oldest_age", () => PerQueue(q => q.OldestAge), "s",
+                "How long the oldest job waiting in each queue has waited since it was due (0 when none waits)");
+            Gauge("jobs.queue.processing", "{job}", "Jobs and map chunks of each queue running now, on all workers", q => q.Processing);
+            Gauge("jobs.queue.scheduled", "{job}", "Jobs of each queue delayed (delaySeconds, runAt) and not yet due", q => q.Scheduled);
+            Gauge("jobs.queue.retry_pending", "{job}", "Jobs of each queue whose run failed and that wait for their retry", q => q.RetryPending);
+            _meter.CreateObservableGauge("jobs.queue.workers", () => Names().Select(q =>
+                    new Measurement<long>(_known.WorkersPerQueue.GetValueOrDefault(q), new KeyValuePair<string, object?>("queue", q))),
+                "{worker}", "Live worker processes serving each queue");
+            _meter.CreateObservableGauge("jobs.workers.live", () => (long)_known.LiveWorkers, "{worker}",
+                "Live worker processes (Hangfire servers with a heartbeat in the last minute)");
         }
 
-        private IEnumerable<Measurement<long>> Measure()
+        private void Gauge(string name, string unit, string description, Func<QueueFigures, long> value) =>
+            _meter.CreateObservableGauge(name, () => PerQueue(value), unit, description);
+
+        private IEnumerable<string> Names() => _known.Named().Concat(Read().Keys).Distinct(StringComparer.Ordinal);
+
+        private IEnumerable<Measurement<T>> PerQueue<T>(Func<QueueFigures, T> value) where T : struct
+        {
+            var figures = Read();
+            return [.. Names().Select(q => new Measurement<T>(value(figures.GetValueOrDefault(q)), new KeyValuePair<string, object?>("queue", q)))];
+        }
+
+        private Dictionary<string, QueueFigures> Read()
         {
             lock (_lock)
             {
@@ -60,11 +93,26 @@ internal static class MetricsSetup
                 {
                     try
                     {
-                        using var cmd = _db.CreateCommand("SELECT queue, count(*) FROM jobs.job WHERE state = 'enqueued' GROUP BY queue");
+                        using var cmd = _db.CreateCommand("""
+                            WITH w AS (
+                                SELECT queue, state, attempts, coalesce(run_at, created_at) AS since FROM jobs.job
+                                WHERE state IN ('enqueued', 'scheduled', 'processing')
+                                UNION ALL
+                                SELECT m.queue, c.state, c.attempts, c.dispatched_at FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
+                                WHERE c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL
+                            )
+                            SELECT queue, count(*) FILTER (WHERE state = 'enqueued'),
+                                   coalesce(extract(epoch FROM now() - min(since) FILTER (WHERE state = 'enqueued')), 0)::float8,
+                                   count(*) FILTER (WHERE state = 'processing'),
+                                   count(*) FILTER (WHERE state = 'scheduled' AND attempts = 0),
+                                   count(*) FILTER (WHERE state = 'scheduled' AND attempts > 0)
+                            FROM w GROUP BY queue
+                            """);
                         using var reader = cmd.ExecuteReader();
-                        var depths = new List<KeyValuePair<string, long>>();
-                        while (reader.Read()) depths.Add(new(reader.GetString(0), reader.GetInt64(1)));
-                        _cached = (DateTime.UtcNow, [.. depths]);
+                        var queues = new Dictionary<string, QueueFigures>(StringComparer.Ordinal);
+                        while (reader.Read())
+                            queues[reader.GetString(0)] = new(reader.GetInt64(1), Math.Max(0, reader.GetDouble(2)), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+                        _cached = (DateTime.UtcNow, queues);
                     }
                     catch (Exception e) when (e is NpgsqlException or TimeoutException)
                     {
@@ -72,7 +120,7 @@ internal static class MetricsSetup
                         _cached = (DateTime.UtcNow, []);
                     }
                 }
-                return _cached.Depths.Select(d => new Measurement<long>(d.Value, new KeyValuePair<string, object?>("queue", d.Key)));
+                return _cached.Queues;
             }
         }
 

@@ -18,8 +18,10 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     /// <summary>How many names a refusal lists.</summary>
     private const int Listed = 20;
+    private static readonly TimeSpan LiveHeartbeat = TimeSpan.FromSeconds(60);
 
     private volatile IReadOnlySet<string> _served = new HashSet<string>(StringComparer.Ordinal);
+    private volatile IReadOnlyDictionary<string, int> _servers = new Dictionary<string, int>(StringComparer.Ordinal);
     private bool _failing;
 
     public bool IsKnown(string queue) =>
@@ -32,6 +34,17 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
     public IReadOnlyList<string> Names() =>
         [.. new[] { QueueNames.Default }.Concat(jobs.CurrentValue.Queues).Concat(worker.Value.EffectiveQueues)
             .Concat(_served.Order(StringComparer.Ordinal)).Distinct(StringComparer.Ordinal).Take(Listed)];
+
+    /// <summary>Every queue known by name (not the patterns of Jobs:Queues), for /metrics' per-queue series.</summary>
+    public IEnumerable<string> Named() =>
+        new[] { QueueNames.Default }.Concat(jobs.CurrentValue.Queues.Where(d => d[^1] != '*')).Concat(worker.Value.EffectiveQueues)
+            .Concat(_served).Distinct(StringComparer.Ordinal);
+
+    /// <summary>Live workers (Hangfire servers) serving each queue, as last read.</summary>
+    public IReadOnlyDictionary<string, int> WorkersPerQueue => _servers;
+
+    /// <summary>Live worker processes (Hangfire servers), as last read.</summary>
+    public int LiveWorkers { get; private set; }
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -58,7 +71,13 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
         {
             // Hangfire lists a server until its watchdog removes it (no heartbeat for its server timeout): a worker
             // restarting keeps its queues known.
-            _served = storage.GetMonitoringApi().Servers().SelectMany(s => s.Queues).ToHashSet(StringComparer.Ordinal);
+            var servers = storage.GetMonitoringApi().Servers();
+            _served = servers.SelectMany(s => s.Queues).ToHashSet(StringComparer.Ordinal);
+            // Live: a heartbeat within two of Hangfire's heartbeat intervals (30 s); a killed worker drops out after a minute.
+            var live = servers.Where(s => s.Heartbeat is not { } beat || DateTime.UtcNow - beat < LiveHeartbeat).ToList();
+            _servers = live.SelectMany(s => s.Queues.Distinct(StringComparer.Ordinal)).GroupBy(q => q, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            LiveWorkers = live.Count;
             if (_failing) logger.LogInformation("Reading the queues live workers serve again");
             _failing = false;
         }

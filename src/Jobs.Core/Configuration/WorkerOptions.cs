@@ -59,7 +59,8 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// The port this worker serves its metrics on, in Prometheus's format at <c>/metrics</c>: jobs started and
-    /// finished by outcome, run duration and pickup latency per function and queue. 0: not served.
+    /// finished by outcome, run duration and pickup latency per function and queue, jobs in flight, slots, runtime and
+    /// process metrics. 0: not served. Under the launcher, worker N serves on this port + N - 1 (one listener a process).
     /// </summary>
     [Range(0, 65535)]
     public int MetricsPort { get; set; }

@@ -180,6 +180,7 @@ public sealed class JobRunner(
             .SetTag("jobs.attempt", job.Attempts).SetTag("hangfire.job_id", hangfireJobId);
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = job.Id, ["Function"] = job.Function });
         logger.LogDebug("Running {Function}, attempt {Attempt}", job.Function, job.Attempts);
+        using var busy = metrics.InFlight(job.Queue);
         metrics.Started(job.Function, job.Queue, job.Attempts == 1 && !job.Resumed ? DateTime.UtcNow - job.DueAt : null);
         var clock = Stopwatch.StartNew();
         var result = await RunOneAsync(job, cancel, hangfireJobId, alone, ct);

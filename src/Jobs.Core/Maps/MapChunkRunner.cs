@@ -39,6 +39,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
             return;
         }
+        using var busy = metrics.InFlight(claimed.Queue);
         using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
         activity?.SetTag("jobs.map_id", mapId).SetTag("jobs.chunk", chunk).SetTag("jobs.function", claimed.Function)
             .SetTag("jobs.queue", claimed.Queue).SetTag("hangfire.job_id", hangfireJobId);
@@ -51,6 +52,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
         var quarantined = claimed.Crashes >= options.Value.MaxWorkerCrashes;
+        var firstRun = claimed.Attempts == 1;
         foreach (var (index, argsJson) in items)
         {
             if (ct.IsCancellationRequested) break;
@@ -60,7 +62,8 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
                 batch.Add(index, MapItemStates.Failed, null, Error(new WorkerCrashedException(claimed.Function, claimed.Crashes)));
                 continue;
             }
-            metrics.Started(claimed.Function, claimed.Queue, pickup: null);
+            // Pickup latency as a job's: from the map's submission to the item's first run (not a re-run's).
+            metrics.Started(claimed.Function, claimed.Queue, firstRun ? DateTime.UtcNow - claimed.MapCreatedAt : null);
             // With a timeout, isolated as a single job is (so a function that ignores its token still loses its item on
             // time); without one, inline: maps are hot.
             var item = await invoker.InvokeAsync(claimed.Function, argsJson, kwargs.RootElement, itemContext, timeout, isolate: false, ct);

@@ -21,14 +21,14 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 RETURNING first_index, end_index, attempts, crashes
             ),
             started AS (UPDATE jobs.map SET state = 'processing' WHERE id = $1 AND state = 'enqueued' AND EXISTS (SELECT 1 FROM claimed))
-            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes, m.queue, m.timeout_seconds FROM claimed c, jobs.map m WHERE m.id = $1
+            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes, m.queue, m.timeout_seconds, m.created_at FROM claimed c, jobs.map m WHERE m.id = $1
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = chunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         return await cmd.ReadFirstOrDefaultAsync(r => new ClaimedChunk(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4),
-            r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7)), ct);
+            r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8)), ct);
     }
 
     /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>

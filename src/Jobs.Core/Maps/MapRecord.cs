@@ -12,7 +12,8 @@ public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Sta
 public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, int Window, double? TimeoutSeconds = null);
 
 /// <summary>What a chunk's runner needs once it owns the chunk.</summary>
-public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds);
+public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds,
+    DateTime MapCreatedAt);
 
 /// <summary>A chunk that has its turn and whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);

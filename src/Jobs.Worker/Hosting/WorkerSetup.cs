@@ -45,8 +45,9 @@ internal static class WorkerSetup
         var metricsOptions = configuration.Read<WorkerOptions>(WorkerOptions.Section);
         if (metricsOptions.MetricsPort > 0)
             services.AddOpenTelemetry().WithMetrics(metrics => metrics
-                .AddMeter(JobsMetrics.MeterName)
+                .AddJobsMeters()
                 .AddPrometheusHttpListener(listener => (listener.Host, listener.Port) = (metricsOptions.MetricsHost, metricsOptions.MetricsPort)));
+        services.AddHostedService<WorkerMetricsSeries>(); // after AddOpenTelemetry: its provider listens by then
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
             host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(10));
         return services;

@@ -28,6 +28,7 @@ internal sealed class InvariantWatch(Invariants invariants, IBackgroundJobClient
             try
             {
                 var violations = await invariants.CheckAsync(bound, worker.Value.InvisibilityTimeout, grace, stoppingToken);
+                metrics.InvariantsChecked();
                 foreach (var v in violations)
                 {
                     metrics.InvariantViolated(v.Kind, v.Problem);
