@@ -27,6 +27,13 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
     private readonly string _hostScript;
     private readonly string? _hostCopy;
 
+    /// <summary>
+    /// Python:Executable as python3 is started: a bare name (the default "python3") run as another user is looked up
+    /// on PATH for the first one that user can run — the worker's own first match may be out of its reach (pyenv's
+    /// shims under /root), while the system's /usr/bin/python3 is not.
+    /// </summary>
+    private readonly string _executable;
+
     /// <summary>The longest a module's import (to describe it) may take.</summary>
     public static readonly TimeSpan DescribeTimeout = TimeSpan.FromSeconds(60);
 
@@ -54,6 +61,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         _loggers = loggers;
         _logger = loggers.CreateLogger<PythonFunctionProvider>();
         _environment = PythonEnvironment.For(_python);
+        _executable = _python.RunAs is null ? _python.Executable : RunnableByEveryone(_python.Executable);
         if (_python.RunAs is not null && (_python.Modules.Length > 0 || _python.Imports.Length > 0))
         {
             _hostCopy = ReadableCopy(ShippedFolder);
@@ -61,7 +69,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         }
         else _hostScript = Path.Combine(ShippedFolder, "jobs_host.py");
         if (_python.Modules.Length > 0 || _python.Imports.Length > 0)
-            _logger.LogInformation("Python code runs as the OS user {User}", _python.RunAs ?? Environment.UserName);
+            _logger.LogInformation("Python code runs as the OS user {User} ({Executable})", _python.RunAs ?? Environment.UserName, _executable);
         // Described before the worker serves: a job for a module's function must find it from the first pickup.
         foreach (var configured in _python.Modules)
         {
@@ -87,7 +95,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         var stamp = Stamp(file);
         var description = Describe(module);
         var name = description["module"]!.GetValue<string>();
-        var pool = new PythonProcessPool(_python.Executable, _hostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"), _maxResultBytes);
+        var pool = new PythonProcessPool(_executable, _hostScript, module, _environment, _python.RunAs, _maxCrashes, _loggers.CreateLogger($"python.{name}"), _maxResultBytes);
         var settings = file is null ? null : PythonFunction.SettingsOf(module);
         var functions = description["functions"]!.AsArray().Select(f => new PythonFunction(name, f!.AsObject(), pool, settings)).ToList();
         _logger.LogInformation("Python module {Module} ({Path}) offers {Functions}", name, file ?? "Python:Imports", string.Join(", ", functions.Select(f => f.Name)));
@@ -156,7 +164,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
 
     private JsonObject Describe(PythonModuleOptions module)
     {
-        var info = new ProcessStartInfo(_python.Executable)
+        var info = new ProcessStartInfo(_executable)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = module.WorkingDirectory,
         };
@@ -175,6 +183,26 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         if (process.ExitCode != 0)
             throw new InvalidOperationException($"Python:Modules: python3 could not import {string.Join(' ', module.HostTarget)}: {stderr.Result.Trim()}");
         return JsonNode.Parse(stdout.Result)!.AsObject();
+    }
+
+    /// <summary>The first <paramref name="name"/> on PATH every user can run (else the name as given, to fail clearly at start).</summary>
+    private static string RunnableByEveryone(string name)
+    {
+        if (OperatingSystem.IsWindows() || name.Contains('/')) return name;
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, name);
+            if (!File.Exists(candidate)) continue;
+            var target = new FileInfo(candidate).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? candidate;
+            if ((File.GetUnixFileMode(target) & UnixFileMode.OtherExecute) == 0) continue;
+            var reachable = true;
+            for (var folder = new FileInfo(target).Directory; folder is not null && reachable; folder = folder.Parent)
+                reachable = (folder.UnixFileMode & UnixFileMode.OtherExecute) != 0;
+            for (var folder = new DirectoryInfo(dir); folder is not null && reachable; folder = folder.Parent)
+                reachable = (folder.UnixFileMode & UnixFileMode.OtherExecute) != 0;
+            if (reachable) return candidate;
+        }
+        return name;
     }
 
     /// <summary>Copies the shipped Python files into a new folder every user can read but only this process can write.</summary>
