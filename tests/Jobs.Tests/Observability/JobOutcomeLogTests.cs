@@ -16,7 +16,11 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
 {
     private const string Category = "Jobs.Core.Jobs.Outcomes";
 
-    /// <summary>appsettings.json's Default (the fixture's processes run at Warning), and the runner's Debug lines, logged in the job's scope.</summary>
+    /// <summary>
+    /// appsettings.json's Default (the fixture's processes run at Warning), and the runner's Debug lines, logged in the job's
+    /// scope. The formatter's options apply because appsettings.json names the formatter (Logging:Console:FormatterName
+    /// simple): unnamed, the console logger takes IncludeScopes and the rest from its own obsolete options instead.
+    /// </summary>
     private static Dictionary<string, string?> Logging(params (string Key, string Value)[] more)
     {
         var env = new Dictionary<string, string?>
@@ -37,7 +41,7 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
         var queue = SystemFixture.PrivateQueue();
         const string name = "outcome-text";
         await using var worker = Fixture.StartWorker(name, [queue], workerCount: 3,
-            environment: Logging(("Logging__Console__FormatterName", "simple"), ("Logging__Console__FormatterOptions__SingleLine", "true")));
+            environment: Logging(("Logging__Console__FormatterOptions__SingleLine", "true")));
 
         foreach (var job in await RunEveryOutcomeAsync(queue))
         {
