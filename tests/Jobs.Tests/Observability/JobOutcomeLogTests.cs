@@ -139,6 +139,32 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
         });
     }
 
+    [Fact]
+    public async Task The_outcome_lines_turn_down_with_their_category_and_nothing_else_does()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        const string quiet = "outcome-quiet", loud = "outcome-loud";
+        // Jobs.Core.Jobs=Warning silences the runner's lines, outcomes included; the map's have a category of their own.
+        await using var silenced = Fixture.StartWorker(quiet, [queue], environment: Logging(("Logging__LogLevel__Jobs.Core.Jobs", "Warning"),
+            ("Logging__LogLevel__Jobs.Core.Jobs.JobRunner", "Warning")));
+        var id = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "quiet" }, retries = 0, queue });
+        Assert.Equal("failed", (await Http.WaitForJobAsync(id))["state"]!.GetValue<string>());
+        await silenced.StopAsync(TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain(Fixture.Output, l => l.StartsWith($"[{quiet}]", StringComparison.Ordinal) && l.Contains(id.ToString(), StringComparison.Ordinal));
+
+        // Jobs.Core.Jobs.Outcomes=Information brings them back under a Default of Warning (as the benchmark runs).
+        await using var outcomesOnly = Fixture.StartWorker(loud, [queue], environment: new()
+        {
+            ["Logging__Console__FormatterOptions__SingleLine"] = "true",
+            ["Logging__LogLevel__Jobs.Core.Jobs.Outcomes"] = "Information",
+        });
+        var again = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "loud" }, retries = 0, queue });
+        Assert.Equal("failed", (await Http.WaitForJobAsync(again))["state"]!.GetValue<string>());
+        await Eventually.TrueAsync(() => Task.FromResult(Fixture.Output.Count(l => l.StartsWith($"[{loud}] info: {Category}[2]", StringComparison.Ordinal)
+                                                                               && l.Contains($"Job {again} failed", StringComparison.Ordinal)) == 1),
+            "the failure's line is written under a Default of Warning", 15);
+    }
+
     /// <summary>One job of each outcome on <paramref name="queue"/>, each with a trace of the client's own; returns when all have ended.</summary>
     private async Task<Submitted[]> RunEveryOutcomeAsync(string queue)
     {
