@@ -7,16 +7,14 @@ public static class ErrorJson
 {
     public static string From(Exception e) => new JsonObject
     {
-        ["type"] = e switch
-        {
-            // A Python function's exception keeps its Python type; our own errors keep the names clients match on.
-            IErrorType named => named.ErrorType,
-            _ => e.GetType().FullName,
-        },
+        ["type"] = TypeOf(e),
         // A message may quote what the function saw or returned: PostgreSQL's jsonb must be able to store it.
         ["message"] = MaybeEncodingError.Carryable(e.Message),
         ["stackTrace"] = MaybeEncodingError.Carryable(UserFrames(e.StackTrace)),
     }.ToJsonString();
+
+    /// <summary>The <c>error.type</c> clients see: a Python function's exception keeps its Python type; our own errors keep the names clients match on.</summary>
+    public static string TypeOf(Exception e) => e is IErrorType named ? named.ErrorType : e.GetType().FullName ?? e.GetType().Name;
 
     /// <summary>An error no exception was thrown for (a cancel decided by the API).</summary>
     public static string Of(Type type, string message) =>

@@ -34,8 +34,12 @@ public sealed class JobRunner(
     JobsMetrics metrics,
     IOptions<JobsOptions> options,
     IOptions<WorkerOptions> worker,
-    ILogger<JobRunner> logger)
+    ILogger<JobRunner> logger,
+    ILoggerFactory loggers)
 {
+    /// <summary>One line per outcome (<see cref="JobOutcomeLog"/>), in a category of its own so it can be turned down alone.</summary>
+    private readonly ILogger _outcomes = loggers.CreateLogger(JobOutcomeLog.Category);
+
     /// <summary>Outcomes of a long batch are written at least this often, so clients see finished jobs promptly.</summary>
     private static readonly TimeSpan FlushEvery = TimeSpan.FromMilliseconds(20);
 
@@ -88,7 +92,9 @@ public sealed class JobRunner(
                 lock (waiting)
                 {
                     if (!waiting.Remove(job)) return;
-                    canceledWhileWaiting.Add(Task.Run(() => WriteAsync(hangfireJobId, [(job, Canceled(job).Outcome, null)])));
+                    var canceled = Canceled(job).Outcome;
+                    LogOutcome(job, canceled, null, TimeSpan.Zero, null, default);
+                    canceledWhileWaiting.Add(Task.Run(() => WriteAsync(hangfireJobId, [(job, canceled, null)])));
                 }
             });
         var splitter = alone ? Task.CompletedTask : ShareWhileSlowAsync(waiting, hangfireJobId, batchDone.Task, ct);
@@ -170,7 +176,7 @@ public sealed class JobRunner(
 
     /// <summary>
     /// One job's run with its telemetry: a span that continues the submitter's trace, a logging scope that puts the
-    /// job id on every line logged meanwhile, and the started/finished metrics.
+    /// job id on every line logged meanwhile, the started/finished metrics and the outcome's log line.
     /// </summary>
     private async Task<(JobOutcome Outcome, Exception? Failure)> MeasuredAsync(ClaimedJob job, RunningJobs.Registration cancel, string hangfireJobId, bool alone, CancellationToken ct)
     {
@@ -178,7 +184,7 @@ public sealed class JobRunner(
         using var activity = TelemetrySetup.Source.StartActivity($"run {job.Function}", ActivityKind.Consumer, parent);
         activity?.SetTag("jobs.job_id", job.Id).SetTag("jobs.function", job.Function).SetTag("jobs.queue", job.Queue)
             .SetTag("jobs.attempt", job.Attempts).SetTag("hangfire.job_id", hangfireJobId);
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = job.Id, ["Function"] = job.Function });
+        using var scope = logger.BeginScope(new JobLogScope(job.Id, job.Function, job.Queue, parent.TraceId != default ? parent.TraceId.ToHexString() : null));
         logger.LogDebug("Running {Function}, attempt {Attempt}", job.Function, job.Attempts);
         using var busy = metrics.InFlight(job.Queue);
         metrics.Started(job.Function, job.Queue, job.Attempts == 1 && !job.Resumed ? DateTime.UtcNow - job.DueAt : null);
@@ -194,7 +200,40 @@ public sealed class JobRunner(
             var state => state,
         };
         metrics.Finished(job.Function, job.Queue, outcome, clock.Elapsed);
+        LogOutcome(job, result.Outcome, result.Failure, clock.Elapsed, activity, parent);
         return result;
+    }
+
+    /// <summary>The outcome's one Information line (<see cref="JobOutcomeLog"/>).</summary>
+    private void LogOutcome(ClaimedJob job, JobOutcome outcome, Exception? failure, TimeSpan elapsed, Activity? run, ActivityContext submitter)
+    {
+        if (!_outcomes.IsEnabled(LogLevel.Information)) return;
+        if (run is null && submitter == default) ActivityContext.TryParse(job.TraceParent, null, out submitter);
+        var (traceId, spanId) = JobOutcomeLog.TraceOf(run, submitter);
+        var ms = JobOutcomeLog.Milliseconds(elapsed);
+        switch (outcome.State)
+        {
+            case JobStates.Succeeded:
+                JobOutcomeLog.Ended(_outcomes, job.Id, "succeeded", ms, job.Function, job.Queue, job.Attempts, traceId, spanId);
+                break;
+            case JobStates.Canceled:
+                JobOutcomeLog.Ended(_outcomes, job.Id, "canceled", ms, job.Function, job.Queue, job.Attempts, traceId, spanId);
+                break;
+            case JobStates.Enqueued:
+                // The worker is stopping: handed back unrun or unfinished, uncounted; another run follows.
+                JobOutcomeLog.Ended(_outcomes, job.Id, "released", ms, job.Function, job.Queue, job.Attempts, traceId, spanId);
+                break;
+            case JobStates.Scheduled when failure is not null:
+                // Not before: the Hangfire job is scheduled at this time (RetryFilter, or DispatchAlone in a batch), give or take the moment.
+                var delay = outcome.RetryIn ?? TimeSpan.Zero;
+                JobOutcomeLog.Retried(_outcomes, job.Id, "retried", ms, job.Function, job.Queue, job.Attempts,
+                    ErrorJson.TypeOf(failure), JobOutcomeLog.OneLine(failure.Message), JobDispatcher.RetryTime(delay).ToString("O", System.Globalization.CultureInfo.InvariantCulture), traceId, spanId);
+                break;
+            case JobStates.Failed when failure is not null:
+                JobOutcomeLog.Failed(_outcomes, job.Id, failure is JobTimeoutException ? "timed out" : "failed", ms, job.Function, job.Queue,
+                    job.Attempts, ErrorJson.TypeOf(failure), JobOutcomeLog.OneLine(failure.Message), traceId, spanId);
+                break;
+        }
     }
 
     /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>

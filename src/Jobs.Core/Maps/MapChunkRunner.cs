@@ -21,8 +21,12 @@ namespace Jobs.Core.Maps;
 /// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts. A chunk that
 /// ends gives its turn to the map's next chunk (<see cref="MapWindow"/>).
 /// </summary>
-public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger)
+public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger,
+    ILoggerFactory loggers)
 {
+    /// <summary>One Information line per chunk's end, not per item: a map of 10⁶ items writes one line per chunk (<see cref="JobOutcomeLog.ChunkEnded"/>).</summary>
+    private readonly ILogger _outcomes = loggers.CreateLogger(JobOutcomeLog.MapCategory);
+
     private const int FlushItems = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
 
@@ -53,13 +57,18 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var sinceFlush = Stopwatch.StartNew();
         var quarantined = claimed.Crashes >= options.Value.MaxWorkerCrashes;
         var firstRun = claimed.Attempts == 1;
+        var clock = Stopwatch.StartNew();
+        int succeeded = 0, failed = 0;
+        Exception? firstFailure = null;
         foreach (var (index, argsJson) in items)
         {
             if (ct.IsCancellationRequested) break;
             if (quarantined)
             {
                 // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
-                batch.Add(index, MapItemStates.Failed, null, Error(new WorkerCrashedException(claimed.Function, claimed.Crashes)));
+                firstFailure ??= new WorkerCrashedException(claimed.Function, claimed.Crashes);
+                batch.Add(index, MapItemStates.Failed, null, Error(firstFailure));
+                failed++;
                 continue;
             }
             // Pickup latency as a job's: from the map's submission to the item's first run (not a re-run's).
@@ -71,6 +80,12 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             {
                 metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, item.Duration);
                 break;
+            }
+            if (item.Failure is null) succeeded++;
+            else
+            {
+                failed++;
+                firstFailure ??= item.Failure;
             }
             batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null);
             metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
@@ -86,12 +101,17 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         {
             // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
             await DatabaseRetry.RunAsync(token => maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, token));
+            LogEnd("released");
             ct.ThrowIfCancellationRequested();
         }
         var end = ct.IsCancellationRequested ? "canceled" : "done";
         var next = await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
+        LogEnd(end);
         // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
         if (next.Count > 0) await window.DispatchOrLeaveToSweeperAsync(next);
+
+        void LogEnd(string outcome) => JobOutcomeLog.ChunkEnded(_outcomes, mapId, chunk, outcome, JobOutcomeLog.Milliseconds(clock.Elapsed),
+            claimed.Function, claimed.Queue, succeeded, failed, firstFailure is null ? null : ErrorJson.TypeOf(firstFailure), firstFailure is null ? null : JobOutcomeLog.OneLine(firstFailure.Message));
     }
 
     private static string Error(Exception e) => ErrorJson.From(e);
