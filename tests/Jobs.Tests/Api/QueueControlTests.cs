@@ -146,6 +146,20 @@ public sealed class QueueControlTests(SystemFixture system) : SystemTest(system)
     }
 
     [Fact]
+    public async Task Dashboard_shows_the_paused_queues()
+    {
+        // The menu entry "Paused queues" links to GET /queues and counts them, highlighted while any is paused.
+        var before = await Http.GetStringAsync("/hangfire");
+        Assert.Contains("Paused queues", before);
+        Assert.Matches("""<a href="/queues">\s*Paused queues\s*<span data-metric="jobs:paused-queues" class="metric metric-default ">0</span>""", before);
+
+        Assert.Equal(HttpStatusCode.OK, (await Http.PostAsync($"/queues/{SystemFixture.PrivateQueue()}/pause", null)).StatusCode);
+
+        var page = await Http.GetStringAsync("/hangfire");
+        Assert.Matches("""<span data-metric="jobs:paused-queues" class="metric metric-warning highlighted">1</span>""", page);
+    }
+
+    [Fact]
     public async Task Unknown_or_invalid_queues_are_still_refused_and_cannot_be_paused()
     {
         Assert.Equal(HttpStatusCode.BadRequest, (await Http.SubmitAsync(new { function = "noop", queue = "nobody-declares-this" })).StatusCode);
