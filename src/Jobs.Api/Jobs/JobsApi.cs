@@ -41,7 +41,8 @@ internal static class JobsApi
                              "after the job is stored. With ?wait=N the request waits up to N seconds (capped by " +
                              "Jobs:MaxWaitSeconds) and answers 200 with the finished job, else 202. With an Idempotency-Key " +
                              "header, a repeat of the same request returns the first job (header Idempotent-Replayed: true) " +
-                             "and the same key with a different request is refused with 422.")
+                             "and the same key with a different request is refused with 422. A job for a queue no live worker " +
+                             "serves is accepted with a Warning header (199 jobs \"No live worker serves queue '…'\"); GET /queues shows it too.")
             .Accepts<SubmitJobRequest>("application/json")
             .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default", "timeoutSeconds": 60, "retries": 2 }""")
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -127,7 +128,7 @@ internal static class JobsApi
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
         var (job, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
         if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
-        WarnIfUnserved(job.Queue, queues, http);
+        queues.WarnIfUnserved(job.Queue, http);
         try
         {
             if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
@@ -138,15 +139,6 @@ internal static class JobsApi
             // Stored, so accepted: the wait is given up, not the job.
         }
         return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
-    }
-
-    /// <summary>
-    /// A job for a queue no live worker serves is accepted (a worker may be starting) but says so: a Warning header
-    /// (RFC 9111's "199 Miscellaneous warning" form), <c>Warning: 199 jobs "No live worker serves queue 'x': …"</c>.
-    /// </summary>
-    private static void WarnIfUnserved(string queue, KnownQueues queues, HttpContext http)
-    {
-        if (queues.Unserved(queue) is { } warning) http.Response.Headers.Warning = $"199 jobs \"{warning}\"";
     }
 
     private static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Retry(Guid id, JobSubmitter submitter, KnownQueues queues, HttpContext http, CancellationToken ct)
@@ -160,7 +152,7 @@ internal static class JobsApi
                     statusCode: StatusCodes.Status409Conflict, title: "Job not failed or canceled",
                     extensions: new Dictionary<string, object?> { ["jobId"] = id, ["state"] = job.State });
             case { Job: var job }:
-                WarnIfUnserved(job.Queue, queues, http);
+                queues.WarnIfUnserved(job.Queue, http);
                 return TypedResults.Accepted($"/jobs/{id}", JobView.From(job));
         }
     }

@@ -51,6 +51,15 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
         Serving(queue).Count > 0 ? null
         : $"No live worker serves queue '{queue}': its jobs are accepted but wait until a worker with Worker:Queues naming it starts.";
 
+    /// <summary>
+    /// Work accepted for a queue no live worker serves (a worker may be starting) says so on its response: a Warning
+    /// header (RFC 9111's "199 Miscellaneous warning" form), <c>Warning: 199 jobs "No live worker serves queue 'x': …"</c>.
+    /// </summary>
+    public void WarnIfUnserved(string queue, HttpContext http)
+    {
+        if (Unserved(queue) is { } warning) http.Response.Headers.Warning = $"199 jobs \"{warning}\"";
+    }
+
     private static bool IsLive(ServingWorker w) => w.Heartbeat is { } beat && DateTime.UtcNow - beat <= LiveHeartbeat;
 
     public bool IsKnown(string queue) =>

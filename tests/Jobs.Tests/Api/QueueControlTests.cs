@@ -138,6 +138,11 @@ public sealed class QueueControlTests(SystemFixture system) : SystemTest(system)
         Assert.Equal(0, view["slots"]!.GetValue<int>());
         Assert.Contains($"No live worker serves queue '{queue}'", view["warning"]!.GetValue<string>());
 
+        // A map for it says so too.
+        var map = await Http.PostAsync("/maps", System.Net.Http.Json.JsonContent.Create(new { function = "math.square", items = new[] { 1, 2 }, queue }));
+        Assert.Equal(HttpStatusCode.Accepted, map.StatusCode);
+        Assert.Contains($"No live worker serves queue '{queue}'", string.Join(' ', map.Headers.GetValues("Warning")));
+
         // A served queue: no warning.
         var served = await Http.SubmitAsync(new { function = "noop" });
         Assert.Equal(HttpStatusCode.Accepted, served.StatusCode);
