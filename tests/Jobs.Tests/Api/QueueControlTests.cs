@@ -9,7 +9,7 @@ namespace Jobs.Tests.Api;
 /// GET /queues, POST /queues/{name}/pause and /resume, and the warning for a queue no live worker serves: real API and
 /// worker processes over HTTP.
 /// </summary>
-public sealed class QueueControlTests(SystemFixture system) : SystemTest(system)
+public sealed class QueueControlTests(SystemFixture system, Xunit.Abstractions.ITestOutputHelper output) : SystemTest(system)
 {
     /// <summary>The queue as GET /queues lists it, failing the test if it is not listed.</summary>
     private async Task<JsonObject> QueueAsync(string name) =>
@@ -79,6 +79,7 @@ public sealed class QueueControlTests(SystemFixture system) : SystemTest(system)
             var job = await Http.WaitForJobAsync(id);
             Assert.Equal("succeeded", job["state"]!.GetValue<string>());
             var delay = job["startedAt"].Time() - resumedAt;
+            output.WriteLine($"resume → start of job {id}: {delay.TotalMilliseconds:F0} ms");
             Assert.True(delay < TimeSpan.FromSeconds(1), $"job {id} started {delay.TotalMilliseconds:F0} ms after the resume");
         }
         Assert.False((await QueueAsync(queue))["paused"]!.GetValue<bool>());
