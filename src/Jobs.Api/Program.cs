@@ -8,6 +8,7 @@ using Jobs.Api.Metrics;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Pool;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Api.Schedules;
 using Jobs.Api.Security;
 using Jobs.Core;
@@ -51,6 +52,7 @@ app.MapJobsApi();
 app.MapMapsApi();
 app.MapSchedulesApi();
 app.MapPoolApi();
+app.MapQueuesApi();
 
 app.LogSecurityPosture();
 app.Run();

@@ -9,9 +9,13 @@ public sealed class JobHandle
     private readonly JobsClient _client;
     private JsonObject _job;
 
-    internal JobHandle(JobsClient client, JsonObject job) => (_client, _job, Id) = (client, job, job["id"]!.GetValue<Guid>());
+    internal JobHandle(JobsClient client, JsonObject job, string? warning = null) =>
+        (_client, _job, Id, Warning) = (client, job, job["id"]!.GetValue<Guid>(), warning);
 
     public Guid Id { get; }
+
+    /// <summary>Set when the service accepted the job with a warning: no live worker serves its queue, so it waits.</summary>
+    public string? Warning { get; private set; }
 
     /// <summary>The last JobView seen (state, attempts, progress, …).</summary>
     public JsonObject View => _job;
@@ -51,6 +55,19 @@ public sealed class JobHandle
         using var response = await _client.Http.DeleteAsync($"/jobs/{Id}", ct);
         if ((int)response.StatusCode == 409) return false;
         _job = await JobsClient.ReadAsync(response, ct);
+        return true;
+    }
+
+    /// <summary>
+    /// Runs the job again if it failed or was canceled (POST /jobs/{id}/retry): same id, its attempts going on. False when
+    /// it was not failed or canceled (409); then nothing changed.
+    /// </summary>
+    public async Task<bool> RetryAsync(CancellationToken ct = default)
+    {
+        using var response = await _client.Http.PostAsync($"/jobs/{Id}/retry", null, ct);
+        if ((int)response.StatusCode == 409) return false;
+        _job = await JobsClient.ReadAsync(response, ct);
+        Warning = JobsClient.WarningOf(response);
         return true;
     }
 

@@ -56,8 +56,47 @@ public sealed class JobsClient : IDisposable
         using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs") { Content = JsonContent.Create(body) };
         if (options?.IdempotencyKey is { } key) request.Headers.Add("Idempotency-Key", key);
         using var response = await Http.SendAsync(request, ct);
-        return new JobHandle(this, await ReadAsync(response, ct));
+        return new JobHandle(this, await ReadAsync(response, ct), WarningOf(response));
     }
+
+    /// <summary>
+    /// Runs a failed or canceled job again (POST /jobs/{id}/retry): the same id, its attempts going on. Throws
+    /// <see cref="JobsRequestException"/> 409 when the job is not failed or canceled, 404 when there is none, 403 without an admin key.
+    /// </summary>
+    public async Task<JobHandle> RetryAsync(Guid id, CancellationToken ct = default)
+    {
+        using var response = await Http.PostAsync($"/jobs/{id}/retry", null, ct);
+        return new JobHandle(this, await ReadAsync(response, ct), WarningOf(response));
+    }
+
+    /// <summary>GET /queues: every queue's depth, oldest waiting age, paused flag, live workers and warning.</summary>
+    public async Task<IReadOnlyList<QueueInfo>> QueuesAsync(CancellationToken ct = default)
+    {
+        using var response = await Http.GetAsync("/queues", ct);
+        await EnsureAcceptedAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<List<QueueInfo>>(Json, ct))!;
+    }
+
+    /// <summary>GET /queues/{name}.</summary>
+    public Task<QueueInfo> QueueAsync(string name, CancellationToken ct = default) => QueueCallAsync(HttpMethod.Get, name, "", ct);
+
+    /// <summary>Pauses a queue (POST /queues/{name}/pause): workers take none of its jobs until it is resumed; running ones finish.</summary>
+    public Task<QueueInfo> PauseQueueAsync(string name, CancellationToken ct = default) => QueueCallAsync(HttpMethod.Post, name, "/pause", ct);
+
+    /// <summary>Resumes a queue (POST /queues/{name}/resume): its waiting jobs start within about a second.</summary>
+    public Task<QueueInfo> ResumeQueueAsync(string name, CancellationToken ct = default) => QueueCallAsync(HttpMethod.Post, name, "/resume", ct);
+
+    private async Task<QueueInfo> QueueCallAsync(HttpMethod method, string name, string action, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, $"/queues/{Uri.EscapeDataString(name)}{action}");
+        using var response = await Http.SendAsync(request, ct);
+        await EnsureAcceptedAsync(response, ct);
+        return (await response.Content.ReadFromJsonAsync<QueueInfo>(Json, ct))!;
+    }
+
+    /// <summary>The text of a response's Warning header (<c>199 jobs "…"</c>): why an accepted job may wait.</summary>
+    internal static string? WarningOf(HttpResponseMessage response) =>
+        response.Headers.Warning.Select(w => w.Text.Trim('"')).FirstOrDefault();
 
     /// <summary>map (or starmap, with <paramref name="star"/>): the results in input order; throws the first failing item's exception.</summary>
     public async Task<IReadOnlyList<T?>> MapAsync<T>(string function, IEnumerable<object?> items, bool star = false, int? chunksize = null,

@@ -6,6 +6,7 @@ using Hangfire.Dashboard;
 using Hangfire.States;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Jobs;
 using Microsoft.AspNetCore.Authentication;
 
@@ -73,6 +74,7 @@ internal static class DashboardSetup
                     await next(http);
             }));
         JobHistoryRenderer.Register(ProcessingState.StateName, (helper, data) => RenderProcessing(helper, data, store));
+        AddPausedQueues(app.Services.GetRequiredService<PausedQueues>());
         app.UseHangfireDashboard(Path, new DashboardOptions
         {
             DashboardTitle = "Jobs",
@@ -82,6 +84,22 @@ internal static class DashboardSetup
             IsReadOnlyFunc = context => auth.Enabled && !context.GetHttpContext().User.IsInRole(AuthOptions.AdminRole),
         });
         return app;
+    }
+
+    /// <summary>
+    /// Paused queues (POST /queues/{name}/pause) on every dashboard page: a menu entry "Paused queues" with their count,
+    /// highlighted while any is paused, linking to GET /queues (which names them, with depth and workers).
+    /// </summary>
+    private static void AddPausedQueues(PausedQueues paused)
+    {
+        var metric = new DashboardMetric("jobs:paused-queues", "Paused queues", _ =>
+        {
+            // The dashboard renders synchronously; one small read per page.
+            var count = paused.ListAsync(CancellationToken.None).GetAwaiter().GetResult().Count;
+            return new Metric(count) { Style = count > 0 ? MetricStyle.Warning : MetricStyle.Default, Highlighted = count > 0 };
+        });
+        DashboardMetrics.AddMetric(metric);
+        NavigationMenu.Items.Add(_ => new MenuItem("Paused queues", "/queues") { Metric = metric });
     }
 
     /// <summary>

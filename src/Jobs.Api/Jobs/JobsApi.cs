@@ -41,7 +41,8 @@ internal static class JobsApi
                              "after the job is stored. With ?wait=N the request waits up to N seconds (capped by " +
                              "Jobs:MaxWaitSeconds) and answers 200 with the finished job, else 202. With an Idempotency-Key " +
                              "header, a repeat of the same request returns the first job (header Idempotent-Replayed: true) " +
-                             "and the same key with a different request is refused with 422.")
+                             "and the same key with a different request is refused with 422. A job for a queue no live worker " +
+                             "serves is accepted with a Warning header (199 jobs \"No live worker serves queue '…'\"); GET /queues shows it too.")
             .Accepts<SubmitJobRequest>("application/json")
             .WithRequestExample("""{ "function": "math.square", "args": [7], "kwargs": {}, "queue": "default", "timeoutSeconds": 60, "retries": 2 }""")
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -70,6 +71,19 @@ internal static class JobsApi
             .WithDescription("A scheduled or queued job is canceled at once (200). A running job's CancellationToken is " +
                              "signalled (202); it ends 'canceled' when the function stops, within about a second if it " +
                              "observes the token. 409 when the job already finished.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        jobs.MapPost("/{id:guid}/retry", Retry)
+            .WithName("RetryJob")
+            .WithSummary("Run a failed or canceled job again (admin key)")
+            .WithDescription("Puts the job back in its queue as it was submitted: the same id, function, arguments and options; " +
+                             "its result, error and times are cleared and its attempts go on (the next run is attempt n + 1, and " +
+                             "its retries count from there: a job whose retries were spent gets one more run). Answers 202 with the " +
+                             "job, enqueued, and Location. 409 when the job is not failed or canceled (still waiting, running, or " +
+                             "succeeded). Like POST /jobs, a Warning header says when no live worker serves its queue.")
+            .Produces<JobView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
@@ -106,7 +120,7 @@ internal static class JobsApi
     private static async Task<Results<StreamedResults<JobView>, Accepted<JobView>, ValidationProblem>> Submit(
         [FromBody] SubmitJobRequest? request, [FromQuery] double? wait,
         [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
-        JobService service, HttpContext http, CancellationToken ct)
+        JobService service, KnownQueues queues, HttpContext http, CancellationToken ct)
     {
         if (request is null)
             return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"args\": [7]}.");
@@ -114,6 +128,7 @@ internal static class JobsApi
             return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
         var (job, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
         if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
+        queues.WarnIfUnserved(job.Queue, http);
         try
         {
             if (wait is > 0 && await service.WaitAsync(job.Id, wait.Value, ct) is { } waited && JobStates.IsFinished(waited.State))
@@ -124,6 +139,22 @@ internal static class JobsApi
             // Stored, so accepted: the wait is given up, not the job.
         }
         return TypedResults.Accepted($"/jobs/{job.Id}", JobView.From(job));
+    }
+
+    private static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Retry(Guid id, JobSubmitter submitter, KnownQueues queues, HttpContext http, CancellationToken ct)
+    {
+        switch (await submitter.RetryAsync(id, ct))
+        {
+            case null:
+                return ApiProblems.UnknownJob(id);
+            case { Retried: false, Job: var job }:
+                return TypedResults.Problem($"Job {id} is {job.State}: only a failed or canceled job can be retried.",
+                    statusCode: StatusCodes.Status409Conflict, title: "Job not failed or canceled",
+                    extensions: new Dictionary<string, object?> { ["jobId"] = id, ["state"] = job.State });
+            case { Job: var job }:
+                queues.WarnIfUnserved(job.Queue, http);
+                return TypedResults.Accepted($"/jobs/{id}", JobView.From(job));
+        }
     }
 
     /// <summary>The most jobs one POST /jobs/batch carries.</summary>

@@ -1,6 +1,7 @@
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
 using Jobs.Core.Maps;
@@ -26,7 +27,8 @@ internal static class MapsApi
             .WithSummary("Submit a map (map_async / starmap_async)")
             .WithDescription("Stores every item durably (in one transaction), then queues one Hangfire job per chunk. Each item is " +
                              "bound to the function's parameters first: a bad item is refused with 400 naming its index. With " +
-                             "?wait=N, answers 200 when the map finishes within N seconds. Idempotency-Key as for POST /jobs.")
+                             "?wait=N, answers 200 when the map finishes within N seconds. Idempotency-Key, and the Warning header for " +
+                             "a queue no live worker serves, as for POST /jobs.")
             .WithMetadata(new RequestSizeLimitAttribute(limit))
             .Accepts<SubmitMapRequest>("application/json")
             .WithRequestExample("""{ "function": "primes.count", "items": [10000, 20000, 30000], "star": false, "kwargs": {}, "chunksize": null, "queue": "default" }""")
@@ -75,12 +77,13 @@ internal static class MapsApi
     }
 
     private static async Task<Results<Ok<MapView>, Accepted<MapView>, ValidationProblem>> Submit([FromBody] SubmitMapRequest? request, [FromQuery] double? wait,
-        [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey, MapService service, HttpContext http, CancellationToken ct)
+        [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey, MapService service, KnownQueues queues, HttpContext http, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object such as {\"function\": \"math.square\", \"items\": [1, 2, 3]}.");
         if (wait is < 0 or double.NaN) return ApiProblems.Validation("wait", "wait is a number of seconds ≥ 0.");
         var (map, created) = await service.SubmitAsync(request, idempotencyKey, IdempotencyKeys.Caller(http), ct);
         if (!created) http.Response.Headers["Idempotent-Replayed"] = "true";
+        queues.WarnIfUnserved(map.Queue, http);
         try
         {
             if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))

@@ -67,11 +67,14 @@ internal static class MetricsSetup
             Gauge("jobs.queue.processing", "{job}", "Jobs and map chunks of each queue running now, on all workers", q => q.Processing);
             Gauge("jobs.queue.scheduled", "{job}", "Jobs of each queue delayed (delaySeconds, runAt) and not yet due", q => q.Scheduled);
             Gauge("jobs.queue.retry_pending", "{job}", "Jobs of each queue whose run failed and that wait for their retry", q => q.RetryPending);
-            _meter.CreateObservableGauge("jobs.queue.workers", () => Names().Select(q =>
-                    new Measurement<long>(_known.WorkersPerQueue.GetValueOrDefault(q), new KeyValuePair<string, object?>("queue", q))),
+            _meter.CreateObservableGauge("jobs.queue.workers", () =>
+                {
+                    var serving = _known.WorkersPerQueue();
+                    return Names().Select(q => new Measurement<long>(serving.GetValueOrDefault(q), new KeyValuePair<string, object?>("queue", q)));
+                },
                 "{worker}", "Live worker processes serving each queue");
-            _meter.CreateObservableGauge("jobs.workers.live", () => (long)_known.LiveWorkers, "{worker}",
-                "Live worker processes (Hangfire servers with a heartbeat in the last minute)");
+            _meter.CreateObservableGauge("jobs.workers.live", () => (long)_known.LiveWorkers().Count, "{worker}",
+                "Live worker processes (Hangfire servers with a heartbeat within 90 s)");
         }
 
         private void Gauge(string name, string unit, string description, Func<QueueFigures, long> value) =>

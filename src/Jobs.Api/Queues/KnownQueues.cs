@@ -18,11 +18,49 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     /// <summary>How many names a refusal lists.</summary>
     private const int Listed = 20;
-    private static readonly TimeSpan LiveHeartbeat = TimeSpan.FromSeconds(60);
+
+    /// <summary>A worker process whose heartbeat is older than this is not counted as serving (Hangfire beats every 30 s).</summary>
+    public static readonly TimeSpan LiveHeartbeat = TimeSpan.FromSeconds(90);
 
     private volatile IReadOnlySet<string> _served = new HashSet<string>(StringComparer.Ordinal);
-    private volatile IReadOnlyDictionary<string, int> _servers = new Dictionary<string, int>(StringComparer.Ordinal);
+    private volatile IReadOnlyList<ServingWorker> _workers = [];
     private bool _failing;
+
+    /// <summary>A live worker process (Hangfire server): its name, its slots (Worker:WorkerCount), the queues it serves.</summary>
+    public sealed record ServingWorker(string Name, int Slots, IReadOnlyList<string> Queues, DateTime? Heartbeat);
+
+    /// <summary>The live worker processes serving <paramref name="queue"/> (heartbeat within <see cref="LiveHeartbeat"/>), as last read.</summary>
+    public IReadOnlyList<ServingWorker> Serving(string queue) =>
+        [.. _workers.Where(w => w.Queues.Contains(queue, StringComparer.Ordinal) && IsLive(w))];
+
+    /// <summary>Every live worker process, as last read.</summary>
+    public IReadOnlyList<ServingWorker> LiveWorkers() => [.. _workers.Where(IsLive)];
+
+    /// <summary>Whether "default" or Jobs:Queues (a name or a prefix with '*') declares <paramref name="queue"/>.</summary>
+    public bool IsDeclared(string queue) => queue == QueueNames.Default || jobs.CurrentValue.Queues.Any(d => QueueNames.Declares(d, queue));
+
+    /// <summary>Queues declared in Jobs:Queues by their exact name (not a prefix with '*'), and "default".</summary>
+    public IEnumerable<string> DeclaredNames() =>
+        new[] { QueueNames.Default }.Concat(jobs.CurrentValue.Queues.Where(QueueNames.IsValid)).Distinct(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Why a job for <paramref name="queue"/> (a known queue) will wait, or null: no live worker serves it. It is accepted
+    /// all the same (a worker may be starting), and the warning says so.
+    /// </summary>
+    public string? Unserved(string queue) =>
+        Serving(queue).Count > 0 ? null
+        : $"No live worker serves queue '{queue}': its jobs are accepted but wait until a worker with Worker:Queues naming it starts.";
+
+    /// <summary>
+    /// Work accepted for a queue no live worker serves (a worker may be starting) says so on its response: a Warning
+    /// header (RFC 9111's "199 Miscellaneous warning" form), <c>Warning: 199 jobs "No live worker serves queue 'x': …"</c>.
+    /// </summary>
+    public void WarnIfUnserved(string queue, HttpContext http)
+    {
+        if (Unserved(queue) is { } warning) http.Response.Headers.Warning = $"199 jobs \"{warning}\"";
+    }
+
+    private static bool IsLive(ServingWorker w) => w.Heartbeat is { } beat && DateTime.UtcNow - beat <= LiveHeartbeat;
 
     public bool IsKnown(string queue) =>
         queue == QueueNames.Default
@@ -41,10 +79,9 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
             .Concat(_served).Distinct(StringComparer.Ordinal);
 
     /// <summary>Live workers (Hangfire servers) serving each queue, as last read.</summary>
-    public IReadOnlyDictionary<string, int> WorkersPerQueue => _servers;
-
-    /// <summary>Live worker processes (Hangfire servers), as last read.</summary>
-    public int LiveWorkers { get; private set; }
+    public IReadOnlyDictionary<string, int> WorkersPerQueue() =>
+        LiveWorkers().SelectMany(w => w.Queues.Distinct(StringComparer.Ordinal)).GroupBy(q => q, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -72,12 +109,9 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
             // Hangfire lists a server until its watchdog removes it (no heartbeat for its server timeout): a worker
             // restarting keeps its queues known.
             var servers = storage.GetMonitoringApi().Servers();
+            _workers = [.. servers.Select(s => new ServingWorker(s.Name, s.WorkersCount, [.. s.Queues],
+                s.Heartbeat is { } h ? DateTime.SpecifyKind(h, DateTimeKind.Utc) : null)).OrderBy(w => w.Name, StringComparer.Ordinal)];
             _served = servers.SelectMany(s => s.Queues).ToHashSet(StringComparer.Ordinal);
-            // Live: a heartbeat within two of Hangfire's heartbeat intervals (30 s); a killed worker drops out after a minute.
-            var live = servers.Where(s => s.Heartbeat is not { } beat || DateTime.UtcNow - beat < LiveHeartbeat).ToList();
-            _servers = live.SelectMany(s => s.Queues.Distinct(StringComparer.Ordinal)).GroupBy(q => q, StringComparer.Ordinal)
-                .ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-            LiveWorkers = live.Count;
             if (_failing) logger.LogInformation("Reading the queues live workers serve again");
             _failing = false;
         }

@@ -123,9 +123,13 @@ public sealed class WorkQueue : IPersistentJobQueueProvider, IPersistentJobQueue
     {
         // One statement, committed on its own. updatecount is the fetch's generation: renewals, removal and give-back
         // match it, so a holder whose fetch was taken from it (rescued, refetched) can no longer touch the row.
+        // A paused queue (jobs.paused_queue, POST /queues/{name}/pause) yields nothing; its resume NOTIFYs new_job, so
+        // waiting workers look again at once (or at the next poll, PollInterval, should the notification be missed).
         using var cmd = _dataSource.CreateCommand($"""
             UPDATE {Schema}.jobqueue q SET fetchedat = now(), updatecount = (q.updatecount + 1) % 2000000000
-            WHERE q.id = (SELECT id FROM {Schema}.jobqueue WHERE queue = $1 AND fetchedat IS NULL ORDER BY jobid LIMIT 1 FOR UPDATE SKIP LOCKED)
+            WHERE q.id = (SELECT id FROM {Schema}.jobqueue WHERE queue = $1 AND fetchedat IS NULL
+                          AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = $1)
+                          ORDER BY jobid LIMIT 1 FOR UPDATE SKIP LOCKED)
             RETURNING q.id, q.jobid, q.queue, q.updatecount
             """);
         cmd.Parameters.Add(new() { Value = queue });

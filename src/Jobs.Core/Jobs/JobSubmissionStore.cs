@@ -105,6 +105,32 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     }
 
     /// <summary>
+    /// POST /jobs/{id}/retry: a failed or canceled row goes back to what a submission stores — enqueued, its outcome,
+    /// times and crash count cleared, no Hangfire job yet (<c>hangfire_job_id</c> and <c>dispatched_at</c> null) — keeping
+    /// its id, arguments, options and attempts. From the commit on it is in situation 1 of <see cref="Hangfire.Invariants"/>:
+    /// the caller dispatches it as the submitter does, and should that not happen the sweeper does. No Hangfire job that
+    /// carried it before can touch it any more: they finish and hand back only rows they own, and it has no owner until
+    /// its new Hangfire job claims it (an old one re-run — dashboard Requeue, invariant repair — that claims it first
+    /// simply runs it; the new one then claims nothing). Returns the row after the change; when it was not failed or
+    /// canceled, the row unchanged (<c>Retried</c> false); null when there is no such job.
+    /// </summary>
+    public async Task<(JobRecord Job, bool Retried)?> ResetForRetryAsync(Guid id, CancellationToken ct)
+    {
+        await using (var cmd = dataSource.CreateCommand($"""
+            UPDATE jobs.job SET state = 'enqueued', result = NULL, error = NULL, progress = NULL, started_at = NULL,
+                finished_at = NULL, expires_at = NULL, cancel_requested_at = NULL, run_at = NULL, callback = NULL,
+                crashes = 0, worker = NULL, hangfire_job_id = NULL, dispatched_at = NULL
+            WHERE id = $1 AND state IN ('failed', 'canceled')
+            RETURNING {JobQueries.Columns}
+            """))
+        {
+            cmd.Parameters.Add(new() { Value = id });
+            if (await cmd.ReadFirstOrDefaultAsync(JobQueries.Read, ct) is { } retried) return (retried, true);
+        }
+        return await queries.GetAsync(id, ct, withResult: false) is { } job ? (job, false) : null;
+    }
+
+    /// <summary>
     /// DELETE /jobs/{id}: a job not yet running is canceled at once; a running one is marked so that its runner
     /// ends it 'canceled' when its CancellationToken fires. Null when there is no such job.
     /// </summary>

@@ -114,11 +114,28 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
         for (var i = 0; i < round.Count; i++) round[i].Completion.TrySetResult(records[i]);
     }
 
+    /// <summary>
+    /// POST /jobs/{id}/retry: a failed or canceled job runs again — the same row, so the same id and arguments, its
+    /// attempts going on (its retries count from there: a job whose retries were spent gets one more run). The row is
+    /// reset to what a submission stores (<see cref="JobSubmissionStore.ResetForRetryAsync"/>), then handed to a Hangfire
+    /// job of its own as a submission is: not its old Hangfire job, which may carry a batch whose other rows must not
+    /// run again (the dashboard's Requeue re-runs all of them). Null for an unknown job; Retried false, and the job
+    /// unchanged, when it was not failed or canceled.
+    /// </summary>
+    public async Task<(JobRecord Job, bool Retried)?> RetryAsync(Guid id, CancellationToken ct)
+    {
+        var outcome = await store.ResetForRetryAsync(id, ct);
+        // Stored, so accepted: a failed hand-over is the sweeper's, as for a submission.
+        if (outcome is { Retried: true, Job: var job }) await DispatchAsync([job], submitted: false);
+        return outcome;
+    }
+
     /// <summary>Hands stored rows to Hangfire and records which Hangfire job carries each.</summary>
-    private async Task DispatchAsync(IReadOnlyList<JobRecord> records)
+    private async Task DispatchAsync(IReadOnlyList<JobRecord> records, bool submitted = true)
     {
         Guid[] ids = [.. records.Select(r => r.Id)];
-        foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
+        if (submitted)
+            foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
         string[] owners;
         try
         {

@@ -15,6 +15,7 @@ public static class JobsSetup
         services.AddSingleton<JobExecutionStore>();
         services.AddSingleton<JobDispatcher>();
         services.AddSingleton<JobSubmitter>();
+        services.AddSingleton<Hangfire.PausedQueues>();
         services.AddSingleton<RunningJobs>();
         services.AddTransient<JobRunner>();
         return services;

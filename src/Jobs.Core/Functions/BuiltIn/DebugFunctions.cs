@@ -10,6 +10,10 @@ public static class DebugFunctions
     [JobFunction("debug.fail", Description = "Throws DebugFailureException with the given message.")]
     public static void Fail(string message) => throw new DebugFailureException(message);
 
+    [JobFunction("debug.flaky", Description = "Fails with DebugFailureException on attempts before `succeedOn`, then returns the attempt it succeeded on: a failure whose outcome you control (retries, POST /jobs/{id}/retry).")]
+    public static int Flaky(int succeedOn, JobContext context) =>
+        context.Attempt >= succeedOn ? context.Attempt : throw new DebugFailureException($"attempt {context.Attempt} fails; attempt {succeedOn} succeeds");
+
     /// <summary>Most levels <see cref="Nested"/> builds: beyond any Jobs:MaxJsonDepth (at most 256), which stops the result.</summary>
     public const int MaxNestedDepth = 1000;
 
