@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
@@ -116,6 +117,57 @@ public sealed class OpenApiContractTests(SystemFixture system) : SystemTest(syst
         {
             Assert.True(operation!["security"]?.AsArray().Count == 2, $"{method} {path} declares no security");
             Assert.True(operation["responses"]!.AsObject().ContainsKey("401"), $"{method} {path} declares no 401");
+        }
+    }
+
+    [Fact]
+    public async Task Real_answers_have_every_member_their_schema_requires_and_no_other()
+    {
+        var doc = await DocumentAsync();
+        var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 7 } });
+        await Http.WaitForJobAsync(id);
+        Fits(doc, "JobView", await (await Http.GetAsync($"/jobs/{id}")).JsonAsync());
+        Fits(doc, "JobResult", await (await Http.GetAsync($"/jobs/{id}/result")).JsonAsync());
+        Fits(doc, "JobPage", await (await Http.GetAsync("/jobs")).JsonAsync());
+
+        var failed = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "nope" } });
+        await Http.WaitForJobAsync(failed);
+        var remote = await Http.GetAsync($"/jobs/{failed}/result");
+        Assert.Equal(424, (int)remote.StatusCode);
+        Fits(doc, "RemoteErrorProblem", await remote.JsonAsync());
+        Fits(doc, "NotFoundProblem", await (await Http.GetAsync($"/jobs/{Guid.NewGuid()}")).JsonAsync());
+        Fits(doc, "HttpValidationProblemDetails", await (await Http.GetAsync("/jobs?limit=0")).JsonAsync());
+
+        var submitted = await Http.PostAsJsonAsync("/maps?wait=30", new { function = "math.square", items = new[] { 1, 2, 3 } });
+        var map = await submitted.JsonAsync();
+        Fits(doc, "MapView", map);
+        var results = await (await Http.GetAsync($"/maps/{map["id"]}/results?timeout=30")).JsonAsync();
+        Fits(doc, "MapResults", results);
+        var lines = (await Http.GetStringAsync($"/maps/{map["id"]}/stream")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        foreach (var line in lines) Fits(doc, "MapStreamItem", JsonNode.Parse(line)!.AsObject());
+    }
+
+    /// <summary>The answer has every member <paramref name="schema"/> requires, none it does not list (unless it allows more), no null where it says never null, and only enumerated values.</summary>
+    private static void Fits(JsonNode doc, string schema, JsonObject answer)
+    {
+        var declared = doc["components"]!["schemas"]![schema]!;
+        var properties = declared["properties"]!.AsObject();
+        foreach (var required in declared["required"]?.AsArray() ?? [])
+            Assert.True(answer.ContainsKey(required!.GetValue<string>()), $"{schema}: the answer lacks required '{required}': {answer.ToJsonString()}");
+        foreach (var (name, value) in answer)
+        {
+            var property = properties[name];
+            if (property is null)
+            {
+                Assert.True(declared["additionalProperties"]?.GetValueKind() != System.Text.Json.JsonValueKind.False,
+                    $"{schema}: the answer has '{name}', which the schema neither lists nor allows");
+                continue;
+            }
+            if (value is null)
+                Assert.True(property["nullable"]?.GetValue<bool>() == true, $"{schema}.{name} is null in the answer but not nullable in the schema");
+            else if (property["enum"] is JsonArray values)
+                Assert.Contains(value.ToJsonString(), values.Select(v => v!.ToJsonString()));
         }
     }
 
