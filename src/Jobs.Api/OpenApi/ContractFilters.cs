@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Jobs.Api.Jobs;
 using Jobs.Api.Problems;
 using Jobs.Api.Security;
 using Jobs.Core.Jobs;
@@ -63,6 +64,8 @@ internal sealed class ContractSchemaFilter : ISchemaFilter
             Enumerate(target, "state", JobStates.All);
             target.Examples = [JsonNode.Parse(JobViewExample)!];
         }
+        if (type == typeof(RemoteErrorProblem)) target.Examples = [JsonNode.Parse(RemoteErrorExample)!];
+        if (type == typeof(JobResult)) target.Examples = [JsonNode.Parse("""{ "result": 49 }""")!];
         if (type == typeof(Maps.MapView))
         {
             Enumerate(target, "state", MapStates);
@@ -75,6 +78,13 @@ internal sealed class ContractSchemaFilter : ISchemaFilter
           "state": "succeeded", "ready": true, "successful": true, "result": 49, "error": null, "attempts": 1, "progress": null,
           "createdAt": "2026-01-05T10:00:00Z", "startedAt": "2026-01-05T10:00:00.012Z", "finishedAt": "2026-01-05T10:00:00.015Z",
           "runAt": null, "timeoutSeconds": 60, "retries": 2, "callbackUrl": null, "callback": null }
+        """;
+
+    private const string RemoteErrorExample = """
+        { "title": "The job failed", "status": 424, "detail": "debug.fail raised Jobs.Core.Functions.BuiltIn.DebugFailureException: nope",
+          "exceptionType": "Jobs.Core.Functions.BuiltIn.DebugFailureException", "message": "nope",
+          "stackTrace": "   at Jobs.Core.Functions.BuiltIn.DebugFunctions.Fail(String message)",
+          "jobId": "0193a5c2-7d41-7e8a-9b1f-3c2d4e5f6a7b", "mapId": null, "index": null }
         """;
 
     private const string MapViewExample = """
@@ -117,6 +127,16 @@ internal sealed class ContractOperationFilter : IOperationFilter
 
         foreach (var (status, response) in operation.Responses)
         {
+            // When to ask again: a rate-limited call, and a result not ready yet.
+            if (response is OpenApiResponse answer && (status == "429" || (status == "202" && context.ApiDescription.HttpMethod == "GET")))
+            {
+                answer.Headers ??= new Dictionary<string, IOpenApiHeader>();
+                answer.Headers["Retry-After"] = new OpenApiHeader
+                {
+                    Description = "Seconds to wait before asking again.",
+                    Schema = new OpenApiSchema { Type = JsonSchemaType.Integer },
+                };
+            }
             if (response.Content?.TryGetValue(ProblemJson, out var media) != true || media is not OpenApiMediaType problem) continue;
             var type = status switch
             {

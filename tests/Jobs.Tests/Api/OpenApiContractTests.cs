@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Jobs.Tests.Api;
 
@@ -10,7 +11,7 @@ namespace Jobs.Tests.Api;
 /// The OpenAPI document as client generators read it (issue 22): linted by Redocly CLI (pinned in tests/openapi) with
 /// its recommended rules, and the promises generated clients rely on checked one by one.
 /// </summary>
-public sealed class OpenApiContractTests(SystemFixture system) : SystemTest(system)
+public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
     private static readonly string LintDirectory = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "openapi");
 
@@ -34,6 +35,7 @@ public sealed class OpenApiContractTests(SystemFixture system) : SystemTest(syst
             }
             var lint = await RunAsync("node", [cli, "lint", "--config", Path.Combine(LintDirectory, "redocly.yaml"), "--format", "stylish", file],
                 "Redocly CLI");
+            output.WriteLine(lint.Output + lint.Errors); // the warnings, and the summary line
             Assert.True(lint.ExitCode == 0, $"redocly lint found errors:\n{lint.Output}\n{lint.Errors}");
         }
         finally
