@@ -62,6 +62,13 @@ internal sealed class ContractSchemaFilter : ISchemaFilter
         if (type == typeof(JobView))
         {
             Enumerate(target, "state", JobStates.All);
+            // A stored error always has one shape (ErrorJson): what the function raised, typed, null until it fails.
+            target.Properties["error"] = new OpenApiSchema
+            {
+                Description = "What the last attempt raised (or why the job was canceled); null if it has not failed.",
+                AllOf = [context.SchemaGenerator.GenerateSchema(typeof(Maps.RemoteException), context.SchemaRepository)],
+                Extensions = new Dictionary<string, IOpenApiExtension> { ["nullable"] = new JsonNodeExtension(true) },
+            };
             target.Examples = [JsonNode.Parse(JobViewExample)!];
         }
         if (type == typeof(RemoteErrorProblem)) target.Examples = [JsonNode.Parse(RemoteErrorExample)!];

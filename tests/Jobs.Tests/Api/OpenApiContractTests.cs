@@ -134,6 +134,9 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
 
         var failed = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "nope" } });
         await Http.WaitForJobAsync(failed);
+        var failedJob = await (await Http.GetAsync($"/jobs/{failed}")).JsonAsync();
+        Fits(doc, "JobView", failedJob);
+        Fits(doc, "RemoteException", failedJob["error"]!.AsObject());
         var remote = await Http.GetAsync($"/jobs/{failed}/result");
         Assert.Equal(424, (int)remote.StatusCode);
         Fits(doc, "RemoteErrorProblem", await remote.JsonAsync());
@@ -148,6 +151,14 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
         var lines = (await Http.GetStringAsync($"/maps/{map["id"]}/stream")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(3, lines.Length);
         foreach (var line in lines) Fits(doc, "MapStreamItem", JsonNode.Parse(line)!.AsObject());
+
+        var failedMap = await (await Http.PostAsJsonAsync("/maps?wait=30", new { function = "debug.fail", items = new[] { "a" } })).JsonAsync();
+        var item = JsonNode.Parse((await Http.GetStringAsync($"/maps/{failedMap["id"]}/stream")).Trim())!.AsObject();
+        Fits(doc, "MapStreamItem", item);
+        Fits(doc, "RemoteException", item["error"]!.AsObject());
+        var mapError = await Http.GetAsync($"/maps/{failedMap["id"]}/results");
+        Assert.Equal(424, (int)mapError.StatusCode);
+        Fits(doc, "RemoteErrorProblem", await mapError.JsonAsync());
     }
 
     /// <summary>The answer has every member <paramref name="schema"/> requires, none it does not list (unless it allows more), no null where it says never null, and only enumerated values.</summary>
