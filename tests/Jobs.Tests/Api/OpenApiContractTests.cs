@@ -132,6 +132,14 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
         Fits(doc, "JobResult", await (await Http.GetAsync($"/jobs/{id}/result")).JsonAsync());
         Fits(doc, "JobPage", await (await Http.GetAsync("/jobs")).JsonAsync());
 
+        Fits(doc, "PoolView", await (await Http.GetAsync("/pool")).JsonAsync());
+        foreach (var queue in JsonNode.Parse(await Http.GetStringAsync("/queues"))!.AsArray()) Fits(doc, "QueueView", queue!.AsObject());
+        foreach (var function in JsonNode.Parse(await Http.GetStringAsync("/functions"))!.AsArray())
+        {
+            Fits(doc, "FunctionView", function!.AsObject());
+            foreach (var parameter in function["parameters"]!.AsArray()) Fits(doc, "ParameterView", parameter!.AsObject());
+        }
+
         var failed = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "nope" } });
         await Http.WaitForJobAsync(failed);
         var failedJob = await (await Http.GetAsync($"/jobs/{failed}")).JsonAsync();
