@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Jobs.Core.Jobs;
 using Jobs.Core.Maps;
 
 namespace Jobs.Api.Maps;
@@ -43,3 +44,15 @@ internal sealed record MapView(Guid Id, string Function, string Queue, string St
             m.FinishedAt is { } f ? DateTime.SpecifyKind(f, DateTimeKind.Utc) : null);
     }
 }
+
+/// <summary>GET /maps/{id}/results when every item succeeded: <c>MapResult.get()</c>'s list, in input order.</summary>
+internal sealed record MapResults(IReadOnlyList<RawJson?> Results);
+
+/// <summary>One line of GET /maps/{id}/stream: an item's result, or what it raised (then <c>error</c> instead of <c>result</c>).</summary>
+internal sealed record MapStreamItem(
+    int Index,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RawJson? Result,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RemoteException? Error);
+
+/// <summary>What a job or a map item raised, as the worker stored it (a JobView's <c>error</c> holds the same).</summary>
+internal sealed record RemoteException(string Type, string? Message, string? StackTrace);

@@ -53,7 +53,7 @@ internal static class MapsApi
             .WithSummary("Get all results in input order (MapResult.get(timeout))")
             .WithDescription("200 {\"results\": [...]} in input order once every item succeeded; 424 with the first failing item's " +
                              "index and exception; 202 with the map and Retry-After if not finished within ?timeout=N.")
-            .Produces(StatusCodes.Status200OK, contentType: "application/json")
+            .Produces<MapResults>(StatusCodes.Status200OK, "application/json")
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status424FailedDependency);
 
@@ -62,7 +62,7 @@ internal static class MapsApi
             .WithSummary("Stream results as items finish (imap with order=input, imap_unordered with order=completion)")
             .WithDescription("application/x-ndjson, one line per item: {\"index\": i, \"result\": …} or {\"index\": i, \"error\": {…}}. " +
                              "The response ends when every item has finished.")
-            .Produces(StatusCodes.Status200OK, contentType: "application/x-ndjson")
+            .Produces<MapStreamItem>(StatusCodes.Status200OK, "application/x-ndjson")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 

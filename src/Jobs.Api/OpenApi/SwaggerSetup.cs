@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.OpenApi;
 using Swashbuckle.AspNetCore.SwaggerGen;
@@ -21,15 +22,26 @@ internal static class SwaggerSetup
                               "application/problem+json (RFC 9457). The Hangfire dashboard is at /hangfire.",
             });
             c.OperationFilter<RequestExampleFilter>();
-            // A stored JSON value, written as stored: any JSON value, as the JsonElement it used to be.
+            // Stored JSON values (arguments, results, errors, parameter defaults): any JSON value, never the .NET types
+            // that hold them (JsonNode's options/parent/root). ContractSchemaFilter says where they may be null.
             c.MapType<global::Jobs.Core.Jobs.RawJson>(() => new OpenApiSchema());
+            c.MapType<JsonElement>(() => new OpenApiSchema());
+            c.MapType<JsonNode>(() => new OpenApiSchema());
+            // Nullability from the contracts' nullable annotations; a nullable reference is allOf-wrapped, so it says so.
+            c.SupportNonNullableReferenceTypes();
+            c.UseAllOfToExtendReferenceSchemas();
+            c.SchemaFilter<ContractSchemaFilter>();
+            c.OperationFilter<ContractOperationFilter>();
+            c.DocumentFilter<ContractDocumentFilter>();
         });
         return services;
     }
 
     public static WebApplication MapJobsSwagger(this WebApplication app)
     {
-        app.UseSwagger();
+        // The server is the one the document was read from (behind Api:TrustedProxies, the address the client used).
+        app.UseSwagger(o => o.PreSerializeFilters.Add((document, request) =>
+            document.Servers = [new OpenApiServer { Url = $"{request.Scheme}://{request.Host}{request.PathBase}", Description = "This Jobs API" }]));
         app.UseSwaggerUI(ui => ui.DocumentTitle = "Jobs API");
         return app;
     }
