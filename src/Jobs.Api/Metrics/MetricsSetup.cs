@@ -55,14 +55,12 @@ internal static class MetricsSetup
         private readonly Lock _lock = new();
         private (DateTime At, Dictionary<string, QueueFigures> Queues) _cached = (DateTime.MinValue, []);
 
-        private readonly record struct QueueFigures(long Depth, double OldestAge, long Processing, long Scheduled, long RetryPending);
-
         public QueueMetrics(NpgsqlDataSource db, KnownQueues known)
         {
             _db = db;
             _known = known;
             Gauge("jobs.queue.depth", "{job}", "Jobs and map chunks waiting in each queue (enqueued, not yet started)", q => q.Depth);
-            _meter.CreateObservableGauge("jobs.queue.oldest_age", () => PerQueue(q => q.OldestAge), "s",
+            _meter.CreateObservableGauge("jobs.queue.oldest_age", () => PerQueue(q => q.OldestAgeSeconds), "s",
                 "How long the oldest job waiting in each queue has waited since it was due (0 when none waits)");
             Gauge("jobs.queue.processing", "{job}", "Jobs and map chunks of each queue running now, on all workers", q => q.Processing);
             Gauge("jobs.queue.scheduled", "{job}", "Jobs of each queue delayed (delaySeconds, runAt) and not yet due", q => q.Scheduled);
@@ -96,25 +94,14 @@ internal static class MetricsSetup
                 {
                     try
                     {
-                        using var cmd = _db.CreateCommand("""
-                            WITH w AS (
-                                SELECT queue, state, attempts, coalesce(run_at, created_at) AS since FROM jobs.job
-                                WHERE state IN ('enqueued', 'scheduled', 'processing')
-                                UNION ALL
-                                SELECT m.queue, c.state, c.attempts, c.dispatched_at FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
-                                WHERE c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL
-                            )
-                            SELECT queue, count(*) FILTER (WHERE state = 'enqueued'),
-                                   coalesce(extract(epoch FROM now() - min(since) FILTER (WHERE state = 'enqueued')), 0)::float8,
-                                   count(*) FILTER (WHERE state = 'processing'),
-                                   count(*) FILTER (WHERE state = 'scheduled' AND attempts = 0),
-                                   count(*) FILTER (WHERE state = 'scheduled' AND attempts > 0)
-                            FROM w GROUP BY queue
-                            """);
+                        using var cmd = QueueFigures.Command(_db, queue: null);
                         using var reader = cmd.ExecuteReader();
                         var queues = new Dictionary<string, QueueFigures>(StringComparer.Ordinal);
                         while (reader.Read())
-                            queues[reader.GetString(0)] = new(reader.GetInt64(1), Math.Max(0, reader.GetDouble(2)), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+                        {
+                            var (queue, figures) = QueueFigures.Read(reader);
+                            queues[queue] = figures;
+                        }
                         _cached = (DateTime.UtcNow, queues);
                     }
                     catch (Exception e) when (e is NpgsqlException or TimeoutException)

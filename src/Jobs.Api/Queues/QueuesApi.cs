@@ -89,39 +89,28 @@ internal static class QueuesApi
         return TypedResults.Ok((await ReadAsync(known, paused, dataSource, queue, ct))[0]);
     }
 
-    private sealed record Counts(long Depth, double OldestAgeSeconds, long Scheduled, long Processing);
-
     /// <summary>The queues' views: all of them, or only <paramref name="only"/> (a known queue: then always one).</summary>
     private static async Task<List<QueueView>> ReadAsync(KnownQueues known, PausedQueues pausedQueues, NpgsqlDataSource dataSource, string? only, CancellationToken ct)
     {
-        var counts = new Dictionary<string, Counts>(StringComparer.Ordinal);
-        await using (var cmd = dataSource.CreateCommand("""
-            WITH unfinished AS (
-                SELECT queue, state, coalesce(run_at, created_at) AS due FROM jobs.job
-                WHERE state IN ('scheduled', 'enqueued', 'processing') AND ($1::text IS NULL OR queue = $1)
-                UNION ALL
-                SELECT m.queue, c.state, c.created_at FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
-                WHERE c.state IN ('enqueued', 'processing') AND ($1::text IS NULL OR m.queue = $1))
-            SELECT queue, count(*) FILTER (WHERE state = 'enqueued'),
-                   coalesce(extract(epoch FROM now() - min(due) FILTER (WHERE state = 'enqueued')), 0)::float8,
-                   count(*) FILTER (WHERE state = 'scheduled'), count(*) FILTER (WHERE state = 'processing')
-            FROM unfinished GROUP BY queue
-            """))
+        var counts = new Dictionary<string, QueueFigures>(StringComparer.Ordinal);
+        await using (var cmd = QueueFigures.Command(dataSource, only))
         {
-            cmd.Parameters.Add(new() { Value = (object?)only ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             await using var reader = await cmd.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
-                counts[reader.GetString(0)] = new Counts(reader.GetInt64(1), Math.Max(0, reader.GetDouble(2)), reader.GetInt64(3), reader.GetInt64(4));
+            {
+                var (queue, figures) = QueueFigures.Read(reader);
+                counts[queue] = figures;
+            }
         }
         var paused = await pausedQueues.ListAsync(ct);
         IEnumerable<string> names = only is not null ? [only]
             : known.DeclaredNames().Concat(known.LiveWorkers().SelectMany(w => w.Queues)).Concat(paused.Keys).Concat(counts.Keys);
         return [.. names.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(name =>
         {
-            var c = counts.GetValueOrDefault(name) ?? new Counts(0, 0, 0, 0);
+            var c = counts.GetValueOrDefault(name);
             var workers = known.Serving(name).Select(w => new QueueWorker(w.Name, w.Slots, w.Heartbeat)).ToList();
             DateTime? pausedAt = paused.TryGetValue(name, out var since) ? since : null;
-            return new QueueView(name, known.IsDeclared(name), c.Depth, Math.Round(c.OldestAgeSeconds, 3), c.Scheduled, c.Processing,
+            return new QueueView(name, known.IsDeclared(name), c.Depth, Math.Round(c.OldestAgeSeconds, 3), c.Scheduled + c.RetryPending, c.Processing,
                 pausedAt is not null, pausedAt, workers, workers.Sum(w => w.Slots), known.Unserved(name));
         })];
     }
