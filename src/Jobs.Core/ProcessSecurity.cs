@@ -23,6 +23,25 @@ public static partial class ProcessSecurity
         if (OperatingSystem.IsLinux()) _ = prctl(PrSetDumpable, 0, 0, 0, 0);
     }
 
+    /// <summary>
+    /// Whether every user has <paramref name="access"/> (e.g. <see cref="UnixFileMode.OtherRead"/>) to the file at
+    /// <paramref name="path"/> and can reach it: every folder on the way to it — and to the file a link points at — is
+    /// searchable by others. What a process started as another user (Python:User) can open; true on Windows.
+    /// </summary>
+    public static bool OthersCanReach(string path, UnixFileMode access)
+    {
+        if (OperatingSystem.IsWindows()) return true;
+        var target = new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+        return (File.GetUnixFileMode(target) & access) == access && FoldersSearchable(path) && FoldersSearchable(target);
+
+        static bool FoldersSearchable(string file)
+        {
+            for (var dir = new FileInfo(file).Directory; dir is not null; dir = dir.Parent)
+                if ((dir.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
+            return true;
+        }
+    }
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial uint geteuid();
 

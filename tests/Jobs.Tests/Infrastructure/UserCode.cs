@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Jobs.Core;
 
 namespace Jobs.Tests.Infrastructure;
 
@@ -23,19 +24,8 @@ public static class UserCode
         var path = python.StandardOutput.ReadToEnd().Trim();
         python.WaitForExit();
         foreach (var candidate in (string[])[path, "/usr/bin/python3"])
-            if (File.Exists(candidate) && EveryoneCanRun(candidate)) return candidate;
+            if (File.Exists(candidate) && ProcessSecurity.OthersCanReach(candidate, UnixFileMode.OtherExecute)) return candidate;
         return path;
-    }
-
-    private static bool EveryoneCanRun(string path)
-    {
-        if (OperatingSystem.IsWindows()) return true;
-        var file = new FileInfo(path);
-        var target = file.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? file.FullName;
-        if ((File.GetUnixFileMode(target) & UnixFileMode.OtherExecute) == 0) return false;
-        for (var dir = new FileInfo(target).Directory; dir is not null; dir = dir.Parent)
-            if ((dir.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
-        return true;
     }
 
     /// <summary>
@@ -45,7 +35,7 @@ public static class UserCode
     /// </summary>
     public static string Readable(string module)
     {
-        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || EveryoneCanRead(module)) return module;
+        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || ProcessSecurity.OthersCanReach(module, UnixFileMode.OtherRead)) return module;
         var folder = TempFolder("jobs-module-");
         foreach (var file in Directory.GetFiles(Path.GetDirectoryName(module)!, "*.py"))
         {
@@ -63,7 +53,7 @@ public static class UserCode
     public static string ReadableFolder(string folder)
     {
         var probe = Directory.GetFiles(folder).First();
-        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || EveryoneCanRead(probe)) return folder;
+        if (OperatingSystem.IsWindows() || Environment.UserName != "root" || ProcessSecurity.OthersCanReach(probe, UnixFileMode.OtherRead)) return folder;
         var copy = TempFolder("jobs-program-copy-").FullName;
         foreach (var dir in Directory.GetDirectories(folder, "*", SearchOption.AllDirectories))
         {
@@ -78,15 +68,6 @@ public static class UserCode
             File.SetUnixFileMode(target, File.GetUnixFileMode(file) | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         }
         return copy;
-    }
-
-    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-    private static bool EveryoneCanRead(string path)
-    {
-        if ((File.GetUnixFileMode(path) & UnixFileMode.OtherRead) == 0) return false;
-        for (var dir = new FileInfo(path).Directory; dir is not null; dir = dir.Parent)
-            if ((dir.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
-        return true;
     }
 
     /// <summary>A new temp folder the user python3 runs as can read and write (CreateTempSubdirectory's is private).</summary>

@@ -193,14 +193,7 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         {
             var candidate = Path.Combine(dir, name);
             if (!File.Exists(candidate)) continue;
-            var target = new FileInfo(candidate).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? candidate;
-            if ((File.GetUnixFileMode(target) & UnixFileMode.OtherExecute) == 0) continue;
-            var reachable = true;
-            for (var folder = new FileInfo(target).Directory; folder is not null && reachable; folder = folder.Parent)
-                reachable = (folder.UnixFileMode & UnixFileMode.OtherExecute) != 0;
-            for (var folder = new DirectoryInfo(dir); folder is not null && reachable; folder = folder.Parent)
-                reachable = (folder.UnixFileMode & UnixFileMode.OtherExecute) != 0;
-            if (reachable) return candidate;
+            if (ProcessSecurity.OthersCanReach(candidate, UnixFileMode.OtherExecute)) return candidate;
         }
         return name;
     }
