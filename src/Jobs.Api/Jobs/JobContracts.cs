@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Jobs.Core.Jobs;
@@ -9,6 +10,7 @@ namespace Jobs.Api.Jobs;
 internal sealed class SubmitJobRequest
 {
     /// <summary>A registered function's name, e.g. "math.square" (GET /functions lists them).</summary>
+    [Required]
     public string? Function { get; set; }
 
     /// <summary>Positional arguments: a JSON array. Default [].</summary>
@@ -41,6 +43,7 @@ internal sealed class SubmitJobRequest
 internal sealed class SubmitJobsRequest
 {
     /// <summary>The jobs, each as POST /jobs takes it (1 to 1000).</summary>
+    [Required]
     public List<SubmitJobRequest?>? Jobs { get; set; }
 }
 
@@ -61,5 +64,13 @@ internal sealed record SubmittedJob(JobView? Job, Microsoft.AspNetCore.Mvc.Probl
 /// <summary>GET /jobs: one page, newest first; pass <c>nextCursor</c> as <c>cursor</c> for the next.</summary>
 internal sealed record JobPage(IReadOnlyList<JobView> Items, string? NextCursor);
 
-/// <summary>GET /jobs/{id}/result when the job succeeded: <c>AsyncResult.get()</c>'s value.</summary>
-internal sealed record JobResult(RawJson? Result);
+/// <summary>
+/// GET /jobs/{id}/result when the job succeeded: <c>AsyncResult.get()</c>'s value. <c>ready</c> is always true here and
+/// false in the 202's job, so a generated client that reads every 2xx as one type (Kiota) still tells "not ready"
+/// from a result of null.
+/// </summary>
+internal sealed record JobResult(RawJson? Result)
+{
+    [JsonPropertyOrder(-1)]
+    public bool Ready { get; init; } = true;
+}

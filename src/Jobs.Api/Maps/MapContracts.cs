@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Jobs.Core.Jobs;
@@ -10,9 +11,11 @@ namespace Jobs.Api.Maps;
 internal sealed class SubmitMapRequest
 {
     /// <summary>A registered function's name.</summary>
+    [Required]
     public string? Function { get; set; }
 
     /// <summary>The items: each is the single positional argument (map), or with star an array of positional arguments (starmap).</summary>
+    [Required]
     public JsonElement Items { get; set; }
 
     /// <summary>Unpack each item into positional arguments, like starmap.</summary>
@@ -45,8 +48,15 @@ internal sealed record MapView(Guid Id, string Function, string Queue, string St
     }
 }
 
-/// <summary>GET /maps/{id}/results when every item succeeded: <c>MapResult.get()</c>'s list, in input order.</summary>
-internal sealed record MapResults(IReadOnlyList<RawJson?> Results);
+/// <summary>
+/// GET /maps/{id}/results when every item succeeded: <c>MapResult.get()</c>'s list, in input order; <c>ready</c> as in
+/// <see cref="Jobs.JobResult"/> (written by <see cref="MapsApi"/>, which streams the list).
+/// </summary>
+internal sealed record MapResults(IReadOnlyList<RawJson?> Results)
+{
+    [JsonPropertyOrder(-1)]
+    public bool Ready { get; init; } = true;
+}
 
 /// <summary>One line of GET /maps/{id}/stream: an item's result, or what it raised (then <c>error</c> instead of <c>result</c>).</summary>
 internal sealed record MapStreamItem(

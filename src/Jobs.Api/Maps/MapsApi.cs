@@ -108,7 +108,7 @@ internal static class MapsApi
                 {
                     // 100,000 results are copied from the database as they come, never held in memory, nor one large one.
                     StreamedJobs.RequireReadingPace(http);
-                    await body.WriteAsync("{\"results\":["u8.ToArray(), ct);
+                    await body.WriteAsync("{\"ready\":true,\"results\":["u8.ToArray(), ct);
                     await store.CopyResultsAsync(id, body, ct);
                     await body.WriteAsync("]}"u8.ToArray(), ct);
                 }, "application/json");

@@ -51,7 +51,10 @@ internal sealed class ContractSchemaFilter : ISchemaFilter
                 if (nullable) any.Extensions = new Dictionary<string, IOpenApiExtension> { ["nullable"] = new JsonNodeExtension(true) };
                 target.Properties[name] = any;
             }
-            if ((written && !omittedWhenNull) || ProblemMembers.Contains(name) && typeof(Problem).IsAssignableFrom(type))
+            // A request member the API refuses a body without ([Required]: the API checks it itself) is required and never null.
+            var requested = !written && property.GetCustomAttribute<System.ComponentModel.DataAnnotations.RequiredAttribute>() is not null;
+            if (requested && target.Properties[name] is OpenApiSchema member) member.Type &= ~JsonSchemaType.Null;
+            if ((written && !omittedWhenNull) || requested || ProblemMembers.Contains(name) && typeof(Problem).IsAssignableFrom(type))
             {
                 target.Required ??= new HashSet<string>();
                 target.Required.Add(name);
@@ -72,7 +75,7 @@ internal sealed class ContractSchemaFilter : ISchemaFilter
             target.Examples = [JsonNode.Parse(JobViewExample)!];
         }
         if (type == typeof(RemoteErrorProblem)) target.Examples = [JsonNode.Parse(RemoteErrorExample)!];
-        if (type == typeof(JobResult)) target.Examples = [JsonNode.Parse("""{ "result": 49 }""")!];
+        if (type == typeof(JobResult)) target.Examples = [JsonNode.Parse("""{ "ready": true, "result": 49 }""")!];
         if (type == typeof(Maps.MapView))
         {
             Enumerate(target, "state", MapStates);

@@ -1,4 +1,5 @@
 using Cronos;
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -23,14 +24,17 @@ namespace Jobs.Api.Schedules;
 internal sealed class ScheduleRequest
 {
     /// <summary>Unique name; posting the same name again replaces the schedule.</summary>
+    [Required]
     public string? Name { get; set; }
 
     /// <summary>Cron expression, 5 fields (minute precision) or 6 (with seconds first).</summary>
+    [Required]
     public string? Cron { get; set; }
 
     /// <summary>IANA time zone the cron expression is read in, e.g. "Europe/Berlin". Default "UTC".</summary>
     public string? TimeZone { get; set; }
 
+    [Required]
     public string? Function { get; set; }
     public JsonElement Args { get; set; }
     public JsonElement Kwargs { get; set; }
@@ -74,7 +78,7 @@ internal static partial class SchedulesApi
     }
 
     private static async Task<Results<Ok<ScheduleView>, ValidationProblem>> Upsert([FromBody] ScheduleRequest? request, FunctionRegistry registry, KnownQueues queues, ScheduleStore store,
-        IRecurringJobManager recurring, JobStorage storage, IOptions<JobsOptions> jobs, CancellationToken ct)
+        IRecurringJobManager recurring, JobStorage storage, IOptions<JobsOptions> jobs, HttpContext http, CancellationToken ct)
     {
         if (request is null) return ApiProblems.Validation("body", "Send a JSON object with name, cron and function.");
         if (request.Name is null || !NamePattern().IsMatch(request.Name))
@@ -119,6 +123,8 @@ internal static partial class SchedulesApi
             // Hangfire parses (and so validates) the cron expression when it stores the recurring job.
             return ApiProblems.Validation("cron", $"'{SubmissionRules.Echo(request.Cron)}' is not a valid cron expression: {e.Message}");
         }
+        // Stored all the same (a worker may be starting); its jobs wait until a worker serves the queue.
+        queues.WarnIfUnserved(saved.Queue, http);
         return TypedResults.Ok(WithRuns([saved], storage)[0]);
     }
 

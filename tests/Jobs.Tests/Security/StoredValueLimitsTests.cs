@@ -157,7 +157,7 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
         var response = await Http.GetAsync($"/jobs/{exact}/result?timeout=60");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var body = await response.Content.ReadAsByteArrayAsync();
-        var expected = Encoding.UTF8.GetBytes($"{{\"result\":\"{new string('x', MaxResultBytes - 2)}\"}}");
+        var expected = Encoding.UTF8.GetBytes($"{{\"ready\":true,\"result\":\"{new string('x', MaxResultBytes - 2)}\"}}");
         Assert.True(expected.AsSpan().SequenceEqual(body), $"the result came back changed ({body.Length} bytes, {expected.Length} expected)");
         var job = await (await Http.GetAsync($"/jobs/{exact}")).JsonAsync();
         Assert.Equal(MaxResultBytes - 2, job["result"]!.GetValue<string>().Length);
