@@ -162,7 +162,7 @@ internal static class JobsApi
 
     private static async Task<Results<Ok<SubmittedJobs>, ValidationProblem>> SubmitBatch(
         [FromBody] SubmitJobsRequest? request, [FromHeader(Name = IdempotencyKeys.Header)] string? idempotencyKey,
-        JobService service, HttpContext http, ILoggerFactory loggers, CancellationToken ct)
+        JobService service, KnownQueues queues, HttpContext http, ILoggerFactory loggers, CancellationToken ct)
     {
         if (request?.Jobs is not { } jobs)
             return ApiProblems.Validation("jobs", "Send {\"jobs\": [ ... ]}: each element a POST /jobs body.");
@@ -186,6 +186,7 @@ internal static class JobsApi
                 slots.Release();
             }
         }));
+        queues.WarnIfUnserved(outcomes.Where(o => o.Job is not null).Select(o => o.Job!.Queue), http);
         return TypedResults.Ok(new SubmittedJobs(outcomes));
     }
 

@@ -55,9 +55,13 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
     /// Work accepted for a queue no live worker serves (a worker may be starting) says so on its response: a Warning
     /// header (RFC 9111's "199 Miscellaneous warning" form), <c>Warning: 199 jobs "No live worker serves queue 'x': …"</c>.
     /// </summary>
-    public void WarnIfUnserved(string queue, HttpContext http)
+    /// <remarks>Work for several queues (POST /jobs/batch) gets one warning per unserved queue.</remarks>
+    public void WarnIfUnserved(string queue, HttpContext http) => WarnIfUnserved([queue], http);
+
+    public void WarnIfUnserved(IEnumerable<string> queues, HttpContext http)
     {
-        if (Unserved(queue) is { } warning) http.Response.Headers.Warning = $"199 jobs \"{warning}\"";
+        foreach (var queue in queues.Distinct(StringComparer.Ordinal))
+            if (Unserved(queue) is { } warning) http.Response.Headers.Append("Warning", $"199 jobs \"{warning}\"");
     }
 
     private static bool IsLive(ServingWorker w) => w.Heartbeat is { } beat && DateTime.UtcNow - beat <= LiveHeartbeat;

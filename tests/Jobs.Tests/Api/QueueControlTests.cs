@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Jobs.Tests.Infrastructure;
 
@@ -143,6 +144,21 @@ public sealed class QueueControlTests(SystemFixture system, Xunit.Abstractions.I
         var map = await Http.PostAsync("/maps", System.Net.Http.Json.JsonContent.Create(new { function = "math.square", items = new[] { 1, 2 }, queue }));
         Assert.Equal(HttpStatusCode.Accepted, map.StatusCode);
         Assert.Contains($"No live worker serves queue '{queue}'", string.Join(' ', map.Headers.GetValues("Warning")));
+
+        // A batch says so once per unserved queue it stored jobs for, and a schedule for it too.
+        var other = SystemFixture.PrivateQueue();
+        var batch = await Http.PostAsJsonAsync("/jobs/batch", new
+        {
+            jobs = new object[] { new { function = "noop", queue }, new { function = "noop", queue }, new { function = "noop", queue = other }, new { function = "noop" } },
+        });
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        var warnings = batch.Headers.GetValues("Warning").ToList();
+        Assert.Equal(2, warnings.Count);
+        Assert.Contains(warnings, w => w.Contains($"queue '{queue}'"));
+        Assert.Contains(warnings, w => w.Contains($"queue '{other}'"));
+        var schedule = await Http.PostAsJsonAsync("/schedules", new { name = "unserved-" + queue, cron = "0 0 1 1 *", function = "noop", queue });
+        Assert.Equal(HttpStatusCode.OK, schedule.StatusCode);
+        Assert.Contains($"No live worker serves queue '{queue}'", string.Join(' ', schedule.Headers.GetValues("Warning")));
 
         // A served queue: no warning.
         var served = await Http.SubmitAsync(new { function = "noop" });
