@@ -2,7 +2,7 @@
 # End to end on containers: builds the images from docker/, brings the stack up (PostgreSQL, migrate, API,
 # worker) with the host-network test override on free 127.0.0.1 ports, submits a job through the containerized
 # API, sees a containerized worker run it and a Python function of a module mounted into it (python3 in the worker
-# image), scales the workers to 2, and tears everything down.
+# image), scrapes the worker's metrics, scales the workers to 2, and tears everything down.
 # Needs a Docker engine and the base images (on this machine: ../shared/docker/standins.sh starts both).
 # Prints "docker e2e: passed" or fails with the reason.
 set -euo pipefail
@@ -15,6 +15,7 @@ compose() { docker-compose -p "$project" -f "$base" -f compose.test.yaml "$@"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 project="jobs-e2e-$$"
 export POSTGRES_TAG=15 POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$(free_port) API_PORT=$(free_port) JOBS_TAG="e2e-$$"
+export WORKER_METRICS_PORT=$(free_port)
 export POSTGRES_PASSWORD="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 key="key-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export JOBS_API_KEY_SHA256=$(printf %s "$key" | sha256sum | cut -d' ' -f1)
@@ -44,8 +45,16 @@ job=$(curl -fsS -X POST "$api/jobs?wait=30" -H "Authorization: Bearer $key" -H '
   -d '{"function":"py:pool_examples.square","args":[12]}')
 echo "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["state"]=="succeeded" and j["result"]==144, j; print("docker e2e: job", j["id"], "succeeded with", j["result"])'
 
+# The worker serves its metrics on every address of its container (Worker__MetricsHost "*"): here the host's.
+finished=$(curl -fsS "http://127.0.0.1:$WORKER_METRICS_PORT/metrics" | grep -E '^jobs_finished_total\{.*outcome="succeeded"' || true)
+[ -n "$finished" ] || { echo "docker e2e: the worker's /metrics on port $WORKER_METRICS_PORT counts no finished job" >&2; exit 1; }
+echo "docker e2e: the worker's metrics: $(echo "$finished" | head -1)"
+
 echo "docker e2e: scaling workers to 2"
-compose up -d --no-recreate --scale worker=2
+# On the host network two replicas cannot share one metrics port (on compose's own network each has its address):
+# the second gets a port of its own; --no-recreate keeps the first as it is.
+second_metrics=$(free_port)
+WORKER_METRICS_PORT=$second_metrics compose up -d --no-recreate --scale worker=2
 servers=0
 for _ in $(seq 1 60); do
   servers=$(curl -fsS "$api/pool" -H "Authorization: Bearer $key" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["servers"]))')
@@ -58,6 +67,11 @@ for id in $ids; do
   curl -fsS "$api/jobs/$id?wait=30" -H "Authorization: Bearer $key" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["state"]=="succeeded", j'
 done
 echo "docker e2e: 2 workers serving; 20 more jobs succeeded"
+for port in "$WORKER_METRICS_PORT" "$second_metrics"; do
+  curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^jobs_in_flight' \
+    || { echo "docker e2e: no worker metrics on port $port" >&2; exit 1; }
+done
+echo "docker e2e: both workers' metrics scraped"
 cleanup
 trap - EXIT
 echo "docker e2e: passed"

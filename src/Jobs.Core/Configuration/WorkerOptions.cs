@@ -65,7 +65,7 @@ public sealed class WorkerOptions
     [Range(0, 65535)]
     public int MetricsPort { get; set; }
 
-    /// <summary>The address the metrics listener binds (<c>*</c> for all interfaces, as in a container).</summary>
+    /// <summary>The address the metrics listener binds: a host name or address, or <c>*</c> (or <c>+</c>) for every interface, as in a container.</summary>
     public string MetricsHost { get; set; } = "127.0.0.1";
 
     public int EffectiveWorkerCount => WorkerCount > 0 ? WorkerCount : Environment.ProcessorCount;

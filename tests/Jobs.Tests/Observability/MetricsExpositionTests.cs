@@ -121,6 +121,36 @@ public sealed class MetricsExpositionTests(SystemFixture system) : SystemTest(sy
     }
 
     [Fact]
+    public async Task A_worker_with_the_wildcard_metrics_host_serves_every_address_as_in_a_container()
+    {
+        var port = Network.FreePort();
+        // Compose's setting (docker/compose.yaml): OpenTelemetry's listener refused "*" (Invalid URI) and the worker died.
+        await using var worker = Fixture.StartWorker("wildcard-metrics-worker", [SystemFixture.PrivateQueue()], environment: new()
+        {
+            ["Worker__MetricsPort"] = $"{port}",
+            ["Worker__MetricsHost"] = "*",
+        });
+        // 127.0.0.2 reaches a listener on every interface, not one on 127.0.0.1; the Host header is a container's name.
+        using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.2:{port}") };
+        scraper.DefaultRequestHeaders.Host = $"worker:{port}";
+        PrometheusText? metrics = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            Assert.False(worker.HasExited, "the worker exited:\n" + string.Join('\n', Fixture.Output.TakeLast(30)));
+            try
+            {
+                metrics = await ScrapeAsync(scraper);
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false; // not listening yet
+            }
+        }, "the worker serves its metrics on 127.0.0.2", 30);
+        Assert.NotEmpty(metrics!.Find("jobs_worker_slots"));
+    }
+
+    [Fact]
     public async Task Launcher_with_a_metrics_port_gives_each_worker_its_own_and_every_worker_is_scraped()
     {
         var dataDirectory = Path.Combine(ProgramPaths.RepositoryRoot, ".data", "launcher-metrics-test-postgres");
