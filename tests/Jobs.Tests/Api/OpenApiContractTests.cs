@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -13,8 +11,6 @@ namespace Jobs.Tests.Api;
 /// </summary>
 public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
-    private static readonly string LintDirectory = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "openapi");
-
     private async Task<JsonNode> DocumentAsync() => JsonNode.Parse(await Http.GetStringAsync("/swagger/v1/swagger.json"))!;
 
     [Fact]
@@ -24,17 +20,9 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
         await File.WriteAllTextAsync(file, await Http.GetStringAsync("/swagger/v1/swagger.json"));
         try
         {
-            var node = await RunAsync("node", ["--version"], "Redocly CLI");
-            Assert.True(Version.TryParse(node.Output.Trim().TrimStart('v'), out var version) && version >= new Version(20, 19),
-                $"Redocly CLI (tests/openapi/package.json) needs Node.js ≥ 20.19; node --version says '{node.Output.Trim()}'.");
-            var cli = Path.Combine(LintDirectory, "node_modules", "@redocly", "cli", "bin", "cli.js");
-            if (!File.Exists(cli))
-            {
-                var install = await RunAsync("npm", ["ci", "--no-audit", "--no-fund"], "Redocly CLI (npm ci in tests/openapi)");
-                Assert.True(install.ExitCode == 0, $"npm ci in tests/openapi failed ({install.ExitCode}):\n{install.Output}\n{install.Errors}");
-            }
-            var lint = await RunAsync("node", [cli, "lint", "--config", Path.Combine(LintDirectory, "redocly.yaml"), "--format", "stylish", file],
-                "Redocly CLI");
+            var cli = Path.Combine(await OpenApiTools.NodeModulesAsync(), "@redocly", "cli", "bin", "cli.js");
+            var lint = await OpenApiTools.RunAsync("node", [cli, "lint", "--config", Path.Combine(OpenApiTools.Folder, "redocly.yaml"),
+                "--format", "stylish", file], OpenApiTools.Folder);
             output.WriteLine(lint.Output + lint.Errors); // the warnings, and the summary line
             Assert.True(lint.ExitCode == 0, $"redocly lint found errors:\n{lint.Output}\n{lint.Errors}");
         }
@@ -73,6 +61,19 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
         Assert.Null(result["$ref"]);
         Assert.Null(job["properties"]!["state"]!["nullable"]);
         Assert.Contains("succeeded", Resolve(doc, job["properties"]!["state"]!)["enum"]!.AsArray().Select(e => e!.GetValue<string>()));
+    }
+
+    [Theory]
+    [InlineData("SubmitJobRequest", "function")]
+    [InlineData("SubmitMapRequest", "function,items")]
+    [InlineData("SubmitJobsRequest", "jobs")]
+    [InlineData("ScheduleRequest", "cron,function,name")]
+    public async Task Request_bodies_require_what_the_API_refuses_a_body_without(string schema, string members)
+    {
+        var declared = (await DocumentAsync())["components"]!["schemas"]![schema]!;
+        Assert.Equal(members, string.Join(',', declared["required"]!.AsArray().Select(r => r!.GetValue<string>()).Order()));
+        foreach (var name in members.Split(','))
+            Assert.True(declared["properties"]![name]!["nullable"] is null, $"{schema}.{name} is required but nullable");
     }
 
     [Fact]
@@ -194,35 +195,4 @@ public sealed class OpenApiContractTests(SystemFixture system, ITestOutputHelper
 
     private static JsonNode Resolve(JsonNode doc, JsonNode schema) =>
         schema["$ref"]?.GetValue<string>() is { } reference ? doc["components"]!["schemas"]![reference.Split('/')[^1]]! : schema;
-
-    private static async Task<(int ExitCode, string Output, string Errors)> RunAsync(string program, string[] arguments, string what)
-    {
-        var info = new ProcessStartInfo(program, arguments)
-        {
-            WorkingDirectory = LintDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        info.Environment["NO_COLOR"] = "1";
-        info.Environment["REDOCLY_TELEMETRY"] = "off";
-        info.Environment["REDOCLY_SUPPRESS_UPDATE_NOTICE"] = "true";
-        Process process;
-        try
-        {
-            process = Process.Start(info)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            Assert.Fail($"{what} needs '{program}' (Node.js ≥ 20.19 and npm; Debian: apt-get install nodejs npm), which is not on PATH: {e.Message}");
-            throw;
-        }
-        using (process)
-        {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var errors = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-            await process.WaitForExitAsync(timeout.Token);
-            return (process.ExitCode, await output, await errors);
-        }
-    }
 }
