@@ -38,8 +38,8 @@ internal static class FunctionsApi
             .WithName("ListFunctions")
             .WithSummary("List the registered functions with their parameters as JSON Schema");
 
-        functions.MapGet("/{name}", Results<Ok<FunctionView>, ProblemHttpResult> (string name, FunctionRegistry registry) =>
-                registry.TryGet(name, out var function)
+        functions.MapGet("/{name}", async Task<Results<Ok<FunctionView>, ProblemHttpResult>> (string name, FunctionRegistry registry, CancellationToken ct) =>
+                await registry.FindAsync(name, ct) is { } function
                     ? TypedResults.Ok(FunctionView.From(function))
                     : TypedResults.Problem($"No function named '{name}' is registered. GET /functions lists the registered functions.",
                         statusCode: StatusCodes.Status404NotFound, title: "Unknown function"))

@@ -32,7 +32,7 @@ internal sealed class JobService(
     /// <summary>Validates the request, then stores and dispatches it (or returns the job its Idempotency-Key already made).</summary>
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
-        var job = Validate(request);
+        var job = await ValidateAsync(request, ct);
         var claim = IdempotencyKeys.Claim(idempotencyKey, caller, () => RequestHash(request), options.Value.IdempotencyWindow);
         try
         {
@@ -74,10 +74,10 @@ internal sealed class JobService(
         return (job, outcome.After == JobStates.Canceled);
     }
 
-    private NewJob Validate(SubmitJobRequest request)
+    private async ValueTask<NewJob> ValidateAsync(SubmitJobRequest request, CancellationToken ct)
     {
         var queue = SubmissionRules.Queue(queues, request.Queue);
-        var function = SubmissionRules.Function(registry, request.Function);
+        var function = await SubmissionRules.FunctionAsync(registry, request.Function, ct);
         SubmissionRules.Depth(request.Args, request.Kwargs, options.Value.MaxJsonDepth);
         try
         {

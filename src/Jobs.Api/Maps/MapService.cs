@@ -32,7 +32,7 @@ internal sealed class MapService(
     public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
     {
         var queue = SubmissionRules.Queue(queues, request.Queue);
-        var function = SubmissionRules.Function(registry, request.Function);
+        var function = await SubmissionRules.FunctionAsync(registry, request.Function, ct);
         if (request.Items.ValueKind != JsonValueKind.Array)
             throw new RequestRefusedException(400, "Missing items", "items must be a JSON array with one entry per call.", "items");
         var total = request.Items.GetArrayLength();

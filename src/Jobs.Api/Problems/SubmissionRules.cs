@@ -14,11 +14,11 @@ internal static class SubmissionRules
     public const int EchoLength = 100;
 
     /// <summary>The registered function <paramref name="name"/>: 400 when none is named, 404 when it is unknown.</summary>
-    public static JobFunction Function(FunctionRegistry registry, string? name)
+    public static async ValueTask<JobFunction> FunctionAsync(FunctionRegistry registry, string? name, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(name))
             throw new RequestRefusedException(400, "Missing function", "Give the name of a registered function in 'function' (GET /functions lists them).", "function");
-        return registry.TryGet(name, out var function)
+        return await registry.FindAsync(name, ct) is { } function
             ? function
             : throw new RequestRefusedException(404, "Unknown function",
                 $"No function named '{Echo(name)}' is registered. GET /functions lists the registered functions." +

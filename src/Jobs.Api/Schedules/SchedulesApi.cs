@@ -97,7 +97,7 @@ internal static partial class SchedulesApi
         if (NeverFires(request.Cron, TimeZoneInfo.FindSystemTimeZoneById(timeZoneId)))
             return ApiProblems.Validation("cron", $"'{SubmissionRules.Echo(request.Cron)}' never fires (no such date, e.g. February 30): nothing would ever run.");
         var queue = SubmissionRules.Queue(queues, request.Queue);
-        var function = SubmissionRules.Function(registry, request.Function);
+        var function = await SubmissionRules.FunctionAsync(registry, request.Function, ct);
         SubmissionRules.Depth(request.Args, request.Kwargs, jobs.Value.MaxJsonDepth);
         try
         {

@@ -37,6 +37,19 @@ public sealed class FunctionRegistry
         return _offered is not null && _offered.Current.TryGetValue(name, out function);
     }
 
+    /// <summary>
+    /// <see cref="TryGet"/>, and on a miss the offers read again first: a function a worker has just offered is known
+    /// to a submission at once, not after the next background read (which left a second in which a live worker's
+    /// function was "unknown").
+    /// </summary>
+    public async ValueTask<JobFunction?> FindAsync(string name, CancellationToken ct)
+    {
+        if (TryGet(name, out var function)) return function;
+        if (_offered is null) return null;
+        await _offered.RefreshNowAsync(ct);
+        return TryGet(name, out function) ? function : null;
+    }
+
     /// <summary>The functions of this process's own providers (what a worker advertises), as they are now.</summary>
     public IEnumerable<JobFunction> Local => _byName.Values.Concat(_changing.SelectMany(s => s.Current.Values.Where(f => !_byName.ContainsKey(f.Name))));
 }
@@ -45,6 +58,9 @@ public sealed class FunctionRegistry
 public interface IOfferedFunctions
 {
     IReadOnlyDictionary<string, JobFunction> Current { get; }
+
+    /// <summary>Reads the offers again now (one read at a time, shared by every caller meanwhile).</summary>
+    Task RefreshNowAsync(CancellationToken ct);
 }
 
 /// <summary>Functions this process runs whose set or code changes while it runs (a worker's Python modules).</summary>

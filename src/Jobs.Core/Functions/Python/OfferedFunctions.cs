@@ -8,17 +8,22 @@ namespace Jobs.Core.Functions.Python;
 /// <summary>
 /// Functions that live workers offer (jobs.function_offer), for the API, which runs no Python itself: a function is
 /// known while at least one worker advertised it within <see cref="Freshness"/>. Read in the background every
-/// second; requests only read the last snapshot, so a slow or absent PostgreSQL never holds one up (the read used
-/// to run on the request path, synchronously, under a lock).
+/// second; requests read the last snapshot, and one that misses a name asks for a fresh read (<see cref="RefreshNowAsync"/>),
+/// shared and bounded to a second, so a slow or absent PostgreSQL never holds a request up for long (the read used
+/// to run on every request, synchronously, under a lock).
 /// </summary>
 public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<OfferedFunctions> logger) : BackgroundService, IOfferedFunctions
 {
     public static readonly TimeSpan Freshness = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan FirstReadLimit = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan MissReadLimit = TimeSpan.FromSeconds(1);
 
     private volatile IReadOnlyDictionary<string, JobFunction> _current = new Dictionary<string, JobFunction>();
     private bool _failing;
+    private readonly Lock _reading = new();
+    private TaskCompletionSource? _queued;
+    private Task? _inFlight;
 
     /// <summary>The offers as last read. A failed read keeps them: a PostgreSQL restart must not withdraw every Python function.</summary>
     public IReadOnlyDictionary<string, JobFunction> Current => _current;
@@ -43,6 +48,47 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+    }
+
+    /// <summary>
+    /// A read that starts after this call, given <see cref="MissReadLimit"/> at most: a request that misses a function
+    /// waits this long for PostgreSQL, no more (then answers from the offers as last read). At most one read runs and one waits to start; every caller arriving
+    /// meanwhile shares the waiting one, so unknown names cost one query at a time, not one each.
+    /// </summary>
+    public async Task RefreshNowAsync(CancellationToken ct)
+    {
+        Task read;
+        lock (_reading)
+        {
+            if (_queued is { } queued)
+            {
+                read = queued.Task;
+            }
+            else
+            {
+                // The read in flight may have begun before the offer this caller looks for was written: the next one.
+                var next = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var previous = _inFlight ?? Task.CompletedTask;
+                (_queued, _inFlight, read) = (next, next.Task, next.Task);
+                _ = ReadAfterAsync(previous, next);
+            }
+        }
+        try
+        {
+            await read.WaitAsync(MissReadLimit, ct);
+        }
+        catch (TimeoutException)
+        {
+            // PostgreSQL slow or away: the request goes on with the offers as last read.
+        }
+    }
+
+    private async Task ReadAfterAsync(Task previous, TaskCompletionSource next)
+    {
+        await previous;
+        lock (_reading) _queued = null; // callers from now on need a read that starts after this one
+        await RefreshAsync(CancellationToken.None); // never throws
+        next.SetResult();
     }
 
     private async Task RefreshAsync(CancellationToken ct)
