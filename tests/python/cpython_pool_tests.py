@@ -67,8 +67,6 @@ KNOWN_FAILURES = {
     "test_map_chunksize": "not yet: map_async(sqr, [], chunksize=1) is refused (400 No items); Pool returns []",
     "test_imap_handle_iterable_exception": "not yet: imap over a generator that raises mid-chunk yields the half-built "
                                            "chunk's items before raising; Pool drops that chunk",
-    "test_map_unplicklable": "not yet: an argument JSON cannot carry raises jobs.Pool's own TypeError; Pool pickles it, "
-                             "so the object's __reduce__ raises (RuntimeError here)",
     "test_resource_warning": "not yet: a terminated and joined pool leaves its HTTP connection open (ResourceWarning: "
                              "unclosed socket), and __del__ of a running pool gives no 'unclosed running "
                              "multiprocessing pool' ResourceWarning",
@@ -80,10 +78,6 @@ KNOWN_FAILURES = {
                                 "multiprocessing.pool.MaybeEncodingError with .exc and .value",
     "test_release_task_refs": "inherent: map(identity, [CountedObject(), ...]) sends instances of a class; values travel "
                               "as JSON, and unpickling what a client sends would let any API client run code in the workers",
-    "test_pool_worker_lifetime": "design: maxtasksperchild=10 is a worker setting (Python:Modules:N:MaxTasksPerChild); "
-                                 "jobs.Pool refuses a pool whose value the workers do not run the module with, and "
-                                 "Python:Imports functions have no such setting",
-    "test_pool_worker_lifetime_early_close": "design: maxtasksperchild=1, refused as in test_pool_worker_lifetime",
 }
 
 TEST_TIMEOUT = 180  # seconds; a test that hangs ends the run with every thread's stack on stderr
