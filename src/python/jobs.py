@@ -228,6 +228,36 @@ def _string_keys(value: Any, path: tuple = ()) -> None:
             _string_keys(item, path)
 
 
+def _tuple_pointers(value: Any, pointer: str = "", found: list | None = None) -> list:
+    """The JSON Pointers (RFC 6901) of the tuples in value: JSON has arrays only, so a tuple travels as an array and
+    its place beside it, for the Python worker (or this client) to make it a tuple again. REST clients see arrays."""
+    found = [] if found is None else found
+    if isinstance(value, tuple):
+        found.append(pointer)
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _tuple_pointers(item, f"{pointer}/{index}", found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _tuple_pointers(item, pointer + "/" + str(key).replace("~", "~0").replace("/", "~1"), found)
+    return found
+
+
+def _with_tuples(value: Any, pointers: list | None) -> Any:
+    """value (decoded JSON) with the arrays at pointers made the tuples they were, the deepest first."""
+    for pointer in sorted(pointers or (), key=lambda p: p.count("/"), reverse=True):
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in pointer.split("/")[1:]]
+        if not keys:
+            value = tuple(value)
+            continue
+        parent = value
+        for key in keys[:-1]:
+            parent = parent[int(key) if isinstance(parent, (list, tuple)) else key]
+        key = int(keys[-1]) if isinstance(parent, list) else keys[-1]
+        parent[key] = tuple(parent[key])
+    return value
+
+
 def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
     try:
         problem = json.loads(raw or b"{}")
@@ -404,7 +434,7 @@ class AsyncResult(_Result):
 
     def _value(self) -> Any:
         if self._view.get("successful"):
-            return self._view.get("result")
+            return _with_tuples(self._view.get("result"), (self._view.get("tuples") or {}).get("result"))
         raise RemoteError.from_error(self._view.get("error") or {})
 
 
@@ -780,6 +810,10 @@ class Pool:
             if self._queue:
                 body["queue"] = self._queue
             encoded = _json(body)  # what JSON cannot carry is refused here, as Pool's pickling fails
+            tuples = {part: pointers for part in ("args", "kwargs") if (pointers := _tuple_pointers(body[part]))}
+            if tuples:
+                body["tuples"] = tuples
+                encoded = _json(body)
         except BaseException as e:  # noqa: BLE001 - settled, whatever it was: the result must never wait for ever
             result._refuse(e)
             if not isinstance(e, Exception):
