@@ -17,7 +17,7 @@ map_async, starmap, starmap_async, imap, imap_unordered (IMapIterator), close, t
 manager. The service is at $JOBS_URL (or url=), the key in $JOBS_API_KEY (or api_key=), the queue $JOBS_QUEUE (queue=).
 
 Differences (README "What differs from Pool, in one place"): work runs in the service's workers and survives this
-process; values travel as JSON (tuples arrive as lists; dict keys must be strings); initializer, initargs and
+process; values travel as JSON (tuples stay tuples; dict keys must be strings); initializer, initargs and
 maxtasksperchild are the workers' settings, checked here. Standard library only.
 """
 
@@ -202,7 +202,7 @@ def _json(body: Any) -> bytes:
                          "(send None, or a string, and convert in the function)") from None
     except TypeError as e:
         raise TypeError(f"{e}: arguments go to the service as JSON (numbers, strings, booleans, None, lists, dicts "
-                        "with string keys; tuples arrive as lists)") from None
+                        "with string keys, tuples)") from None
 
 
 def _not_json(value: Any) -> None:
@@ -448,7 +448,10 @@ class MapResult(_Result):
         if status == 424:
             # Pool.map raises the first failing item's exception.
             raise RemoteError.from_error(body, body.get("index"))
-        return body["results"]
+        results = body["results"]
+        for index, pointers in (body.get("tuples") or {}).items():
+            results[int(index)] = _with_tuples(results[int(index)], pointers)
+        return results
 
 
 class _Stopped(Exception):
@@ -515,7 +518,7 @@ class IMapIterator:
                 if line.strip():
                     item = json.loads(line)
                     self._put(("error", item["error"], offset + item.get("index", 0)) if "error" in item
-                              else ("value", item.get("result"), None))
+                              else ("value", _with_tuples(item.get("result"), item.get("tuples")), None))
 
     def __iter__(self) -> "IMapIterator":
         return self
@@ -841,6 +844,9 @@ class Pool:
             body["chunksize"] = chunksize
         if self._queue:
             body["queue"] = self._queue
+        tuples = {part: pointers for part in ("items", "kwargs") if (pointers := _tuple_pointers(body.get(part)))}
+        if tuples:
+            body["tuples"] = tuples
         _, mapping = self._client.request("POST", "/maps", body)
         return mapping
 

@@ -53,6 +53,22 @@ class TupleTests(unittest.TestCase):
                 "kwargs": {"k": ["tuple", ["int", ["list", ["int"]]]], "plain": ["list", ["int"]]}})
             self.assertEqual(pool.apply(f.kinds, ((),)), {"args": ["tuple", []], "kwargs": {}})
 
+    def test_maps_keep_tuples_in_items_kwargs_and_results(self):
+        xs = [1, 2, 2, 3]
+        with jobs.Pool(2, queue=QUEUE) as pool:
+            self.assertEqual(set(pool.map(f.pair, xs)), {(1, 1), (2, 4), (3, 9)})
+            self.assertEqual(collections.Counter(pool.map(f.pair, xs, chunksize=1))[(2, 4)], 2)
+            self.assertEqual(pool.map(f.echo, [(1, 2), [3, (4,)], 5]), [(1, 2), [3, (4,)], 5])
+            self.assertEqual(pool.starmap(f.kinds, [((1, 2), [3]), ([4], (5,))]), [
+                {"args": [["tuple", ["int", "int"]], ["list", ["int"]]], "kwargs": {}},
+                {"args": [["list", ["int"]], ["tuple", ["int"]]], "kwargs": {}}])
+            self.assertEqual(list(pool.imap(f.pair, xs)), [(1, 1), (2, 4), (2, 4), (3, 9)])
+            self.assertEqual(sorted(pool.imap_unordered(f.pair, xs)), [(1, 1), (2, 4), (2, 4), (3, 9)])
+            mapping = pool.map_async(f.echo, [(1, (2,)), [3]])
+            self.assertEqual(mapping.get(timeout=60), [(1, (2,)), [3]])
+            status, results = rest("GET", f"/maps/{mapping.id}/results")
+        self.assertEqual((status, results), (200, {"ready": True, "results": [[1, [2]], [3]], "tuples": {"0": ["", "/1"]}}))
+
     def test_rest_clients_see_plain_arrays_and_where_the_tuples_were(self):
         with jobs.Pool(2, queue=QUEUE) as pool:
             result = pool.apply_async(f.echo, ((1, (2, 3)),))
@@ -71,6 +87,12 @@ class TupleTests(unittest.TestCase):
         for tuples, field in (({"args": ["/0/5"]}, "tuples.args"), ({"args": ["0"]}, "tuples.args"),
                               ({"kwargs": ["/k"]}, "tuples.kwargs"), ({"args": ["/0/0"]}, "tuples.args")):
             status, problem = rest("POST", "/jobs", {"function": "py:tuple_functions.kinds", "args": [[1, 2]], "kwargs": {"k": 1},
+                                                     "tuples": tuples, "queue": QUEUE})
+            self.assertEqual(status, 400, problem)
+            self.assertIn(field, problem["errors"])
+        for tuples, field in (({"items": ["/2"]}, "tuples.items"), ({"items": [""]}, "tuples.items"), ({"items": ["/0/0"]}, "tuples.items"),
+                              ({"kwargs": ["/k"]}, "tuples.kwargs")):
+            status, problem = rest("POST", "/maps", {"function": "py:tuple_functions.kinds", "items": [[1], [2]], "kwargs": {"k": 1},
                                                      "tuples": tuples, "queue": QUEUE})
             self.assertEqual(status, 400, problem)
             self.assertIn(field, problem["errors"])

@@ -78,6 +78,40 @@ internal static class SubmissionRules
         return stored.Count == 0 ? null : stored.ToJsonString();
     }
 
+    /// <summary>
+    /// Per item of a map, where its call's values held Python tuples (<c>{"args", "kwargs"}</c> JSON, null for an item
+    /// with none); null when no item has any. 400 naming the pointer unless each names an array within an item, or in kwargs.
+    /// </summary>
+    public static string?[]? ItemTuples(Maps.MapTupleLocations? tuples, JsonElement items, JsonElement kwargs, bool star)
+    {
+        if (tuples is null || (tuples.Items is not { Count: > 0 } && tuples.Kwargs is not { Count: > 0 })) return null;
+        var kwargsTuples = Tuples(new TupleLocations { Kwargs = tuples.Kwargs }, default, kwargs);
+        var byItem = new List<string>?[items.GetArrayLength()];
+        var pointers = tuples.Items ?? [];
+        if (pointers.Count > MaxTuples)
+            throw new RequestRefusedException(400, "Too many tuples", $"tuples.items names {pointers.Count} places; at most {MaxTuples}.", "tuples.items");
+        for (var i = 0; i < pointers.Count; i++)
+        {
+            var pointer = pointers[i];
+            var slash = pointer is { Length: >= 2 } ? pointer.IndexOf('/', 1) is > 0 and var at ? at : pointer.Length : 0;
+            if (pointer is null || slash == 0 || !PointsAtArray(items, pointer)
+                || !int.TryParse(pointer.AsSpan(1, slash - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var item))
+                throw new RequestRefusedException(400, "Invalid tuples",
+                    $"tuples.items[{i}] ('{Echo(pointer ?? "null")}') is not a JSON Pointer to an array within an item of items.", "tuples.items");
+            // Within the item; the call's args are the item itself (star) or [item].
+            (byItem[item] ??= []).Add(star ? pointer[slash..] : "/0" + pointer[slash..]);
+        }
+        var kwargsPart = kwargsTuples is null ? null : System.Text.Json.Nodes.JsonNode.Parse(kwargsTuples)!["kwargs"];
+        return [.. byItem.Select(args =>
+        {
+            if (args is null && kwargsPart is null) return null;
+            var call = new System.Text.Json.Nodes.JsonObject();
+            if (args is not null) call["args"] = new System.Text.Json.Nodes.JsonArray([.. args.Select(p => (System.Text.Json.Nodes.JsonNode?)p)]);
+            if (kwargsPart is not null) call["kwargs"] = kwargsPart.DeepClone();
+            return call.ToJsonString();
+        })];
+    }
+
     /// <summary>Whether the JSON Pointer (RFC 6901) <paramref name="pointer"/> names an array in <paramref name="value"/>.</summary>
     private static bool PointsAtArray(JsonElement value, string pointer)
     {

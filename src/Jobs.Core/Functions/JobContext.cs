@@ -24,7 +24,7 @@ public sealed class JobContext(Guid jobId, int attempt, Func<double, string?, Ca
     /// [pointers]}</c> (JSON Pointers to arrays that were tuples), or null. Python functions get their tuples back;
     /// .NET functions see plain arrays.
     /// </summary>
-    public string? ArgumentTuples { get; init; }
+    public string? ArgumentTuples { get; set; }
 
     /// <summary>Set by a Python function's call: the JSON Pointers of the tuples in its result (a JSON array), or null.</summary>
     public string? ResultTuples { get; set; }
