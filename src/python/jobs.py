@@ -17,7 +17,7 @@ map_async, starmap, starmap_async, imap, imap_unordered (IMapIterator), close, t
 manager. The service is at $JOBS_URL (or url=), the key in $JOBS_API_KEY (or api_key=), the queue $JOBS_QUEUE (queue=).
 
 Differences (README "What differs from Pool, in one place"): work runs in the service's workers and survives this
-process; values travel as JSON (tuples arrive as lists; dict keys must be strings); initializer, initargs and
+process; values travel as JSON (tuples stay tuples; dict keys must be strings); initializer, initargs and
 maxtasksperchild are the workers' settings, checked here. Standard library only.
 """
 
@@ -202,7 +202,7 @@ def _json(body: Any) -> bytes:
                          "(send None, or a string, and convert in the function)") from None
     except TypeError as e:
         raise TypeError(f"{e}: arguments go to the service as JSON (numbers, strings, booleans, None, lists, dicts "
-                        "with string keys; tuples arrive as lists)") from None
+                        "with string keys, tuples)") from None
 
 
 def _not_json(value: Any) -> None:
@@ -226,6 +226,36 @@ def _string_keys(value: Any, path: tuple = ()) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             _string_keys(item, path)
+
+
+def _tuple_pointers(value: Any, pointer: str = "", found: list | None = None) -> list:
+    """The JSON Pointers (RFC 6901) of the tuples in value: JSON has arrays only, so a tuple travels as an array and
+    its place beside it, for the Python worker (or this client) to make it a tuple again. REST clients see arrays."""
+    found = [] if found is None else found
+    if isinstance(value, tuple):
+        found.append(pointer)
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _tuple_pointers(item, f"{pointer}/{index}", found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _tuple_pointers(item, pointer + "/" + str(key).replace("~", "~0").replace("/", "~1"), found)
+    return found
+
+
+def _with_tuples(value: Any, pointers: list | None) -> Any:
+    """value (decoded JSON) with the arrays at pointers made the tuples they were, the deepest first."""
+    for pointer in sorted(pointers or (), key=lambda p: p.count("/"), reverse=True):
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in pointer.split("/")[1:]]
+        if not keys:
+            value = tuple(value)
+            continue
+        parent = value
+        for key in keys[:-1]:
+            parent = parent[int(key) if isinstance(parent, (list, tuple)) else key]
+        key = int(keys[-1]) if isinstance(parent, list) else keys[-1]
+        parent[key] = tuple(parent[key])
+    return value
 
 
 def _refusal(status: int, reason: str, raw: bytes) -> JobsError:
@@ -404,7 +434,7 @@ class AsyncResult(_Result):
 
     def _value(self) -> Any:
         if self._view.get("successful"):
-            return self._view.get("result")
+            return _with_tuples(self._view.get("result"), (self._view.get("tuples") or {}).get("result"))
         raise RemoteError.from_error(self._view.get("error") or {})
 
 
@@ -418,7 +448,10 @@ class MapResult(_Result):
         if status == 424:
             # Pool.map raises the first failing item's exception.
             raise RemoteError.from_error(body, body.get("index"))
-        return body["results"]
+        results = body["results"]
+        for index, pointers in (body.get("tuples") or {}).items():
+            results[int(index)] = _with_tuples(results[int(index)], pointers)
+        return results
 
 
 class _Stopped(Exception):
@@ -485,7 +518,7 @@ class IMapIterator:
                 if line.strip():
                     item = json.loads(line)
                     self._put(("error", item["error"], offset + item.get("index", 0)) if "error" in item
-                              else ("value", item.get("result"), None))
+                              else ("value", _with_tuples(item.get("result"), item.get("tuples")), None))
 
     def __iter__(self) -> "IMapIterator":
         return self
@@ -780,6 +813,10 @@ class Pool:
             if self._queue:
                 body["queue"] = self._queue
             encoded = _json(body)  # what JSON cannot carry is refused here, as Pool's pickling fails
+            tuples = {part: pointers for part in ("args", "kwargs") if (pointers := _tuple_pointers(body[part]))}
+            if tuples:
+                body["tuples"] = tuples
+                encoded = _json(body)
         except BaseException as e:  # noqa: BLE001 - settled, whatever it was: the result must never wait for ever
             result._refuse(e)
             if not isinstance(e, Exception):
@@ -807,6 +844,9 @@ class Pool:
             body["chunksize"] = chunksize
         if self._queue:
             body["queue"] = self._queue
+        tuples = {part: pointers for part in ("items", "kwargs") if (pointers := _tuple_pointers(body.get(part)))}
+        if tuples:
+            body["tuples"] = tuples
         _, mapping = self._client.request("POST", "/maps", body)
         return mapping
 

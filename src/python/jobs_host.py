@@ -7,11 +7,12 @@
         gives it (its __module__ and __qualname__: os.getpid is posix.getpid, str.upper is builtins.str.upper).
     python3 jobs_host.py serve MODULE_PATH|--imports JSON [INITIALIZER [INITARGS_JSON]]
         imports the module once, runs the initializer (as Pool's initializer/initargs), then answers calls, one JSON
-        object per line: {"id", "function", "args", "kwargs"} in -> {"id", "ok": true, "result"} or
+        object per line: {"id", "function", "args", "kwargs", "tuples"?} in -> {"id", "ok": true, "result", "tuples"?} or
         {"id", "ok": false, "error": {"type", "message", "stackTrace"}} out; {"id", "progress": f, "message": m} lines
         may come before the answer (jobs_progress.report). Every line out after {"ready": true} carries the id of the
         call it answers (a fresh random one per call); an answer with "retire": true says this process ends now (the
-        call left a thread, timer or hook in it that could run during the next).
+        call left a thread, timer or hook in it that could run during the next). "tuples" says where a value held
+        Python tuples, as JSON Pointers ({"args": [...], "kwargs": [...]} in, [...] of the result out): JSON has arrays only.
 
 The protocol is private: at start the pipes the worker gave as stdin and stdout are moved to descriptors of their own
 (not inherited by children), descriptor 0 becomes /dev/null and descriptor 1 a copy of descriptor 2. Whatever user code
@@ -283,7 +284,8 @@ def error(e, type_name=None):
             "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
 
 
-def string_keys(value, path=()):
+def string_keys(value, path=(), pointer="", tuples=None):
+    """Refuses what JSON would change (non-string keys, cycles); collects in tuples the JSON Pointer of each tuple."""
     if isinstance(value, (dict, list, tuple)):
         if id(value) in path:
             raise ValueError("Circular reference detected")  # json.dumps's own words
@@ -292,10 +294,28 @@ def string_keys(value, path=()):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"dict key {key!r} is not a string (JSON objects have string keys)")
-            string_keys(item, path)
+            string_keys(item, path, pointer + "/" + key.replace("~", "~0").replace("/", "~1"), tuples)
     elif isinstance(value, (list, tuple)):
-        for item in value:
-            string_keys(item, path)
+        if isinstance(value, tuple) and tuples is not None:
+            tuples.append(pointer)
+        for index, item in enumerate(value):
+            string_keys(item, path, f"{pointer}/{index}", tuples)
+
+
+def with_tuples(value, pointers):
+    """value (decoded JSON) with the arrays at pointers — JSON Pointers, as the Python client sends them — made the
+    tuples they were; the deepest first, so that an outer tuple holds the inner ones."""
+    for pointer in sorted(pointers or (), key=lambda p: p.count("/"), reverse=True):
+        keys = [key.replace("~1", "/").replace("~0", "~") for key in pointer.split("/")[1:]]
+        if not keys:
+            value = tuple(value)
+            continue
+        parent = value
+        for key in keys[:-1]:
+            parent = parent[int(key) if isinstance(parent, (list, tuple)) else key]
+        key = int(keys[-1]) if isinstance(parent, list) else keys[-1]
+        parent[key] = tuple(parent[key])
+    return value
 
 
 def serve(module_name, functions_by_key):
@@ -325,12 +345,16 @@ def run(module_name, functions_by_key, request):
     _, _, fn = functions_by_key.get(request["function"], (None, None, None))
     if fn is None:
         return json.dumps({"ok": False, "error": {"type": "LookupError", "message": f"{module_name}: {request['function']} is not offered", "stackTrace": ""}})
+    tuples = request.get("tuples") or {}
     try:
-        result = fn(*request.get("args", []), **request.get("kwargs", {}))
+        args = with_tuples(request.get("args", []), tuples.get("args"))
+        kwargs = with_tuples(request.get("kwargs", {}), tuples.get("kwargs"))
+        result = fn(*args, **kwargs)
     except BaseException as e:  # noqa: BLE001 - every failure of the user's code is the job's failure
         return json.dumps({"ok": False, "error": error(e)})
     try:
-        string_keys(result)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
+        tuples = []
+        string_keys(result, tuples=tuples)  # json.dumps would turn {1: 'a'} into {'1': 'a'} without a word
         encoded = json.dumps(result, allow_nan=False, separators=(",", ":"))  # NaN/Infinity are not JSON
     except (TypeError, ValueError, RecursionError) as e:
         # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
@@ -344,7 +368,7 @@ def run(module_name, functions_by_key, request):
         return json.dumps({"ok": False, "error": {"type": "MaybeEncodingError", "stackTrace": "", "message":
                           f"Error sending result: its JSON is {len(encoded):,} bytes, more than the {limit:,} bytes "
                           "this service stores for one result (Jobs:MaxResultBytes). Return less, or store it elsewhere and return where."}})
-    return '{"ok":true,"result":' + encoded + "}"
+    return '{"ok":true,"result":' + encoded + (',"tuples":' + json.dumps(tuples) if tuples else "") + "}"
 
 
 def _user():

@@ -36,6 +36,24 @@ internal sealed class SubmitJobRequest
 
     /// <summary>POST the finished JobView here (signed; the host must be in Callbacks:AllowedHosts).</summary>
     public string? CallbackUrl { get; set; }
+
+    /// <summary>
+    /// Where args and kwargs held Python tuples (the Python client sends it; other clients leave it out): JSON Pointers
+    /// of arrays in them, which a Python function receives as tuples. The job's <c>tuples</c> gives them back, and the
+    /// result's.
+    /// </summary>
+    public TupleLocations? Tuples { get; set; }
+}
+
+/// <summary>JSON Pointers (RFC 6901) of the arrays that were Python tuples: "" the value itself, "/0/1" the second element of the first.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+internal sealed class TupleLocations
+{
+    /// <summary>Into args.</summary>
+    public List<string>? Args { get; set; }
+
+    /// <summary>Into kwargs.</summary>
+    public List<string>? Kwargs { get; set; }
 }
 
 /// <summary>POST /jobs/batch: many POST /jobs bodies in one request.</summary>
@@ -73,4 +91,8 @@ internal sealed record JobResult(RawJson? Result)
 {
     [JsonPropertyOrder(-1)]
     public bool Ready { get; init; } = true;
+
+    /// <summary>Where the result held Python tuples (JSON Pointers, as in a job's <c>tuples</c>); left out when it held none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public RawJson? Tuples { get; init; }
 }

@@ -100,6 +100,7 @@ internal sealed class JobService(
             throw Invalid("retries", "Invalid retries", "retries is between 0 and 100.");
         if (request.CallbackUrl is { } callback) CheckCallback(callback);
 
+        var tuples = SubmissionRules.Tuples(request.Tuples, request.Args, request.Kwargs);
         DateTime? runAt = request.DelaySeconds is { } d and > 0 ? DateTime.UtcNow.AddSeconds(d) : request.RunAt?.UtcDateTime;
         return new NewJob(
             function.Name,
@@ -109,7 +110,8 @@ internal sealed class JobService(
             runAt,
             request.TimeoutSeconds ?? function.DefaultTimeoutSeconds,
             request.Retries ?? options.Value.DefaultRetries,
-            request.CallbackUrl);
+            request.CallbackUrl,
+            Tuples: tuples);
     }
 
     private void CheckCallback(string callback)
@@ -141,6 +143,7 @@ internal sealed class JobService(
         request.TimeoutSeconds,
         request.Retries,
         request.CallbackUrl,
+        request.Tuples,
     }));
 
     private static RequestRefusedException Invalid(string field, string title, string detail) => new(400, title, detail, field);

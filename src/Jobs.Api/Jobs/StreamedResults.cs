@@ -55,9 +55,13 @@ internal static class StreamedJobs
     }
 
     /// <summary>GET /jobs/{id}/result of a succeeded job.</summary>
-    public static StreamedResults<JobResult> Result(JobRecord job) => job.ResultNotRead
-        ? new(StatusCodes.Status200OK, new JobResult(RawJson.Placeholder), [job.Id])
-        : new(StatusCodes.Status200OK, new JobResult(RawJson.From(job.Result)), []);
+    public static StreamedResults<JobResult> Result(JobRecord job)
+    {
+        var tuples = job.Tuples is null ? null : RawJson.From(System.Text.Json.Nodes.JsonNode.Parse(job.Tuples)?["result"]?.ToJsonString());
+        return job.ResultNotRead
+            ? new(StatusCodes.Status200OK, new JobResult(RawJson.Placeholder) { Tuples = tuples }, [job.Id])
+            : new(StatusCodes.Status200OK, new JobResult(RawJson.From(job.Result)) { Tuples = tuples }, []);
+    }
 
     /// <summary>A page of GET /jobs.</summary>
     public static StreamedResults<JobPage> Page(IReadOnlyList<JobRecord> jobs, string? nextCursor)

@@ -31,6 +31,13 @@ internal sealed class SubmitMapRequest
     public double? TimeoutSeconds { get; set; }
 
     public string? Queue { get; set; }
+
+    /// <summary>
+    /// Where items and kwargs held Python tuples (the Python client sends it; other clients leave it out): JSON Pointers
+    /// into <c>items</c> (each within an item: "/3/1") and into <c>kwargs</c>; a Python function receives those arrays as
+    /// tuples, and the results' tuples come back with the results.
+    /// </summary>
+    public MapTupleLocations? Tuples { get; set; }
 }
 
 /// <summary>A map's progress: Python's MapResult, with counts.</summary>
@@ -48,6 +55,17 @@ internal sealed record MapView(Guid Id, string Function, string Queue, string St
     }
 }
 
+/// <summary>JSON Pointers (RFC 6901) of the arrays of a map's request that were Python tuples.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
+internal sealed class MapTupleLocations
+{
+    /// <summary>Into items: "/i" (item i itself) or deeper.</summary>
+    public List<string>? Items { get; set; }
+
+    /// <summary>Into kwargs.</summary>
+    public List<string>? Kwargs { get; set; }
+}
+
 /// <summary>
 /// GET /maps/{id}/results when every item succeeded: <c>MapResult.get()</c>'s list, in input order; <c>ready</c> as in
 /// <see cref="Jobs.JobResult"/> (written by <see cref="MapsApi"/>, which streams the list).
@@ -56,13 +74,18 @@ internal sealed record MapResults(IReadOnlyList<RawJson?> Results)
 {
     [JsonPropertyOrder(-1)]
     public bool Ready { get; init; } = true;
+
+    /// <summary>Where results held Python tuples: item index → JSON Pointers into its result; left out when none did.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, IReadOnlyList<string>>? Tuples { get; init; }
 }
 
 /// <summary>One line of GET /maps/{id}/stream: an item's result, or what it raised (then <c>error</c> instead of <c>result</c>).</summary>
 internal sealed record MapStreamItem(
     int Index,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RawJson? Result,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RemoteException? Error);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RemoteException? Error,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Tuples = null);
 
 /// <summary>What a job or a map item raised, as the worker stored it (a JobView's <c>error</c> holds the same).</summary>
 internal sealed record RemoteException(string Type, string? Message, string? StackTrace);

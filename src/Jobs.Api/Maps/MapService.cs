@@ -82,14 +82,17 @@ internal sealed class MapService(
         var window = options.Value.MapWindow > 0 ? options.Value.MapWindow : Slots();
         var kwargs = request.Kwargs.ValueKind == JsonValueKind.Object ? request.Kwargs.GetRawText() : "{}";
         var claim = IdempotencyKeys.Claim(idempotencyKey, caller, () => SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\n',
-            [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", request.TimeoutSeconds?.ToString("R") ?? "", kwargs, .. itemArgs]))),
+            [function.Name, queue, request.Star ? "star" : "map", request.Chunksize?.ToString() ?? "", request.TimeoutSeconds?.ToString("R") ?? "", kwargs,
+             JsonSerializer.Serialize(request.Tuples), .. itemArgs]))),
             options.Value.IdempotencyWindow);
+
+        var itemTuples = SubmissionRules.ItemTuples(request.Tuples, request.Items, request.Kwargs, request.Star);
 
         MapRecord map;
         bool created;
         try
         {
-            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct);
+            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct, itemTuples);
         }
         catch (IdempotencyConflictException e)
         {
@@ -126,6 +129,9 @@ internal sealed class MapService(
         changes.WaitAsync(MapQueries.ProgressChannel, id, token => queries.GetAsync(id, token), map => MapView.IsFinished(map.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
+    /// <summary>A stream line's <c>tuples</c> member (where its result held Python tuples), or nothing.</summary>
+    private static string Tuples(MapItemOutcome item) => item.ResultTuples is { } tuples ? $",\"tuples\":{tuples}" : "";
+
     /// <summary>NDJSON lines, one per item as it finishes (in input or completion order), until every item is done.</summary>
     public async Task StreamAsync(MapRecord map, bool inputOrder, Stream output, CancellationToken ct)
     {
@@ -149,11 +155,11 @@ internal sealed class MapService(
                     await writer.WriteAsync($$"""{"index":{{item.Index}},"result":""");
                     await writer.FlushAsync(ct);
                     await queries.CopyItemResultAsync(map.Id, item.Index, output, ct);
-                    await writer.WriteLineAsync("}");
+                    await writer.WriteLineAsync(Tuples(item) + "}");
                 }
                 else
                     await writer.WriteLineAsync(item.State == MapItemStates.Succeeded
-                        ? $$"""{"index":{{item.Index}},"result":{{item.Result}}}"""
+                        ? $$"""{"index":{{item.Index}},"result":{{item.Result}}{{Tuples(item)}}}"""
                         : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
                 next = item.Index + 1;
                 lastSeq = Math.Max(lastSeq, item.Seq);

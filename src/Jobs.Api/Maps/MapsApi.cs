@@ -1,3 +1,4 @@
+using System.Text;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
@@ -110,7 +111,10 @@ internal static class MapsApi
                     StreamedJobs.RequireReadingPace(http);
                     await body.WriteAsync("{\"ready\":true,\"results\":["u8.ToArray(), ct);
                     await store.CopyResultsAsync(id, body, ct);
-                    await body.WriteAsync("]}"u8.ToArray(), ct);
+                    await body.WriteAsync("]"u8.ToArray(), ct);
+                    // Where results held Python tuples (only items with any): left out when none did.
+                    if (await store.ResultTuplesAsync(id, ct) is { } tuples) await body.WriteAsync(Encoding.UTF8.GetBytes($",\"tuples\":{tuples}"), ct);
+                    await body.WriteAsync("}"u8.ToArray(), ct);
                 }, "application/json");
             case "failed" or "canceled":
                 var failure = await store.FirstFailureAsync(id, ct);

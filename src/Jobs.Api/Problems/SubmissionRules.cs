@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Jobs.Core.Functions;
+using Jobs.Api.Jobs;
 using Jobs.Api.Queues;
 using Jobs.Core.Hangfire;
 
@@ -50,6 +51,84 @@ internal static class SubmissionRules
         foreach (var (value, field) in new[] { (args, argsField), (kwargs, "kwargs") })
             if (StoredValueLimits.DepthProblem(value, field, maxDepth) is { } problem)
                 throw new RequestRefusedException(400, "Nested too deeply", problem, field);
+    }
+
+    /// <summary>The most tuple locations one submission names.</summary>
+    public const int MaxTuples = 10_000;
+
+    /// <summary>
+    /// Where a submission's arguments held Python tuples, as stored (<c>{"args": [...], "kwargs": [...]}</c>, or null
+    /// for none): 400 naming the pointer unless each points at an array of the value it names.
+    /// </summary>
+    public static string? Tuples(TupleLocations? tuples, JsonElement args, JsonElement kwargs)
+    {
+        if (tuples is null) return null;
+        var stored = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (pointers, value, field) in new[] { (tuples.Args, args, "args"), (tuples.Kwargs, kwargs, "kwargs") })
+        {
+            if (pointers is not { Count: > 0 }) continue;
+            if (pointers.Count > MaxTuples)
+                throw new RequestRefusedException(400, "Too many tuples", $"tuples.{field} names {pointers.Count} places; at most {MaxTuples}.", $"tuples.{field}");
+            for (var i = 0; i < pointers.Count; i++)
+                if (pointers[i] is not { } pointer || !PointsAtArray(value, pointer))
+                    throw new RequestRefusedException(400, "Invalid tuples",
+                        $"tuples.{field}[{i}] ('{Echo(pointers[i] ?? "null")}') is not a JSON Pointer to an array in {field}.", $"tuples.{field}");
+            stored[field] = new System.Text.Json.Nodes.JsonArray([.. pointers.Select(p => (System.Text.Json.Nodes.JsonNode?)p)]);
+        }
+        return stored.Count == 0 ? null : stored.ToJsonString();
+    }
+
+    /// <summary>
+    /// Per item of a map, where its call's values held Python tuples (<c>{"args", "kwargs"}</c> JSON, null for an item
+    /// with none); null when no item has any. 400 naming the pointer unless each names an array within an item, or in kwargs.
+    /// </summary>
+    public static string?[]? ItemTuples(Maps.MapTupleLocations? tuples, JsonElement items, JsonElement kwargs, bool star)
+    {
+        if (tuples is null || (tuples.Items is not { Count: > 0 } && tuples.Kwargs is not { Count: > 0 })) return null;
+        var kwargsTuples = Tuples(new TupleLocations { Kwargs = tuples.Kwargs }, default, kwargs);
+        var byItem = new List<string>?[items.GetArrayLength()];
+        var pointers = tuples.Items ?? [];
+        if (pointers.Count > MaxTuples)
+            throw new RequestRefusedException(400, "Too many tuples", $"tuples.items names {pointers.Count} places; at most {MaxTuples}.", "tuples.items");
+        for (var i = 0; i < pointers.Count; i++)
+        {
+            var pointer = pointers[i];
+            var slash = pointer is { Length: >= 2 } ? pointer.IndexOf('/', 1) is > 0 and var at ? at : pointer.Length : 0;
+            if (pointer is null || slash == 0 || !PointsAtArray(items, pointer)
+                || !int.TryParse(pointer.AsSpan(1, slash - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var item))
+                throw new RequestRefusedException(400, "Invalid tuples",
+                    $"tuples.items[{i}] ('{Echo(pointer ?? "null")}') is not a JSON Pointer to an array within an item of items.", "tuples.items");
+            // Within the item; the call's args are the item itself (star) or [item].
+            (byItem[item] ??= []).Add(star ? pointer[slash..] : "/0" + pointer[slash..]);
+        }
+        var kwargsPart = kwargsTuples is null ? null : System.Text.Json.Nodes.JsonNode.Parse(kwargsTuples)!["kwargs"];
+        return [.. byItem.Select(args =>
+        {
+            if (args is null && kwargsPart is null) return null;
+            var call = new System.Text.Json.Nodes.JsonObject();
+            if (args is not null) call["args"] = new System.Text.Json.Nodes.JsonArray([.. args.Select(p => (System.Text.Json.Nodes.JsonNode?)p)]);
+            if (kwargsPart is not null) call["kwargs"] = kwargsPart.DeepClone();
+            return call.ToJsonString();
+        })];
+    }
+
+    /// <summary>Whether the JSON Pointer (RFC 6901) <paramref name="pointer"/> names an array in <paramref name="value"/>.</summary>
+    private static bool PointsAtArray(JsonElement value, string pointer)
+    {
+        if (pointer.Length > 0 && pointer[0] != '/') return false;
+        var at = value;
+        foreach (var token in pointer.Length == 0 ? [] : pointer[1..].Split('/'))
+        {
+            var key = token.Replace("~1", "/").Replace("~0", "~");
+            if (at.ValueKind == JsonValueKind.Array)
+            {
+                if (!int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
+                    || key != index.ToString(System.Globalization.CultureInfo.InvariantCulture) || index >= at.GetArrayLength()) return false;
+                at = at[index];
+            }
+            else if (at.ValueKind != JsonValueKind.Object || !at.TryGetProperty(key, out at)) return false;
+        }
+        return at.ValueKind == JsonValueKind.Array;
     }
 
     /// <summary>Caller input as a refusal quotes it.</summary>

@@ -19,6 +19,16 @@ public sealed class JobContext(Guid jobId, int attempt, Func<double, string?, Ca
         return reportProgress(fraction, message, ct);
     }
 
+    /// <summary>
+    /// Where the call's arguments held Python tuples, as the Python client sent them: <c>{"args": [pointers], "kwargs":
+    /// [pointers]}</c> (JSON Pointers to arrays that were tuples), or null. Python functions get their tuples back;
+    /// .NET functions see plain arrays.
+    /// </summary>
+    public string? ArgumentTuples { get; set; }
+
+    /// <summary>Set by a Python function's call: the JSON Pointers of the tuples in its result (a JSON array), or null.</summary>
+    public string? ResultTuples { get; set; }
+
     /// <summary>A context for code run outside a job (tests, benchmarks).</summary>
     public static JobContext Detached { get; } = new(Guid.Empty, 1, (_, _, _) => Task.CompletedTask);
 }

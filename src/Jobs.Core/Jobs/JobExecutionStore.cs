@@ -36,7 +36,8 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
               AND j.state IN ('scheduled', 'enqueued', 'processing')
               AND j.cancel_requested_at IS NULL
             RETURNING j.id, j.function, j.args::text, j.kwargs::text, j.queue, j.attempts, j.timeout_seconds, j.max_retries,
-                      j.callback_url, j.crashes, before.state = 'processing', greatest(j.created_at, coalesce(j.run_at, j.created_at)), j.trace_parent
+                      j.callback_url, j.crashes, before.state = 'processing', greatest(j.created_at, coalesce(j.run_at, j.created_at)), j.trace_parent,
+                      (j.tuples - 'result')::text
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
@@ -44,7 +45,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = maxCrashes });
         var byId = (await cmd.ReadListAsync(r => new ClaimedJob(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3),
                 r.GetString(4), r.GetInt32(5), r.DoubleOrNull(6), r.GetInt32(7), r.StringOrNull(8), r.GetInt32(9), r.GetBoolean(10),
-                DateTime.SpecifyKind(r.GetDateTime(11), DateTimeKind.Utc), r.StringOrNull(12)), ct, ids.Length))
+                DateTime.SpecifyKind(r.GetDateTime(11), DateTimeKind.Utc), r.StringOrNull(12), r.StringOrNull(13)), ct, ids.Length))
             .ToDictionary(j => j.Id);
         return ids.Where(byId.ContainsKey).Select(id => byId[id]).ToArray();
     }
@@ -78,12 +79,16 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH o AS (
-                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[]) AS o(id, state, json, retry_seconds, owner)
+                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[], $8::text[])
+                    AS o(id, state, json, retry_seconds, owner, result_tuples)
             ),
             done AS (
                 UPDATE jobs.job j SET
                     state           = o.state,
                     result          = CASE WHEN o.state = 'succeeded' THEN o.json::json ELSE j.result END,
+                    tuples          = CASE WHEN o.state <> 'succeeded' THEN j.tuples
+                                           WHEN o.result_tuples IS NULL THEN nullif(j.tuples - 'result', jsonb_build_object())
+                                           ELSE coalesce(j.tuples, jsonb_build_object()) || jsonb_build_object('result', o.result_tuples::jsonb) END,
                     error           = CASE WHEN o.state = 'succeeded' THEN NULL WHEN o.json IS NULL THEN j.error ELSE o.json::jsonb END,
                     finished_at     = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() ELSE j.finished_at END,
                     expires_at      = CASE WHEN o.state IN ('succeeded', 'failed', 'canceled') THEN now() + $7 ELSE j.expires_at END,
@@ -104,6 +109,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.RetryIn?.TotalSeconds).ToArray() });
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.NewOwner).ToArray() });
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.ResultTuples).ToArray() });
         return (await cmd.ReadListAsync(r => r.GetGuid(0), ct)).ToHashSet();
     }
 

@@ -15,7 +15,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
     internal const string Columns = """
         id, function, args::text, kwargs::text, queue, state, result::text, error::text, progress::text,
         attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
-        callback::text, hangfire_job_id
+        callback::text, hangfire_job_id, tuples::text
         """;
 
     /// <summary>Results up to this many bytes are read with their job; larger ones are copied by <see cref="CopyResultAsync"/>.</summary>
@@ -31,7 +31,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         id, function, args::text, kwargs::text, queue, state,
         CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text, progress::text,
         attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
-        callback::text, hangfire_job_id, coalesce(octet_length(result::text) > {InlineResultBytes}, false)
+        callback::text, hangfire_job_id, tuples::text, coalesce(octet_length(result::text) > {InlineResultBytes}, false)
         """;
 
     /// <param name="id">The job.</param>
@@ -105,5 +105,6 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         r.IsDBNull(16) ? null : r.GetString(16),
         r.IsDBNull(17) ? null : r.GetString(17),
         r.IsDBNull(18) ? null : r.GetString(18),
-        r.FieldCount > 19 && r.GetBoolean(19));
+        r.IsDBNull(19) ? null : r.GetString(19),
+        r.FieldCount > 20 && r.GetBoolean(20));
 }

@@ -39,6 +39,7 @@ public sealed record JobRecord(
     string? CallbackUrl,
     string? Callback,
     string? HangfireJobId,
+    string? Tuples = null,
     bool ResultNotRead = false);
 
 /// <summary>A job to store: validated by the caller (API or schedule), not yet durable.</summary>
@@ -52,7 +53,8 @@ public sealed record NewJob(
     int MaxRetries = 0,
     string? CallbackUrl = null,
     string? ScheduleName = null,
-    string? TraceParent = null);
+    string? TraceParent = null,
+    string? Tuples = null);
 
 /// <summary>
 /// What the runner needs to run a claimed job. <paramref name="Resumed"/>: it was found 'processing', its last run's
@@ -61,13 +63,13 @@ public sealed record NewJob(
 /// </summary>
 public sealed record ClaimedJob(
     Guid Id, string Function, string Args, string Kwargs, string Queue, int Attempts, double? TimeoutSeconds, int MaxRetries,
-    string? CallbackUrl, int Crashes, bool Resumed, DateTime DueAt, string? TraceParent);
+    string? CallbackUrl, int Crashes, bool Resumed, DateTime DueAt, string? TraceParent, string? Tuples = null);
 
 /// <summary>
 /// How one run of a job ended, as <see cref="JobExecutionStore.FinishAsync"/> writes it: State is succeeded, failed or canceled
 /// (finished), scheduled (a retry after <paramref name="RetryIn"/>) or enqueued (handed back unrun: the worker is
 /// stopping). Json is the result (succeeded) or the error.
 /// </summary>
-public sealed record JobOutcome(Guid Id, string State, string? Json, TimeSpan? RetryIn = null, string? NewOwner = null);
+public sealed record JobOutcome(Guid Id, string State, string? Json, TimeSpan? RetryIn = null, string? NewOwner = null, string? ResultTuples = null);
 
 public sealed record JobFilter(string? State, string? Function, string? Queue);

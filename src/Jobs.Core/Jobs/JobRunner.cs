@@ -248,7 +248,10 @@ public sealed class JobRunner(
         using var kwargs = JsonDocument.Parse(job.Kwargs);
         var jobContext = new JobContext(job.Id, job.Attempts,
             (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
-                MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token));
+                MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token))
+        {
+            ArgumentTuples = job.Tuples,
+        };
         // Isolated: a function that ignores its token (or never yields) still ends its job on cancel or timeout.
         var call = await invoker.InvokeAsync(job.Function, job.Args, kwargs.RootElement, jobContext, timeout, isolate: true, interrupt.Token);
         if (call.Interrupted)
@@ -259,7 +262,7 @@ public sealed class JobRunner(
             return (Released(job), null);
         }
         if (call.Failure is not { } failure)
-            return (new JobOutcome(job.Id, JobStates.Succeeded, call.Result), null);
+            return (new JobOutcome(job.Id, JobStates.Succeeded, call.Result, ResultTuples: jobContext.ResultTuples), null);
         if (job.Attempts > job.MaxRetries) return Failed(job, failure, alone);
         // RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay: the documented schedule of a job's retries.
         var delay = RetryDelays.Exponential(job.Attempts, jobs.RetryBaseDelay, jobs.RetryMaxDelay);

@@ -27,9 +27,9 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
             return (await queries.GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
         }
         await using var cmd = new NpgsqlCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
             VALUES ($1, $2, $3::json, $4::json, $5, CASE WHEN $6::timestamptz > now() THEN 'scheduled' ELSE 'enqueued' END,
-                    $6, $7, $8, $9, $10, $11)
+                    $6, $7, $8, $9, $10, $11, $12::jsonb)
             RETURNING {JobQueries.Columns}
             """, connection, tx);
         cmd.Parameters.Add(new() { Value = id });
@@ -43,6 +43,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = (object?)job.CallbackUrl ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)job.ScheduleName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)job.TraceParent ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new() { Value = (object?)job.Tuples ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         var record = (await cmd.ReadFirstOrDefaultAsync(JobQueries.Read, ct))!;
         await SubmissionOutcomeUnknownException.CommitAsync(tx, "job", [id], ct);
         return (record, true);
@@ -59,10 +60,10 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         // Opened first: a PostgreSQL that cannot be reached fails here, and then nothing was stored, for certain.
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var cmd = new NpgsqlCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
-            SELECT id, function, args::json, kwargs::json, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[])
-                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent)
+            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
+            SELECT id, function, args::json, kwargs::json, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples::jsonb
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[])
+                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
             RETURNING {JobQueries.Columns}
             """, connection);
         cmd.Parameters.Add(new() { Value = ids });
@@ -75,6 +76,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.CallbackUrl).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Tuples).ToArray() });
         Dictionary<Guid, JobRecord> byId;
         try
         {

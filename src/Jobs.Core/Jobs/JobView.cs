@@ -24,7 +24,8 @@ public sealed record JobView(
     double? TimeoutSeconds,
     int Retries,
     string? CallbackUrl,
-    RawJson? Callback)
+    RawJson? Callback,
+    RawJson? Tuples)
 {
     public static JobView From(JobRecord r)
     {
@@ -34,7 +35,7 @@ public sealed record JobView(
             r.State == JobStates.Succeeded ? RawJson.From(r.Result) : null,
             RawJson.From(r.Error), r.Attempts, RawJson.From(r.Progress),
             Utc(r.CreatedAt), Utc(r.StartedAt), Utc(r.FinishedAt), Utc(r.RunAt),
-            r.TimeoutSeconds, r.MaxRetries, r.CallbackUrl, RawJson.From(r.Callback));
+            r.TimeoutSeconds, r.MaxRetries, r.CallbackUrl, RawJson.From(r.Callback), RawJson.From(r.Tuples));
     }
 
     private static DateTime Utc(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc);

@@ -60,14 +60,14 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var clock = Stopwatch.StartNew();
         int succeeded = 0, failed = 0;
         Exception? firstFailure = null;
-        foreach (var (index, argsJson) in items)
+        foreach (var (index, argsJson, tuples) in items)
         {
             if (ct.IsCancellationRequested) break;
             if (quarantined)
             {
                 // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
                 firstFailure ??= new WorkerCrashedException(claimed.Function, claimed.Crashes);
-                batch.Add(index, MapItemStates.Failed, null, Error(firstFailure));
+                batch.Add(index, MapItemStates.Failed, null, Error(firstFailure), null);
                 failed++;
                 continue;
             }
@@ -75,6 +75,9 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             metrics.Started(claimed.Function, claimed.Queue, firstRun ? DateTime.UtcNow - claimed.MapCreatedAt : null);
             // With a timeout, isolated as a single job is (so a function that ignores its token still loses its item on
             // time); without one, inline: maps are hot.
+            // Where the item's values held Python tuples: given to the call, and its result's taken back.
+            itemContext.ArgumentTuples = tuples;
+            itemContext.ResultTuples = null;
             var item = await invoker.InvokeAsync(claimed.Function, argsJson, kwargs.RootElement, itemContext, timeout, isolate: false, ct);
             if (item.Interrupted)
             {
@@ -87,7 +90,8 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
                 failed++;
                 firstFailure ??= item.Failure;
             }
-            batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null);
+            batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null,
+                item.Failure is null ? itemContext.ResultTuples : null);
             metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
             if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
@@ -122,15 +126,17 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         private readonly List<short> _states = new(capacity);
         private readonly List<string?> _results = new(capacity);
         private readonly List<string?> _errors = new(capacity);
+        private readonly List<string?> _resultTuples = new(capacity);
 
         public int Count => _indexes.Count;
 
-        public void Add(int index, short state, string? result, string? error)
+        public void Add(int index, short state, string? result, string? error, string? resultTuples)
         {
             _indexes.Add(index);
             _states.Add(state);
             _results.Add(result);
             _errors.Add(error);
+            _resultTuples.Add(resultTuples);
         }
 
         public async Task FlushAsync(MapExecutionStore maps, Guid mapId, CancellationToken ct)
@@ -138,12 +144,13 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             if (Count == 0) return;
             int[] indexes = [.. _indexes];
             short[] states = [.. _states];
-            string?[] results = [.. _results], errors = [.. _errors];
-            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token), ct);
+            string?[] results = [.. _results], errors = [.. _errors], resultTuples = [.. _resultTuples];
+            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token, resultTuples), ct);
             _indexes.Clear();
             _states.Clear();
             _results.Clear();
             _errors.Clear();
+            _resultTuples.Clear();
         }
     }
 }

@@ -44,16 +44,16 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>The chunk's items that have no outcome yet (all of them, unless this is a re-run after a crash).</summary>
-    public async Task<IReadOnlyList<(int Index, string Args)>> PendingItemsAsync(Guid mapId, int first, int end, CancellationToken ct)
+    public async Task<IReadOnlyList<(int Index, string Args, string? Tuples)>> PendingItemsAsync(Guid mapId, int first, int end, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            SELECT index, args::text FROM jobs.map_item
+            SELECT index, args::text, tuples::text FROM jobs.map_item
             WHERE map_id = $1 AND index >= $2 AND index < $3 AND state = 0 ORDER BY index
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = first });
         cmd.Parameters.Add(new() { Value = end });
-        return await cmd.ReadListAsync(reader => (reader.GetInt32(0), reader.GetString(1)), ct, end - first);
+        return await cmd.ReadListAsync(reader => (reader.GetInt32(0), reader.GetString(1), reader.StringOrNull(2)), ct, end - first);
     }
 
     /// <summary>
@@ -63,14 +63,17 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// commits later with a lower number (it did: streams stopped a few items short and never ended). Nothing is
     /// written once the map is canceled: its items without an outcome are canceled, marked or not yet.
     /// </summary>
-    public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct)
+    /// <param name="resultTuples">Per outcome, where its result held Python tuples (a JSON array of pointers), or null.</param>
+    public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct, string?[]? resultTuples = null)
     {
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(new("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE") { Parameters = { new() { Value = mapId } } });
         var write = new NpgsqlBatchCommand($"""
             WITH written AS (
-                UPDATE jobs.map_item m SET state = u.state, result = u.result::json, error = u.error::jsonb, seq = nextval('jobs.map_item_seq')
-                FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[]) AS u(index, state, result, error)
+                UPDATE jobs.map_item m SET state = u.state, result = u.result::json, error = u.error::jsonb, seq = nextval('jobs.map_item_seq'),
+                    tuples = CASE WHEN u.result_tuples IS NULL THEN m.tuples
+                                  ELSE coalesce(m.tuples, jsonb_build_object()) || jsonb_build_object('result', u.result_tuples::jsonb) END
+                FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[], $6::text[]) AS u(index, state, result, error, result_tuples)
                 WHERE m.map_id = $1 AND m.index = u.index AND m.state = 0
                   AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
                 RETURNING u.state
@@ -89,6 +92,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         write.Parameters.Add(new() { Value = states });
         write.Parameters.Add(new() { Value = results, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         write.Parameters.Add(new() { Value = errors, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        write.Parameters.Add(new() { Value = resultTuples ?? new string?[indexes.Length], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         batch.BatchCommands.Add(write);
         // One batch is one implicit transaction in PostgreSQL: the lock is held until the outcomes commit.
         await batch.ExecuteNonQueryAsync(ct);

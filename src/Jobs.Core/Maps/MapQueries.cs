@@ -52,6 +52,19 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         await cmd.CopyTextAsync(output, ct, separator: ",");
     }
 
+    /// <summary>
+    /// Where the map's results held Python tuples: a JSON object from item index to its result's pointers (only items
+    /// with any), or null when none did.
+    /// </summary>
+    public async Task<string?> ResultTuplesAsync(Guid mapId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT jsonb_object_agg(index::text, tuples -> 'result')::text FROM jobs.map_item WHERE map_id = $1 AND tuples ? 'result'
+            """);
+        cmd.Parameters.Add(new() { Value = mapId });
+        return await cmd.ExecuteScalarAsync(ct) as string;
+    }
+
     /// <summary>Results up to this many bytes come with <see cref="MapItemOutcome"/>; larger ones are copied by <see cref="CopyItemResultAsync"/>.</summary>
     public const int InlineResultBytes = Jobs.JobQueries.InlineResultBytes;
 
@@ -76,13 +89,13 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"""
             SELECT seq, index, state, CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text,
-                   result IS NOT NULL AND octet_length(result::text) > {InlineResultBytes}
+                   result IS NOT NULL AND octet_length(result::text) > {InlineResultBytes}, (tuples -> 'result')::text
             FROM jobs.map_item WHERE map_id = $1 AND {condition} LIMIT $3
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = condition.StartsWith("index", StringComparison.Ordinal) ? (object)(int)from : from });
         cmd.Parameters.Add(new() { Value = limit });
-        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4), reader.GetBoolean(5)), ct);
+        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4), reader.GetBoolean(5), reader.StringOrNull(6)), ct);
     }
 
     internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),

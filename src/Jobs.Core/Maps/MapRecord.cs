@@ -23,7 +23,7 @@ public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, s
 /// its result is larger than <see cref="MapQueries.InlineResultBytes"/> and not read (Result is null); copy it with
 /// <see cref="MapQueries.CopyItemResultAsync"/>.
 /// </summary>
-public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error, bool LargeResult = false);
+public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error, bool LargeResult = false, string? ResultTuples = null);
 
 public static class MapItemStates
 {

@@ -12,7 +12,9 @@ namespace Jobs.Core.Maps;
 public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries queries)
 {
     /// <summary>Stores the map, its items and chunks in one transaction (with its Idempotency-Key, if any).</summary>
-    public async Task<(MapRecord Map, bool Created)> InsertAsync(NewMap map, IReadOnlyList<string> itemArgs, IdempotencyClaim? idempotency, CancellationToken ct)
+    /// <param name="itemTuples">Per item, where its call's values held Python tuples (<c>{"args", "kwargs"}</c> JSON), or null for none at all.</param>
+    public async Task<(MapRecord Map, bool Created)> InsertAsync(NewMap map, IReadOnlyList<string> itemArgs, IdempotencyClaim? idempotency, CancellationToken ct,
+        IReadOnlyList<string?>? itemTuples = null)
     {
         var id = Guid.CreateVersion7();
         var chunks = (itemArgs.Count + map.Chunksize - 1) / map.Chunksize;
@@ -44,7 +46,8 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             insert.Parameters.Add(new() { Value = map.Window });
             await insert.ExecuteNonQueryAsync(ct);
         }
-        await using (var copy = await connection.BeginBinaryImportAsync("COPY jobs.map_item (map_id, index, args) FROM STDIN (FORMAT BINARY)", ct))
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            $"COPY jobs.map_item (map_id, index, args{(itemTuples is null ? "" : ", tuples")}) FROM STDIN (FORMAT BINARY)", ct))
         {
             for (var i = 0; i < itemArgs.Count; i++)
             {
@@ -52,6 +55,9 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                 await copy.WriteAsync(id, NpgsqlDbType.Uuid, ct);
                 await copy.WriteAsync(i, NpgsqlDbType.Integer, ct);
                 await copy.WriteAsync(itemArgs[i], NpgsqlDbType.Jsonb, ct);
+                if (itemTuples is null) continue;
+                if (itemTuples[i] is { } tuples) await copy.WriteAsync(tuples, NpgsqlDbType.Jsonb, ct);
+                else await copy.WriteNullAsync(ct);
             }
             await copy.CompleteAsync(ct);
         }

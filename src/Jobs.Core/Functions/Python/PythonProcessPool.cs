@@ -212,6 +212,7 @@ public sealed class PythonProcess : IDisposable
             ["id"] = id, ["function"] = function, ["args"] = JsonNode.Parse(args.GetRawText()), ["kwargs"] = JsonNode.Parse(kwargs.GetRawText()),
             ["maxResultBytes"] = maxResultBytes,
         };
+        if (context.ArgumentTuples is { } tuples) request["tuples"] = JsonNode.Parse(tuples);
         try
         {
             await _process.StandardInput.WriteLineAsync(request.ToJsonString());
@@ -251,7 +252,11 @@ public sealed class PythonProcess : IDisposable
                     continue;
                 }
                 Retired = message["retire"]?.GetValue<bool>() == true;
-                if (message["ok"]!.GetValue<bool>()) return message["result"]?.DeepClone();
+                if (message["ok"]!.GetValue<bool>())
+                {
+                    context.ResultTuples = message["tuples"] is JsonArray { Count: > 0 } pointers ? pointers.ToJsonString() : null;
+                    return message["result"]?.DeepClone();
+                }
                 var error = message["error"]!;
                 throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "");
             }
