@@ -62,7 +62,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
         var run = new CarriedRun(claimed.FirstChunk, claimed.EndChunk, claimed.FirstIndex, claimed.EndIndex, claimed.Attempts, claimed.Crashes);
         var slice = Stopwatch.StartNew();
-        var itemsRun = 0;
+        int itemsRun = 0, chunksRun = 0;
         var itemTime = TimeSpan.Zero;
         while (true)
         {
@@ -70,6 +70,8 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             if (end is null) return; // released at shutdown
             itemsRun += ran;
             itemTime += took;
+            chunksRun += run.EndChunk - run.FirstChunk;
+            activity?.SetTag("jobs.items", itemsRun).SetTag("jobs.chunks", chunksRun);
             // Quick items: carry on with the map's next chunks in this Hangfire job, about as many items as fit in
             // what is left of the slice at the items' pace so far, at most 16 times as many as so far (they may turn slow).
             var left = CarrySlice - slice.Elapsed;
@@ -98,6 +100,10 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, run.FirstIndex, run.EndIndex, token), ct);
         var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
+        // After a crash (its worker died while running it), each outcome is written before the next item starts, so
+        // the first item without one is the item that was running when a worker died again; once those deaths reach
+        // Jobs:MaxWorkerCrashes, that item fails and the rest run on — a poison item costs itself, not its run.
+        var careful = run.Crashes > 0;
         var quarantined = run.Crashes >= options.Value.MaxWorkerCrashes;
         var firstRun = run.Attempts == 1;
         var itemClock = new Stopwatch();
@@ -111,10 +117,12 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             ran++;
             if (quarantined)
             {
-                // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
-                tally.FirstFailure ??= new WorkerCrashedException(claimed.Function, run.Crashes);
-                batch.Add(index, MapItemStates.Failed, null, Error(tally.FirstFailure));
+                var crashed = new WorkerCrashedException(claimed.Function, run.Crashes);
+                tally.FirstFailure ??= crashed;
+                batch.Add(index, MapItemStates.Failed, null, Error(crashed));
                 tally.Failed++;
+                quarantined = false;
+                await batch.FlushAsync(maps, mapId, CancellationToken.None);
                 continue;
             }
             // Pickup latency as a job's: from the map's submission to the item's first run (not a re-run's).
@@ -139,7 +147,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             }
             batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null);
             metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
-            if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
+            if (careful || batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
                 await batch.FlushAsync(maps, mapId, CancellationToken.None);
                 sinceFlush.Restart();

@@ -200,4 +200,31 @@ public sealed class MapScaleTests(SystemFixture system, ITestOutputHelper output
         Assert.Equal(10_000L - view["succeeded"]!.GetValue<int>(),
             await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3", Id(map)));
     }
+
+    [Fact]
+    public async Task An_item_that_kills_its_worker_in_a_carried_run_fails_alone_and_the_rest_of_the_run_succeeds()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        // 60 quick items, chunksize 1: carried in runs; item 40 kills the worker process running it, every time.
+        var items = Enumerable.Range(0, 60).Select(i => i == 40).ToArray();
+        var (map, _) = await SubmitMapAsync(new { function = "debug.crash", items, chunksize = 1, queue });
+
+        var clock = Stopwatch.StartNew();
+        for (var round = 0; !(await (await Http.GetAsync($"/maps/{Id(map)}")).JsonAsync())["ready"]!.GetValue<bool>(); round++)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), "the map should end once the crashing item is quarantined");
+            await using var worker = Fixture.StartWorker($"map-crash-{round}", [queue], environment: new() { ["Worker__InvisibilityTimeout"] = "00:00:02" });
+            var exited = worker.WaitForExitAsync();
+            await Task.WhenAny(exited, Eventually.TrueAsync(async () =>
+                (await (await Http.GetAsync($"/maps/{Id(map)}")).JsonAsync())["ready"]!.GetValue<bool>(), "the map ends", 30));
+        }
+
+        var view = await (await Http.GetAsync($"/maps/{Id(map)}")).JsonAsync();
+        output.WriteLine($"map ended {view["state"]} after {clock.Elapsed.TotalSeconds:F0} s: {view["succeeded"]} succeeded, {view["failed"]} failed");
+        Assert.Equal(1, view["failed"]!.GetValue<int>());
+        Assert.Equal(59, view["succeeded"]!.GetValue<int>());
+        var failure = await (await Http.GetAsync($"/maps/{Id(map)}/results")).JsonAsync();
+        Assert.Equal(40, failure["index"]!.GetValue<int>());
+        Assert.Contains("WorkerCrashedException", failure.Compact());
+    }
 }
