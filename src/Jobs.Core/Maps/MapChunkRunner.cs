@@ -63,20 +63,23 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         var run = new CarriedRun(claimed.FirstChunk, claimed.EndChunk, claimed.FirstIndex, claimed.EndIndex, claimed.Attempts, claimed.Crashes);
         var slice = Stopwatch.StartNew();
         int itemsRun = 0, chunksRun = 0;
-        var itemTime = TimeSpan.Zero;
+        var perItem = TimeSpan.MaxValue;
         while (true)
         {
             var (end, ran, took) = await RunChunksAsync(mapId, run, claimed, kwargs.RootElement, itemContext, timeout, hangfireJobId, ct);
             if (end is null) return; // released at shutdown
             itemsRun += ran;
-            itemTime += took;
             chunksRun += run.EndChunk - run.FirstChunk;
             activity?.SetTag("jobs.items", itemsRun).SetTag("jobs.chunks", chunksRun);
+            // The items' pace: the quickest run's, so one item delayed by a busy machine does not keep the runs small.
+            if (ran > 0 && took / ran < perItem) perItem = took / ran;
             // Quick items: carry on with the map's next chunks in this Hangfire job, about as many items as fit in
-            // what is left of the slice at the items' pace so far, at most 16 times as many as so far (they may turn slow).
+            // what is left of the slice at that pace, at least as many again as so far (each run's own cost is then
+            // paid a handful of times per slice) and at most 16 times as many (items may turn slow: a run overruns
+            // the slice by at most what ran before it).
             var left = CarrySlice - slice.Elapsed;
             var carryItems = end == "done" && left > TimeSpan.Zero && itemsRun > 0
-                ? (int)Math.Clamp(left / (itemTime / itemsRun + TimeSpan.FromTicks(1)), 1, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
+                ? (int)Math.Clamp(left / (perItem + TimeSpan.FromTicks(1)), itemsRun, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
                 : 0;
             var (next, carried) = await DatabaseRetry.RunAsync(token =>
                 maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, context.ServerId, end, options.Value.Retention, carryItems, token));
