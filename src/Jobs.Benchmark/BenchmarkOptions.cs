@@ -2,7 +2,7 @@ namespace Jobs.Benchmark;
 
 public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000)
 {
-    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, fairness, cpu, pycpu, scaling, baseline, graphile).</summary>
+    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, chunksize, fairness, cpu, pycpu, scaling, baseline, graphile).</summary>
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
     public static BenchmarkOptions Parse(string[] args)
@@ -29,7 +29,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--fair-map-items" => o with { FairMapItems = value },
                 "--soak-rate" => o with { SoakRate = value },
                 "--chaos" => o with { ChaosSeconds = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,fairness,cpu,pycpu,scaling,baseline,graphile --jobs --latency --baseline-latency --workers --concurrency --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile --jobs --latency --baseline-latency --workers --concurrency --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
             };
         }
         return o;

@@ -212,12 +212,12 @@ public static class JobsScenario
     }
 
     /// <summary>A map of <paramref name="items"/> items: items/s accepted by POST /maps, and items/s from submit to the last result.</summary>
-    public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items)
+    public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items, int? chunksize = null)
     {
         var labels = CensusLabels(system);
         var census = CpuCensus.Take(labels.Keys);
         var clock = Stopwatch.StartNew();
-        var response = await system.Http.PostAsJsonAsync("/maps", new { function, items, star = false });
+        var response = await system.Http.PostAsJsonAsync("/maps", new { function, items, star = false, chunksize });
         var submitted = clock.Elapsed;
         var id = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["id"]!.GetValue<Guid>();
         while (true)

@@ -24,7 +24,7 @@ internal sealed class SubmitMapRequest
     /// <summary>Keyword arguments passed to every call.</summary>
     public JsonElement Kwargs { get; set; }
 
-    /// <summary>Items per chunk (one Hangfire job each). Default, as in Python: ceil(items / (4 × worker slots)).</summary>
+    /// <summary>Items per chunk (at most one Hangfire job each: quick chunks are carried in runs). Default, as in Python: ceil(items / (4 × worker slots)).</summary>
     public int? Chunksize { get; set; }
 
     /// <summary>Fail an item with Jobs.Core.Execution.JobTimeoutException after this many seconds of running; the rest go on. Default: the function's own.</summary>

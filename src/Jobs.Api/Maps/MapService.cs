@@ -35,9 +35,8 @@ internal sealed class MapService(
         var function = await SubmissionRules.FunctionAsync(registry, request.Function, ct);
         if (request.Items.ValueKind != JsonValueKind.Array)
             throw new RequestRefusedException(400, "Missing items", "items must be a JSON array with one entry per call.", "items");
+        // An empty map is a finished one (Pool.map(f, []) is []): stored succeeded, with no chunk and no Hangfire job.
         var total = request.Items.GetArrayLength();
-        if (total == 0)
-            throw new RequestRefusedException(400, "No items", "items is empty: a map needs at least one item.", "items");
         if (total > options.Value.MaxMapItems)
             throw new RequestRefusedException(400, "Too many items", $"A map has at most {options.Value.MaxMapItems} items (Jobs:MaxMapItems); split it.", "items");
         if (request.Chunksize is < 1 or > 1_000_000)
@@ -92,7 +91,7 @@ internal sealed class MapService(
         bool created;
         try
         {
-            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds), itemArgs, claim, ct, itemTuples);
+            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds, options.Value.Retention), itemArgs, claim, ct, itemTuples);
         }
         catch (IdempotencyConflictException e)
         {
@@ -184,7 +183,8 @@ internal sealed class MapService(
         if (!outcome.Value.Canceled)
             throw new RequestRefusedException(409, "Map already finished", $"Map {id} has already {outcome.Value.State}; there is nothing to cancel.");
         // At most the map's window of chunks has a Hangfire job; the rest never had one.
-        foreach (var hangfireJobId in outcome.Value.HangfireJobs) hangfire.Delete(hangfireJobId);
+        // A Hangfire job carrying a run of chunks is listed once per chunk.
+        foreach (var hangfireJobId in outcome.Value.HangfireJobs.Distinct()) hangfire.Delete(hangfireJobId);
         _ = Task.Run(async () =>
         {
             try

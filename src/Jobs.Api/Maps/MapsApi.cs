@@ -26,7 +26,9 @@ internal static class MapsApi
         maps.MapPost("/", Submit)
             .WithName("SubmitMap")
             .WithSummary("Submit a map (map_async / starmap_async)")
-            .WithDescription("Stores every item durably (in one transaction), then queues one Hangfire job per chunk. Each item is " +
+            .WithDescription("Stores every item durably (in one transaction), then queues the first chunks (a window per map); quick chunks are " +
+                             "carried on with in runs, so a chunk is at most one Hangfire job. items may be empty: the map is stored " +
+                             "succeeded with no results, as Pool.map(f, []) is []. Each item is " +
                              "bound to the function's parameters first: a bad item is refused with 400 naming its index. With " +
                              "?wait=N, answers 200 when the map finishes within N seconds. Idempotency-Key, and the Warning header for " +
                              "a queue no live worker serves, as for POST /jobs.")

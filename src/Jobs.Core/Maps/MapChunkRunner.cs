@@ -19,7 +19,9 @@ namespace Jobs.Core.Maps;
 /// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
 /// map (DELETE /maps/{id} deletes the chunk's Hangfire job, which cancels <c>ct</c>), the jobs.started/finished/duration
 /// metrics; the chunk is one span. Progress an item reports is not kept: a map's progress is its counts. A chunk that
-/// ends gives its turn to the map's next chunk (<see cref="MapWindow"/>).
+/// ends gives its turn to the map's next chunk (<see cref="MapWindow"/>) — unless its items were quick: then, within
+/// <see cref="CarrySlice"/>, the same Hangfire job carries on with the map's next chunks, taken in runs sized to the
+/// items' pace (so chunksize 1 is not a Hangfire job per item); DELETE /maps/{id} deletes that one Hangfire job.
 /// </summary>
 public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger,
     ILoggerFactory loggers)
@@ -29,6 +31,14 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
 
     private const int FlushItems = 1000;
     private static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// How long one Hangfire job carries on with the map's next chunks while its items are quick (<see cref="MapExecutionStore.FinishRunAsync"/>):
+    /// long enough that a Hangfire job's own cost is small beside its items (so chunksize 1 runs at the default
+    /// chunksize's items/s), short enough that a job or map submitted by anyone else meanwhile gets the next free slot
+    /// soon after (the run then ends and its turn goes to a new Hangfire job, queued behind them).
+    /// </summary>
+    public static readonly TimeSpan CarrySlice = TimeSpan.FromMilliseconds(250);
 
     [JobDisplayName("{0}")]
     public async Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct)
@@ -47,28 +57,75 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
         activity?.SetTag("jobs.map_id", mapId).SetTag("jobs.chunk", chunk).SetTag("jobs.function", claimed.Function)
             .SetTag("jobs.queue", claimed.Queue).SetTag("hangfire.job_id", hangfireJobId);
-        var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, claimed.FirstIndex, claimed.EndIndex, token), ct);
-        activity?.SetTag("jobs.items", items.Count);
         var timeout = claimed.TimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
         using var kwargs = JsonDocument.Parse(claimed.Kwargs);
         var itemContext = new JobContext(mapId, claimed.Attempts, (_, _, _) => Task.CompletedTask);
+        var run = new CarriedRun(claimed.FirstChunk, claimed.EndChunk, claimed.FirstIndex, claimed.EndIndex, claimed.Attempts, claimed.Crashes);
+        var slice = Stopwatch.StartNew();
+        int itemsRun = 0, chunksRun = 0;
+        var perItem = TimeSpan.MaxValue;
+        while (true)
+        {
+            var (end, ran, took) = await RunChunksAsync(mapId, run, claimed, kwargs.RootElement, itemContext, timeout, hangfireJobId, ct);
+            if (end is null) return; // released at shutdown
+            itemsRun += ran;
+            chunksRun += run.EndChunk - run.FirstChunk;
+            activity?.SetTag("jobs.items", itemsRun).SetTag("jobs.chunks", chunksRun);
+            // The items' pace: the quickest run's, so one item delayed by a busy machine does not keep the runs small.
+            if (ran > 0 && took / ran < perItem) perItem = took / ran;
+            // Quick items: carry on with the map's next chunks in this Hangfire job, about as many items as fit in
+            // what is left of the slice at that pace, at least as many again as so far (each run's own cost is then
+            // paid a handful of times per slice) and at most 16 times as many (items may turn slow: a run overruns
+            // the slice by at most what ran before it).
+            var left = CarrySlice - slice.Elapsed;
+            var carryItems = end == "done" && left > TimeSpan.Zero && itemsRun > 0
+                ? (int)Math.Clamp(left / (perItem + TimeSpan.FromTicks(1)), itemsRun, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
+                : 0;
+            var (next, carried) = await DatabaseRetry.RunAsync(token =>
+                maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, context.ServerId, end, options.Value.Retention, carryItems, token));
+            if (carried is null)
+            {
+                // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
+                if (next.Count > 0) await window.DispatchOrLeaveToSweeperAsync(next);
+                return;
+            }
+            run = carried;
+        }
+    }
 
+    /// <summary>
+    /// Runs the items of a run of chunks that have no outcome yet and writes their outcomes; returns how the run ends
+    /// ("done" or "canceled"; null when it was handed back at shutdown), how many items ran and how long they took.
+    /// </summary>
+    private async Task<(string? End, int Ran, TimeSpan Took)> RunChunksAsync(Guid mapId, CarriedRun run, ClaimedChunk claimed, JsonElement kwargs, JobContext itemContext,
+        TimeSpan? timeout, string hangfireJobId, CancellationToken ct)
+    {
+        var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, run.FirstIndex, run.EndIndex, token), ct);
         var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
-        var quarantined = claimed.Crashes >= options.Value.MaxWorkerCrashes;
-        var firstRun = claimed.Attempts == 1;
-        var clock = Stopwatch.StartNew();
-        int succeeded = 0, failed = 0;
-        Exception? firstFailure = null;
+        // After a crash (its worker died while running it), each outcome is written before the next item starts, so
+        // the first item without one is the item that was running when a worker died again; once those deaths reach
+        // Jobs:MaxWorkerCrashes, that item fails and the rest run on — a poison item costs itself, not its run.
+        var careful = run.Crashes > 0;
+        var quarantined = run.Crashes >= options.Value.MaxWorkerCrashes;
+        var firstRun = run.Attempts == 1;
+        var itemClock = new Stopwatch();
+        // One outcome line per chunk, as when each chunk was a Hangfire job of its own.
+        var chunks = Enumerable.Range(0, run.EndChunk - run.FirstChunk).Select(_ => new ChunkTally()).ToArray();
+        var ran = 0;
         foreach (var (index, argsJson, tuples) in items)
         {
             if (ct.IsCancellationRequested) break;
+            var tally = chunks[Math.Min(chunks.Length - 1, (index - run.FirstIndex) / claimed.Chunksize)];
+            ran++;
             if (quarantined)
             {
-                // Which item kills the worker is not known (outcomes are written in batches): none of the rest runs.
-                firstFailure ??= new WorkerCrashedException(claimed.Function, claimed.Crashes);
-                batch.Add(index, MapItemStates.Failed, null, Error(firstFailure), null);
-                failed++;
+                var crashed = new WorkerCrashedException(claimed.Function, run.Crashes);
+                tally.FirstFailure ??= crashed;
+                batch.Add(index, MapItemStates.Failed, null, Error(crashed), null);
+                tally.Failed++;
+                quarantined = false;
+                await batch.FlushAsync(maps, mapId, CancellationToken.None);
                 continue;
             }
             // Pickup latency as a job's: from the map's submission to the item's first run (not a re-run's).
@@ -78,22 +135,26 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             // Where the item's values held Python tuples: given to the call, and its result's taken back.
             itemContext.ArgumentTuples = tuples;
             itemContext.ResultTuples = null;
-            var item = await invoker.InvokeAsync(claimed.Function, argsJson, kwargs.RootElement, itemContext, timeout, isolate: false, ct);
+            var started = itemClock.Elapsed;
+            itemClock.Start();
+            var item = await invoker.InvokeAsync(claimed.Function, argsJson, kwargs, itemContext, timeout, isolate: false, ct);
+            itemClock.Stop();
+            tally.Took += itemClock.Elapsed - started;
             if (item.Interrupted)
             {
                 metrics.Finished(claimed.Function, claimed.Queue, JobStates.Canceled, item.Duration);
                 break;
             }
-            if (item.Failure is null) succeeded++;
+            if (item.Failure is null) tally.Succeeded++;
             else
             {
-                failed++;
-                firstFailure ??= item.Failure;
+                tally.Failed++;
+                tally.FirstFailure ??= item.Failure;
             }
             batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null,
                 item.Failure is null ? itemContext.ResultTuples : null);
             metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
-            if (batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
+            if (careful || batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
                 await batch.FlushAsync(maps, mapId, CancellationToken.None);
                 sinceFlush.Restart();
@@ -103,19 +164,33 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
 
         if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => maps.IsCancelRequestedAsync(mapId, token)))
         {
-            // Shutdown: hand the chunk back uncounted; Hangfire requeues it and its re-run does the rest.
-            await DatabaseRetry.RunAsync(token => maps.ReleaseChunkAsync(mapId, chunk, hangfireJobId, token));
+            // Shutdown: hand the chunks back uncounted; Hangfire requeues the job and its re-run does the rest.
+            await DatabaseRetry.RunAsync(token => maps.ReleaseRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, token));
             LogEnd("released");
             ct.ThrowIfCancellationRequested();
+            return (null, ran, itemClock.Elapsed);
         }
         var end = ct.IsCancellationRequested ? "canceled" : "done";
-        var next = await DatabaseRetry.RunAsync(token => maps.FinishChunkAsync(mapId, chunk, hangfireJobId, end, options.Value.Retention, token));
         LogEnd(end);
-        // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
-        if (next.Count > 0) await window.DispatchOrLeaveToSweeperAsync(next);
+        return (end, ran, itemClock.Elapsed);
 
-        void LogEnd(string outcome) => JobOutcomeLog.ChunkEnded(_outcomes, mapId, chunk, outcome, JobOutcomeLog.Milliseconds(clock.Elapsed),
-            claimed.Function, claimed.Queue, succeeded, failed, firstFailure is null ? null : ErrorJson.TypeOf(firstFailure), firstFailure is null ? null : JobOutcomeLog.OneLine(firstFailure.Message));
+        void LogEnd(string outcome)
+        {
+            for (var c = 0; c < chunks.Length; c++)
+            {
+                var t = chunks[c];
+                JobOutcomeLog.ChunkEnded(_outcomes, mapId, run.FirstChunk + c, outcome, JobOutcomeLog.Milliseconds(t.Took), claimed.Function, claimed.Queue,
+                    t.Succeeded, t.Failed, t.FirstFailure is null ? null : ErrorJson.TypeOf(t.FirstFailure), t.FirstFailure is null ? null : JobOutcomeLog.OneLine(t.FirstFailure.Message));
+            }
+        }
+    }
+
+    /// <summary>One chunk's counts within a run, for its outcome line.</summary>
+    private sealed class ChunkTally
+    {
+        public int Succeeded, Failed;
+        public TimeSpan Took;
+        public Exception? FirstFailure;
     }
 
     private static string Error(Exception e) => ErrorJson.From(e);

@@ -7,38 +7,55 @@ namespace Jobs.Core.Maps;
 /// <summary>What a worker does to a map while it runs a chunk: claim it, read its items, write their outcomes in batches, end it.</summary>
 public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
 {
-    /// <summary>Takes a chunk for one run, like <see cref="Jobs.JobExecutionStore.ClaimAsync"/>: the first Hangfire job to claim it owns it.</summary>
-    public async Task<ClaimedChunk?> ClaimChunkAsync(Guid mapId, int chunk, string hangfireJobId, string worker, CancellationToken ct)
+    /// <summary>
+    /// Takes a chunk for one run, like <see cref="Jobs.JobExecutionStore.ClaimAsync"/>: the first Hangfire job to claim it
+    /// owns it. A Hangfire job run again (its worker died, or the invariant watch repaired it) whose chunk is done
+    /// takes back the chunks it had carried on with instead (<see cref="FinishRunAsync"/>).
+    /// </summary>
+    public async Task<ClaimedChunk?> ClaimChunkAsync(Guid mapId, int chunk, string hangfireJobId, string worker, CancellationToken ct) =>
+        await ClaimAsync(mapId, "chunk = $4 AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)", chunk, hangfireJobId, worker, ct)
+        ?? await ClaimAsync(mapId, "hangfire_job_id = $2", null, hangfireJobId, worker, ct);
+
+    private async Task<ClaimedChunk?> ClaimAsync(Guid mapId, string which, int? chunk, string hangfireJobId, string worker, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("""
+        await using var cmd = dataSource.CreateCommand($"""
             WITH claimed AS (
-                UPDATE jobs.map_chunk SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
+                UPDATE jobs.map_chunk SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $3,
                     crashes = crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END,
-                    hangfire_job_id = $3, dispatched_at = coalesce(dispatched_at, now())
-                WHERE map_id = $1 AND chunk = $2 AND (hangfire_job_id IS NULL OR hangfire_job_id = $3)
+                    hangfire_job_id = $2, dispatched_at = coalesce(dispatched_at, now())
+                WHERE map_id = $1 AND {which}
                   AND state IN ('enqueued', 'processing')
                   AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
-                RETURNING first_index, end_index, attempts, crashes
+                RETURNING chunk, first_index, end_index, attempts, crashes
             ),
             started AS (UPDATE jobs.map SET state = 'processing' WHERE id = $1 AND state = 'enqueued' AND EXISTS (SELECT 1 FROM claimed))
-            SELECT m.function, m.kwargs::text, c.first_index, c.end_index, c.attempts, c.crashes, m.queue, m.timeout_seconds, m.created_at FROM claimed c, jobs.map m WHERE m.id = $1
+            SELECT m.function, m.kwargs::text, min(c.first_index), max(c.end_index), max(c.attempts), max(c.crashes), m.queue, m.timeout_seconds, m.created_at,
+                min(c.chunk), max(c.chunk) + 1, m.chunksize
+            FROM claimed c, jobs.map m WHERE m.id = $1 GROUP BY m.id
             """);
         cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = chunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
+        if (chunk is { } c) cmd.Parameters.Add(new() { Value = c });
         return await cmd.ReadFirstOrDefaultAsync(r => new ClaimedChunk(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4),
-            r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8)), ct);
+            r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11)), ct);
     }
 
     /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>
-    public async Task ReleaseChunkAsync(Guid mapId, int chunk, string hangfireJobId, CancellationToken ct)
+    public Task ReleaseChunkAsync(Guid mapId, int chunk, string hangfireJobId, CancellationToken ct) =>
+        ReleaseRunAsync(mapId, chunk, chunk + 1, hangfireJobId, ct);
+
+    /// <summary>A graceful stop: the run of chunks [first, end) goes back to 'enqueued' (uncounted), still held by its
+    /// Hangfire job, whose re-run takes them back (<see cref="ClaimChunkAsync"/>) and does the items left.</summary>
+    public async Task ReleaseRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.map_chunk SET state = 'enqueued' WHERE map_id = $1 AND chunk = $2 AND hangfire_job_id = $3 AND state = 'processing'
+            UPDATE jobs.map_chunk SET state = 'enqueued'
+            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing'
             """);
         cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = chunk });
+        cmd.Parameters.Add(new() { Value = firstChunk });
+        cmd.Parameters.Add(new() { Value = endChunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         await cmd.ExecuteNonQueryAsync(ct);
     }
@@ -98,28 +115,44 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         await batch.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>Ends one chunk and gives its turn to the map's next chunks (<see cref="FinishRunAsync"/> without carrying on).</summary>
+    public async Task<IReadOnlyList<UndispatchedChunk>> FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct) =>
+        (await FinishRunAsync(mapId, chunk, chunk + 1, hangfireJobId, "", state, retention, carryItems: 0, ct)).Next;
+
     /// <summary>
-    /// Ends a chunk and gives its turn to the map's next chunks (<see cref="MapWindow"/>), returned for the caller to
-    /// dispatch after the commit; the last chunk to end finishes the map. The map row is locked first so that two
-    /// chunks ending at once cannot both miss being last, nor give the same next chunk its turn.
+    /// Ends the run of chunks [<paramref name="firstChunk"/>, <paramref name="endChunk"/>) that
+    /// <paramref name="hangfireJobId"/> holds. With <paramref name="carryItems"/> &gt; 0 (its items were quick), the same
+    /// Hangfire job keeps its turn and carries on with the map's next chunks, about that many items' worth, taken in
+    /// this transaction (returned as <c>Carried</c>): chunks are carried in batches, as single jobs are, so a map with
+    /// chunksize 1 is not a Hangfire job per item. Otherwise (or when no chunk is left to take) it gives its turn to
+    /// the map's next chunks (<see cref="MapWindow"/>), returned for the caller to dispatch after the commit; the last
+    /// run to end finishes the map. The map row is locked first so that two runs ending at once cannot both miss being
+    /// last, nor take or give the same next chunk.
     /// </summary>
-    public async Task<IReadOnlyList<UndispatchedChunk>> FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct)
+    public async Task<(IReadOnlyList<UndispatchedChunk> Next, CarriedRun? Carried)> FinishRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId,
+        string worker, string state, TimeSpan retention, int carryItems, CancellationToken ct)
     {
         IReadOnlyList<UndispatchedChunk> next = [];
+        CarriedRun? carried = null;
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
             await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = new NpgsqlCommand("""
-            UPDATE jobs.map_chunk SET state = $4, finished_at = now()
-            WHERE map_id = $1 AND chunk = $2 AND hangfire_job_id = $3 AND state = 'processing'
+            UPDATE jobs.map_chunk SET state = $5, finished_at = now()
+            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing'
             """, connection, tx))
         {
             cmd.Parameters.Add(new() { Value = mapId });
-            cmd.Parameters.Add(new() { Value = chunk });
+            cmd.Parameters.Add(new() { Value = firstChunk });
+            cmd.Parameters.Add(new() { Value = endChunk });
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
-            if (await cmd.ExecuteNonQueryAsync(ct) == 1) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
+            if (await cmd.ExecuteNonQueryAsync(ct) > 0)
+            {
+                if (carryItems > 0 && state == "done") carried = await TakeNextRunAsync(connection, tx, mapId, hangfireJobId, worker, carryItems, ct);
+                if (carried is null) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
+            }
         }
         await using (var cmd = new NpgsqlCommand($"""
             WITH done AS (
@@ -137,7 +170,36 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             await cmd.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
-        return next;
+        return (next, carried);
+    }
+
+    /// <summary>
+    /// The map's next chunks that have not had their turn, about <paramref name="items"/> items' worth (at least one
+    /// chunk), claimed for <paramref name="hangfireJobId"/> under the map's row lock; null when none is left or the map
+    /// is canceled. Chunks below next_chunk have all had their turn, so the run taken is consecutive.
+    /// </summary>
+    private static async Task<CarriedRun?> TakeNextRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, string worker,
+        int items, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            WITH run AS (
+                SELECT next_chunk AS lo, least(chunks, next_chunk + greatest(1, $2 / chunksize)) AS hi FROM jobs.map
+                WHERE id = $1 AND state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
+            ),
+            advanced AS (UPDATE jobs.map AS map SET next_chunk = run.hi FROM run WHERE map.id = $1),
+            taken AS (
+                UPDATE jobs.map_chunk c SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
+                    hangfire_job_id = $3, dispatched_at = now()
+                FROM run WHERE c.map_id = $1 AND c.chunk >= run.lo AND c.chunk < run.hi AND c.state = 'enqueued' AND c.dispatched_at IS NULL
+                RETURNING c.chunk, c.first_index, c.end_index, c.attempts, c.crashes
+            )
+            SELECT min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes) FROM taken HAVING count(*) > 0
+            """, connection, tx);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = items });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = worker });
+        return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
     }
 
     public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)

@@ -8,12 +8,19 @@ public sealed record MapRecord(Guid Id, string Function, string Kwargs, bool Sta
 }
 
 /// <summary>A map to store: validated by the caller.
-/// <paramref name="Window"/>: most chunks handed to Hangfire and unfinished at once (<see cref="MapWindow"/>).</summary>
-public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, int Window, double? TimeoutSeconds = null);
+/// <paramref name="Window"/>: most chunks handed to Hangfire and unfinished at once (<see cref="MapWindow"/>).
+/// <paramref name="Retention"/>: how long a map with no items, stored finished, is kept.</summary>
+public sealed record NewMap(string Function, string Kwargs, bool Star, string Queue, int Chunksize, int Window, double? TimeoutSeconds = null, TimeSpan? Retention = null);
 
-/// <summary>What a chunk's runner needs once it owns the chunk.</summary>
+/// <summary>
+/// What a chunk's runner needs once it owns the chunk: the map's call, and the run of chunks it holds,
+/// [<see cref="FirstChunk"/>, <see cref="EndChunk"/>) with items [<see cref="FirstIndex"/>, <see cref="EndIndex"/>).
+/// </summary>
 public sealed record ClaimedChunk(string Function, string Kwargs, int FirstIndex, int EndIndex, int Attempts, int Crashes, string Queue, double? TimeoutSeconds,
-    DateTime MapCreatedAt);
+    DateTime MapCreatedAt, int FirstChunk = 0, int EndChunk = 0, int Chunksize = 1);
+
+/// <summary>The next consecutive chunks a Hangfire job carries on with after its chunk (<see cref="MapExecutionStore.FinishRunAsync"/>).</summary>
+public sealed record CarriedRun(int FirstChunk, int EndChunk, int FirstIndex, int EndIndex, int Attempts, int Crashes);
 
 /// <summary>A chunk that has its turn and whose Hangfire job must still be created.</summary>
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);

@@ -27,8 +27,11 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         }
         await using (var insert = new NpgsqlCommand("""
             WITH map AS (
-                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds, dispatch_window, next_chunk)
-                VALUES ($1, $2, $3::json, $4, $5, $6, $7, $8, $9, $10, least($10, $8))
+                INSERT INTO jobs.map (id, function, kwargs, star, queue, total, chunksize, chunks, timeout_seconds, dispatch_window, next_chunk,
+                    state, finished_at, expires_at)
+                -- A map with no items is finished as it is stored: succeeded, with no chunk (Pool.map(f, []) is []).
+                SELECT $1, $2, $3::json, $4, $5, $6, $7, $8, $9, $10, least($10, $8),
+                    CASE WHEN $6 = 0 THEN 'succeeded' ELSE 'enqueued' END, CASE WHEN $6 = 0 THEN now() END, CASE WHEN $6 = 0 THEN now() + $11 END
             )
             INSERT INTO jobs.map_chunk (map_id, chunk, first_index, end_index, dispatched_at)
             SELECT $1, c, c * $7, least((c + 1) * $7, $6), CASE WHEN c < $10 THEN now() END FROM generate_series(0, $8 - 1) AS c
@@ -44,6 +47,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             insert.Parameters.Add(new() { Value = chunks });
             insert.Parameters.Add(new() { Value = (object?)map.TimeoutSeconds ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
             insert.Parameters.Add(new() { Value = map.Window });
+            insert.Parameters.Add(new() { Value = map.Retention ?? TimeSpan.FromDays(7), NpgsqlDbType = NpgsqlDbType.Interval });
             await insert.ExecuteNonQueryAsync(ct);
         }
         await using (var copy = await connection.BeginBinaryImportAsync(
@@ -69,7 +73,8 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         catch (Exception e) when (DatabaseRetry.IsUnavailable(e) || e is NpgsqlException)
         {
             // Committed, so accepted, even though PostgreSQL went away just now: the map as it was stored.
-            return (new MapRecord(id, map.Function, map.Kwargs, map.Star, map.Queue, itemArgs.Count, map.Chunksize, chunks, "enqueued", 0, 0, 0, DateTime.UtcNow, null), true);
+            return (new MapRecord(id, map.Function, map.Kwargs, map.Star, map.Queue, itemArgs.Count, map.Chunksize, chunks,
+                itemArgs.Count == 0 ? "succeeded" : "enqueued", 0, 0, 0, DateTime.UtcNow, itemArgs.Count == 0 ? DateTime.UtcNow : null), true);
         }
     }
 

@@ -28,7 +28,8 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
         await using var cmd = new NpgsqlCommand("""
             WITH m AS (
                 SELECT id, function, queue, next_chunk, least(chunks, next_chunk + greatest(0, dispatch_window - (
-                    SELECT count(*) FROM jobs.map_chunk c
+                    -- Turns, not chunks: a Hangfire job carrying a run of chunks holds one turn.
+                    SELECT count(DISTINCT coalesce(c.hangfire_job_id, c.chunk::text)) FROM jobs.map_chunk c
                     WHERE c.map_id = $1 AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)))::int AS upto
                 FROM jobs.map
                 WHERE id = $1 AND state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks

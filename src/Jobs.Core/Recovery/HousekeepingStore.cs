@@ -52,7 +52,7 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
         await using var cmd = dataSource.CreateCommand("""
             SELECT m.id FROM jobs.map m
             WHERE m.state IN ('enqueued', 'processing') AND m.cancel_requested_at IS NULL AND m.next_chunk < m.chunks AND m.created_at < now() - $1
-              AND m.dispatch_window > (SELECT count(*) FROM jobs.map_chunk c
+              AND m.dispatch_window > (SELECT count(DISTINCT coalesce(c.hangfire_job_id, c.chunk::text)) FROM jobs.map_chunk c
                                        WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
             ORDER BY m.created_at LIMIT $2
             """);

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Json;
-using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -17,23 +15,11 @@ public sealed class FairShareTests(SystemFixture system, ITestOutputHelper outpu
 {
     private async Task<(Guid Id, TimeSpan Took)> SubmitMapAsync(object body)
     {
-        var clock = Stopwatch.StartNew();
-        var response = await Http.PostAsJsonAsync("/maps", body);
-        var took = clock.Elapsed;
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"expected 202, got {(int)response.StatusCode}: {text}");
-        return (JsonNode.Parse(text)!["id"]!.GetValue<Guid>(), took);
+        var (map, took) = await Http.SubmitMapAcceptedAsync(body);
+        return (map["id"]!.GetValue<Guid>(), took);
     }
 
-    /// <summary>A queue of the test's own, served by a worker of two slots that is up (so the map's window counts them).</summary>
-    private async Task<(string Queue, ChildProcess Worker)> TwoSlotQueueAsync(string name)
-    {
-        var queue = SystemFixture.PrivateQueue();
-        var worker = Fixture.StartWorker(name, [queue], workerCount: 2);
-        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
-            "SELECT count(*) FROM hangfire.server WHERE data::text LIKE '%' || $1 || '%'", queue) > 0, "the worker serves the queue");
-        return (queue, worker);
-    }
+    private Task<(string Queue, ChildProcess Worker)> TwoSlotQueueAsync(string name) => Fixture.TwoSlotQueueAsync(name);
 
     private async Task WaitUntilStartedAsync(Guid mapId, int slots) =>
         await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(

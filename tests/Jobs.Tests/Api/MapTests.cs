@@ -27,7 +27,7 @@ public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : S
     }
 
     [Fact]
-    public async Task Map_returns_results_in_input_order_with_one_hangfire_job_per_chunk()
+    public async Task Map_returns_results_in_input_order_with_at_most_one_hangfire_job_per_chunk()
     {
         var map = await SubmitMapAsync(new { function = "math.square", items = Enumerable.Range(0, 100), chunksize = 10 });
         var id = map["id"]!.GetValue<Guid>();
@@ -37,7 +37,9 @@ public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : S
         var results = await ResultsAsync(id);
 
         Assert.Equal(Enumerable.Range(0, 100).Select(i => (double)i * i), results.Select(r => r!.GetValue<double>()));
-        Assert.Equal(10L, await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job"));
+        // Quick chunks are carried on with by the Hangfire job that ran the one before (MapScaleTests): never more than one each.
+        var hangfireJobs = await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job");
+        Assert.InRange(hangfireJobs, 1L, 10L);
         var view = await (await Http.GetAsync($"/maps/{id}")).JsonAsync();
         Assert.Equal("succeeded", view["state"]!.GetValue<string>());
         Assert.Equal(100, view["succeeded"]!.GetValue<int>());
@@ -100,8 +102,7 @@ public sealed class MapTests(SystemFixture system, ITestOutputHelper output) : S
 
         var star = await Http.PostAsJsonAsync("/maps", new { function = "math.pow", items = new object[] { new[] { 1, 2 }, 3 }, star = true });
         Assert.True((await star.JsonAsync())["errors"]!.AsObject().ContainsKey("items[1]"));
-        var empty = await Http.PostAsJsonAsync("/maps", new { function = "math.square", items = Array.Empty<int>() });
-        Assert.True((await empty.JsonAsync())["errors"]!.AsObject().ContainsKey("items"));
+        // An empty map is no longer refused: it is stored finished (MapScaleTests).
     }
 
     [Theory]

@@ -41,9 +41,10 @@ public static class DebugFunctions
     }
 
     [JobFunction("debug.crash", DebugOnly = true,
-        Description = "Kills the worker process running it (SIGKILL, no cleanup). Only when Jobs:EnableDebugCrash is true.")]
-    public static void Crash()
+        Description = "Kills the worker process running it (SIGKILL, no cleanup); with `when` false, returns instead (so one item of a map can be the one that kills). Only when Jobs:EnableDebugCrash is true.")]
+    public static void Crash(bool when = true)
     {
+        if (!when) return;
         // SIGKILL to ourselves: like the OOM killer, nothing runs afterwards (FailFast would write a crash dump first).
         using var self = System.Diagnostics.Process.GetCurrentProcess();
         self.Kill();
