@@ -63,8 +63,6 @@ REMOVED = {
 # whose values are JSON cannot do it), "design" (a choice of jobs.Pool's). They run as expected failures: one that
 # passes fails the run, so that it comes off this list.
 KNOWN_FAILURES = {
-    "test_empty_iterable": "not yet: POST /maps refuses an empty items list (400 No items); Pool returns []",
-    "test_map_chunksize": "not yet: map_async(sqr, [], chunksize=1) is refused (400 No items); Pool returns []",
     "test_imap_handle_iterable_exception": "not yet: imap over a generator that raises mid-chunk yields the half-built "
                                            "chunk's items before raising; Pool drops that chunk",
     "test_resource_warning": "not yet: a terminated and joined pool leaves its HTTP connection open (ResourceWarning: "
