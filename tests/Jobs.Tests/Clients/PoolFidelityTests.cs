@@ -1,0 +1,48 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Jobs.Launcher.Processes;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Clients;
+
+/// <summary>
+/// jobs.Pool measured against what multiprocessing.Pool does (CPython 3.11's own Pool tests): each unittest of
+/// <c>tests/python/test_pool_fidelity.py</c> runs as its own case against the real API and a real worker that loads
+/// <c>tests/python/fidelity/fidelity_functions.py</c> as a module — remote exceptions with their class, args and
+/// RemoteTraceback, MaybeEncodingError, classmethods and staticmethods, threads and sockets ended, imap over a
+/// generator that raises.
+/// </summary>
+[Collection(FaultSystemCollection.Name)]
+public sealed partial class PoolFidelityTests(FaultSystemFixture system) : SystemTest(system)
+{
+    private static readonly string TestFile = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "test_pool_fidelity.py");
+    private static readonly string Module = UserCode.Readable(Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "fidelity", "fidelity_functions.py"));
+
+    public static TheoryData<string> Tests()
+    {
+        var data = new TheoryData<string>();
+        foreach (Match m in TestName().Matches(File.ReadAllText(TestFile))) data.Add(m.Groups[1].Value);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Tests))]
+    public async Task Pool_fidelity(string test)
+    {
+        var queue = SystemFixture.PrivateQueue();
+        await using var worker = Fixture.StartWorker("python-fidelity", [queue], workerCount: 4,
+            environment: new() { ["Python__Modules__0__Path"] = Module });
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.function_offer WHERE name = $1", "py:fidelity_functions.sqr") > 0
+                                               && (await Http.GetAsync("/functions/py:fidelity_functions.sqr")).StatusCode == HttpStatusCode.OK,
+            "the worker offers fidelity_functions", 30);
+        var (exitCode, output, errors) = await Python.UnittestAsync($"test_pool_fidelity.PoolFidelityTests.{test}", new Dictionary<string, string>
+        {
+            ["JOBS_URL"] = Fixture.ApiUrl.ToString().TrimEnd('/'),
+            ["JOBS_QUEUE"] = queue,
+        });
+        Assert.True(exitCode == 0, $"python3 {test} failed:\n{output}\n{errors}");
+    }
+
+    [GeneratedRegex(@"^    def (test_\w+)\(", RegexOptions.Multiline)]
+    private static partial Regex TestName();
+}
