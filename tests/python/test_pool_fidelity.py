@@ -17,7 +17,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "src", "python"))
 sys.path.insert(0, os.path.join(here, "fidelity"))
 import jobs  # noqa: E402
-from fidelity_functions import K, Rejected, fail_on, raise_runtime, raise_unencodable_args, raise_with, raising, sqr, unpickleable_result  # noqa: E402
+from fidelity_functions import K, Rejected, fail_on, raise_awkward, raise_runtime, raise_unencodable_args, raise_with, raising, sqr, unpickleable_result  # noqa: E402
 
 URL, QUEUE = os.environ["JOBS_URL"], os.environ["JOBS_QUEUE"]
 
@@ -107,6 +107,16 @@ class PoolFidelityTests(unittest.TestCase):
         # What jobs adds for those who want it: the remote type's name, message and traceback.
         self.assertEqual((key.exception.type, key.exception.message), ("KeyError", "'key'"))
         self.assertIn("Traceback", key.exception.traceback)
+
+    def test_args_that_cannot_be_stored_leave_the_exception_its_message(self):
+        # The failure is stored all the same, its args left out: the exception is rebuilt from its message.
+        with Pool(1) as p:
+            for kind, message in (("nan", "(nan, 1)"), ("nul", "('a\\x00b', 1)"), ("large", f"('{'x' * 70_000}', 1)")):
+                with self.subTest(kind):
+                    with self.assertRaises(ValueError) as caught:
+                        p.apply(raise_awkward, (kind,))
+                    self.assertEqual(caught.exception.args, (message,))
+                    self.assertIn("raise ValueError", caught.exception.__cause__.tb)
 
     def test_classmethods_and_staticmethods_are_sent_by_qualified_name(self):
         with Pool(2) as p:

@@ -26,6 +26,11 @@ def raise_unencodable_args():
     raise ValueError(object())
 
 
+def raise_awkward(kind):
+    """Args JSON cannot carry (NaN), or jsonb cannot store (U+0000), or too large to store with the error."""
+    raise ValueError({"nan": float("nan"), "nul": "a\x00b", "large": "x" * 70_000}[kind], 1)
+
+
 def unpickleable_result():
     return lambda: 42
 
