@@ -13,7 +13,7 @@ namespace Jobs.Tests.Clients;
 /// generator that raises.
 /// </summary>
 [Collection(FaultSystemCollection.Name)]
-public sealed partial class PoolFidelityTests(FaultSystemFixture system) : SystemTest(system)
+public sealed partial class PoolFidelityTests(FaultSystemFixture system, Xunit.Abstractions.ITestOutputHelper log) : SystemTest(system)
 {
     private static readonly string TestFile = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "test_pool_fidelity.py");
     private static readonly string Module = UserCode.Readable(Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "fidelity", "fidelity_functions.py"));
@@ -41,6 +41,9 @@ public sealed partial class PoolFidelityTests(FaultSystemFixture system) : Syste
             ["JOBS_QUEUE"] = queue,
         });
         Assert.True(exitCode == 0, $"python3 {test} failed:\n{output}\n{errors}");
+        // unittest -v writes the test's name before what it prints, on the same line.
+        foreach (var line in errors.Split('\n').Where(l => l.Contains("measured: ", StringComparison.Ordinal)))
+            log.WriteLine(line[line.IndexOf("measured: ", StringComparison.Ordinal)..]);
     }
 
     [GeneratedRegex(@"^    def (test_\w+)\(", RegexOptions.Multiline)]
