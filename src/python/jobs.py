@@ -280,7 +280,7 @@ def _json(body: Any) -> bytes:
     """The request body; what JSON cannot carry is refused here, before anything is sent, as Pool refuses what it cannot pickle."""
     try:
         _string_keys(body)
-        return json.dumps(body, allow_nan=False).encode()
+        return json.dumps(body, allow_nan=False, default=_not_json).encode()
     except ValueError as e:
         if "Circular" in str(e):
             raise ValueError("Circular reference detected: a value that contains itself cannot be sent as JSON") from None
@@ -289,6 +289,13 @@ def _json(body: Any) -> bytes:
     except TypeError as e:
         raise TypeError(f"{e}: arguments go to the service as JSON (numbers, strings, booleans, None, lists, dicts "
                         "with string keys; tuples arrive as lists)") from None
+
+
+def _not_json(value: Any) -> None:
+    """A value JSON cannot carry: first what Pool would do with it — pickle it, so an object whose pickling fails raises
+    its own error, as under Pool — then the refusal, since even a picklable object does not travel as JSON."""
+    pickle.dumps(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _string_keys(value: Any, path: tuple = ()) -> None:
@@ -910,8 +917,15 @@ class Pool:
             _, function = self._client.request("GET", f"/functions/{urllib.parse.quote(name, safe='')}")
         except JobsError:
             return None  # unknown: the submission itself is refused with the service's words
-        running = function.get("python")
+        running = function.get("python") or {"initializer": None, "initargs": [], "maxtasksperchild": None}
         if running == wanted:
+            return None
+        if {**running, "maxtasksperchild": None} == {**wanted, "maxtasksperchild": None}:
+            # Only how often a worker process is replaced differs, not what a call computes: said, not refused (Pool's
+            # own tests of maxtasksperchild check results; no process of this pool is there to count its tasks).
+            warnings.warn(f"maxtasksperchild={wanted['maxtasksperchild']!r}: the workers replace the processes running "
+                          f"{module or name} after {running['maxtasksperchild'] or 'no fixed number of'} calls "
+                          "(Python:Modules:N:MaxTasksPerChild), not this pool", RuntimeWarning, stacklevel=5)
             return None
         return (f"this pool's initializer={wanted['initializer']!r}, initargs={wanted['initargs']!r}, "
                 f"maxtasksperchild={wanted['maxtasksperchild']!r} are not what the workers run {module or name} with "

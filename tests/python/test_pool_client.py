@@ -163,12 +163,17 @@ class PoolClientTests(unittest.TestCase):
             self.assertEqual(pool.apply("math.square", (5,)), 25)
         with self.assertRaises(ValueError):
             jobs.Pool(0)
-        for arguments in ({"initializer": print}, {"maxtasksperchild": 10}, {"initargs": (1,)}):
+        for arguments in ({"initializer": print}, {"initargs": (1,)}):
             # Registered .NET functions run in no Python process: a pool that asks for an initializer is refused.
             with jobs.Pool(2, **arguments) as pool:
                 with self.assertRaises(TypeError) as caught:
                     pool.apply("math.square", (2,))
             self.assertIn("Python:Modules:N:Initializer", str(caught.exception))
+        # maxtasksperchild changes how often a process is replaced, not what a call returns: a warning, the work runs.
+        with jobs.Pool(2, maxtasksperchild=10) as pool:
+            with self.assertWarns(RuntimeWarning) as warned:
+                self.assertEqual(pool.apply("math.square", (2,)), 4)
+        self.assertIn("Python:Modules:N:MaxTasksPerChild", str(warned.warning))
         with self.assertRaises(ValueError):
             jobs.Pool(2, maxtasksperchild=0)
     def test_imap_raises_a_failed_item_and_goes_on_and_next_takes_a_timeout(self):

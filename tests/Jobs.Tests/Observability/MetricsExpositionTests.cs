@@ -140,14 +140,15 @@ public sealed class MetricsExpositionTests(SystemFixture system) : SystemTest(sy
             try
             {
                 metrics = await ScrapeAsync(scraper);
-                return true;
+                // The listener answers from the worker's start; its slots gauge once its Hangfire server runs.
+                return metrics.Find("jobs_worker_slots").Any();
             }
             catch (HttpRequestException)
             {
                 return false; // not listening yet
             }
-        }, "the worker serves its metrics on 127.0.0.2", 30);
-        Assert.NotEmpty(metrics!.Find("jobs_worker_slots"));
+        }, "the worker serves its metrics, with its slots, on 127.0.0.2", 30);
+        Assert.Equal(1, metrics!.Find("jobs_worker_slots").Single().Value);
     }
 
     [Fact]
