@@ -348,7 +348,10 @@ def _target(func: Callable | str) -> tuple[str, list, dict]:
     registered function's name as is; a Python function under the name pickle gives it, as ``py:module.qualname``:
     a function of the running script (``__main__``) under the script's module name, which the workers load;
     ``functools.partial`` as its function with its arguments; built-ins by their module (os.getpid is posix.getpid,
-    str.upper is builtins.str.upper), served where the workers list them in Python:Imports.
+    str.upper is builtins.str.upper), served where the workers list them in Python:Imports; a classmethod or
+    staticmethod by its module and qualified name (``py:module.K.cm``), which the workers offer for the public methods
+    of a module's public classes — an inherited classmethod as the class that defines it (cls is that class; Pool's is
+    the class it was taken from). A method bound to an instance cannot be sent (Pool pickles the instance with it).
     """
     if isinstance(func, str):
         return func, [], {}
@@ -363,15 +366,15 @@ def _target(func: Callable | str) -> tuple[str, list, dict]:
         # Pool pickles a method bound to an instance with its instance; JSON cannot carry an instance.
         raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it is bound to an instance, which cannot be sent as JSON "
                                          "(a classmethod or staticmethod can be sent, as can a top-level function)")
-    if isinstance(bound, type):  # a classmethod: pickle sends getattr(its class, name), named here by its qualified name
-        module = getattr(bound, "__module__", None) or module
+    if isinstance(bound, type) and not module:  # a classmethod of a built-in type (dict.fromkeys)
+        module = getattr(bound, "__module__", None)
     if not qualname or not module:
         raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it has no importable name")
     if "<locals>" in qualname:
         raise _unsendable(_CannotPickleLocal, f"Can't pickle local object {qualname!r}")
     if module == "__main__":
         found = _lookup(sys.modules["__main__"], qualname)
-        if found is not func and not (isinstance(bound, type) and found == func):
+        if found is not func and not (isinstance(bound, type) and getattr(found, "__func__", None) is func.__func__):
             raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: attribute lookup {qualname} on __main__ failed")
         module = _script_module()
         if module is None:

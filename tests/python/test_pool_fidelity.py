@@ -17,7 +17,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "..", "src", "python"))
 sys.path.insert(0, os.path.join(here, "fidelity"))
 import jobs  # noqa: E402
-from fidelity_functions import K, Rejected, fail_on, raise_awkward, raise_runtime, raise_unencodable_args, raise_with, raising, sqr, unpickleable_result  # noqa: E402
+from fidelity_functions import Derived, K, Rejected, fail_on, raise_awkward, raise_runtime, raise_unencodable_args, raise_with, raising, sqr, unpickleable_result  # noqa: E402
 
 URL, QUEUE = os.environ["JOBS_URL"], os.environ["JOBS_QUEUE"]
 
@@ -124,6 +124,8 @@ class PoolFidelityTests(unittest.TestCase):
             self.assertEqual(p.apply(K.sm, (4,)), 5)
             self.assertEqual(p.map(K.sm, range(5)), [1, 2, 3, 4, 5])
             self.assertEqual(p.apply_async(K.Inner.deep, (3,)).get(timeout=60), -3)
+            # Inherited: sent as the class that defines it, which is cls in the worker (Pool's cls: Derived, 400).
+            self.assertEqual(p.apply(Derived.cm, (4,)), 40)
             with self.assertRaises(RuntimeError) as caught:
                 p.apply(K.boom)
             # A method bound to an instance: Pool pickles the instance with it; JSON cannot carry an instance.

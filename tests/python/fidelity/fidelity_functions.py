@@ -67,3 +67,7 @@ class K:
         @staticmethod
         def deep(x):
             return -x
+
+
+class Derived(K):
+    factor = 100
