@@ -1092,7 +1092,10 @@ class Pool:
         if state == "RUN":
             _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
         if state is not None:
-            self._shutdown(wait=False)
+            try:
+                self._shutdown(wait=False)
+            except Exception:  # noqa: BLE001 - at interpreter exit, what it would end may be gone already
+                pass
 
     def __enter__(self) -> "Pool":
         self._check_running()
