@@ -29,6 +29,7 @@ import http.client
 import itertools
 import json
 import multiprocessing
+import multiprocessing.pool
 import os
 import pickle
 import queue
@@ -40,7 +41,8 @@ import urllib.parse
 import warnings
 from typing import Any, Callable, Iterable, Iterator
 
-__all__ = ["Pool", "Admin", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "JobsError", "TimeoutError"]
+__all__ = ["Pool", "Admin", "AsyncResult", "MapResult", "IMapIterator", "RemoteError", "RemoteTraceback", "MaybeEncodingError",
+           "JobsError", "TimeoutError"]
 
 # As multiprocessing exports it, so `from multiprocessing import Pool, TimeoutError` moves as `from jobs import …`.
 TimeoutError = multiprocessing.TimeoutError
@@ -57,23 +59,20 @@ class JobsError(Exception):
         self.status, self.title, self.detail, self.problem = status, title, detail, problem or {}
 
 
-class RemoteTraceback(Exception):
-    """The worker's traceback, as Pool's multiprocessing.pool.RemoteTraceback: the __cause__ of a remote exception."""
-
-    def __init__(self, tb: str):
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
+# Pool's own: the worker's traceback, the __cause__ of a remote exception (its .tb is the traceback's text).
+RemoteTraceback = multiprocessing.pool.RemoteTraceback
 
 
 class RemoteError(Exception):
     """
-    The function raised in a worker: the remote exception's type, message and traceback. Where this process knows the
-    remote type — a built-in exception, or a class of a module it has imported (the module whose functions it sends) —
-    the exception raised here is also of that type, as with Pool: ``except ZeroDivisionError`` matches, ``str(e)`` is
-    the message, and ``e.__cause__`` is the RemoteTraceback. Otherwise (a .NET function's exception) it is RemoteError alone.
+    The function raised in a worker, and this process does not have the remote exception's class (a .NET function's
+    exception, a class of a module this process has not imported): the remote type's name, message and traceback.
+    Where this process has the class — a built-in exception, or a class of a module it has imported (the module whose
+    functions it sends) — the exception is raised as Pool raises it instead: that very class (``type(e) is KeyError``),
+    rebuilt from the remote exception's args as pickle rebuilds it (``KeyError('key').args == ('key',)``), its
+    ``__cause__`` a ``multiprocessing.pool.RemoteTraceback``; it also carries ``.type``, ``.message``, ``.traceback`` and
+    ``.index`` (a map's item) as RemoteError does. A result that cannot travel back is ``jobs.MaybeEncodingError``: both
+    Pool's ``multiprocessing.pool.MaybeEncodingError`` (``.exc``, ``.value``) and a RemoteError.
     """
 
     def __init__(self, type: str, message: str, traceback: str = "", index: int | None = None):
@@ -86,49 +85,90 @@ class RemoteError(Exception):
         return f"{text}\n\nRemote traceback:\n{self.traceback}" if self.traceback else text
 
     @classmethod
-    def from_error(cls, error: dict, index: int | None = None) -> "RemoteError":
+    def from_error(cls, error: dict, index: int | None = None) -> Exception:
+        """The exception to raise here for a stored error (a job's or item's ``error``, or a 424 problem)."""
         # A job's or item's error has "type"; a 424 problem (map().get()) has "exceptionType", and its "type" is the
         # problem's own URL, not the remote exception's.
         type_name = error.get("exceptionType") or error.get("type") or "Exception"
-        message, traceback = error.get("message", ""), error.get("stackTrace", "")
-        combined = _as_local(type_name)
-        if combined is None:
+        message, traceback = error.get("message") or "", error.get("stackTrace") or ""
+        # The remote exception's args, stored when JSON could carry them; otherwise it is rebuilt from its message.
+        args = error.get("args") if isinstance(error.get("args"), list) else None
+        if type_name == "MaybeEncodingError":
+            e = MaybeEncodingError.__new__(MaybeEncodingError)
+            # Pool's: exc and value are the reprs of the encoding error and of the result (the service's own refusals
+            # of a result, which it cannot show, have the message as exc).
+            e.exc, e.value = args if args is not None and len(args) == 2 else (message, "")
+            e.args = (e.exc, e.value)
+            RemoteError._describe(e, type_name, message, traceback, index)
+            return e  # no __cause__: Pool's MaybeEncodingError has none either
+        local = _as_local(type_name)
+        if local is None:
             return cls(type_name, message, traceback, index)
-        e = combined.__new__(combined)
-        RemoteError.__init__(e, type_name, message, traceback, index)
-        e.args = (message,)
+        e = _rebuilt(local, args if args is not None else [message])
+        RemoteError._describe(e, type_name, message, traceback, index)
         if traceback:
-            e.__cause__ = RemoteTraceback(traceback)
+            e.__cause__ = RemoteTraceback('\n"""\n%s"""' % traceback)  # Pool's words (ExceptionWithTraceback)
         return e
+
+    @staticmethod
+    def _describe(e: BaseException, type_name: str, message: str, traceback: str, index: int | None) -> None:
+        e.type, e.message, e.traceback, e.index = type_name, message, traceback, index
+
+
+class MaybeEncodingError(multiprocessing.pool.MaybeEncodingError, RemoteError):
+    """A result that cannot travel back as JSON: Pool's MaybeEncodingError (``.exc``, ``.value``: reprs of the reason and
+    of the result), and a RemoteError (``.type``, ``.message``, ``.index``)."""
+
+    def __str__(self) -> str:
+        return self.message
 
 
 _LOCAL_TYPES: dict = {}
 
 
 def _as_local(type_name: str):
-    """The remote type as a class of this process, combined with RemoteError; None when this process does not know it."""
+    """The remote type as a class of this process; None when this process does not have it."""
     if type_name in _LOCAL_TYPES:
         return _LOCAL_TYPES[type_name]
     module, _, name = type_name.rpartition(".")
     if module and module == _script_module():
         module = "__main__"  # the workers load this program as its module: its classes are here, in __main__
     # Never imports anything: only what this program has imported already (it sends that module's functions).
-    found = getattr(builtins, name, None) if not module else getattr(sys.modules.get(module), name, None)
-    combined = None
-    if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, RemoteError):
-        try:
-            combined = type(found.__name__, (found, RemoteError), {"__module__": found.__module__, "__qualname__": found.__qualname__,
-                                                                    "__str__": lambda self: self.message})
-        except TypeError:
-            combined = None  # an exception with a C layout of its own (OSError and kin): RemoteError alone
-    _LOCAL_TYPES[type_name] = combined
-    return combined
+    found = getattr(builtins, name, None) if not module else _lookup(sys.modules.get(module), name)
+    local = found if isinstance(found, type) and issubclass(found, Exception) and not issubclass(found, RemoteError) else None
+    _LOCAL_TYPES[type_name] = local
+    return local
+
+
+def _rebuilt(cls: type, args: list) -> BaseException:
+    """cls rebuilt from args as pickle rebuilds an exception (cls(*args)); a class whose __init__ wants other arguments
+    (where unpickling fails in Pool) gets its args without __init__."""
+    try:
+        e = cls(*args)
+    except Exception:  # noqa: BLE001 - the user's __init__, whatever it raises
+        e = cls.__new__(cls)
+        e.args = tuple(args)
+    if not isinstance(e, cls):
+        e = cls.__new__(cls)
+        e.args = tuple(args)
+    return e
+
+
+def _lookup(owner: Any, qualname: str) -> Any:
+    """What pickle finds for a qualified name: getattr along its dots (K.cm, K.Inner.sm); None when it finds nothing."""
+    for part in qualname.split("."):
+        owner = getattr(owner, part, None)
+        if owner is None:
+            return None
+    return owner
 
 
 class _Client:
     """
     HTTP to the service over keep-alive connections, one per thread (the caller's, the result handler's waiters, each
     imap reader): a pool's many small requests do not each pay for a new TCP connection, as they did through urllib.
+    A thread that ends closes its own (release()); close() closes them all, and from then on each request has a
+    connection of its own, closed with its answer (a result read after the pool was joined leaves no socket open).
     """
 
     def __init__(self, url: str, api_key: str | None, timeout: float):
@@ -137,6 +177,9 @@ class _Client:
         self._https, self._host, self._port = parts.scheme == "https", parts.hostname or "127.0.0.1", parts.port
         self._base = parts.path.rstrip("/")
         self._local = threading.local()
+        self._open: set = set()  # every kept-alive connection, whichever thread holds it: close() ends them all
+        self._lock = threading.Lock()
+        self._closed = False
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
         kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -150,14 +193,17 @@ class _Client:
         if self.api_key:
             headers["Authorization"] = "Bearer " + self.api_key
         timeout = self.timeout + read_timeout
-        # A stream holds its connection until it ends: it gets one of its own.
-        connection = None if stream else getattr(self._local, "connection", None)
+        # A stream holds its connection until it ends: it gets one of its own, as does every request once closed.
+        keep = not stream and not self._closed
+        connection = getattr(self._local, "connection", None) if keep else None
         reused = connection is not None
         while True:
             if connection is None:
                 connection = self._connect(timeout)
-                if not stream:
+                if keep:
                     self._local.connection = connection
+                    with self._lock:
+                        self._open.add(connection)
             try:
                 connection.timeout = timeout
                 if connection.sock is not None:
@@ -167,9 +213,9 @@ class _Client:
                 break
             except (ConnectionError, http.client.HTTPException):
                 connection.close()
+                if keep:
+                    self._forget(connection)
                 connection = None
-                if not stream:
-                    self._local.connection = None
                 # Only a kept-alive connection the service closed while idle is tried again, on a new one; a new
                 # connection that fails is the service's failure, and a submission must not be sent twice.
                 if not reused:
@@ -179,15 +225,55 @@ class _Client:
         self._local.warning = response.getheader("Warning")
         if response.status >= 400:
             raw = response.read()
-            if stream:
+            if not keep:
                 connection.close()
             if response.status == 424:
                 return response.status, json.loads(raw or b"{}")
             raise _refusal(response.status, response.reason, raw)
         if stream:
-            return response.status, response
+            return response.status, _Stream(response, connection)
         raw = response.read()
+        if not keep:
+            connection.close()
         return response.status, (json.loads(raw) if raw else None)
+
+    def _forget(self, connection: http.client.HTTPConnection) -> None:
+        if getattr(self._local, "connection", None) is connection:
+            self._local.connection = None
+        with self._lock:
+            self._open.discard(connection)
+
+    def release(self) -> None:
+        """Closes the calling thread's kept-alive connection: a thread of the pool does this as it ends."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._forget(connection)
+            connection.close()
+
+    def close(self) -> None:
+        """Closes every kept-alive connection; later requests each use a connection of their own, closed after."""
+        self._closed = True
+        with self._lock:
+            connections, self._open = list(self._open), set()
+        for connection in connections:
+            connection.close()
+
+
+class _Stream:
+    """A streamed answer with the connection it holds: closing it closes both (the socket is not left to the collector)."""
+
+    def __init__(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection):
+        self._response, self._connection = response, connection
+
+    def __iter__(self):
+        return iter(self._response)
+
+    def __enter__(self) -> "_Stream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._response.close()
+        self._connection.close()
 
 
 def _json(body: Any) -> bytes:
@@ -292,7 +378,10 @@ def _target(func: Callable | str) -> tuple[str, list, dict]:
     registered function's name as is; a Python function under the name pickle gives it, as ``py:module.qualname``:
     a function of the running script (``__main__``) under the script's module name, which the workers load;
     ``functools.partial`` as its function with its arguments; built-ins by their module (os.getpid is posix.getpid,
-    str.upper is builtins.str.upper), served where the workers list them in Python:Imports.
+    str.upper is builtins.str.upper), served where the workers list them in Python:Imports; a classmethod or
+    staticmethod by its module and qualified name (``py:module.K.cm``), which the workers offer for the public methods
+    of a module's public classes — an inherited classmethod as the class that defines it (cls is that class; Pool's is
+    the class it was taken from). A method bound to an instance cannot be sent (Pool pickles the instance with it).
     """
     if isinstance(func, str):
         return func, [], {}
@@ -302,14 +391,20 @@ def _target(func: Callable | str) -> tuple[str, list, dict]:
     qualname = getattr(func, "__qualname__", None)
     owner = getattr(func, "__objclass__", None)  # a method of a built-in type: str.upper
     module = getattr(func, "__module__", None) or getattr(owner, "__module__", None)
-    if getattr(func, "__self__", None) is not None and not isinstance(func.__self__, types.ModuleType):
-        raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it is bound to an object")
+    bound = getattr(func, "__self__", None)
+    if bound is not None and not isinstance(bound, (types.ModuleType, type)):
+        # Pool pickles a method bound to an instance with its instance; JSON cannot carry an instance.
+        raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it is bound to an instance, which cannot be sent as JSON "
+                                         "(a classmethod or staticmethod can be sent, as can a top-level function)")
+    if isinstance(bound, type) and not module:  # a classmethod of a built-in type (dict.fromkeys)
+        module = getattr(bound, "__module__", None)
     if not qualname or not module:
         raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: it has no importable name")
     if "<locals>" in qualname:
         raise _unsendable(_CannotPickleLocal, f"Can't pickle local object {qualname!r}")
     if module == "__main__":
-        if getattr(sys.modules["__main__"], qualname, None) is not func:
+        found = _lookup(sys.modules["__main__"], qualname)
+        if found is not func and not (isinstance(bound, type) and getattr(found, "__func__", None) is func.__func__):
             raise _unsendable(_CannotPickle, f"Can't pickle {func!r}: attribute lookup {qualname} on __main__ failed")
         module = _script_module()
         if module is None:
@@ -471,11 +566,22 @@ class IMapIterator:
     _WINDOW = 1000
 
     def __init__(self, client: "_Client", maps: Iterator[dict], order: str, stopped: Callable[[], bool] = lambda: False):
-        self._items: "queue.Queue" = queue.Queue(maxsize=self._WINDOW)
+        # Up to _WINDOW results wait for the caller, and the last item (the end, or what the reader raised) always fits.
+        self._items: "queue.Queue" = queue.Queue()
+        self._room = threading.Semaphore(self._WINDOW)
         self._stopped = stopped
-        threading.Thread(target=self._read, args=(client, maps, order), name="jobs-imap", daemon=True).start()
+        self.ended = False  # the reader has queued its last item: its thread is ending, without waiting for anyone
+        self.thread = threading.Thread(target=self._read, args=(client, maps, order), name="jobs-imap", daemon=True)
+        self.thread.start()
 
     def _read(self, client: "_Client", maps: Iterator[dict], order: str) -> None:
+        try:
+            self._read_all(client, maps, order)
+        finally:
+            client.release()  # the connection it sent its maps on
+            getattr(maps, "close", lambda: None)()  # and the generator: a terminated pool lets go of it at once
+
+    def _read_all(self, client: "_Client", maps: Iterator[dict], order: str) -> None:
         try:
             offset, current = 0, next(maps, None)
             while current is not None and not self._stopped():
@@ -495,21 +601,16 @@ class IMapIterator:
         self._last(self._END)
 
     def _last(self, item: tuple) -> None:
-        try:
-            self._put(item)
-        except _Stopped:
-            pass
+        self.ended = True
+        self._items.put(item)  # never waits: the queue bounds results only
 
     def _put(self, item: tuple) -> None:
         # Blocks while the caller has _WINDOW results untaken: no more maps are sent meanwhile. Gives up once the
         # pool is terminated, letting go of the stream and the generator.
-        while True:
-            try:
-                self._items.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if self._stopped():
-                    raise _Stopped from None
+        while not self._room.acquire(timeout=0.5):
+            if self._stopped():
+                raise _Stopped
+        self._items.put(item)
 
     def _read_one(self, client: "_Client", map_id: str, order: str, offset: int) -> None:
         _, response = client.request("GET", f"/maps/{map_id}/stream?order={order}", stream=True, read_timeout=86_400)
@@ -531,6 +632,8 @@ class IMapIterator:
         if kind == "end":
             self._items.put(self._END)  # and so on for every later call
             raise StopIteration
+        if kind != "raise":
+            self._room.release()
         if kind == "error":
             raise RemoteError.from_error(value, index)
         if kind == "raise":
@@ -544,40 +647,76 @@ class _ResultHandler:
     """
     Pool's result-handler thread: callbacks and error_callbacks run on this one thread, one at a time, in the order
     their results finish (a callback that blocks holds up the others, as in Pool). Each watched result is waited for
-    by a waiter thread of its own (a server-side long poll); join() waits until every callback has run.
+    by a waiter thread of its own (a server-side long poll); join() waits until every callback has run, and stop()
+    ends the threads (the pool's join(), terminate() and collection).
     """
 
-    def __init__(self):
+    def __init__(self, client: "_Client"):
+        self._client = client
         self._ready: "queue.Queue" = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._waiters: list = []
 
     def watch(self, result: "_Result", callback, error_callback) -> None:
+        waiter = threading.Thread(target=self._wait, args=(result, callback, error_callback), name="jobs-result-waiter", daemon=True)
         with self._idle:
             self._pending += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobs-result-handler", daemon=True)
                 self._thread.start()
-        threading.Thread(target=lambda: self._ready.put((result, result._outcome(), callback, error_callback)), daemon=True).start()
+            self._waiters = [w for w in self._waiters if w.is_alive()]
+            self._waiters.append(waiter)
+        waiter.start()
+
+    def _wait(self, result: "_Result", callback, error_callback) -> None:
+        try:
+            self._ready.put((result, result._outcome(), callback, error_callback))
+        finally:
+            self._client.release()
 
     def _run(self) -> None:
         while True:
-            result, (value, error), callback, error_callback = self._ready.get()
-            try:
-                if error is None and callback is not None:
-                    callback(value)
-                elif error is not None and error_callback is not None:
-                    error_callback(error)
-            finally:
-                result._handled.set()
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+            ready = self._ready.get()
+            if ready is None:
+                return  # stop(): every callback queued before has run
+            self._handle(*ready)
+            del ready  # while it waits, this thread holds no result (nor its pool, which collection then ends)
+
+    def _handle(self, result: "_Result", outcome: tuple, callback, error_callback) -> None:
+        value, error = outcome
+        try:
+            if error is None and callback is not None:
+                callback(value)
+            elif error is not None and error_callback is not None:
+                error_callback(error)
+        finally:
+            result._handled.set()
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
 
     def join(self) -> None:
+        if threading.current_thread() is self._thread:
+            return  # join() or terminate() called by a callback: the others run once it returns
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0)
+
+    def stop(self, wait: bool = True) -> None:
+        """Ends the handler thread (after the callbacks of every result watched so far, when wait) and its waiters."""
+        if wait:
+            self.join()
+        with self._idle:
+            thread, self._thread = self._thread, None
+            waiters, self._waiters = self._waiters, []
+        if wait:
+            for waiter in waiters:
+                waiter.join()
+        if thread is not None:
+            self._ready.put(None)
+            if wait and thread is not threading.current_thread():
+                thread.join()
 
 
 class _Submitter:
@@ -606,29 +745,56 @@ class _Submitter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobs-submitter", daemon=True)
                 self._thread.start()
-        self._queue.put((encoded, result))
+            self._queue.put((encoded, result))
+
+    def stop(self, wait: bool = True) -> None:
+        """Ends the thread once it has sent every call queued before (a later call starts a new one)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _run(self) -> None:
+        try:
+            self._send_all()
+        finally:
+            self._client.release()
+
+    def _send_all(self) -> None:
         while True:
-            batch = [self._held or self._queue.get()]
+            first = self._held or self._queue.get()
             self._held = None
-            size = len(batch[0][0])
-            while len(batch) < self._MAX:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if size + len(item[0]) > self._MAX_BYTES:
-                    self._held = item
-                    break
-                batch.append(item)
-                size += len(item[0]) + 1
+            if first is None or self._send_from(first):
+                return
+            del first  # while it waits, this thread holds no result (nor its pool, which collection then ends)
+
+    def _send_from(self, first: tuple) -> bool:
+        """Sends first and what has queued after it, as one batch; True when a stop() came among them."""
+        stopping = False
+        batch = [first]
+        size = len(batch[0][0])
+        while len(batch) < self._MAX:
             try:
-                self._send(batch)
-            except BaseException as e:  # noqa: BLE001 - whatever happened, no result may wait for ever
-                for _, result in batch:
-                    if not result._sent.is_set():
-                        result._refuse(e)
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stopping = True  # after this batch
+                break
+            if size + len(item[0]) > self._MAX_BYTES:
+                self._held = item
+                break
+            batch.append(item)
+            size += len(item[0]) + 1
+        try:
+            self._send(batch)
+        except BaseException as e:  # noqa: BLE001 - whatever happened, no result may wait for ever
+            for _, result in batch:
+                if not result._sent.is_set():
+                    result._refuse(e)
+        return stopping
 
     def _send(self, batch: list) -> None:
         body = b'{"jobs":[' + b",".join(encoded for encoded, _ in batch) + b"]}"
@@ -668,10 +834,13 @@ class _Submitter:
         canceled = JobsError(0, "Canceled", "the pool was terminated before this job was sent")
         while True:
             try:
-                _, result = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return
-            result._refuse(canceled)
+            if item is None:
+                self._queue.put(None)  # a stop() meant for the thread: left for it
+                return
+            item[1]._refuse(canceled)
 
 
 
@@ -757,8 +926,9 @@ class Pool:
         self._queue = queue or os.environ.get("JOBS_QUEUE")
         self._state = "RUN"
         self._results: list = []
-        self._handler = _ResultHandler()
+        self._handler = _ResultHandler(self._client)
         self._submitter = _Submitter(self._client)
+        self._iterators: list = []  # imap's and imap_unordered's: their reader threads end by join() or terminate()
 
     def _check_settings(self, name: str) -> None:
         """With initializer/initargs/maxtasksperchild: the workers must run name's module with them (once per module)."""
@@ -881,21 +1051,30 @@ class Pool:
             maps = iter([self._submit_map(func, iterable, chunksize, star=False)])  # refused here, at once
         else:
             maps = self._windows(func, iter(iterable), chunksize)
-        return IMapIterator(self._client, self._tracked(maps), order, stopped=lambda: self._state == "TERMINATE")
+        iterator = IMapIterator(self._client, self._tracked(maps), order, stopped=lambda: self._state == "TERMINATE")
+        self._iterators = [i for i in self._iterators if i.thread.is_alive()]
+        self._iterators.append(iterator)
+        return iterator
 
     def _windows(self, func, items: Iterator, chunksize: int | None) -> Iterator[dict]:
+        # Whole chunks a window: Pool's task handler sends a generator's items a chunk at a time, and a generator that
+        # raises loses the chunk it was building (its items never run), then next() raises what it raised. Without a
+        # chunksize Pool's is 1: every item taken before the raise runs.
+        chunk = chunksize if isinstance(chunksize, int) and chunksize > 0 else 1
+        size = max(1, IMapIterator._WINDOW // chunk) * chunk
         while self._state != "TERMINATE":
             window, failed = [], None
             try:
-                for item in itertools.islice(items, IMapIterator._WINDOW):
+                for item in itertools.islice(items, size):
                     window.append(item)
-            except Exception as e:  # the generator raised: what it gave before runs, then next() raises it, as in Pool
+            except Exception as e:  # the generator raised: the whole chunks before run, then next() raises it
                 failed = e
+                del window[len(window) - len(window) % chunk:]
             if window:
                 yield self._submit_map(func, window, chunksize, star=False, checked=False)
             if failed is not None:
                 raise failed
-            if len(window) < IMapIterator._WINDOW:
+            if len(window) < size:
                 return
 
     def _tracked(self, maps: Iterator[dict]) -> Iterator[dict]:
@@ -913,7 +1092,7 @@ class Pool:
         self._state = "CLOSE"
 
     def terminate(self) -> None:
-        """Stops at once: cancels every job and map of this pool that has not finished."""
+        """Stops at once: cancels every job and map of this pool that has not finished; its threads end, as Pool's."""
         self._state = "TERMINATE"
         self._submitter.discard()
         for result in self._results:
@@ -923,15 +1102,40 @@ class Pool:
                 result.cancel()
             except JobsError:
                 pass  # gone
+        self._shutdown()
 
     def join(self) -> None:
-        """Waits for all work of this pool to finish; call close() or terminate() first, as with Pool."""
+        """Waits for all work of this pool to finish; call close() or terminate() first, as with Pool. Its threads
+        and connections end (a result read afterwards uses a connection of its own, closed with the answer)."""
         if self._state == "RUN":
             raise ValueError("Pool is still running")
         if self._state == "CLOSE":
             for result in self._results:
                 result.wait()
-        self._handler.join()  # as Pool's join, after the last callback has run
+        self._shutdown()  # as Pool's join, after the last callback has run
+
+    def _shutdown(self, wait: bool = True) -> None:
+        """Ends the pool's threads and closes its connections. wait=False (collection): tells the threads to end."""
+        self._submitter.stop(wait)
+        self._handler.stop(wait)
+        for iterator in self._iterators:
+            # A reader that has queued its last item ends by itself; a terminated pool's readers stop within 0.5 s.
+            # One whose caller stopped reading a closed pool's imap waits for the caller (Pool keeps those results too).
+            if wait and (iterator.ended or self._state == "TERMINATE") and iterator.thread is not threading.current_thread():
+                iterator.thread.join(self._client.timeout)
+        self._client.close()
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        # Pool's warning for a pool collected while running; its threads are told to end and its connections closed.
+        # Unlike Pool, nothing is canceled: the work is the service's and outlives the pool.
+        state = getattr(self, "_state", None)
+        if state == "RUN":
+            _warn(f"unclosed running multiprocessing pool {self!r}", ResourceWarning, source=self)
+        if state is not None:
+            try:
+                self._shutdown(wait=False)
+            except Exception:  # noqa: BLE001 - at interpreter exit, what it would end may be gone already
+                pass
 
     def __enter__(self) -> "Pool":
         self._check_running()

@@ -174,12 +174,30 @@ def schema(annotation):
 
 
 def offered(module):
+    """(qualified name, function): the module's public top-level functions, and the public classmethods and
+    staticmethods of its public top-level classes (nested classes too) under their qualified names (K.cm, K.Inner.sm),
+    which pickle sends by name as well (getattr on the class). A plain method needs an instance: not offered."""
     for name, obj in vars(module).items():
-        if name.startswith("_") or not inspect.isfunction(obj):
+        if name.startswith("_"):
+            continue
+        if inspect.isclass(obj) and obj.__module__ == module.__name__ and obj.__qualname__ == name:
+            yield from _methods(obj)
+        if not inspect.isfunction(obj):
             continue
         if obj.__module__ != module.__name__ or obj.__qualname__ != name or obj.__name__ == "<lambda>":
             continue  # imported from elsewhere, nested, or a lambda: pickle could not send it to a worker either
         yield name, obj
+
+
+def _methods(cls):
+    for name, member in vars(cls).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(member, (classmethod, staticmethod)) and inspect.isfunction(member.__func__) \
+                and member.__func__.__qualname__ == f"{cls.__qualname__}.{name}":
+            yield member.__func__.__qualname__, getattr(cls, name)  # the classmethod bound to its class, as pickle's getattr gives it
+        elif inspect.isclass(member) and member.__module__ == cls.__module__ and member.__qualname__ == f"{cls.__qualname__}.{name}":
+            yield from _methods(member)
 
 
 def pickle_name(obj):
@@ -275,13 +293,41 @@ def report_progress(fraction, message):
         send({"id": call, "progress": fraction, "message": message})
 
 
+# The most JSON an exception's args may take in a stored error; larger args are left out (the message stays).
+MAX_ARGS_BYTES = 64 * 1024
+
+
+def carried(values):
+    """values as JSON text when JSON carries them as they are (no NaN, string keys only, not too large), else None."""
+    try:
+        string_keys(values)
+        text = json.dumps(values, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if len(text) <= MAX_ARGS_BYTES else None
+
+
 def error(e, type_name=None):
     # A built-in exception by its name ("ValueError"); any other by module and name ("mymodule.Rejected"), so a client
-    # that has that module can raise it as its own class.
+    # that has that module can raise it as its own class. "args" (when JSON can carry them) lets the client rebuild it
+    # as pickle does, from its class and args: KeyError('key') comes back with args ('key',), not its message.
     cls = type(e)
     name = cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    return {"type": type_name or name, "message": str(e),
-            "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
+    answer = {"type": type_name or name, "message": str(e),
+              "stackTrace": "".join(traceback.format_exception(type(e), e, e.__traceback__))}
+    args = carried(list(e.args)) if isinstance(e.args, tuple) else None
+    if args is not None:
+        answer["args"] = json.loads(args)
+    return answer
+
+
+def encoding_error(exc, value, trace=""):
+    """Pool's MaybeEncodingError(exc, value): args are the reprs of both, its message Pool's str of it."""
+    exc, value = repr(exc), repr(value)
+    if len(value) > 1000:
+        value = value[:999] + "…"
+    return {"type": "MaybeEncodingError", "message": f"Error sending result: '{value}'. Reason: '{exc}'",
+            "stackTrace": trace, "args": [exc, value]}
 
 
 def string_keys(value, path=(), pointer="", tuples=None):
@@ -358,16 +404,15 @@ def run(module_name, functions_by_key, request):
         encoded = json.dumps(result, allow_nan=False, separators=(",", ":"))  # NaN/Infinity are not JSON
     except (TypeError, ValueError, RecursionError) as e:
         # Pool's MaybeEncodingError: the function returned, but its result cannot travel back.
-        return json.dumps({"ok": False, "error": error(e, "MaybeEncodingError") | {
-            "message": f"Error sending result: {result!r:.200}. Reason: {e}"}})
+        return json.dumps({"ok": False, "error": encoding_error(e, result, error(e)["stackTrace"])})
     # Jobs:MaxResultBytes, sent with each call: a larger result is refused here, before it travels. The worker checks
     # again, exactly; this count (compact JSON, non-ASCII escaped) is never more than the worker's, so it refuses
     # nothing the worker would store.
     limit = request.get("maxResultBytes") or 0
     if limit and len(encoded) > limit:
-        return json.dumps({"ok": False, "error": {"type": "MaybeEncodingError", "stackTrace": "", "message":
-                          f"Error sending result: its JSON is {len(encoded):,} bytes, more than the {limit:,} bytes "
-                          "this service stores for one result (Jobs:MaxResultBytes). Return less, or store it elsewhere and return where."}})
+        reason = ValueError(f"its JSON is {len(encoded):,} bytes, more than the {limit:,} bytes this service stores for one "
+                            "result (Jobs:MaxResultBytes). Return less, or store it elsewhere and return where.")
+        return json.dumps({"ok": False, "error": encoding_error(reason, result)})
     return '{"ok":true,"result":' + encoded + (',"tuples":' + json.dumps(tuples) if tuples else "") + "}"
 
 

@@ -63,17 +63,6 @@ REMOVED = {
 # whose values are JSON cannot do it), "design" (a choice of jobs.Pool's). They run as expected failures: one that
 # passes fails the run, so that it comes off this list.
 KNOWN_FAILURES = {
-    "test_imap_handle_iterable_exception": "not yet: imap over a generator that raises mid-chunk yields the half-built "
-                                           "chunk's items before raising; Pool drops that chunk",
-    "test_resource_warning": "not yet: a terminated and joined pool leaves its HTTP connection open (ResourceWarning: "
-                             "unclosed socket), and __del__ of a running pool gives no 'unclosed running "
-                             "multiprocessing pool' ResourceWarning",
-    "test_traceback": "not yet: a classmethod (self._test_traceback) is refused as 'bound to an object'; sent, the "
-                      "error is a RuntimeError+RemoteError subclass where type(exc) is RuntimeError is checked, then "
-                      "exc.args == (123,) and a multiprocessing.pool.RemoteTraceback __cause__ with .tb",
-    "test_wrapped_exception": "not yet: a classmethod (self._test_wrapped_exception) is refused as 'bound to an object'",
-    "test_unpickleable_result": "not yet: the worker's MaybeEncodingError arrives as jobs.RemoteError, not as "
-                                "multiprocessing.pool.MaybeEncodingError with .exc and .value",
     "test_release_task_refs": "inherent: map(identity, [CountedObject(), ...]) sends instances of a class; values travel "
                               "as JSON, and unpickling what a client sends would let any API client run code in the workers",
 }

@@ -87,5 +87,7 @@ internal sealed record MapStreamItem(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RemoteException? Error,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Tuples = null);
 
-/// <summary>What a job or a map item raised, as the worker stored it (a JobView's <c>error</c> holds the same).</summary>
-internal sealed record RemoteException(string Type, string? Message, string? StackTrace);
+/// <summary>What a job or a map item raised, as the worker stored it (a JobView's <c>error</c> holds the same); <c>args</c>:
+/// what a Python exception was made with, when JSON could carry them (absent otherwise).</summary>
+internal sealed record RemoteException(string Type, string? Message, string? StackTrace,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<object?>? Args = null);

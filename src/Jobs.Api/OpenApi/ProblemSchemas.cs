@@ -33,6 +33,9 @@ internal sealed record RemoteErrorProblem : Problem
     public string? Message { get; init; }
     /// <summary>Where it was raised, as the worker's runtime printed it.</summary>
     public string? StackTrace { get; init; }
+    /// <summary>What a Python exception was made with (its <c>args</c>), when JSON could carry them; absent otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<object?>? Args { get; init; }
     /// <summary>The job that failed (GET /jobs/{id}/result).</summary>
     public Guid? JobId { get; init; }
     /// <summary>The map whose item failed (GET /maps/{id}/results).</summary>

@@ -16,7 +16,7 @@ internal static class ApiProblems
 
     /// <summary>
     /// 424: what a job or a map item raised (or why it was canceled), from its stored error JSON: <c>exceptionType</c>,
-    /// <c>message</c> and <c>stackTrace</c> beside <paramref name="extensions"/> (which job, which item).
+    /// <c>message</c>, <c>stackTrace</c> (and <c>args</c> when stored) beside <paramref name="extensions"/> (which job, which item).
     /// </summary>
     public static ProblemHttpResult RemoteError(string title, string? errorJson, Func<string?, string?, string> detail, Dictionary<string, object?> extensions)
     {
@@ -26,6 +26,10 @@ internal static class ApiProblems
         extensions["exceptionType"] = Member("type");
         extensions["message"] = Member("message");
         extensions["stackTrace"] = Member("stackTrace");
+        // A Python exception's args (ErrorJson), for a client that rebuilds it from its type and args.
+        if (error.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && error.RootElement.TryGetProperty("args", out var args)
+            && args.ValueKind == System.Text.Json.JsonValueKind.Array)
+            extensions["args"] = args.Clone();
         return TypedResults.Problem(title: title, detail: detail(Member("type"), Member("message")),
             statusCode: StatusCodes.Status424FailedDependency, extensions: extensions);
     }

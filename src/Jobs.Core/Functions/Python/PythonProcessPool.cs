@@ -98,11 +98,14 @@ public sealed class PythonProcessPool(string executable, string hostScript, Pyth
 }
 
 /// <summary>The exception a Python function raised, with the remote type, message and traceback.</summary>
-public sealed class PythonFunctionException(string type, string message, string traceback) : Exception(message), IErrorType
+public sealed class PythonFunctionException(string type, string message, string traceback, JsonArray? args = null) : Exception(message), IErrorType, IErrorArgs
 {
     public string PythonType { get; } = type;
     string IErrorType.ErrorType => PythonType;
     public override string StackTrace { get; } = traceback;
+
+    /// <summary>The exception's args, as python3's host sent them (when JSON could carry them).</summary>
+    public JsonArray? Args { get; } = args;
 }
 
 /// <summary>The python3 process running a call exited (crashed, killed, or ran out of memory).</summary>
@@ -258,7 +261,8 @@ public sealed class PythonProcess : IDisposable
                     return message["result"]?.DeepClone();
                 }
                 var error = message["error"]!;
-                throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "");
+                throw new PythonFunctionException(error["type"]!.GetValue<string>(), error["message"]!.GetValue<string>(), error["stackTrace"]?.GetValue<string>() ?? "",
+                    error["args"] is JsonArray errorArgs ? (JsonArray)errorArgs.DeepClone() : null);
             }
             catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException && !ct.IsCancellationRequested)
             {
