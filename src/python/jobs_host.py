@@ -348,22 +348,6 @@ def string_keys(value, path=(), pointer="", tuples=None):
             string_keys(item, path, f"{pointer}/{index}", tuples)
 
 
-def with_tuples(value, pointers):
-    """value (decoded JSON) with the arrays at pointers — JSON Pointers, as the Python client sends them — made the
-    tuples they were; the deepest first, so that an outer tuple holds the inner ones."""
-    for pointer in sorted(pointers or (), key=lambda p: p.count("/"), reverse=True):
-        keys = [key.replace("~1", "/").replace("~0", "~") for key in pointer.split("/")[1:]]
-        if not keys:
-            value = tuple(value)
-            continue
-        parent = value
-        for key in keys[:-1]:
-            parent = parent[int(key) if isinstance(parent, (list, tuple)) else key]
-        key = int(keys[-1]) if isinstance(parent, list) else keys[-1]
-        parent[key] = tuple(parent[key])
-    return value
-
-
 def serve(module_name, functions_by_key):
     global _CALL
     sys.addaudithook(_audit)
@@ -393,8 +377,11 @@ def run(module_name, functions_by_key, request):
         return json.dumps({"ok": False, "error": {"type": "LookupError", "message": f"{module_name}: {request['function']} is not offered", "stackTrace": ""}})
     tuples = request.get("tuples") or {}
     try:
-        args = with_tuples(request.get("args", []), tuples.get("args"))
-        kwargs = with_tuples(request.get("kwargs", {}), tuples.get("kwargs"))
+        args, kwargs = request.get("args", []), request.get("kwargs", {})
+        if tuples:
+            # The client's own reading of the pointers: jobs.py ships beside this host (its build output, a copy).
+            from jobs import _with_tuples
+            args, kwargs = _with_tuples(args, tuples.get("args")), _with_tuples(kwargs, tuples.get("kwargs"))
         result = fn(*args, **kwargs)
     except BaseException as e:  # noqa: BLE001 - every failure of the user's code is the job's failure
         return json.dumps({"ok": False, "error": error(e)})
