@@ -6,7 +6,8 @@ namespace Jobs.Core.Hangfire;
 /// <summary>
 /// Queues an operator paused (jobs.paused_queue): <see cref="WorkQueue"/>'s fetch takes nothing from them, so jobs
 /// already running finish and new ones are accepted and wait. Resuming NOTIFYs <see cref="WorkQueue.Channel"/>, which
-/// wakes every waiting worker at once (should that be missed, their poll looks again within a second).
+/// wakes a waiting worker of each process at once, which wakes the next while it finds work (should that be missed,
+/// their poll looks again within a second).
 /// A paused queue's jobs stay in situation 3 of <see cref="Invariants"/> (fetchable, not held): no violation.
 /// </summary>
 public sealed class PausedQueues(NpgsqlDataSource dataSource)

@@ -80,24 +80,45 @@ public sealed class WorkQueue : IPersistentJobQueueProvider, IPersistentJobQueue
     public IFetchedJob Dequeue(string[] queues, CancellationToken cancellationToken)
     {
         Start();
+        var idle = _signal.For(queues);
+        // This thread's last fetch took the last job it saw: whatever came since woke an idle thread or left a wake-up
+        // for the next to go idle (this one), so it goes straight to waiting, without an empty fetch.
+        var drained = ReferenceEquals(t_drained, idle);
+        t_drained = null;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            // Taken before the fetch: a notification arriving while we fetch wakes the wait below at once.
-            var wake = _signal.Next;
-            try
+            if (!drained)
             {
-                foreach (var queue in queues)
-                    if (TryFetch(queue) is { } job)
-                        return job;
+                try
+                {
+                    foreach (var queue in queues)
+                        if (TryFetch(queue, queues) is ({ } job, var more))
+                        {
+                            // One wake-up per job: a notification wakes one idle thread of this queue set (per process),
+                            // and the thread that found work wakes the next only when more may remain, so a backlog (or
+                            // one NOTIFY for many jobs) still reaches every idle slot, one fetch after another.
+                            if (more) idle.WakeOne();
+                            else t_drained = idle;
+                            return job;
+                        }
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException)
+                {
+                    _logger.LogDebug(e, "Fetch failed; retrying after the poll interval");
+                }
             }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
-            {
-                _logger.LogDebug(e, "Fetch failed; retrying after the poll interval");
-            }
-            _signal.Wait(wake, PollInterval, cancellationToken);
+            drained = false;
+            // Returns at once if a wake-up came while nobody waited (e.g. during the fetch above): nothing is missed.
+            idle.Wait(PollInterval, cancellationToken);
         }
     }
+
+    /// <summary>The queue set whose last job this thread's last fetch took (see <see cref="Dequeue"/>).</summary>
+    [ThreadStatic] private static IdleFetchers? t_drained;
+
+    /// <summary>Worker threads of this process waiting for work (for tests and diagnostics).</summary>
+    internal int IdleCount => _signal.IdleCount;
 
     public void Enqueue(IDbConnection connection, string queue, string jobId)
     {
@@ -117,28 +138,39 @@ public sealed class WorkQueue : IPersistentJobQueueProvider, IPersistentJobQueue
     /// With long polling (one LISTEN per process) the poll is a fallback; it also bounds how long a job given back by
     /// another process's <see cref="Liveness"/> waits when its NOTIFY was missed.
     /// </summary>
-    internal static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    internal TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    private FetchedJob? TryFetch(string queue)
+    /// <summary>
+    /// Fetches the oldest job of <paramref name="queue"/>, and says whether another may wait in <paramref name="queues"/>
+    /// (unfetched, not paused; rows other fetchers are taking at this moment count too, so it errs towards "more").
+    /// </summary>
+    private (FetchedJob? Job, bool More) TryFetch(string queue, string[] queues)
     {
         // One statement, committed on its own. updatecount is the fetch's generation: renewals, removal and give-back
         // match it, so a holder whose fetch was taken from it (rescued, refetched) can no longer touch the row.
         // A paused queue (jobs.paused_queue, POST /queues/{name}/pause) yields nothing; its resume NOTIFYs new_job, so
-        // waiting workers look again at once (or at the next poll, PollInterval, should the notification be missed).
+        // a waiting worker looks again at once (or at the next poll, PollInterval, should the notification be missed).
+        // The "more" check runs only when a row was taken (an empty fetch stays one index probe, no write).
         using var cmd = _dataSource.CreateCommand($"""
-            UPDATE {Schema}.jobqueue q SET fetchedat = now(), updatecount = (q.updatecount + 1) % 2000000000
-            WHERE q.id = (SELECT id FROM {Schema}.jobqueue WHERE queue = $1 AND fetchedat IS NULL
-                          AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = $1)
-                          ORDER BY jobid LIMIT 1 FOR UPDATE SKIP LOCKED)
-            RETURNING q.id, q.jobid, q.queue, q.updatecount
+            WITH taken AS (
+                UPDATE {Schema}.jobqueue q SET fetchedat = now(), updatecount = (q.updatecount + 1) % 2000000000
+                WHERE q.id = (SELECT id FROM {Schema}.jobqueue WHERE queue = $1 AND fetchedat IS NULL
+                              AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = $1)
+                              ORDER BY jobid LIMIT 1 FOR UPDATE SKIP LOCKED)
+                RETURNING q.id, q.jobid, q.queue, q.updatecount)
+            SELECT t.id, t.jobid, t.queue, t.updatecount,
+                   EXISTS (SELECT 1 FROM {Schema}.jobqueue r WHERE r.queue = ANY($2) AND r.fetchedat IS NULL AND r.id <> t.id
+                           AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = r.queue))
+            FROM taken t
             """);
         cmd.Parameters.Add(new() { Value = queue });
+        cmd.Parameters.Add(new() { Value = queues });
         using var reader = cmd.ExecuteReader();
-        if (!reader.Read()) return null;
+        if (!reader.Read()) return (null, false);
         var job = new FetchedJob(this, reader.GetInt64(0), reader.GetInt64(1).ToString(System.Globalization.CultureInfo.InvariantCulture),
             reader.GetString(2), reader.GetInt32(3));
         _held[job] = 0;
-        return job;
+        return (job, reader.GetBoolean(4));
     }
 
     private void Start()
