@@ -6,3 +6,6 @@ ALTER TABLE jobs.job ADD COLUMN tuples jsonb;
 -- A map item's: {"args": [...], "kwargs": [...], "result": [...]} (the map's kwargs pointers repeated in each item that
 -- has any, so a chunk reads an item's whole call from its row).
 ALTER TABLE jobs.map_item ADD COLUMN tuples jsonb;
+-- GET /maps/{id}/results looks up the items whose result held tuples after copying the results: an index probe, not a
+-- second pass over every item of the map (almost always there are none).
+CREATE INDEX map_item_result_tuples_idx ON jobs.map_item (map_id, index) WHERE tuples ? 'result';

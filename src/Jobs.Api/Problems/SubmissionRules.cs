@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Jobs.Core.Functions;
 using Jobs.Api.Jobs;
 using Jobs.Api.Queues;
@@ -62,19 +63,9 @@ internal static class SubmissionRules
     /// </summary>
     public static string? Tuples(TupleLocations? tuples, JsonElement args, JsonElement kwargs)
     {
-        if (tuples is null) return null;
-        var stored = new System.Text.Json.Nodes.JsonObject();
-        foreach (var (pointers, value, field) in new[] { (tuples.Args, args, "args"), (tuples.Kwargs, kwargs, "kwargs") })
-        {
-            if (pointers is not { Count: > 0 }) continue;
-            if (pointers.Count > MaxTuples)
-                throw new RequestRefusedException(400, "Too many tuples", $"tuples.{field} names {pointers.Count} places; at most {MaxTuples}.", $"tuples.{field}");
-            for (var i = 0; i < pointers.Count; i++)
-                if (pointers[i] is not { } pointer || !PointsAtArray(value, pointer))
-                    throw new RequestRefusedException(400, "Invalid tuples",
-                        $"tuples.{field}[{i}] ('{Echo(pointers[i] ?? "null")}') is not a JSON Pointer to an array in {field}.", $"tuples.{field}");
-            stored[field] = new System.Text.Json.Nodes.JsonArray([.. pointers.Select(p => (System.Text.Json.Nodes.JsonNode?)p)]);
-        }
+        var stored = new JsonObject();
+        if (Pointers(tuples?.Args, args, "args") is { } inArgs) stored["args"] = inArgs;
+        if (Pointers(tuples?.Kwargs, kwargs, "kwargs") is { } inKwargs) stored["kwargs"] = inKwargs;
         return stored.Count == 0 ? null : stored.ToJsonString();
     }
 
@@ -84,32 +75,42 @@ internal static class SubmissionRules
     /// </summary>
     public static string?[]? ItemTuples(Maps.MapTupleLocations? tuples, JsonElement items, JsonElement kwargs, bool star)
     {
-        if (tuples is null || (tuples.Items is not { Count: > 0 } && tuples.Kwargs is not { Count: > 0 })) return null;
-        var kwargsTuples = Tuples(new TupleLocations { Kwargs = tuples.Kwargs }, default, kwargs);
+        var inKwargs = Pointers(tuples?.Kwargs, kwargs, "kwargs");
+        var inItems = Pointers(tuples?.Items, items, "items", withinAnItem: true);
+        if (inKwargs is null && inItems is null) return null;
+        // Each pointer into items, within its item; the call's args are the item itself (star) or [item].
         var byItem = new List<string>?[items.GetArrayLength()];
-        var pointers = tuples.Items ?? [];
-        if (pointers.Count > MaxTuples)
-            throw new RequestRefusedException(400, "Too many tuples", $"tuples.items names {pointers.Count} places; at most {MaxTuples}.", "tuples.items");
-        for (var i = 0; i < pointers.Count; i++)
+        foreach (var pointer in inItems?.Select(p => p!.GetValue<string>()) ?? [])
         {
-            var pointer = pointers[i];
-            var slash = pointer is { Length: >= 2 } ? pointer.IndexOf('/', 1) is > 0 and var at ? at : pointer.Length : 0;
-            if (pointer is null || slash == 0 || !PointsAtArray(items, pointer)
-                || !int.TryParse(pointer.AsSpan(1, slash - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var item))
-                throw new RequestRefusedException(400, "Invalid tuples",
-                    $"tuples.items[{i}] ('{Echo(pointer ?? "null")}') is not a JSON Pointer to an array within an item of items.", "tuples.items");
-            // Within the item; the call's args are the item itself (star) or [item].
-            (byItem[item] ??= []).Add(star ? pointer[slash..] : "/0" + pointer[slash..]);
+            var slash = pointer.IndexOf('/', 1) is > 0 and var at ? at : pointer.Length;
+            (byItem[int.Parse(pointer.AsSpan(1, slash - 1), System.Globalization.CultureInfo.InvariantCulture)] ??= [])
+                .Add(star ? pointer[slash..] : "/0" + pointer[slash..]);
         }
-        var kwargsPart = kwargsTuples is null ? null : System.Text.Json.Nodes.JsonNode.Parse(kwargsTuples)!["kwargs"];
         return [.. byItem.Select(args =>
         {
-            if (args is null && kwargsPart is null) return null;
-            var call = new System.Text.Json.Nodes.JsonObject();
-            if (args is not null) call["args"] = new System.Text.Json.Nodes.JsonArray([.. args.Select(p => (System.Text.Json.Nodes.JsonNode?)p)]);
-            if (kwargsPart is not null) call["kwargs"] = kwargsPart.DeepClone();
+            if (args is null && inKwargs is null) return null;
+            var call = new JsonObject();
+            if (args is not null) call["args"] = new JsonArray([.. args.Select(p => (JsonNode?)p)]);
+            if (inKwargs is not null) call["kwargs"] = inKwargs.DeepClone();
             return call.ToJsonString();
         })];
+    }
+
+    /// <summary>
+    /// The pointers of <c>tuples.{field}</c> once each is known to name an array in <paramref name="value"/> (with
+    /// <paramref name="withinAnItem"/>: within one of its elements, not the value itself); null for none; 400 otherwise.
+    /// </summary>
+    private static JsonArray? Pointers(List<string>? pointers, JsonElement value, string field, bool withinAnItem = false)
+    {
+        if (pointers is not { Count: > 0 }) return null;
+        if (pointers.Count > MaxTuples)
+            throw new RequestRefusedException(400, "Too many tuples", $"tuples.{field} names {pointers.Count} places; at most {MaxTuples}.", $"tuples.{field}");
+        for (var i = 0; i < pointers.Count; i++)
+            if (pointers[i] is not { } pointer || (withinAnItem && pointer.Length < 2) || !PointsAtArray(value, pointer))
+                throw new RequestRefusedException(400, "Invalid tuples",
+                    $"tuples.{field}[{i}] ('{Echo(pointers[i] ?? "null")}') is not a JSON Pointer to an array {(withinAnItem ? "within an item of" : "in")} {field}.",
+                    $"tuples.{field}");
+        return new JsonArray([.. pointers.Select(p => (JsonNode?)p)]);
     }
 
     /// <summary>Whether the JSON Pointer (RFC 6901) <paramref name="pointer"/> names an array in <paramref name="value"/>.</summary>
