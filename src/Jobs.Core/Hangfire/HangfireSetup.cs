@@ -5,6 +5,7 @@ using Jobs.Core.Database;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Jobs.Core.Hangfire;
 
@@ -50,6 +51,8 @@ public static class HangfireSetup
             // Worker processes fetch through our queue (WorkQueue: one owner per fetched job, liveness per process);
             // the API only enqueues, which is the same INSERT + NOTIFY either way.
             sp.GetService<WorkQueue>()?.Attach(storage, worker.EffectiveQueues);
+            // Its distributed locks as advisory locks (AdvisoryLockStorage): two round trips and no commit per lock.
+            config.UseStorage(new AdvisoryLockStorage(storage, sp.GetRequiredService<NpgsqlDataSource>()));
             // Two of Hangfire's four default filters cost round trips on every job and do nothing here: CaptureCulture
             // reads two job parameters before each run (the culture a job was created in; ours run culture-free), and
             // ContinuationsSupport reads one at each job's end (no Hangfire job here has continuations). Without them
