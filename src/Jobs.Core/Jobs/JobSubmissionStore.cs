@@ -1,4 +1,5 @@
 using Jobs.Core.Database;
+using Jobs.Core.Hangfire;
 using Jobs.Core.Idempotency;
 using Npgsql;
 using NpgsqlTypes;
@@ -50,21 +51,31 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     }
 
     /// <summary>
-    /// Stores jobs that arrived together (no Idempotency-Key, not delayed) in one statement and one commit: all
-    /// durable once this returns, in the order given.
+    /// Stores jobs that arrived together (no Idempotency-Key, not delayed) and the Hangfire jobs that carry them
+    /// (<see cref="JobDispatcher.Plan"/>: per queue, pieces of at most <paramref name="maxBatch"/>), enqueued, in one
+    /// statement and one commit: all durable and dispatched once this returns, in the order given. A lone job's
+    /// submission is this one round trip (before: its row, then Hangfire's client in two transactions, then the row
+    /// marked dispatched — four commits).
     /// </summary>
-    public async Task<IReadOnlyList<JobRecord>> InsertManyAsync(IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    public async Task<IReadOnlyList<JobRecord>> InsertManyAsync(IReadOnlyList<NewJob> jobs, int maxBatch, CancellationToken ct)
     {
         var ids = new Guid[jobs.Count];
         for (var i = 0; i < ids.Length; i++) ids[i] = Guid.CreateVersion7();
+        var (owner, hangfireJobs) = JobDispatcher.Plan(ids, jobs, maxBatch);
         // Opened first: a PostgreSQL that cannot be reached fails here, and then nothing was stored, for certain.
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var cmd = new NpgsqlCommand($"""
-            INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
-            SELECT id, function, args::json, kwargs::json, queue, 'enqueued', timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples::jsonb
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[])
-                AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
-            RETURNING {JobQueries.Columns}
+            WITH {EnqueuedHangfireJobs.Ctes(13)},
+            stored AS (
+                INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name,
+                                      trace_parent, tuples, hangfire_job_id, dispatched_at)
+                SELECT t.id, t.function, t.args::json, t.kwargs::json, t.queue, 'enqueued', t.timeout_seconds, t.max_retries, t.callback_url,
+                       t.schedule_name, t.trace_parent, t.tuples::jsonb, h.id::text, now()
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[])
+                    AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples, owner)
+                JOIN hangfire_new h ON h.ord = t.owner + 1
+                RETURNING {JobQueries.Columns})
+            SELECT s.* FROM stored s CROSS JOIN (SELECT {EnqueuedHangfireJobs.Notify}) AS woken
             """, connection);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Function).ToArray() });
@@ -77,6 +88,8 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Tuples).ToArray() });
+        cmd.Parameters.Add(new() { Value = owner });
+        EnqueuedHangfireJobs.AddParameters(cmd.Parameters, hangfireJobs);
         Dictionary<Guid, JobRecord> byId;
         try
         {

@@ -11,15 +11,16 @@ using Npgsql;
 namespace Jobs.Core.Jobs;
 
 /// <summary>
-/// Stores jobs (durable from then on), then hands them to Hangfire. Used by the API and by recurring schedules.
-/// Once a row is committed the submission is accepted, whatever happens next: if handing it to Hangfire fails
-/// (PostgreSQL went away in between) or the process dies, the workers' sweeper dispatches the row later.
+/// Stores jobs (durable from then on) and hands them to Hangfire. Used by the API and by recurring schedules.
+/// Once a row is committed the submission is accepted, whatever happens next: where handing it to Hangfire is a
+/// step of its own (a delayed job, an Idempotency-Key, a retry) and fails (PostgreSQL went away in between) or the
+/// process dies, the workers' sweeper dispatches the row later.
 /// <para>
 /// Group commit: submissions that arrive while earlier ones are being stored wait for the next round, and each
-/// round stores all of them in one statement and one commit and hands them to Hangfire as batches of up to
-/// Jobs:MaxBatchSize jobs per Hangfire job. An idle service stores each job at once, alone; under load the
-/// rounds grow by themselves, and so does what one commit and one Hangfire job carry. Each job stays its own
-/// row: tracked, cancellable and retried on its own.
+/// round stores all of them, with the Hangfire jobs that carry them (batches of up to Jobs:MaxBatchSize jobs per
+/// Hangfire job, created enqueued: <see cref="Hangfire.EnqueuedHangfireJobs"/>), in one statement and one commit. An
+/// idle service stores each job at once, alone; under load the rounds grow by themselves, and so does what one commit
+/// and one Hangfire job carry. Each job stays its own row: tracked, cancellable and retried on its own.
 /// </para>
 /// </summary>
 public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatcher, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
@@ -98,7 +99,8 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
         IReadOnlyList<JobRecord> records;
         try
         {
-            records = await store.InsertManyAsync([.. round.Select(p => p.Job)], CancellationToken.None);
+            // Stored and dispatched in one statement: its Hangfire jobs are created enqueued with the rows.
+            records = await store.InsertManyAsync([.. round.Select(p => p.Job)], options.Value.MaxBatchSize, CancellationToken.None);
         }
         catch (PostgresException e) when (round.Count > 1 && e.SqlState.StartsWith("22", StringComparison.Ordinal))
         {
@@ -110,7 +112,7 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
             }
             return;
         }
-        await DispatchAsync(records);
+        foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
         for (var i = 0; i < round.Count; i++) round[i].Completion.TrySetResult(records[i]);
     }
 

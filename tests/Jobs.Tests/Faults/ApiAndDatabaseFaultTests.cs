@@ -97,11 +97,37 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
     }
 
     [Fact]
+    public async Task A_plain_submission_is_stored_with_its_hangfire_job_in_one_commit_or_not_at_all()
+    {
+        // Issue 24: a submission without an Idempotency-Key is one statement — its row, its Hangfire job, the queue row.
+        // While Hangfire's job table is held, the row is not committed either (before: the row was, and a stop of
+        // PostgreSQL in that window left it to the sweeper); once released, both are there, dispatched.
+        var queue = SystemFixture.PrivateQueue();
+        await using var locker = new Npgsql.NpgsqlConnection(Database.ConnectionString);
+        await locker.OpenAsync();
+        var tx = await locker.BeginTransactionAsync();
+        await new Npgsql.NpgsqlCommand("LOCK TABLE hangfire.job IN EXCLUSIVE MODE", locker, tx).ExecuteNonQueryAsync();
+        var submission = Http.SubmitAsync(new { function = "math.square", args = new[] { 5 }, queue });
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Assert.False(submission.IsCompleted);
+        Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue));
+        await tx.CommitAsync();
+
+        var response = await submission.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal(1L, await Database.ScalarAsync<long>("""
+            SELECT count(*) FROM jobs.job j JOIN hangfire.jobqueue q ON q.jobid = j.hangfire_job_id::bigint
+            WHERE j.queue = $1 AND j.dispatched_at IS NOT NULL AND q.queue = $1
+            """, queue));
+    }
+
+    [Fact]
     public async Task A_submission_stored_just_before_postgresql_stops_is_accepted_and_runs_never_answered_503()
     {
         // The red team's finding: a submission answered 503 during a PostgreSQL stop was stored and ran afterwards.
-        // The window: the row is committed, then handing it to Hangfire fails. Held open here by locking Hangfire's
-        // job table, so the API commits the row and waits; then PostgreSQL stops.
+        // The window: the row is committed, then handing it to Hangfire fails — still a step of its own for a submission
+        // with an Idempotency-Key (its key and row are claimed in one transaction first). Held open here by locking
+        // Hangfire's job table, so the API commits the row and waits; then PostgreSQL stops.
         Assert.True(Database.Postgres is not null, $"this test restarts the tests' own PostgreSQL; unset {TestDatabase.EnvironmentVariable}");
         var queue = SystemFixture.PrivateQueue();
         Task<HttpResponseMessage> submission;
@@ -109,25 +135,31 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
         await locker.OpenAsync();
         var tx = await locker.BeginTransactionAsync();
         await new Npgsql.NpgsqlCommand("LOCK TABLE hangfire.job IN EXCLUSIVE MODE", locker, tx).ExecuteNonQueryAsync();
-        try
-        {
-            submission = Http.SubmitAsync(new { function = "math.square", args = new[] { 12 }, queue });
-            await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue) == 1,
-                "the row is committed while Hangfire's table is held", 20);
-        }
-        finally
-        {
-            await Database.Postgres!.StopAsync();
-            try { await locker.DisposeAsync(); } catch (Exception) { /* its server is gone */ }
-        }
         HttpResponseMessage response;
         try
         {
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs")
+                {
+                    Content = JsonContent.Create(new { function = "math.square", args = new[] { 12 }, queue }),
+                };
+                request.Headers.Add("Idempotency-Key", $"stop-{Guid.NewGuid()}");
+                submission = Http.SendAsync(request);
+                await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue) == 1,
+                    "the row is committed while Hangfire's table is held", 20);
+            }
+            finally
+            {
+                await Database.Postgres!.StopAsync();
+                try { await locker.DisposeAsync(); } catch (Exception) { /* its server is gone */ }
+            }
             response = await submission.WaitAsync(TimeSpan.FromSeconds(30));
         }
         finally
         {
-            await Database.Postgres.RestartAsync();
+            // Whatever failed above, the PostgreSQL the other tests share comes back.
+            await Database.Postgres!.RestartAsync();
             Npgsql.NpgsqlConnection.ClearAllPools();
         }
 

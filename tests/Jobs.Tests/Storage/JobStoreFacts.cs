@@ -1,5 +1,10 @@
+using System.Globalization;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using Jobs.Core.Idempotency;
 using Jobs.Core.Jobs;
+using Jobs.Tests.Infrastructure;
+using Npgsql;
 
 namespace Jobs.Tests.Storage;
 
@@ -52,11 +57,48 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task Jobs_that_arrive_together_are_stored_in_one_statement_in_the_order_given()
     {
-        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2), Square(3)], default);
+        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2), Square(3)], maxBatch: 100, default);
 
         Assert.Equal(["[1]", "[2]", "[3]"], stored.Select(j => j.Args));
         Assert.All(stored, j => Assert.Equal("enqueued", j.State));
         Assert.Equal(3, stored.Select(j => j.Id).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Jobs_that_arrive_together_are_stored_with_their_hangfire_jobs_enqueued_in_the_same_statement()
+    {
+        // Three of queue "q" and one of "other", at most two rows per Hangfire job: three Hangfire jobs, each created
+        // Enqueued as Hangfire's client would (state, queue row, no expiry), and the rows owned and dispatched already.
+        NewJob[] jobs = [Square(1), Square(2), Square(3) with { Queue = "other" }, Square(4)];
+        await using var listener = await store.DataSource.OpenConnectionAsync();
+        var woken = 0;
+        listener.Notification += (_, _) => Interlocked.Increment(ref woken);
+        await using (var listen = new NpgsqlCommand("LISTEN new_job", listener)) await listen.ExecuteNonQueryAsync();
+
+        var stored = await store.JobSubmissions.InsertManyAsync(jobs, maxBatch: 2, default);
+
+        Assert.All(stored, j => Assert.NotNull(j.HangfireJobId));
+        Assert.Equal(stored[0].HangfireJobId, stored[1].HangfireJobId);
+        Assert.Equal(3, stored.Select(j => j.HangfireJobId).Distinct().Count());
+        Assert.Equal(0L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE dispatched_at IS NULL"));
+        var options = new PostgreSqlStorageOptions { PrepareSchemaIfNecessary = false };
+        using var hangfire = new PostgreSqlStorage(new NpgsqlConnectionFactory(store.Database.ConnectionString, options), options).GetConnection();
+        foreach (var owner in stored.Select(j => j.HangfireJobId!).Distinct())
+        {
+            var rows = stored.Where(j => j.HangfireJobId == owner).ToArray();
+            Assert.Equal($"Enqueued|{rows[0].Queue}|Enqueued|1|t", await store.Database.ScalarAsync<string>(
+                "SELECT concat_ws('|', j.statename, q.queue, s.name, (SELECT count(*) FROM hangfire.state WHERE jobid = j.id), j.expireat IS NULL) " +
+                "FROM hangfire.job j JOIN hangfire.state s ON s.id = j.stateid JOIN hangfire.jobqueue q ON q.jobid = j.id WHERE j.id = $1",
+                long.Parse(owner, CultureInfo.InvariantCulture)));
+            // Hangfire reads it back as the call of JobRunner on exactly its rows, in order, in their queue.
+            var data = hangfire.GetJobData(owner);
+            Assert.Equal(rows[0].Queue, data.Job.Queue);
+            Assert.Equal(rows.Select(r => r.Id), (Guid[])data.Job.Args[1]);
+            Assert.Equal(rows[0].Queue, hangfire.GetStateData(owner).Data["Queue"]);
+        }
+        // One notification, at commit, wakes the workers.
+        await using (var ping = new NpgsqlCommand("SELECT 1", listener)) await ping.ExecuteNonQueryAsync();
+        await Eventually.TrueAsync(() => Task.FromResult(Volatile.Read(ref woken) >= 1), "new_job notified", 5);
     }
 
     [Fact]
@@ -92,12 +134,13 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_hand_back_returns_unrun_rows_to_the_queue_without_an_attempt_and_only_for_their_owner()
     {
-        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2)], default);
+        var stored = await store.JobSubmissions.InsertManyAsync([Square(1), Square(2)], maxBatch: 100, default);
         Guid[] ids = [.. stored.Select(j => j.Id)];
-        await store.JobExecution.ClaimAsync(ids, "hf-1", "w", MaxCrashes, default);
+        var owner = stored[0].HangfireJobId!; // created with the rows
+        Assert.Equal(2, (await store.JobExecution.ClaimAsync(ids, owner, "w", MaxCrashes, default)).Count);
 
         Assert.Empty(await store.JobExecution.HandBackAsync(ids, "hf-other", MaxCrashes, default));
-        var back = await store.JobExecution.HandBackAsync(ids, "hf-1", MaxCrashes, default);
+        var back = await store.JobExecution.HandBackAsync(ids, owner, MaxCrashes, default);
 
         Assert.Equal(2, back.Count);
         Assert.All(back, j => Assert.Equal(("enqueued", 0, (string?)null), (j.State, j.Attempts, j.HangfireJobId)));
