@@ -20,8 +20,8 @@ namespace Jobs.Core.Hangfire;
 /// holder that lost its connection — PostgreSQL restarted under it — blocks the resource until the row is
 /// <c>DistributedLockTimeout</c> old. Here a lock is <c>pg_advisory_xact_lock</c> in a transaction of a pooled
 /// connection of its own: one round trip to take it (its BEGIN and <c>SET LOCAL lock_timeout</c> travel with it),
-/// one to free it (a COMMIT with nothing to write: no WAL, no fsync), and it ends with its holder's session, whatever
-/// happened to the holder.
+/// and a COMMIT with nothing to write (no WAL, no fsync) to free it, which the holder does not wait for; it ends with
+/// its holder's session, whatever happened to the holder.
 /// </para>
 /// <para>
 /// Hangfire's locks are re-entrant per connection (Hangfire.SqlServer's and Hangfire.PostgreSql's are): the same
@@ -101,14 +101,22 @@ public sealed class AdvisoryLockStorage : JobStorage
         : timeout.TotalMilliseconds >= int.MaxValue ? "0"
         : $"{Math.Max(1, (long)Math.Ceiling(timeout.TotalMilliseconds))}ms";
 
-    /// <summary>A held lock: its transaction and connection. Disposing commits (nothing to write) and returns the connection.</summary>
+    /// <summary>
+    /// A held lock: its transaction and connection. Disposing frees it without waiting for the round trip: the COMMIT
+    /// (nothing to write) is sent, and the connection returned to the pool, in the background. The holder's work under
+    /// the lock is committed by then, so nothing it wrote can be seen without the lock; the next holder, in this process
+    /// or another, simply waits on PostgreSQL until the COMMIT lands. Should the process die first, its session ends and
+    /// the lock with it.
+    /// </summary>
     internal sealed class AdvisoryLock(NpgsqlConnection connection, NpgsqlTransaction transaction) : IDisposable
     {
-        public void Dispose()
+        public void Dispose() => _ = FreeAsync();
+
+        private async Task FreeAsync()
         {
             try
             {
-                transaction.Commit();
+                await transaction.CommitAsync().ConfigureAwait(false);
             }
             catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
             {
@@ -116,8 +124,8 @@ public sealed class AdvisoryLockStorage : JobStorage
             }
             finally
             {
-                transaction.Dispose();
-                connection.Dispose();
+                await transaction.DisposeAsync().ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
     }

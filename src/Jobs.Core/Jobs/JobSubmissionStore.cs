@@ -15,7 +15,9 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     /// <summary>
     /// Stores a new job; once this returns it is durable and will run even if the caller dies now. With an
     /// Idempotency-Key, the key and the job are stored in one transaction: a repeat (even a concurrent one,
-    /// which waits on the key's unique index) gets the first job back with <c>Created = false</c>.
+    /// which waits on the key's unique index) gets the first job back with <c>Created = false</c>. A job due now is
+    /// stored dispatched (with its enqueued Hangfire job, <see cref="InsertManyAsync"/>); a delayed one is stored alone,
+    /// for the caller to dispatch (<see cref="JobRecord.HangfireJobId"/> null).
     /// </summary>
     public async Task<(JobRecord Job, bool Created)> InsertAsync(NewJob job, IdempotencyClaim? idempotency, CancellationToken ct)
     {
@@ -26,6 +28,13 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         {
             await tx.RollbackAsync(ct);
             return (await queries.GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
+        }
+        if (!(job.RunAt > DateTime.UtcNow))
+        {
+            // Due now: stored with the Hangfire job that carries it, enqueued, in this transaction (as a round is).
+            var stored = (await StoreEnqueuedAsync(connection, tx, [id], [job], maxBatch: 1, ct))[0];
+            await SubmissionOutcomeUnknownException.CommitAsync(tx, "job", [id], ct);
+            return (stored, true);
         }
         await using var cmd = new NpgsqlCommand($"""
             INSERT INTO jobs.job (id, function, args, kwargs, queue, state, run_at, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples)
@@ -61,22 +70,41 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     {
         var ids = new Guid[jobs.Count];
         for (var i = 0; i < ids.Length; i++) ids[i] = Guid.CreateVersion7();
-        var (owner, hangfireJobs) = JobDispatcher.Plan(ids, jobs, maxBatch);
         // Opened first: a PostgreSQL that cannot be reached fails here, and then nothing was stored, for certain.
         await using var connection = await dataSource.OpenConnectionAsync(ct);
+        try
+        {
+            return await StoreEnqueuedAsync(connection, null, ids, jobs, maxBatch, ct);
+        }
+        catch (Exception e) when (SubmissionOutcomeUnknownException.MayHaveCommitted(e))
+        {
+            // One statement, committed by itself: the connection broke after it was sent, maybe after its commit.
+            throw new SubmissionOutcomeUnknownException("job", ids, e);
+        }
+    }
+
+    /// <summary>
+    /// The statement of <see cref="InsertManyAsync"/>: rows <paramref name="ids"/> of <paramref name="jobs"/>, and the
+    /// Hangfire jobs that carry them (<see cref="JobDispatcher.Plan"/>), created enqueued, with the workers' NOTIFY.
+    /// </summary>
+    private static async Task<IReadOnlyList<JobRecord>> StoreEnqueuedAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Guid[] ids,
+        IReadOnlyList<NewJob> jobs, int maxBatch, CancellationToken ct)
+    {
+        var (owner, hangfireJobs) = JobDispatcher.Plan(ids, jobs, maxBatch);
         await using var cmd = new NpgsqlCommand($"""
-            WITH {EnqueuedHangfireJobs.Ctes(13)},
+            WITH {EnqueuedHangfireJobs.Ctes(14)},
             stored AS (
                 INSERT INTO jobs.job (id, function, args, kwargs, queue, state, timeout_seconds, max_retries, callback_url, schedule_name,
-                                      trace_parent, tuples, hangfire_job_id, dispatched_at)
+                                      trace_parent, tuples, run_at, hangfire_job_id, dispatched_at)
                 SELECT t.id, t.function, t.args::json, t.kwargs::json, t.queue, 'enqueued', t.timeout_seconds, t.max_retries, t.callback_url,
-                       t.schedule_name, t.trace_parent, t.tuples::jsonb, h.id::text, now()
-                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[])
-                    AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples, owner)
+                       t.schedule_name, t.trace_parent, t.tuples::jsonb, t.run_at, h.id::text, now()
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::int[], $8::text[], $9::text[],
+                            $10::text[], $11::text[], $12::timestamptz[], $13::int[])
+                    AS t(id, function, args, kwargs, queue, timeout_seconds, max_retries, callback_url, schedule_name, trace_parent, tuples, run_at, owner)
                 JOIN hangfire_new h ON h.ord = t.owner + 1
                 RETURNING {JobQueries.Columns})
             SELECT s.* FROM stored s CROSS JOIN (SELECT {EnqueuedHangfireJobs.Notify}) AS woken
-            """, connection);
+            """, connection, tx);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Function).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Args).ToArray() });
@@ -88,18 +116,11 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.ScheduleName).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.TraceParent).ToArray() });
         cmd.Parameters.Add(new() { Value = jobs.Select(j => j.Tuples).ToArray() });
+        cmd.Parameters.Add(new() { Value = jobs.Select(j => j.RunAt is { } at ? DateTime.SpecifyKind(at, DateTimeKind.Utc) : (DateTime?)null).ToArray(),
+            NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
         cmd.Parameters.Add(new() { Value = owner });
         EnqueuedHangfireJobs.AddParameters(cmd.Parameters, hangfireJobs);
-        Dictionary<Guid, JobRecord> byId;
-        try
-        {
-            byId = (await cmd.ReadListAsync(JobQueries.Read, ct, jobs.Count)).ToDictionary(r => r.Id);
-        }
-        catch (Exception e) when (SubmissionOutcomeUnknownException.MayHaveCommitted(e))
-        {
-            // One statement, committed by itself: the connection broke after it was sent, maybe after its commit.
-            throw new SubmissionOutcomeUnknownException("job", ids, e);
-        }
+        var byId = (await cmd.ReadListAsync(JobQueries.Read, ct, jobs.Count)).ToDictionary(r => r.Id);
         return ids.Select(id => byId[id]).ToArray();
     }
 

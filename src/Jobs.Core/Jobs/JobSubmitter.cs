@@ -13,7 +13,7 @@ namespace Jobs.Core.Jobs;
 /// <summary>
 /// Stores jobs (durable from then on) and hands them to Hangfire. Used by the API and by recurring schedules.
 /// Once a row is committed the submission is accepted, whatever happens next: where handing it to Hangfire is a
-/// step of its own (a delayed job, an Idempotency-Key, a retry) and fails (PostgreSQL went away in between) or the
+/// step of its own (a delayed job, a retry) and fails (PostgreSQL went away in between) or the
 /// process dies, the workers' sweeper dispatches the row later.
 /// <para>
 /// Group commit: submissions that arrive while earlier ones are being stored wait for the next round, and each
@@ -66,7 +66,9 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
     {
         var (record, created) = await store.InsertAsync(job, idempotency, ct);
         if (!created) return (record, false);
-        await DispatchAsync([record]);
+        // A job due now was stored with its Hangfire job; a delayed one gets its scheduled Hangfire job now.
+        if (record.HangfireJobId is null) await DispatchAsync([record]);
+        else metrics.Submitted(record.Function, record.Queue);
         return (record, true);
     }
 

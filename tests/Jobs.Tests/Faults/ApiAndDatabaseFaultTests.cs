@@ -1,6 +1,6 @@
+using System.Net.Http.Json;
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Http.Json;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -96,10 +96,13 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
         Assert.Equal(9, (await Http.WaitForJobAsync(after!.Value, 60))["result"]!.GetValue<double>());
     }
 
-    [Fact]
-    public async Task A_plain_submission_is_stored_with_its_hangfire_job_in_one_commit_or_not_at_all()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_submission_due_now_is_stored_with_its_hangfire_job_in_one_commit_or_not_at_all(bool idempotencyKey)
     {
-        // Issue 24: a submission without an Idempotency-Key is one statement — its row, its Hangfire job, the queue row.
+        // Issue 24: a submission due now is one statement — its row, its Hangfire job, the queue row (with an
+        // Idempotency-Key, one transaction with its key).
         // While Hangfire's job table is held, the row is not committed either (before: the row was, and a stop of
         // PostgreSQL in that window left it to the sweeper); once released, both are there, dispatched.
         var queue = SystemFixture.PrivateQueue();
@@ -107,7 +110,12 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
         await locker.OpenAsync();
         var tx = await locker.BeginTransactionAsync();
         await new Npgsql.NpgsqlCommand("LOCK TABLE hangfire.job IN EXCLUSIVE MODE", locker, tx).ExecuteNonQueryAsync();
-        var submission = Http.SubmitAsync(new { function = "math.square", args = new[] { 5 }, queue });
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs")
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new { function = "math.square", args = new[] { 5 }, queue }),
+        };
+        if (idempotencyKey) request.Headers.Add("Idempotency-Key", $"one-commit-{Guid.NewGuid()}");
+        var submission = Http.SendAsync(request);
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.False(submission.IsCompleted);
         Assert.Equal(0L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue));
@@ -125,9 +133,9 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
     public async Task A_submission_stored_just_before_postgresql_stops_is_accepted_and_runs_never_answered_503()
     {
         // The red team's finding: a submission answered 503 during a PostgreSQL stop was stored and ran afterwards.
-        // The window: the row is committed, then handing it to Hangfire fails — still a step of its own for a submission
-        // with an Idempotency-Key (its key and row are claimed in one transaction first). Held open here by locking
-        // Hangfire's job table, so the API commits the row and waits; then PostgreSQL stops.
+        // The window: the row is committed, then handing it to Hangfire fails — still a step of its own for a delayed
+        // job (its scheduled Hangfire job is made by Hangfire's client). Held open here by locking Hangfire's job table,
+        // so the API commits the row and waits; then PostgreSQL stops.
         Assert.True(Database.Postgres is not null, $"this test restarts the tests' own PostgreSQL; unset {TestDatabase.EnvironmentVariable}");
         var queue = SystemFixture.PrivateQueue();
         Task<HttpResponseMessage> submission;
@@ -140,12 +148,7 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
         {
             try
             {
-                using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs")
-                {
-                    Content = JsonContent.Create(new { function = "math.square", args = new[] { 12 }, queue }),
-                };
-                request.Headers.Add("Idempotency-Key", $"stop-{Guid.NewGuid()}");
-                submission = Http.SendAsync(request);
+                submission = Http.SubmitAsync(new { function = "math.square", args = new[] { 12 }, queue, delaySeconds = 1 });
                 await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue) == 1,
                     "the row is committed while Hangfire's table is held", 20);
             }

@@ -23,6 +23,17 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
 
     private static NewJob Square(int x, DateTime? runAt = null) => new("math.square", $"[{x}]", "{}", "q", runAt, MaxRetries: 1);
 
+    /// <summary>
+    /// A stored row no Hangfire job carries yet, as a delayed submission or <c>POST /jobs/{id}/retry</c> leaves one (a
+    /// submission due now comes with its own Hangfire job): the claim and outcome facts below play its Hangfire jobs.
+    /// </summary>
+    private async Task<JobRecord> UndispatchedAsync(NewJob job)
+    {
+        var (stored, _) = await store.JobSubmissions.InsertAsync(job, null, default);
+        await store.Database.ScalarAsync<int>("UPDATE jobs.job SET hangfire_job_id = NULL, dispatched_at = NULL WHERE id = $1", stored.Id);
+        return (await store.JobQueries.GetAsync(stored.Id, default))!;
+    }
+
     private static IdempotencyClaim Claim(string key, string body, string scope = "") =>
         new(key, System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(body)), TimeSpan.FromHours(1), scope);
 
@@ -33,8 +44,10 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
         var (later, _) = await store.JobSubmissions.InsertAsync(Square(4, DateTime.UtcNow.AddHours(1)), null, default);
 
         Assert.True(created);
-        Assert.Equal(("enqueued", "[3]", "q", 0, 1, (string?)null), (now.State, now.Args, now.Queue, now.Attempts, now.MaxRetries, now.HangfireJobId));
-        Assert.Equal("scheduled", later.State);
+        Assert.Equal(("enqueued", "[3]", "q", 0, 1), (now.State, now.Args, now.Queue, now.Attempts, now.MaxRetries));
+        // Due now: stored with its enqueued Hangfire job; delayed: stored alone, for the submitter to schedule.
+        Assert.NotNull(now.HangfireJobId);
+        Assert.Equal(("scheduled", (string?)null), (later.State, later.HangfireJobId));
         Assert.Equal(now, await store.JobQueries.GetAsync(now.Id, default));
     }
 
@@ -104,7 +117,7 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task The_first_hangfire_job_to_claim_a_row_owns_it_and_a_duplicate_dispatch_gets_nothing()
     {
-        var (job, _) = await store.JobSubmissions.InsertAsync(Square(7), null, default);
+        var job = await UndispatchedAsync(Square(7));
 
         var claimed = await store.JobExecution.ClaimAsync([job.Id], "hf-1", "worker-a", MaxCrashes, default);
         var duplicate = await store.JobExecution.ClaimAsync([job.Id], "hf-2", "worker-b", MaxCrashes, default);
@@ -119,7 +132,7 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_row_claimed_again_by_its_owner_after_its_worker_died_counts_a_crash_and_at_the_limit_no_attempt()
     {
-        var (job, _) = await store.JobSubmissions.InsertAsync(Square(8), null, default);
+        var job = await UndispatchedAsync(Square(8));
         await store.JobExecution.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
 
         var runs = new List<ClaimedJob>();
@@ -149,7 +162,7 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task An_outcome_is_written_only_by_the_owner_of_a_processing_row()
     {
-        var (job, _) = await store.JobSubmissions.InsertAsync(Square(9), null, default);
+        var job = await UndispatchedAsync(Square(9));
         await store.JobExecution.ClaimAsync([job.Id], "hf-1", "w", MaxCrashes, default);
 
         Assert.Empty(await store.JobExecution.FinishAsync("hf-2", [new JobOutcome(job.Id, JobStates.Succeeded, "81")], Retention, default));
@@ -164,8 +177,8 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task Cancel_ends_a_waiting_job_at_once_marks_a_running_one_and_refuses_a_finished_one()
     {
-        var (waiting, _) = await store.JobSubmissions.InsertAsync(Square(1), null, default);
-        var (running, _) = await store.JobSubmissions.InsertAsync(Square(2), null, default);
+        var waiting = await UndispatchedAsync(Square(1));
+        var running = await UndispatchedAsync(Square(2));
         await store.JobExecution.ClaimAsync([running.Id], "hf-r", "w", MaxCrashes, default);
         const string error = """{"type":"Canceled","message":"by request","stackTrace":""}""";
 
@@ -184,7 +197,7 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_stored_row_without_a_hangfire_job_is_found_by_the_sweeper_only_after_the_grace_period()
     {
-        var (job, _) = await store.JobSubmissions.InsertAsync(Square(1), null, default);
+        var job = await UndispatchedAsync(Square(1));
 
         Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.FromMinutes(1), 10, default));
         Assert.Equal([job.Id], (await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default)).Select(j => j.Id));
@@ -195,8 +208,8 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     [Fact]
     public async Task A_finished_jobs_callback_nobody_queued_is_found_with_its_queue_until_it_is_claimed()
     {
-        var (job, _) = await store.JobSubmissions.InsertAsync(Square(2) with { CallbackUrl = "http://127.0.0.1:1/hook" }, null, default);
-        var (plain, _) = await store.JobSubmissions.InsertAsync(Square(3), null, default);
+        var job = await UndispatchedAsync(Square(2) with { CallbackUrl = "http://127.0.0.1:1/hook" });
+        var plain = await UndispatchedAsync(Square(3));
         foreach (var id in new[] { job.Id, plain.Id })
         {
             Assert.Single(await store.JobExecution.ClaimAsync([id], "hf-" + id, "w", MaxCrashes, default));
