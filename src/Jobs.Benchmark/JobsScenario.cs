@@ -51,6 +51,9 @@ public sealed class JobsSystem : IAsyncDisposable
     public HttpClient Http { get; }
     public NpgsqlDataSource Db { get; }
 
+    /// <summary>The private cluster's data directory: the CPU census tells its processes from other clusters' on the machine.</summary>
+    public string PostgresDataDirectory { get; private init; } = "";
+
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask;
 
@@ -132,7 +135,7 @@ public sealed class JobsSystem : IAsyncDisposable
         await using var db = NpgsqlDataSource.Create(cs);
         await using (var servers = db.CreateCommand("SELECT count(*) FROM hangfire.server"))
             while ((long)(await servers.ExecuteScalarAsync())! < workers) await Task.Delay(100);
-        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env });
+        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env, PostgresDataDirectory = postgres.DataDirectory });
         system._watch = system.WatchAsync();
         return system;
     }
@@ -158,6 +161,7 @@ public static class JobsScenario
     {
         var labels = system.Processes.ToDictionary(p => p.Id, p => p.Name);
         labels[Environment.ProcessId] = "benchmark";
+        if (CpuCensus.Postmaster(system.PostgresDataDirectory) is { } postmaster) labels[postmaster] = "postgres (the benchmark's cluster)";
         return labels;
     }
 
