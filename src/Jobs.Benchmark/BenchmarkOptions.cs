@@ -1,8 +1,14 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false)
 {
-    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, map, chunksize, fairness, cpu, pycpu, scaling, baseline, graphile).</summary>
+    /// <summary>
+    /// --only issue24 (or --only lines): exactly the scenarios issue 24's lines are measured by, graphile-worker's
+    /// among them, and one table of those lines with their targets instead of the scenario table.
+    /// </summary>
+    public static readonly string[] LineScenarios = ["single", "latency", "backlog", "map", "usermap", "cpu", "graphile"];
+
+    /// <summary>Whether to run a scenario: all unless --only names some (single, latency, backlog, map, usermap, chunksize, fairness, cpu, pycpu, scaling, baseline, graphile).</summary>
     public bool Runs(string scenario) => Only is null || Only.Contains(scenario);
 
     public static BenchmarkOptions Parse(string[] args)
@@ -12,7 +18,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
         {
             if (args[i] == "--only")
             {
-                o = o with { Only = args[i + 1].Split(',') };
+                o = args[i + 1] is "issue24" or "lines" ? o with { Only = LineScenarios, Lines = true } : o with { Only = args[i + 1].Split(',') };
                 continue;
             }
             var value = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
@@ -27,9 +33,10 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--map-items" => o with { MapItems = value },
                 "--scaling-jobs" => o with { ScalingJobs = value },
                 "--fair-map-items" => o with { FairMapItems = value },
+                "--backlog" => o with { Backlog = value },
                 "--soak-rate" => o with { SoakRate = value },
                 "--chaos" => o with { ChaosSeconds = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,map,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile --jobs --latency --baseline-latency --workers --concurrency --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
             };
         }
         return o;

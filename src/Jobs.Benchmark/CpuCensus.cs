@@ -39,6 +39,20 @@ public sealed class CpuCensus
         return (clock.Elapsed, busy);
     }
 
+    /// <summary>The postmaster of the cluster in <paramref name="dataDirectory"/> (its postmaster.pid), if it runs.</summary>
+    public static int? Postmaster(string dataDirectory)
+    {
+        var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
+        try
+        {
+            return File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null; // restarting
+        }
+    }
+
     private static (double Busy, double Total) MachineTicks()
     {
         // /proc/stat's first line: cpu user nice system idle iowait irq softirq steal …
@@ -102,6 +116,8 @@ public sealed class CpuCensus
             if (used <= 0) continue;
             var group = labels.TryGetValue(pid, out var label) ? label
                 : labels.TryGetValue(now.Parent, out var parent) && now.Comm.StartsWith("python", StringComparison.Ordinal) ? $"python3 (of {parent})"
+                // A labelled postmaster's backends (same command name) are its own, not another cluster's on a shared machine.
+                : labels.TryGetValue(now.Parent, out parent) && _processes.TryGetValue(now.Parent, out var p) && p.Comm == now.Comm ? parent
                 : now.Comm;
             groups[group] = groups.GetValueOrDefault(group) + used;
         }

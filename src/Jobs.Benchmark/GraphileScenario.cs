@@ -5,10 +5,14 @@ using Jobs.Launcher.Processes;
 
 namespace Jobs.Benchmark;
 
-/// <summary>graphile-worker's figures: the comparable ones (same definitions as Jobs'), its bulk runs, and why there are none.</summary>
-public sealed record GraphileFigures(Figures Figures, string Bulk, string Node, string? Missing)
+/// <summary>
+/// graphile-worker's figures: the comparable ones (same definitions as Jobs'), its bulk runs, the rate it processes a
+/// pre-added backlog at with concurrency <see cref="GraphileScenario.WorkerConcurrency"/> (from its first task's start to
+/// the last job gone), and why there are none.
+/// </summary>
+public sealed record GraphileFigures(Figures Figures, string Bulk, double BacklogPerSecond, string Node, string? Missing)
 {
-    public static readonly GraphileFigures None = new(Figures.None, "–", "", null);
+    public static readonly GraphileFigures None = new(Figures.None, "–", double.NaN, "", null);
 }
 
 /// <summary>
@@ -38,7 +42,7 @@ public static class GraphileScenario
         var (exit, output) = await RunAsync(node, [Path.Combine(Folder, "bench.mjs"),
             "--connection", Url(postgres.ConnectionString("bench_graphile")),
             "--jobs", $"{options.Jobs}", "--concurrency", $"{options.Concurrency}", "--pool", $"{Pool}",
-            "--latency", $"{options.LatencySamples}", "--worker-concurrency", $"{WorkerConcurrency}",
+            "--latency", $"{options.LatencySamples}", "--worker-concurrency", $"{WorkerConcurrency}", "--backlog", $"{options.Backlog}",
             "--slots", $"{options.Workers * Environment.ProcessorCount}"], TimeSpan.FromMinutes(4));
         if (exit != 0) return Skip($"bench.mjs failed (exit {exit}; output above)");
         var json = JsonNode.Parse(output)!;
@@ -49,6 +53,7 @@ public static class GraphileScenario
         return new GraphileFigures(
             new Figures(Number(json["jobsPerSecond"]), Number(json["submissionsPerSecond"]), Of(json["pickup"]), Of(json["roundTrip"]), SqlCost.None),
             bulk.Count == 0 ? "–" : string.Join(" / ", bulk.Select(b => $"{Number(b!["jobsPerSecond"]):F0} ({Number(b!["processingJobsPerSecond"]):F0})")),
+            Number(bulk.FirstOrDefault(b => Number(b!["concurrency"]) == WorkerConcurrency)?["drainJobsPerSecond"]),
             $"graphile-worker {json["version"]} on node {json["node"]}", null);
     }
 

@@ -51,6 +51,9 @@ public sealed class JobsSystem : IAsyncDisposable
     public HttpClient Http { get; }
     public NpgsqlDataSource Db { get; }
 
+    /// <summary>The private cluster's data directory: the CPU census tells its processes from other clusters' on the machine.</summary>
+    public string PostgresDataDirectory { get; private init; } = "";
+
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask;
 
@@ -132,7 +135,7 @@ public sealed class JobsSystem : IAsyncDisposable
         await using var db = NpgsqlDataSource.Create(cs);
         await using (var servers = db.CreateCommand("SELECT count(*) FROM hangfire.server"))
             while ((long)(await servers.ExecuteScalarAsync())! < workers) await Task.Delay(100);
-        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env });
+        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env, PostgresDataDirectory = postgres.DataDirectory });
         system._watch = system.WatchAsync();
         return system;
     }
@@ -158,6 +161,7 @@ public static class JobsScenario
     {
         var labels = system.Processes.ToDictionary(p => p.Id, p => p.Name);
         labels[Environment.ProcessId] = "benchmark";
+        if (CpuCensus.Postmaster(system.PostgresDataDirectory) is { } postmaster) labels[postmaster] = "postgres (the benchmark's cluster)";
         return labels;
     }
 
@@ -186,10 +190,14 @@ public static class JobsScenario
     {
         var pickup = new List<double>();
         var roundTrip = new List<double>();
+        // Where the ?wait round trip goes, on the machine's one clock (the client's and PostgreSQL's now()): POST sent →
+        // row created, → started, → finished, → the finished job back at the client.
+        var (toCreated, toFinished, toAnswer) = (new List<double>(), new List<double>(), new List<double>());
         // Every statement the idle path runs, per job (printed with the census): the round trips from POST to start.
         await SqlCost.ResetAsync(system.Db);
         for (var i = 0; i < samples; i++)
         {
+            var sent = DateTime.UtcNow;
             var sample = Stopwatch.StartNew();
             var response = await system.Http.PostAsJsonAsync("/jobs?wait=30", new { function = "noop" });
             var job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
@@ -204,12 +212,77 @@ public static class JobsScenario
                 job = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
             }
             roundTrip.Add(sample.Elapsed.TotalMilliseconds);
-            pickup.Add((job["startedAt"]!.GetValue<DateTime>() - job["createdAt"]!.GetValue<DateTime>()).TotalMilliseconds);
+            var (created, started, finished) = (At(job, "createdAt"), At(job, "startedAt"), At(job, "finishedAt"));
+            pickup.Add((started - created).TotalMilliseconds);
+            toCreated.Add((created - sent).TotalMilliseconds);
+            toFinished.Add((finished - started).TotalMilliseconds);
+            toAnswer.Add((sent + sample.Elapsed - finished).TotalMilliseconds);
         }
         var sql = await SqlCost.MeasureAsync(system.Db, samples);
         Console.Error.WriteLine($"  idle path: {sql} statements / commits per job (background pollers included)");
+        Console.Error.WriteLine($"  ?wait round trip p50 / p95 / p99, ms: POST → row created {Percentiles.Of(toCreated)}, → started {Percentiles.Of(pickup)}, → finished {Percentiles.Of(toFinished)}, → answer at the client {Percentiles.Of(toAnswer)}; whole {Percentiles.Of(roundTrip)}");
         return (Percentiles.Of(pickup), Percentiles.Of(roundTrip));
     }
+
+    /// <summary>
+    /// A backlog drained: <paramref name="jobs"/> no-op jobs sent by one client through POST /jobs/batch, batches of
+    /// <see cref="BatchSize"/> one after another: jobs/s from the first submit to the last job ended, and jobs/s accepted.
+    /// </summary>
+    public static async Task<(double JobsPerSecond, double SubmissionsPerSecond)> BacklogAsync(JobsSystem system, int jobs)
+    {
+        // The batch path warmed (its JIT, the pools) by one batch, so the measurement is of steady state.
+        var before = await SucceededAsync(system.Db) + await SubmitBatchesAsync(system.Http, BatchSize);
+        await WaitForSucceededAsync(system.Db, before);
+        var labels = CensusLabels(system);
+        var census = CpuCensus.Take(labels.Keys);
+        var clock = Stopwatch.StartNew();
+        await SubmitBatchesAsync(system.Http, jobs);
+        var submitted = clock.Elapsed;
+        await WaitForSucceededAsync(system.Db, before + jobs);
+        var done = clock.Elapsed;
+        Console.Error.WriteLine($"  backlog of {jobs}: accepted in {submitted.TotalSeconds:F2} s ({(jobs + BatchSize - 1) / BatchSize} batches), all ended after {done.TotalSeconds:F2} s");
+        Console.Error.WriteLine(CpuCensus.Take(labels.Keys).Since(census, labels));
+        return (jobs / done.TotalSeconds, jobs / submitted.TotalSeconds);
+    }
+
+    /// <summary>The most jobs a POST /jobs/batch takes (JobsApi.MaxBatch).</summary>
+    private const int BatchSize = 1000;
+
+    /// <summary>Sends <paramref name="count"/> no-op jobs in batches, one request after another; each must be stored whole.</summary>
+    private static async Task<int> SubmitBatchesAsync(HttpClient http, int count)
+    {
+        for (var sent = 0; sent < count; sent += BatchSize)
+        {
+            var size = Math.Min(BatchSize, count - sent);
+            using var response = await http.PostAsJsonAsync("/jobs/batch", new { jobs = Enumerable.Repeat(new { function = "noop" }, size) });
+            var body = await response.Content.ReadAsStringAsync();
+            var stored = (int)response.StatusCode == 200 ? JsonNode.Parse(body)!["jobs"]!.AsArray().Count(j => j?["job"] is JsonObject) : 0;
+            if (stored != size) throw new InvalidOperationException($"batch of {size} refused ({stored} stored): {(int)response.StatusCode} {body[..Math.Min(500, body.Length)]}");
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// A map as its user times it: <see cref="Jobs.Client.JobsClient.MapAsync"/> (the service's .NET client: POST /maps,
+    /// then GET /maps/{id}/results until every result is back, in input order), each result checked: items/s.
+    /// </summary>
+    public static async Task<double> UserMapAsync(JobsSystem system, int count)
+    {
+        var client = new Jobs.Client.JobsClient(system.Http);
+        var labels = CensusLabels(system);
+        var census = CpuCensus.Take(labels.Keys);
+        var clock = Stopwatch.StartNew();
+        var results = await client.MapAsync<long>("math.square", Enumerable.Range(0, count).Select(i => (object?)i));
+        var wall = clock.Elapsed;
+        if (results.Count != count) throw new InvalidOperationException($"map returned {results.Count} of {count} results");
+        if (Enumerable.Range(0, count).FirstOrDefault(i => results[i] != (long)i * i, -1) is var wrong and >= 0)
+            throw new InvalidOperationException($"map result {wrong} is {results[wrong]}, not {(long)wrong * wrong}");
+        Console.Error.WriteLine($"  map math.square as a user times it: every result back after {wall.TotalSeconds:F2} s");
+        Console.Error.WriteLine(CpuCensus.Take(labels.Keys).Since(census, labels));
+        return count / wall.TotalSeconds;
+    }
+
+    private static DateTime At(JsonNode job, string field) => job[field]!.GetValue<DateTime>().ToUniversalTime();
 
     /// <summary>A map of <paramref name="items"/> items: items/s accepted by POST /maps, and items/s from submit to the last result.</summary>
     public static async Task<(double SubmitItemsPerSecond, double ItemsPerSecond, TimeSpan Wall)> MapAsync(JobsSystem system, string function, object[] items, int? chunksize = null)
@@ -247,6 +320,12 @@ public static class JobsScenario
             if ((int)response.StatusCode != 202)
                 throw new InvalidOperationException($"submission refused: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
         });
+
+    private static async Task<int> SucceededAsync(NpgsqlDataSource db)
+    {
+        await using var cmd = db.CreateCommand("SELECT count(*) FROM jobs.job WHERE state = 'succeeded'");
+        return (int)(long)(await cmd.ExecuteScalarAsync())!;
+    }
 
     private static async Task WaitForSucceededAsync(NpgsqlDataSource db, int count)
     {

@@ -31,7 +31,7 @@ if (options.SoakSeconds > 0)
 double pyWall = double.NaN, pyBaseline = double.NaN, workerRss = double.NaN, jobsPerSecond = double.NaN, submissionsPerSecond = double.NaN, mapSubmit = double.NaN, mapItems = double.NaN, cpuWall = double.NaN, python = double.NaN;
 SqlCost sql = SqlCost.None;
 Fairness fairSlow = Fairness.None, fairBig = Fairness.None;
-double oneAcceptMs = double.NaN, oneItems = double.NaN, defaultItems = double.NaN;
+double oneAcceptMs = double.NaN, oneItems = double.NaN, defaultItems = double.NaN, backlogPerSecond = double.NaN, userMapItems = double.NaN;
 var cpuSpread = "";
 Percentiles pickup = Percentiles.None, roundTrip = Percentiles.None;
 await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", options.Workers, options.Concurrency))
@@ -46,6 +46,11 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
         Console.Error.WriteLine($"jobs: {options.LatencySamples} sequential submissions on an idle system…");
         (pickup, roundTrip) = await JobsScenario.LatencyAsync(jobs, options.LatencySamples);
     }
+    if (options.Runs("backlog"))
+    {
+        Console.Error.WriteLine($"jobs: a backlog of {options.Backlog} no-op jobs through POST /jobs/batch…");
+        (backlogPerSecond, _) = await JobsScenario.BacklogAsync(jobs, options.Backlog);
+    }
     if (options.Runs("map"))
     {
         // Steady state, as a running service sees it: the first map after start pays for its code paths' first JIT and
@@ -59,6 +64,14 @@ await using (var jobs = await JobsSystem.StartAsync(postgres, "bench_jobs", opti
         var (settled, busy) = await CpuCensus.SettleAsync(TimeSpan.FromSeconds(30));
         Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items (machine settled after {settled.TotalSeconds:F1} s, {busy:F2} cores busy)…");
         (mapSubmit, mapItems, _) = await JobsScenario.MapAsync(jobs, "math.square", items);
+    }
+    if (options.Runs("usermap"))
+    {
+        // Warm as the map line is (after it, or after a cold map of its own), and on a settled machine.
+        if (!options.Runs("map")) await JobsScenario.MapAsync(jobs, "math.square", Enumerable.Range(0, options.MapItems).Cast<object>().ToArray());
+        var (settled, busy) = await CpuCensus.SettleAsync(TimeSpan.FromSeconds(30));
+        Console.Error.WriteLine($"jobs: map of {options.MapItems} math.square items as a user times it, through Jobs.Client (machine settled after {settled.TotalSeconds:F1} s, {busy:F2} cores busy)…");
+        userMapItems = await JobsScenario.UserMapAsync(jobs, options.MapItems);
     }
     if (options.Runs("chunksize"))
     {
@@ -128,6 +141,12 @@ foreach (var workers in options.Runs("scaling") ? new[] { 1, 2, 4 } : [])
 }
 
 var baseline = options.Runs("baseline") ? await BaselineScenario.RunAsync(postgres, options) : Figures.None;
+if (options.Runs("graphile"))
+{
+    // graphile-worker's side on a quiet machine too, not in the aftermath of the scenarios before it (autovacuum, writeback).
+    var (settled, busy) = await CpuCensus.SettleAsync(TimeSpan.FromSeconds(30));
+    Console.Error.WriteLine($"graphile: machine settled after {settled.TotalSeconds:F1} s, {busy:F2} cores busy");
+}
 var graphile = options.Runs("graphile") ? await GraphileScenario.RunAsync(postgres, options) : GraphileFigures.None;
 var graphileSetup = graphile.Missing is { } missing ? $"graphile-worker not run: {missing}"
     : $"{graphile.Node}: concurrency {GraphileScenario.WorkerConcurrency}, {options.Concurrency} concurrent addJob callers sharing its default pg pool of {GraphileScenario.Pool}; its latencies are addJob call → task start / → job row gone (polled every 1 ms), on one Node clock";
@@ -142,6 +161,13 @@ Console.WriteLine($"""
     setup:   {options.Workers} worker processes each side unless stated, default slots per process (Jobs: {Environment.ProcessorCount} = cores; Hangfire: {Math.Min(Environment.ProcessorCount * 5, 20)} = min(5 × cores, 20)); {options.Concurrency} concurrent submitters to Jobs, {Math.Min(options.Concurrency, BaselineScenario.MaxConcurrency)} to the baseline (more time out in Hangfire's client); {graphileSetup}
     sides:   Jobs = REST over HTTP into the API process, PostgreSQL, separate worker processes; bare Hangfire = in-process BackgroundJobClient, separate server processes; graphile-worker = direct SQL (add_job) from Node, adder and workers in one process, woken by LISTEN/NOTIFY
 
+    """);
+if (options.Lines)
+{
+    Console.WriteLine(new IssueLines(pickup, roundTrip, jobsPerSecond, submissionsPerSecond, backlogPerSecond, mapItems, userMapItems, cpuWall, python, graphile, options).Table());
+    return 0;
+}
+Console.WriteLine($"""
     | scenario | Jobs | baseline | Jobs ÷ baseline | graphile-worker | Jobs ÷ graphile |
     |---|---:|---:|---:|---:|---:|
     | single no-op jobs end to end ({options.Jobs}), jobs/s — baseline: bare Hangfire.PostgreSql, defaults; graphile: single addJob calls | {jobsPerSecond:F0} | {baseline.JobsPerSecond:F0} | {Ratio(jobsPerSecond, baseline.JobsPerSecond)} | {Rate(graphile.Figures.JobsPerSecond)} | {Ratio(jobsPerSecond, graphile.Figures.JobsPerSecond)} |
@@ -149,9 +175,11 @@ Console.WriteLine($"""
     | SQL statements / commits per job (pg_stat_statements, pg_stat_database) | {sql} | {baseline.Sql} | | | |
     | idle enqueue→start p50 / p95 / p99, ms (n = {pickup.Count} / {baseline.Pickup.Count} / {graphile.Figures.Pickup.Count}) | {pickup} | {baseline.Pickup} | {Faster(baseline.Pickup.P50, pickup.P50)} | {graphile.Figures.Pickup} | {Faster(graphile.Figures.Pickup.P50, pickup.P50)} |
     | idle enqueue→result p50 / p95 / p99, ms | {roundTrip} | {baseline.RoundTrip} | {Faster(baseline.RoundTrip.P50, roundTrip.P50)} | {graphile.Figures.RoundTrip} | {Faster(graphile.Figures.RoundTrip.P50, roundTrip.P50)} |
-    | graphile only: {options.Jobs} no-op jobs in one addJobs call, then concurrency {GraphileScenario.WorkerConcurrency} / {options.Workers * Environment.ProcessorCount} (= Jobs' slots): jobs/s (processing only) | | | | {graphile.Bulk} | |
+    | backlog drain: {options.Backlog} no-op jobs through POST /jobs/batch (batches of 1,000 in turn), jobs/s first submit → all ended; graphile: one addJobs call, then concurrency {GraphileScenario.WorkerConcurrency}, jobs/s first task start → all ended | {backlogPerSecond:F0} | | | {Rate(graphile.BacklogPerSecond)} | {Ratio(backlogPerSecond, graphile.BacklogPerSecond)} |
+    | graphile only: {options.Backlog} no-op jobs in one addJobs call, then concurrency {GraphileScenario.WorkerConcurrency} / {options.Workers * Environment.ProcessorCount} (= Jobs' slots): jobs/s (from the worker pool's start) | | | | {graphile.Bulk} | |
     | map of {options.MapItems} math.square (the second after start: warm, settled): items/s accepted by POST /maps | {mapSubmit:F0} | – (no map in Hangfire) | | | |
     | map of {options.MapItems} math.square: items/s, submit → last result | {mapItems:F0} | – | | | |
+    | map of {options.MapItems} math.square as a user times it (Jobs.Client's MapAsync: POST /maps → every result read back and checked; the {(options.Runs("map") ? "third" : "second")} after start): items/s | {userMapItems:F0} | – | | | |
     | map of 10,000 math.square with chunksize 1 (best of 3): ms to accept / items/s submit → last result; baseline: the same map with the default chunksize, items/s | {oneAcceptMs:F0} ms / {oneItems:F0} | {defaultItems:F0} | {Ratio(oneItems, defaultItems)} | | |
     | fairness: a lone job's enqueue→start median / max, ms, while another client's map of {options.Workers * Environment.ProcessorCount * 50} × time.sleep(0.5), chunksize 1, fills every slot | {fairSlow} | | | | |
     | fairness: the same while another client's map of {options.FairMapItems} math.square (default chunksize) runs | {fairBig} | | | | |

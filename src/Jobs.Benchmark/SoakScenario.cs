@@ -127,8 +127,7 @@ public static class SoakScenario
     /// <summary>The postmaster and all its children (backends, checkpointer, …), by PSS so shared buffers count once.</summary>
     private static double PostgresRss(string dataDirectory)
     {
-        var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadLines(pidFile).First(), out var postmaster)) return 0;
+        if (CpuCensus.Postmaster(dataDirectory) is not { } postmaster) return 0;
         var total = Pss(postmaster);
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {

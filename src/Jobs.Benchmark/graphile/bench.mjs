@@ -1,14 +1,15 @@
 // The benchmark's graphile-worker side (run by ../GraphileScenario.cs, or by hand):
 //   node bench.mjs --connection postgres://… [--jobs 5000] [--concurrency 64] [--pool 10] [--latency 300]
-//                  [--worker-concurrency 10] [--slots 4] [--warmup 2000] [--only single,bulk,latency]
+//                  [--worker-concurrency 10] [--slots 4] [--warmup 2000] [--backlog 6000] [--only single,bulk,latency]
 // graphile-worker 0.18 as its README runs it: one Node process, direct SQL (add_job / add_jobs, its own schema
 // graphile_worker in a database of its own), a worker pool woken by LISTEN/NOTIFY. The same no-op workload and
 // the same definitions as the Jobs side (JobsScenario.cs):
 //   single:  workers running; N jobs added one addJob at a time by K concurrent callers (sharing a pg pool of
 //            --pool connections); jobs/s from the first add to the last completion (the jobs table empty,
 //            polled every 20 ms, as Jobs polls its succeeded count), and adds accepted/s;
-//   bulk:    (graphile only) N jobs in one addJobs call, then a worker pool starts: jobs/s add → last completion,
-//            and processing-only jobs/s, with --worker-concurrency and again with --slots (Jobs' total slots);
+//   bulk:    --backlog jobs (default N) in one addJobs call, then a worker pool starts: jobs/s add → last completion,
+//            processing jobs/s from the pool's start, and processing-only jobs/s from the first task's start (what
+//            Jobs' backlog drain is compared with), with --worker-concurrency and again with --slots (Jobs' total slots);
 //   latency: workers idle; S sequential jobs, each added after the previous one completed: add→start (the task
 //            records performance.now() against the stamp taken just before addJob was called; one clock, one
 //            process) and add→completion (the job's row gone, polled every 1 ms on a connection of its own).
@@ -30,6 +31,7 @@ const samples = int("latency", 300);
 const workerConcurrency = int("worker-concurrency", 10);
 const slots = int("slots", 0);
 const warmup = int("warmup", 2000);
+const backlog = int("backlog", jobs);
 const only = (args.only ?? "single,bulk,latency").split(",");
 if (!connectionString) {
   console.error("bench.mjs: no connection string (--connection, GRAPHILE_BENCH_CONNECTION or DATABASE_URL)");
@@ -43,8 +45,10 @@ const logger = new Logger(() => (level, message) => {
 });
 
 const startedAt = new Map(); // latency: job number → performance.now() when its task started
+let firstDrained; // bulk: performance.now() when the backlog's first task started
 const tasks = {
   noop: async () => {},
+  drain: async () => { firstDrained ??= performance.now(); },
   latency: async (payload) => { startedAt.set(payload.i, performance.now()); },
 };
 
@@ -91,7 +95,7 @@ function percentiles(values) {
 
 const result = {
   version: JSON.parse(readFileSync(new URL("./node_modules/graphile-worker/package.json", import.meta.url), "utf8")).version,
-  node: process.version, jobs, callers, pool, workerConcurrency, slots, warmup,
+  node: process.version, jobs, callers, pool, workerConcurrency, slots, warmup, backlog,
 };
 try {
   await monitor.connect();
@@ -117,9 +121,10 @@ try {
   if (only.includes("bulk")) {
     result.bulk = [];
     for (const concurrency of [...new Set([workerConcurrency, slots].filter((c) => c > 0))]) {
-      say(`bulk: ${jobs} jobs in one addJobs call, then a worker pool of concurrency ${concurrency}…`);
+      say(`bulk: ${backlog} jobs in one addJobs call, then a worker pool of concurrency ${concurrency}…`);
+      firstDrained = undefined;
       const t0 = performance.now();
-      await utils.addJobs(Array.from({ length: jobs }, () => ({ identifier: "noop", payload: {} })));
+      await utils.addJobs(Array.from({ length: backlog }, () => ({ identifier: "drain", payload: {} })));
       const added = performance.now() - t0;
       const t1 = performance.now();
       const runner = await startWorkers(concurrency);
@@ -127,10 +132,11 @@ try {
       const t2 = performance.now();
       await stopWorkers(runner);
       result.bulk.push({
-        concurrency, addSeconds: added / 1000, addedPerSecond: jobs / (added / 1000),
-        jobsPerSecond: jobs / ((t2 - t0) / 1000), processingJobsPerSecond: jobs / ((t2 - t1) / 1000),
+        concurrency, jobs: backlog, addSeconds: added / 1000, addedPerSecond: backlog / (added / 1000),
+        jobsPerSecond: backlog / ((t2 - t0) / 1000), processingJobsPerSecond: backlog / ((t2 - t1) / 1000),
+        drainJobsPerSecond: backlog / ((t2 - firstDrained) / 1000),
       });
-      say(`bulk: added in ${(added / 1000).toFixed(2)} s, processed in ${((t2 - t1) / 1000).toFixed(2)} s (worker start included)`);
+      say(`bulk: added in ${(added / 1000).toFixed(2)} s, processed in ${((t2 - t1) / 1000).toFixed(2)} s (worker start included), ${((t2 - firstDrained) / 1000).toFixed(2)} s from the first task's start`);
     }
   }
 
