@@ -36,12 +36,20 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     public async Task<(int Index, string Error)?> FirstFailureAsync(Guid mapId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            (SELECT index, error::text FROM jobs.map_result WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1)
+            WITH failed AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1),
+            canceled AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 3 ORDER BY index LIMIT 1),
+            -- A canceled map's first item without an outcome: where the outcomes' indexes, in order, first leave 0, 1, 2, …
+            -- (range reads of the primary key only: no anti-join for the planner to get wrong).
+            unmarked AS (
+                SELECT g.n AS index, $2::text AS error FROM jobs.map m, LATERAL (SELECT coalesce(
+                    (SELECT o.n FROM (SELECT index, (row_number() OVER (ORDER BY index))::int - 1 AS n FROM jobs.map_result WHERE map_id = $1) o
+                     WHERE o.index <> o.n LIMIT 1),
+                    (SELECT count(*)::int FROM jobs.map_result WHERE map_id = $1)) AS n) g
+                WHERE m.id = $1 AND m.cancel_requested_at IS NOT NULL AND g.n < m.total
+            )
+            SELECT index, error FROM failed
             UNION ALL
-            (SELECT i.index, coalesce(r.error::text, $2) FROM jobs.map_item i LEFT JOIN jobs.map_result r ON r.map_id = $1 AND r.index = i.index
-             WHERE i.map_id = $1
-               AND (r.state = 3 OR r.index IS NULL AND EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL))
-             ORDER BY i.index LIMIT 1)
+            (SELECT index, error FROM (SELECT * FROM canceled UNION ALL SELECT * FROM unmarked) c ORDER BY index LIMIT 1)
             LIMIT 1
             """);
         cmd.Parameters.Add(new() { Value = mapId });

@@ -152,8 +152,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                     INSERT INTO jobs.map_result (map_id, index, state, error)
                     SELECT $1, i.index, 3, $2::jsonb FROM jobs.map_item i, m
                     WHERE i.map_id = $1 AND i.index >= m.lo AND i.index < m.hi
-                      AND NOT EXISTS (SELECT 1 FROM jobs.map_result r WHERE r.map_id = $1 AND r.index = i.index)
-                    ON CONFLICT (map_id, index) DO NOTHING
+                    ON CONFLICT (map_id, index) DO NOTHING -- items with an outcome keep it
                     RETURNING 1
                 ),
                 chunks AS (

@@ -162,4 +162,22 @@ public sealed class MapResultFacts(StoreFixture store) : IAsyncLifetime
         Assert.Equal(("failed", 1, 1), (done.State, done.Succeeded, done.Failed));
         Assert.Equal(1, await store.Database.ScalarAsync<int>("SELECT failed FROM jobs.map WHERE id = $1", map.Id));
     }
+
+    [Fact]
+    public async Task A_map_past_its_retention_goes_with_its_outcomes_and_tallies()
+    {
+        var map = await SquaresAsync(items: 2, chunksize: 2);
+        var kept = await SquaresAsync(items: 2, chunksize: 2);
+        await FlushAsync(map.Id, 0);
+        await FlushAsync(kept.Id, 0);
+        await store.Database.ScalarAsync<int>("UPDATE jobs.map SET state = 'failed', expires_at = now() - interval '1 second' WHERE id = $1 RETURNING 1", map.Id);
+
+        Assert.Equal(1, await store.Housekeeping.PurgeExpiredMapsAsync(10, default));
+
+        foreach (var table in new[] { "map_item", "map_result", "map_tally" })
+        {
+            Assert.Equal(0L, await store.Database.ScalarAsync<long>($"SELECT count(*) FROM jobs.{table} WHERE map_id = $1", map.Id));
+            Assert.True(await store.Database.ScalarAsync<long>($"SELECT count(*) FROM jobs.{table} WHERE map_id = $1", kept.Id) > 0, table);
+        }
+    }
 }
