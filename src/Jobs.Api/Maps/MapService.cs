@@ -137,6 +137,7 @@ internal sealed class MapService(
         var writer = new StreamWriter(output, new UTF8Encoding(false)) { NewLine = "\n", AutoFlush = false };
         var next = 0;
         (long Xid, int Index) last = (0, -1);
+        var heldBackLooks = 0;
         var emitted = 0;
         while (emitted < map.Total)
         {
@@ -166,8 +167,11 @@ internal sealed class MapService(
             }
             emitted += written;
             await writer.FlushAsync(ct);
-            // Outcomes held back wait for an older transaction to end, which sends no notification: look again soon.
-            if (written == 0) await Task.WhenAny(waiter.Task, Task.Delay(heldBack ? TimeSpan.FromMilliseconds(10) : TimeSpan.FromSeconds(1), ct));
+            // Outcomes held back wait for an older transaction to end, which sends no notification: look again soon,
+            // less and less often (10 ms, doubling up to 1 s) should that transaction be a long one.
+            heldBackLooks = heldBack && written == 0 ? heldBackLooks + 1 : 0;
+            if (written == 0)
+                await Task.WhenAny(waiter.Task, Task.Delay(heldBack ? TimeSpan.FromMilliseconds(Math.Min(1000, 10 << Math.Min(heldBackLooks - 1, 7))) : TimeSpan.FromSeconds(1), ct));
             ct.ThrowIfCancellationRequested();
         }
     }
