@@ -89,7 +89,7 @@ public static class SoakScenario
     {
         await using var cmd = db.CreateCommand("""
             SELECT (SELECT count(*) FROM jobs.job WHERE state = 'succeeded'), (SELECT count(*) FROM jobs.job WHERE state = 'failed'),
-                   (SELECT coalesce(sum(succeeded), 0) FROM jobs.map)
+                   (SELECT coalesce(sum(succeeded), 0) FROM jobs.map) + (SELECT coalesce(sum(succeeded), 0) FROM jobs.map_tally)
             """);
         await using var reader = await cmd.ExecuteReaderAsync();
         await reader.ReadAsync();

@@ -136,14 +136,15 @@ internal sealed class MapService(
     {
         var writer = new StreamWriter(output, new UTF8Encoding(false)) { NewLine = "\n", AutoFlush = false };
         var next = 0;
-        var lastSeq = 0L;
+        (long Xid, int Index) last = (0, -1);
+        var heldBackLooks = 0;
         var emitted = 0;
         while (emitted < map.Total)
         {
             using var waiter = changes.Register(MapQueries.ProgressChannel, map.Id);
-            var batch = inputOrder
-                ? await queries.FinishedFromIndexAsync(map.Id, next, 1000, ct)
-                : await queries.FinishedAfterSeqAsync(map.Id, lastSeq, 1000, ct);
+            var (batch, heldBack) = inputOrder
+                ? (await queries.FinishedFromIndexAsync(map.Id, next, 1000, ct), false)
+                : await queries.FinishedAfterAsync(map.Id, last, 1000, ct);
             var written = 0;
             foreach (var item in batch)
             {
@@ -161,12 +162,16 @@ internal sealed class MapService(
                         ? $$"""{"index":{{item.Index}},"result":{{item.Result}}{{Tuples(item)}}}"""
                         : $$"""{"index":{{item.Index}},"error":{{item.Error}}}""");
                 next = item.Index + 1;
-                lastSeq = Math.Max(lastSeq, item.Seq);
+                last = (item.Xid, item.Index);
                 written++;
             }
             emitted += written;
             await writer.FlushAsync(ct);
-            if (written == 0) await Task.WhenAny(waiter.Task, Task.Delay(TimeSpan.FromSeconds(1), ct));
+            // Outcomes held back wait for an older transaction to end, which sends no notification: look again soon,
+            // less and less often (10 ms, doubling up to 1 s) should that transaction be a long one.
+            heldBackLooks = heldBack && written == 0 ? heldBackLooks + 1 : 0;
+            if (written == 0)
+                await Task.WhenAny(waiter.Task, Task.Delay(heldBack ? TimeSpan.FromMilliseconds(Math.Min(1000, 10 << Math.Min(heldBackLooks - 1, 7))) : TimeSpan.FromSeconds(1), ct));
             ct.ThrowIfCancellationRequested();
         }
     }

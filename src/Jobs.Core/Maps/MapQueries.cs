@@ -9,11 +9,19 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
 {
     public const string ProgressChannel = "maps_progress";
 
-    internal const string Columns = "id, function, kwargs::text, star, queue, total, chunksize, chunks, state, succeeded, failed, canceled, created_at, finished_at";
+    /// <summary>The map's counts are its own plus the tallies of the batches not yet folded into them (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
+    internal const string Columns = """
+        m.id, m.function, m.kwargs::text, m.star, m.queue, m.total, m.chunksize, m.chunks, m.state,
+        m.succeeded + coalesce(t.s, 0), m.failed + coalesce(t.f, 0), m.canceled + coalesce(t.c, 0), m.created_at, m.finished_at
+        """;
 
     public async Task<MapRecord?> GetAsync(Guid id, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM jobs.map WHERE id = $1");
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT {Columns} FROM jobs.map m
+            LEFT JOIN LATERAL (SELECT sum(succeeded)::int AS s, sum(failed)::int AS f, sum(canceled)::int AS c FROM jobs.map_tally WHERE map_id = m.id) t ON true
+            WHERE m.id = $1
+            """);
         cmd.Parameters.Add(new() { Value = id });
         return await cmd.ReadFirstOrDefaultAsync(Read, ct);
     }
@@ -28,11 +36,20 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     public async Task<(int Index, string Error)?> FirstFailureAsync(Guid mapId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            (SELECT index, error::text FROM jobs.map_item WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1)
+            WITH failed AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1),
+            canceled AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 3 ORDER BY index LIMIT 1),
+            -- A canceled map's first item without an outcome: where the outcomes' indexes, in order, first leave 0, 1, 2, …
+            -- (range reads of the primary key only: no anti-join for the planner to get wrong).
+            unmarked AS (
+                SELECT g.n AS index, $2::text AS error FROM jobs.map m, LATERAL (SELECT coalesce(
+                    (SELECT o.n FROM (SELECT index, (row_number() OVER (ORDER BY index))::int - 1 AS n FROM jobs.map_result WHERE map_id = $1) o
+                     WHERE o.index <> o.n LIMIT 1),
+                    (SELECT count(*)::int FROM jobs.map_result WHERE map_id = $1)) AS n) g
+                WHERE m.id = $1 AND m.cancel_requested_at IS NOT NULL AND g.n < m.total
+            )
+            SELECT index, error FROM failed
             UNION ALL
-            (SELECT index, coalesce(error::text, $2) FROM jobs.map_item
-             WHERE map_id = $1 AND (state = 3 OR state = 0 AND EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL))
-             ORDER BY index LIMIT 1)
+            (SELECT index, error FROM (SELECT * FROM canceled UNION ALL SELECT * FROM unmarked) c ORDER BY index LIMIT 1)
             LIMIT 1
             """);
         cmd.Parameters.Add(new() { Value = mapId });
@@ -47,7 +64,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task CopyResultsAsync(Guid mapId, Stream output, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 ORDER BY index");
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_result WHERE map_id = $1 ORDER BY index");
         cmd.Parameters.Add(new() { Value = mapId });
         await cmd.CopyTextAsync(output, ct, separator: ",");
     }
@@ -59,7 +76,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     public async Task<string?> ResultTuplesAsync(Guid mapId, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
-            SELECT jsonb_object_agg(index::text, tuples -> 'result')::text FROM jobs.map_item WHERE map_id = $1 AND tuples ? 'result'
+            SELECT jsonb_object_agg(index::text, tuples)::text FROM jobs.map_result WHERE map_id = $1 AND tuples IS NOT NULL
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         return await cmd.ExecuteScalarAsync(ct) as string;
@@ -71,32 +88,65 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     /// <summary>Copies one item's stored result to <paramref name="output"/> as it arrives (<c>null</c> if there is none).</summary>
     public async Task CopyItemResultAsync(Guid mapId, int index, Stream output, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_item WHERE map_id = $1 AND index = $2");
+        await using var cmd = dataSource.CreateCommand("SELECT coalesce(result::text, 'null') FROM jobs.map_result WHERE map_id = $1 AND index = $2");
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = index });
         await cmd.CopyTextAsync(output, ct, ifNone: "null");
     }
 
     /// <summary>Finished items from <paramref name="fromIndex"/> on, in index order (the caller keeps only the unbroken run).</summary>
-    public Task<IReadOnlyList<MapItemOutcome>> FinishedFromIndexAsync(Guid mapId, int fromIndex, int limit, CancellationToken ct) =>
-        OutcomesAsync("index >= $2 AND state <> 0 ORDER BY index", mapId, fromIndex, limit, ct);
+    public async Task<IReadOnlyList<MapItemOutcome>> FinishedFromIndexAsync(Guid mapId, int fromIndex, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT {Outcome} FROM jobs.map_result WHERE map_id = $1 AND index >= $2 ORDER BY index LIMIT $3");
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = fromIndex });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(ReadOutcome, ct);
+    }
 
-    /// <summary>Items finished after <paramref name="afterSeq"/>, in completion order.</summary>
-    public Task<IReadOnlyList<MapItemOutcome>> FinishedAfterSeqAsync(Guid mapId, long afterSeq, int limit, CancellationToken ct) =>
-        OutcomesAsync("seq > $2 ORDER BY seq", mapId, afterSeq, limit, ct);
-
-    private async Task<IReadOnlyList<MapItemOutcome>> OutcomesAsync(string condition, Guid mapId, long from, int limit, CancellationToken ct)
+    /// <summary>
+    /// Items finished after <paramref name="after"/> (the last outcome read: <see cref="MapItemOutcome.Xid"/>,
+    /// <see cref="MapItemOutcome.Index"/>; (0, -1) for the start), in completion order: by the id of the transaction that
+    /// wrote them, then index. Only outcomes of transactions older than every one still running are read (below this
+    /// snapshot's xmin): a transaction still running, or one that commits later, always has a larger id than those, so
+    /// no outcome can turn up behind <paramref name="after"/>, however the map's batches interleave their commits.
+    /// <c>HeldBack</c>: outcomes that committed after an older transaction that is still running were left for later.
+    /// </summary>
+    public async Task<(IReadOnlyList<MapItemOutcome> Outcomes, bool HeldBack)> FinishedAfterAsync(Guid mapId, (long Xid, int Index) after, int limit,
+        CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand($"""
-            SELECT seq, index, state, CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text,
-                   result IS NOT NULL AND octet_length(result::text) > {InlineResultBytes}, (tuples -> 'result')::text
-            FROM jobs.map_item WHERE map_id = $1 AND {condition} LIMIT $3
+            SELECT {Outcome}, xid < pg_snapshot_xmin(pg_current_snapshot()) FROM jobs.map_result
+            WHERE map_id = $1 AND (xid, index) > ($2::text::xid8, $3)
+            ORDER BY xid, index LIMIT $4
             """);
         cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = condition.StartsWith("index", StringComparison.Ordinal) ? (object)(int)from : from });
+        cmd.Parameters.Add(new() { Value = after.Xid.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        cmd.Parameters.Add(new() { Value = after.Index });
         cmd.Parameters.Add(new() { Value = limit });
-        return await cmd.ReadListAsync(reader => new MapItemOutcome(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3), reader.StringOrNull(4), reader.GetBoolean(5), reader.StringOrNull(6)), ct);
+        var outcomes = new List<MapItemOutcome>();
+        var heldBack = false;
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        // Safe rows come first: they are the ones with the smaller transaction ids.
+        while (await reader.ReadAsync(ct))
+        {
+            if (!reader.GetBoolean(7))
+            {
+                heldBack = true;
+                break;
+            }
+            outcomes.Add(ReadOutcome(reader));
+        }
+        return (outcomes, heldBack);
     }
+
+    private static readonly string Outcome = $"""
+        xid::text::bigint, index, state, CASE WHEN octet_length(result::text) <= {InlineResultBytes} THEN result::text END, error::text,
+        result IS NOT NULL AND octet_length(result::text) > {InlineResultBytes}, tuples::text
+        """;
+
+    private static MapItemOutcome ReadOutcome(NpgsqlDataReader reader) => new(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt16(2), reader.StringOrNull(3),
+        reader.StringOrNull(4), reader.GetBoolean(5), reader.StringOrNull(6));
 
     internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),
         r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetString(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11), r.GetDateTime(12),

@@ -26,11 +26,12 @@ public sealed record CarriedRun(int FirstChunk, int EndChunk, int FirstIndex, in
 public sealed record UndispatchedChunk(Guid MapId, int Chunk, string Function, string Queue, int FirstIndex, int EndIndex);
 
 /// <summary>
-/// A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error). <see cref="LargeResult"/>:
+/// A finished item: <see cref="State"/> 1 succeeded (Result), 2 failed or 3 canceled (Error); <see cref="Xid"/>: the id of
+/// the transaction that wrote it (completion order, <see cref="MapQueries.FinishedAfterAsync"/>). <see cref="LargeResult"/>:
 /// its result is larger than <see cref="MapQueries.InlineResultBytes"/> and not read (Result is null); copy it with
 /// <see cref="MapQueries.CopyItemResultAsync"/>.
 /// </summary>
-public sealed record MapItemOutcome(long Seq, int Index, short State, string? Result, string? Error, bool LargeResult = false, string? ResultTuples = null);
+public sealed record MapItemOutcome(long Xid, int Index, short State, string? Result, string? Error, bool LargeResult = false, string? ResultTuples = null);
 
 public static class MapItemStates
 {

@@ -96,6 +96,9 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         string state;
+        // The batches of outcomes in flight commit first; those after see the map canceled and write nothing.
+        await using (var cmd = new NpgsqlCommand(MapExecutionStore.CancelLock(shared: false), connection, tx) { Parameters = { new() { Value = mapId } } })
+            await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT state FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
         {
             if (await cmd.ExecuteScalarAsync(ct) is not string s) return null;
@@ -108,10 +111,11 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                 UPDATE jobs.map_chunk SET state = 'canceled', finished_at = now()
                 WHERE map_id = $1 AND state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL RETURNING hangfire_job_id
             ),
+            {MapExecutionStore.FoldTallies("true")},
             map AS (
                 UPDATE jobs.map SET state = 'canceled', cancel_requested_at = now(), finished_at = now(), expires_at = now() + $2,
-                    canceled = total - succeeded - failed, unsettled_from = 0
-                WHERE id = $1
+                    succeeded = succeeded + sums.s, failed = failed + sums.f, canceled = total - succeeded - sums.s - failed - sums.f, unsettled_from = 0
+                FROM sums WHERE id = $1
             )
             SELECT hangfire_job_id FROM chunks WHERE hangfire_job_id IS NOT NULL
             """, connection, tx))
@@ -130,7 +134,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
     public const int SettleBatch = 20_000;
 
     /// <summary>
-    /// Marks the items of a canceled map that have no outcome canceled (with a completion number, so streams send
+    /// Marks the items of a canceled map that have no outcome canceled (appended to jobs.map_result, so streams send
     /// them), and its chunks still waiting, in batches from <c>unsettled_from</c> on. Safe to run twice at once (each
     /// batch holds the map's row lock) and to resume after a crash. Returns how many items it marked.
     /// </summary>
@@ -145,8 +149,11 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                     WHERE id = $1 AND unsettled_from IS NOT NULL FOR UPDATE
                 ),
                 items AS (
-                    UPDATE jobs.map_item i SET state = 3, error = $2::jsonb, seq = nextval('jobs.map_item_seq') FROM m
-                    WHERE i.map_id = $1 AND i.index >= m.lo AND i.index < m.hi AND i.state = 0 RETURNING 1
+                    INSERT INTO jobs.map_result (map_id, index, state, error)
+                    SELECT $1, i.index, 3, $2::jsonb FROM jobs.map_item i, m
+                    WHERE i.map_id = $1 AND i.index >= m.lo AND i.index < m.hi
+                    ON CONFLICT (map_id, index) DO NOTHING -- items with an outcome keep it
+                    RETURNING 1
                 ),
                 chunks AS (
                     UPDATE jobs.map_chunk c SET state = 'canceled', finished_at = now() FROM m

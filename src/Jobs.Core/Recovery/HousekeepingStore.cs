@@ -105,7 +105,7 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
         return (deleted, failed);
     }
 
-    /// <summary>Deletes finished maps past their retention, with their chunks and items.</summary>
+    /// <summary>Deletes finished maps past their retention, with their chunks, items, outcomes and tallies.</summary>
     public async Task<int> PurgeExpiredMapsAsync(int limit, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand("""
@@ -114,7 +114,9 @@ public sealed class HousekeepingStore(NpgsqlDataSource dataSource)
                 RETURNING id
             ),
             chunks AS (DELETE FROM jobs.map_chunk WHERE map_id IN (SELECT id FROM gone)),
-            items AS (DELETE FROM jobs.map_item WHERE map_id IN (SELECT id FROM gone))
+            items AS (DELETE FROM jobs.map_item WHERE map_id IN (SELECT id FROM gone)),
+            results AS (DELETE FROM jobs.map_result WHERE map_id IN (SELECT id FROM gone)),
+            tallies AS (DELETE FROM jobs.map_tally WHERE map_id IN (SELECT id FROM gone))
             SELECT count(*) FROM gone
             """);
         cmd.Parameters.Add(new() { Value = limit });

@@ -102,6 +102,6 @@ public sealed class FairShareTests(SystemFixture system, ITestOutputHelper outpu
         // Its items are marked canceled right after the answer: every chunk ends, every item has its outcome.
         await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
             "SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state IN ('enqueued', 'processing')", mapId) == 0, "every chunk ended");
-        Assert.Equal(10_000L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3", mapId));
+        Assert.Equal(10_000L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 3", mapId));
     }
 }

@@ -201,7 +201,7 @@ public sealed class MapScaleTests(SystemFixture system, ITestOutputHelper output
         Assert.Equal(view["succeeded"]!.GetValue<int>(), after["succeeded"]!.GetValue<int>());
         Assert.Equal(10_000, after["succeeded"]!.GetValue<int>() + after["canceled"]!.GetValue<int>());
         Assert.Equal(10_000L - view["succeeded"]!.GetValue<int>(),
-            await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3", Id(map)));
+            await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 3", Id(map)));
     }
 
     [Fact]

@@ -55,7 +55,7 @@ public sealed class MapWindowFaultTests(FaultSystemFixture system) : SystemTest(
         Assert.True(window < 6, $"the map's window ({window}) leaves chunks waiting");
         await Database.ScalarAsync<long>("""
             WITH gone AS (DELETE FROM hangfire.job WHERE id IN (SELECT hangfire_job_id::bigint FROM jobs.map_chunk WHERE map_id = $1 AND hangfire_job_id IS NOT NULL) RETURNING 1),
-            items AS (UPDATE jobs.map_item SET state = 1, result = to_json(index * index), seq = nextval('jobs.map_item_seq') WHERE map_id = $1 AND index < $2 RETURNING 1),
+            items AS (INSERT INTO jobs.map_result (map_id, index, state, result) SELECT map_id, index, 1, to_json(index * index) FROM jobs.map_item WHERE map_id = $1 AND index < $2 RETURNING 1),
             chunks AS (UPDATE jobs.map_chunk SET state = 'done', finished_at = now() WHERE map_id = $1 AND chunk < $2 RETURNING 1)
             UPDATE jobs.map SET succeeded = (SELECT count(*) FROM items), state = 'processing' WHERE id = $1 RETURNING (SELECT count(*) FROM gone)
             """, id, window);

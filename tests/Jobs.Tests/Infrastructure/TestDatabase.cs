@@ -88,7 +88,7 @@ public sealed class TestDatabase : IAsyncDisposable
         await using var connection = new NpgsqlConnection(ConnectionString);
         await connection.OpenAsync();
         await using var cmd = new NpgsqlCommand("""
-            TRUNCATE jobs.job, jobs.map, jobs.map_chunk, jobs.map_item, jobs.idempotency_key, jobs.paused_queue;
+            TRUNCATE jobs.job, jobs.map, jobs.map_chunk, jobs.map_item, jobs.map_result, jobs.map_tally, jobs.idempotency_key, jobs.paused_queue;
             TRUNCATE hangfire.jobqueue, hangfire.state, hangfire.jobparameter, hangfire.job RESTART IDENTITY CASCADE;
             """, connection);
         await cmd.ExecuteNonQueryAsync();

@@ -119,7 +119,7 @@ public sealed class StoredValueLimitsTests(SystemFixture system) : SystemTest(sy
         await Database.ScalarAsync<int>("UPDATE jobs.job SET result = $1::json, args = $2::json, progress = $3::jsonb WHERE id = $4 RETURNING 1",
             deep, $"[{deep}]", $$"""{"fraction":1,"message":{{deep}}}""", id);
         var map = (await (await Http.PostAsJsonAsync("/maps?wait=30", new { function = "math.square", items = new[] { 1, 2 } })).JsonAsync())["id"]!.GetValue<Guid>();
-        await Database.ScalarAsync<int>("UPDATE jobs.map_item SET result = $1::json WHERE map_id = $2 AND index = 1 RETURNING 1", deep, map);
+        await Database.ScalarAsync<int>("UPDATE jobs.map_result SET result = $1::json WHERE map_id = $2 AND index = 1 RETURNING 1", deep, map);
 
         var (job, result, listed) = await ReadEverywhereAsync(id);
 

@@ -62,9 +62,10 @@ public sealed class MapStoreFacts(StoreFixture store) : IAsyncLifetime
 
         var after = (await store.MapQueries.GetAsync(map.Id, default))!;
         Assert.Equal((2, 0, 1), (after.Succeeded, after.Failed, after.Pending)); // item 2's second outcome did not count
-        var byCompletion = await store.MapQueries.FinishedAfterSeqAsync(map.Id, 0, 10, default);
+        var (byCompletion, heldBack) = await store.MapQueries.FinishedAfterAsync(map.Id, (0, -1), 10, default);
+        Assert.False(heldBack);
         Assert.Equal([2, 0], byCompletion.Select(o => o.Index));
-        Assert.True(byCompletion[0].Seq < byCompletion[1].Seq);
+        Assert.True(byCompletion[0].Xid < byCompletion[1].Xid);
         Assert.Equal([(1, "[1]")], (await store.MapExecution.PendingItemsAsync(map.Id, 0, 3, default)).Select(i => (i.Index, i.Args))); // a re-run does only what is left
     }
 

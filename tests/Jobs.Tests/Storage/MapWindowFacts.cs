@@ -99,7 +99,7 @@ public sealed class MapWindowFacts(StoreFixture store) : IAsyncLifetime
 
         Assert.Equal(50_000, await store.MapSubmissions.SettleCanceledAsync(map.Id, default));
         Assert.Equal(0, await store.MapSubmissions.SettleCanceledAsync(map.Id, default));
-        Assert.Equal(50_000L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1 AND state = 3 AND seq IS NOT NULL", map.Id));
+        Assert.Equal(50_000L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 3", map.Id));
         Assert.Equal(0L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state <> 'canceled'", map.Id));
         Assert.Empty(await store.Housekeeping.FindUnsettledCanceledMapsAsync(TimeSpan.Zero, 10, default));
     }
