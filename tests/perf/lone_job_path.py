@@ -27,7 +27,9 @@ ENTRY = re.compile(r"^\d{4}-\d\d-\d\d ", re.M)
 
 def psql(data, port, password, sql):
     env = dict(os.environ, PGPASSWORD=password)
-    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "jobs", "-d", "postgres", "-Atqc", sql], check=True, env=env)
+    # One -c per statement: ALTER SYSTEM cannot run in the transaction psql makes of a multi-statement -c.
+    commands = [arg for statement in sql.split(";") if statement.strip() for arg in ("-c", statement)]
+    subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "jobs", "-d", "postgres", "-Atq", *commands], check=True, env=env)
 
 
 def request(method, url, body=None):
