@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Hangfire;
@@ -6,6 +7,7 @@ using Hangfire.Logging;
 using Hangfire.PostgreSql;
 using Hangfire.Server;
 using Hangfire.Storage;
+using Jobs.Core.Database;
 using Npgsql;
 
 namespace Jobs.Core.Hangfire;
@@ -62,8 +64,12 @@ public sealed class AdvisoryLockStorage : JobStorage
     /// <summary>The advisory lock key of a resource: 64 bits of its SHA-256, the same in every process and .NET version.</summary>
     public static long Key(string resource) => BitConverter.ToInt64(SHA256.HashData(Encoding.UTF8.GetBytes("hangfire:" + resource)));
 
-    /// <summary>Takes the lock of <paramref name="resource"/> in a transaction of its own, waiting at most <paramref name="timeout"/>.</summary>
-    internal static AdvisoryLock Take(NpgsqlDataSource dataSource, string resource, TimeSpan timeout)
+    /// <summary>
+    /// Takes the lock of <paramref name="resource"/> in a transaction of its own, waiting at most
+    /// <paramref name="timeout"/>. With <paramref name="jobId"/> (a job's state lock), reads that job as
+    /// <see cref="IStorageConnection.GetJobData"/> would, under the lock, in the same round trip.
+    /// </summary>
+    internal static (AdvisoryLock Lock, JobData? Job) Take(NpgsqlDataSource dataSource, string resource, TimeSpan timeout, long? jobId = null)
     {
         var connection = dataSource.OpenConnection();
         try
@@ -78,21 +84,48 @@ public sealed class AdvisoryLockStorage : JobStorage
                     new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock($1)") { Parameters = { new() { Value = Key(resource) } } },
                 },
             };
+            if (jobId is { } id)
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(
+                    $"SELECT invocationdata::text, statename, arguments::text, createdat FROM {Migrator.HangfireSchema}.job WHERE id = $1")
+                    { Parameters = { new() { Value = id } } });
+            JobData? job = null;
             try
             {
-                batch.ExecuteNonQuery();
+                using var reader = batch.ExecuteReader();
+                // The lock's result: it is taken (or the wait timed out) when this returns.
+                reader.NextResult();
+                if (jobId is not null && reader.NextResult() && reader.Read())
+                    job = JobDataOf(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetDateTime(3));
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable)
             {
                 throw new DistributedLockTimeoutException(resource);
             }
-            return new AdvisoryLock(connection, transaction);
+            return (new AdvisoryLock(connection, transaction), job);
         }
         catch
         {
             connection.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A job's row as Hangfire.PostgreSql 1.21.1's <c>GetJobData</c> reads it into <see cref="JobData"/>.</summary>
+    private static JobData JobDataOf(string invocationData, string? stateName, string arguments, DateTime createdAt)
+    {
+        var invocation = SerializationHelper.Deserialize<InvocationData>(invocationData);
+        invocation.Arguments = arguments;
+        Job? job = null;
+        JobLoadException? loadException = null;
+        try
+        {
+            job = invocation.DeserializeJob();
+        }
+        catch (JobLoadException e)
+        {
+            loadException = e;
+        }
+        return new JobData { Job = job, State = stateName, CreatedAt = createdAt, LoadException = loadException };
     }
 
     /// <summary>PostgreSQL's lock_timeout for a wait of at most <paramref name="timeout"/> (0 would mean no limit).</summary>
@@ -146,9 +179,32 @@ public sealed class AdvisoryLockStorage : JobStorage
                     return new Release(this, resource);
                 }
             }
-            var taken = Take(dataSource, resource, timeout);
-            lock (_held) _held[resource] = (taken, 1);
+            var (taken, job) = Take(dataSource, resource, timeout, JobOfStateLock(resource));
+            lock (_held)
+            {
+                _held[resource] = (taken, 1);
+                if (job is not null) _read[resource] = job;
+            }
             return new Release(this, resource);
+        }
+
+        /// <summary>
+        /// The job whose state lock <paramref name="resource"/> is (Hangfire's <c>job:{id}:state-lock</c>): every state
+        /// change takes it and then reads the job (<c>BackgroundJobStateChanger</c>), so the read travels with the lock.
+        /// </summary>
+        private static long? JobOfStateLock(string resource) =>
+            resource.StartsWith("job:", StringComparison.Ordinal) && resource.EndsWith(":state-lock", StringComparison.Ordinal)
+            && long.TryParse(resource.AsSpan(4, resource.Length - 4 - ":state-lock".Length), NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+                ? id : null;
+
+        /// <summary>Jobs read with their state lock, by lock: handed out once, to the first read of that job under it.</summary>
+        private readonly Dictionary<string, JobData> _read = new(StringComparer.Ordinal);
+
+        public override JobData GetJobData(string jobId)
+        {
+            lock (_held)
+                if (_read.Remove($"job:{jobId}:state-lock", out var read)) return read;
+            return inner.GetJobData(jobId);
         }
 
         private void Free(string resource)
@@ -161,6 +217,7 @@ public sealed class AdvisoryLockStorage : JobStorage
                 else
                 {
                     _held.Remove(resource);
+                    _read.Remove(resource);
                     last = held.Lock;
                 }
             }
@@ -194,7 +251,6 @@ public sealed class AdvisoryLockStorage : JobStorage
         public override IFetchedJob FetchNextJob(string[] queues, CancellationToken cancellationToken) => inner.FetchNextJob(queues, cancellationToken);
         public override string CreateExpiredJob(Job job, IDictionary<string, string> parameters, DateTime createdAt, TimeSpan expireIn) =>
             inner.CreateExpiredJob(job, parameters, createdAt, expireIn);
-        public override JobData GetJobData(string jobId) => inner.GetJobData(jobId);
         public override StateData GetStateData(string jobId) => inner.GetStateData(jobId);
         public override void SetJobParameter(string id, string name, string value) => inner.SetJobParameter(id, name, value);
         public override string GetJobParameter(string id, string name) => inner.GetJobParameter(id, name);

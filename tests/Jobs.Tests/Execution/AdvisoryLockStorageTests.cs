@@ -116,6 +116,33 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
     }
 
     [Fact]
+    public void A_jobs_state_lock_brings_the_job_as_hangfire_reads_it_once_and_later_reads_go_to_the_table()
+    {
+        var storage = Storage();
+        var client = new BackgroundJobClient(storage);
+        var id = client.Create(() => LoneJob.Run(), new EnqueuedState(Queue));
+        using var connection = storage.GetConnection();
+        var stock = Stock().GetConnection().GetJobData(id);
+
+        using (connection.AcquireDistributedLock($"job:{id}:state-lock", TimeSpan.FromSeconds(1)))
+        {
+            var read = connection.GetJobData(id);
+            Assert.Equal((stock.State, stock.CreatedAt, stock.Job.Type, stock.Job.Method, stock.Job.Queue), (read.State, read.CreatedAt, read.Job.Type, read.Job.Method, read.Job.Queue));
+            Assert.Null(read.LoadException);
+            // The next read of it, under the same lock, is the table's: a state written meanwhile is seen.
+            using (var tx = connection.CreateWriteTransaction())
+            {
+                tx.SetJobState(id, new DeletedState());
+                tx.Commit();
+            }
+            Assert.Equal(DeletedState.StateName, connection.GetJobData(id).State);
+        }
+        // Another job's lock brings nothing for this one; an unknown job reads as none.
+        using (connection.AcquireDistributedLock("job:999999:state-lock", TimeSpan.FromSeconds(1)))
+            Assert.Null(connection.GetJobData("999999"));
+    }
+
+    [Fact]
     public async Task A_lone_jobs_state_changes_take_no_lock_rows_and_fewer_statements_than_the_lock_table()
     {
         // The same lone Hangfire jobs, one at a time, through a real Hangfire server over our WorkQueue: first on
