@@ -143,6 +143,41 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
     }
 
     [Fact]
+    public async Task A_move_to_processing_skips_the_no_op_persist_and_every_other_non_final_state_still_persists()
+    {
+        var storage = Storage();
+        var id = new BackgroundJobClient(storage).Create(() => LoneJob.Run(), new EnqueuedState(Queue));
+        using var connection = storage.GetConnection();
+        // A finished job with an expiry, requeued (the dashboard's Requeue): its expiry is cleared as before.
+        using (var tx = connection.CreateWriteTransaction())
+        {
+            tx.SetJobState(id, new SucceededState(null, 0, 0));
+            tx.ExpireJob(id, TimeSpan.FromDays(1));
+            tx.Commit();
+        }
+        using (var tx = connection.CreateWriteTransaction())
+        {
+            tx.SetJobState(id, new EnqueuedState(Queue));
+            tx.PersistJob(id);
+            tx.Commit();
+        }
+        Assert.True(await fixture.ScalarAsync<bool>($"SELECT expireat IS NULL FROM hangfire.job WHERE id = {id}"));
+
+        // The move to Processing, as Hangfire's worker makes it: no persist statement is sent.
+        await fixture.ResetStatementsAsync();
+        using (var tx = connection.CreateWriteTransaction())
+        {
+            tx.SetJobState(id, (global::Hangfire.States.IState)Activator.CreateInstance(typeof(ProcessingState),
+                System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance, null, ["server", "worker"], null)!);
+            tx.PersistJob(id);
+            tx.Commit();
+        }
+        Assert.Equal(0L, await fixture.ScalarAsync<long>(StatementsSql("AND query ILIKE '%\"expireat\" = NULL%'")));
+        Assert.Equal(("Processing", true), (await fixture.ScalarAsync<string>($"SELECT statename FROM hangfire.job WHERE id = {id}"),
+            await fixture.ScalarAsync<bool>($"SELECT expireat IS NULL FROM hangfire.job WHERE id = {id}")));
+    }
+
+    [Fact]
     public async Task A_lone_jobs_state_changes_take_no_lock_rows_and_fewer_statements_than_the_lock_table()
     {
         // The same lone Hangfire jobs, one at a time, through a real Hangfire server over our WorkQueue: first on
