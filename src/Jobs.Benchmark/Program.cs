@@ -4,7 +4,7 @@ using Jobs.Launcher.Postgres;
 using Jobs.Launcher.Processes;
 
 // The benchmark program (not a test): every scenario side by side with its baseline, in one run, on a private
-// PostgreSQL (fsync on); prints one table with the machine. See README "Performance".
+// PostgreSQL (fsync on); prints one table with the machine. See src/Jobs.Benchmark/README.md.
 if (args is [BaselineScenario.WorkerMode]) return BaselineScenario.RunWorker();
 
 var options = BenchmarkOptions.Parse(args);
