@@ -27,7 +27,6 @@ internal sealed class JobService(
     IOptionsMonitor<CallbackOptions> callbacks)
 {
     private const double MaxDelaySeconds = 366 * 86_400;
-    private const double MaxTimeoutSeconds = 7 * 86_400;
 
     /// <summary>Validates the request, then stores and dispatches it (or returns the job its Idempotency-Key already made).</summary>
     public async Task<(JobRecord Job, bool Created)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
@@ -94,8 +93,7 @@ internal sealed class JobService(
             throw Invalid("runAt", "Invalid runAt", "Give delaySeconds or runAt, not both.");
         if (request.RunAt is { } at && at > DateTimeOffset.UtcNow.AddSeconds(MaxDelaySeconds))
             throw Invalid("runAt", "Invalid runAt", "runAt is at most a year from now.");
-        if (request.TimeoutSeconds is { } timeout && !(timeout > 0 && timeout <= MaxTimeoutSeconds))
-            throw Invalid("timeoutSeconds", "Invalid timeoutSeconds", $"timeoutSeconds is more than 0 and at most {MaxTimeoutSeconds:0} (a week).");
+        SubmissionRules.CheckTimeout(request.TimeoutSeconds);
         if (request.Retries is < 0 or > 100)
             throw Invalid("retries", "Invalid retries", "retries is between 0 and 100.");
         if (request.CallbackUrl is { } callback) CheckCallback(callback);

@@ -44,11 +44,9 @@ internal sealed class SubmitMapRequest
 internal sealed record MapView(Guid Id, string Function, string Queue, string State, int Total, int Succeeded, int Failed, int Canceled,
     int Pending, bool Ready, bool? Successful, int Chunks, int Chunksize, DateTime CreatedAt, DateTime? FinishedAt)
 {
-    public static bool IsFinished(string state) => state is "succeeded" or "failed" or "canceled";
-
     public static MapView From(MapRecord m)
     {
-        var ready = IsFinished(m.State);
+        var ready = JobStates.IsFinished(m.State);
         return new MapView(m.Id, m.Function, m.Queue, m.State, m.Total, m.Succeeded, m.Failed, m.Canceled, m.Pending, ready,
             ready ? m.State == "succeeded" : null, m.Chunks, m.Chunksize, DateTime.SpecifyKind(m.CreatedAt, DateTimeKind.Utc),
             m.FinishedAt is { } f ? DateTime.SpecifyKind(f, DateTimeKind.Utc) : null);

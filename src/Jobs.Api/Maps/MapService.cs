@@ -5,6 +5,7 @@ using Hangfire;
 using Jobs.Api.Jobs;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
+using Jobs.Core.Jobs;
 using Jobs.Api.Queues;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
@@ -41,8 +42,7 @@ internal sealed class MapService(
             throw new RequestRefusedException(400, "Too many items", $"A map has at most {options.Value.MaxMapItems} items (Jobs:MaxMapItems); split it.", "items");
         if (request.Chunksize is < 1 or > 1_000_000)
             throw new RequestRefusedException(400, "Invalid chunksize", "chunksize is between 1 and 1,000,000.", "chunksize");
-        if (request.TimeoutSeconds is { } timeout && !(timeout > 0 && timeout <= 7 * 86_400))
-            throw new RequestRefusedException(400, "Invalid timeoutSeconds", "timeoutSeconds is more than 0 and at most 604800 (a week).", "timeoutSeconds");
+        SubmissionRules.CheckTimeout(request.TimeoutSeconds);
         if (request.Kwargs.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null or JsonValueKind.Object))
             throw new RequestRefusedException(400, "Invalid kwargs", "kwargs must be a JSON object.", "kwargs");
         if ((JsonUtf8.FindInvalid(request.Items, "items") ?? JsonUtf8.FindInvalid(request.Kwargs, "kwargs")) is { } notUtf8)
@@ -125,7 +125,7 @@ internal sealed class MapService(
     }
 
     public Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(MapQueries.ProgressChannel, id, token => queries.GetAsync(id, token), map => MapView.IsFinished(map.State),
+        changes.WaitAsync(MapQueries.ProgressChannel, id, token => queries.GetAsync(id, token), map => JobStates.IsFinished(map.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>A stream line's <c>tuples</c> member (where its result held Python tuples), or nothing.</summary>

@@ -2,6 +2,7 @@ using System.Text;
 using Jobs.Api.Jobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
+using Jobs.Core.Jobs;
 using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
@@ -89,7 +90,7 @@ internal static class MapsApi
         queues.WarnIfUnserved(map.Queue, http);
         try
         {
-            if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && MapView.IsFinished(done.State))
+            if (wait is > 0 && await service.WaitAsync(map.Id, wait.Value, ct) is { } done && JobStates.IsFinished(done.State))
                 return TypedResults.Ok(MapView.From(done));
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)

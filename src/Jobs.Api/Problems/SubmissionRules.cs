@@ -15,6 +15,16 @@ internal static class SubmissionRules
 {
     public const int EchoLength = 100;
 
+    /// <summary>The longest timeout a job or a map item may ask for: a week.</summary>
+    public const double MaxTimeoutSeconds = 7 * 86_400;
+
+    /// <summary><c>timeoutSeconds</c> of POST /jobs, POST /maps and schedules: more than 0 and at most <see cref="MaxTimeoutSeconds"/>.</summary>
+    public static void CheckTimeout(double? timeoutSeconds)
+    {
+        if (timeoutSeconds is { } timeout && !(timeout > 0 && timeout <= MaxTimeoutSeconds))
+            throw new RequestRefusedException(400, "Invalid timeoutSeconds", $"timeoutSeconds is more than 0 and at most {MaxTimeoutSeconds:0} (a week).", "timeoutSeconds");
+    }
+
     /// <summary>The registered function <paramref name="name"/>: 400 when none is named, 404 when it is unknown.</summary>
     public static async ValueTask<JobFunction> FunctionAsync(FunctionRegistry registry, string? name, CancellationToken ct)
     {

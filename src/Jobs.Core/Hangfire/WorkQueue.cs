@@ -57,9 +57,6 @@ public sealed class WorkQueue : IPersistentJobQueueProvider, IPersistentJobQueue
         _liveness = new Liveness(this);
     }
 
-    /// <summary>Jobs this process has fetched and not yet removed or given back.</summary>
-    public int HeldCount => _held.Count;
-
     /// <summary>Takes over fetching for <paramref name="queues"/> of <paramref name="storage"/>.</summary>
     public void Attach(PostgreSqlStorage storage, IEnumerable<string> queues)
     {

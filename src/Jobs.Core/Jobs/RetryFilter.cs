@@ -14,8 +14,8 @@ public interface IRetryable
 /// runner's claim on the row carries over), after the backoff the runner computed. Hangfire's own
 /// AutomaticRetry is off; this one follows each job's <c>retries</c>.
 /// <para>
-/// A Hangfire job that failed because PostgreSQL was unavailable — in Hangfire's own pipeline (its culture filter
-/// reads a job parameter before our runner starts) or after the runners' write patience — never failed its rows:
+/// A Hangfire job that failed because PostgreSQL was unavailable — in Hangfire's own pipeline (its state changes and
+/// reads around our runner) or after the runners' write patience — never failed its rows:
 /// the runners turn every failure of a function into an outcome and never throw for its sake. Such a Hangfire job is
 /// run again after <see cref="UnavailableRetryDelay"/>; marked Failed, it left its row waiting (found by the chaos
 /// soak across a PostgreSQL restart).

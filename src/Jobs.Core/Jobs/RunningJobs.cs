@@ -19,8 +19,6 @@ public sealed class RunningJobs(JobExecutionStore store)
         return new Registration(this, jobId, source);
     }
 
-    public int Count => _running.Count;
-
     /// <summary>Cancels the running jobs whose cancellation was requested; returns how many.</summary>
     public async Task<int> CheckAsync(CancellationToken ct)
     {
