@@ -24,7 +24,7 @@ public sealed class PythonEnvironmentTests(SystemFixture system) : SystemTest(sy
             return dict(os.environ)
         """;
 
-    /// <summary>The documented set (README, Python:PassEnvironment): these and Python's own PYTHON*, plus what this test passes on purpose.</summary>
+    /// <summary>The documented set (src/python/README.md, Python:PassEnvironment): these and Python's own PYTHON*, plus what this test passes on purpose.</summary>
     private static readonly string[] Allowed = ["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "JOBS_TEST_PASSED", "JOBS_TEST_SET"];
 
     private const string ApiKeySha256 = "6a3e7e0d1f6b1c1d5f0f4c8c2b9a7e6d5c4b3a29180706f5e4d3c2b1a0f9e8d7";

@@ -14,7 +14,7 @@ namespace Jobs.Tests.Observability;
 /// </summary>
 public sealed class MetricsExpositionTests(SystemFixture system) : SystemTest(system)
 {
-    /// <summary>The seconds buckets every duration histogram has (README, Observability).</summary>
+    /// <summary>The seconds buckets every duration histogram has (src/Jobs.Core/Telemetry/README.md).</summary>
     private static readonly double[] Buckets =
         [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300, 600, 1200, 1800, 3600];
 
