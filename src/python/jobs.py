@@ -16,8 +16,8 @@ apply_async (callback=, error_callback=) returning an AsyncResult (get(timeout),
 map_async, starmap, starmap_async, imap, imap_unordered (IMapIterator), close, terminate, join, and the context
 manager. The service is at $JOBS_URL (or url=), the key in $JOBS_API_KEY (or api_key=), the queue $JOBS_QUEUE (queue=).
 
-Differences (README "What differs from Pool, in one place"): work runs in the service's workers and survives this
-process; values travel as JSON (tuples stay tuples; dict keys must be strings); initializer, initargs and
+Differences (src/python/README.md, "What differs from Pool, in one place"): work runs in the service's workers
+and survives this process; values travel as JSON (tuples stay tuples; dict keys must be strings); initializer, initargs and
 maxtasksperchild are the workers' settings, checked here. Standard library only.
 """
 

@@ -1,6 +1,6 @@
 """Runs one Pool program of pool_programs/ twice — on multiprocessing.Pool as written, then on jobs.Pool with only the
 line that makes the pool changed — and compares what both print. Exit 0 when they match (pids and the order of
-unordered results aside, and the documented differences of README "Python: what differs from Pool" applied).
+unordered results aside, and the documented differences of src/python/README.md "What differs from Pool, in one place" applied).
 
     JOBS_URL=http://127.0.0.1:5080 JOBS_QUEUE=default python3 run_pool_program.py docs_intro [MOVED_COPY]
 
@@ -39,7 +39,7 @@ NORMALIZE = {
     "docs_pool_usage": lambda lines: pids(unordered(lines, 1, 11), {12, 13}),
 }
 
-# Per program: Pool's output -> what jobs.Pool prints, for each difference README documents.
+# Per program: Pool's output -> what jobs.Pool prints, for each difference src/python/README.md documents.
 DIFFERENCES = {
     # A map item's arguments are stored as jsonb, which orders an object's keys (shorter first, then bytewise).
     "values": lambda text: text.replace("{'b': 1, 'a': [None]}", "{'a': [None], 'b': 1}"),
