@@ -1,7 +1,6 @@
 using Hangfire;
 using Jobs.Api.Security;
 using Jobs.Core.Jobs;
-using Npgsql;
 
 namespace Jobs.Api.Pool;
 
@@ -16,7 +15,7 @@ internal static class PoolApi
 {
     public static IEndpointRouteBuilder MapPoolApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/pool", async (JobStorage storage, NpgsqlDataSource dataSource, CancellationToken ct) =>
+        app.MapGet("/pool", async (JobStorage storage, JobQueries jobs, CancellationToken ct) =>
             {
                 var servers = storage.GetMonitoringApi().Servers()
                     .Select(s => new PoolServer(s.Name, s.WorkersCount, s.Queues.ToList(), s.StartedAt, s.Heartbeat))
@@ -24,11 +23,8 @@ internal static class PoolApi
 
                 var states = JobStates.All.ToDictionary(s => s, _ => 0L);
                 var queues = new Dictionary<string, (long Scheduled, long Enqueued, long Processing)>();
-                await using var cmd = dataSource.CreateCommand("SELECT queue, state, count(*) FROM jobs.job GROUP BY queue, state");
-                await using var reader = await cmd.ExecuteReaderAsync(ct);
-                while (await reader.ReadAsync(ct))
+                foreach (var (queue, state, count) in await jobs.CountByQueueAndStateAsync(ct))
                 {
-                    var (queue, state, count) = (reader.GetString(0), reader.GetString(1), reader.GetInt64(2));
                     states[state] += count;
                     var q = queues.GetValueOrDefault(queue);
                     queues[queue] = state switch

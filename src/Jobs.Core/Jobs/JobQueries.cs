@@ -78,6 +78,13 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         return await cmd.ReadListAsync(Read, ct, limit);
     }
 
+    /// <summary>How many jobs each queue holds in each state (GET /pool).</summary>
+    public async Task<IReadOnlyList<(string Queue, string State, long Count)>> CountByQueueAndStateAsync(CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT queue, state, count(*) FROM jobs.job GROUP BY queue, state");
+        return await cmd.ReadListAsync(r => (r.GetString(0), r.GetString(1), r.GetInt64(2)), ct);
+    }
+
     /// <summary>
     /// Copies the job's stored result, its JSON text in UTF-8, to <paramref name="output"/> as PostgreSQL sends it
     /// (<see cref="Rows.CopyTextAsync"/>), so serving a large result holds no copy of it; writes <c>null</c> when
