@@ -1,4 +1,5 @@
 using Jobs.Core.Callbacks;
+using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
 using Jobs.Core.Hangfire;
@@ -21,6 +22,11 @@ public static class JobsCoreSetup
     /// </summary>
     public static IServiceCollection AddJobsCore(this IServiceCollection services, IConfiguration configuration, CommitDurability commits)
     {
+        // Options, bound once: Jobs:* is both processes', validated in each; Worker:* is read by the API too (its
+        // InvisibilityTimeout, the queues it knows) but validated only by the workers, whose settings they are.
+        services.AddValidatedOptions<JobsOptions>(JobsOptions.Section).PostConfigure<IConfiguration>(JobsOptions.ApplyFormerKeys)
+            .Validate(o => o.Queues.All(QueueNames.IsValidDeclaration), $"Jobs:Queues: {QueueNames.Rule}, or such a prefix followed by '*'.");
+        services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section);
         services.AddJobsDatabase(configuration, commits);
         services.AddJobsHangfire(configuration, commits, JobsSetup.HangfireFilters);
         services.AddJobFunctions();

@@ -27,7 +27,6 @@ public static class JobsConfiguration
                 ["ConnectionStrings:Jobs is not set. Set it in appsettings.json or as the environment variable " +
                  "ConnectionStrings__Jobs, or start everything with the launcher, which provides a private PostgreSQL."]);
 
-    /// <summary>Validates an options object outside DI (the launcher, the benchmark), with the same rules.</summary>
     /// <summary>
     /// <typeparamref name="T"/> read from its section and validated as <see cref="AddValidatedOptions{T}"/> does, for the
     /// few settings needed before the container exists (where to listen, whether keys are required).
@@ -35,6 +34,7 @@ public static class JobsConfiguration
     public static T Read<T>(this IConfiguration configuration, string section) where T : class, new() =>
         Validate(configuration.GetSection(section).Get<T>() ?? new T(), section);
 
+    /// <summary>Validates an options object outside DI (the launcher, the benchmark), with the same rules.</summary>
     public static T Validate<T>(T options, string section) where T : class
     {
         var results = new List<ValidationResult>();

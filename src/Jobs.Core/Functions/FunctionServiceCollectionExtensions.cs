@@ -13,7 +13,6 @@ public static class FunctionServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddJobFunctions(this IServiceCollection services)
     {
-        services.AddValidatedOptions<JobsOptions>(JobsOptions.Section);
         services.AddSingleton<IFunctionProvider>(sp => new ClrFunctionProvider(
             [typeof(FunctionRegistry).Assembly, .. Assembly.GetEntryAssembly() is { } entry ? [entry] : Array.Empty<Assembly>()],
             sp, sp.GetRequiredService<IOptions<JobsOptions>>()));

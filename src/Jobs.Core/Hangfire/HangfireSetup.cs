@@ -29,10 +29,6 @@ public static class HangfireSetup
     public static IServiceCollection AddJobsHangfire(this IServiceCollection services, IConfiguration configuration, CommitDurability commits,
         Func<IServiceProvider, IEnumerable<object>> filters)
     {
-        services.AddValidatedOptions<JobsOptions>(JobsOptions.Section).PostConfigure<IConfiguration>(JobsOptions.ApplyFormerKeys)
-            .Validate(o => o.Queues.All(QueueNames.IsValidDeclaration), $"Jobs:Queues: {QueueNames.Rule}, or such a prefix followed by '*'.");
-        services.AddValidatedOptions<WorkerOptions>(WorkerOptions.Section)
-            .Validate(o => o.Queues.All(QueueNames.IsValid), $"Worker:Queues: {QueueNames.Rule}.");
         // Hangfire's statements carry what we generate (ids, invocation data), never a client's raw values: prepared automatically.
         var connectionString = DatabaseServiceCollectionExtensions.WithCommitDurability(configuration.GetJobsConnectionString(), commits, autoPrepare: true);
 

@@ -35,6 +35,9 @@ internal static class WorkerSetup
             server.CancellationCheckInterval = worker.CancellationCheckInterval;
             server.SchedulePollingInterval = worker.SchedulePollingInterval;
         });
+        // Worker:* is this process's: validated here (the API binds it too, without refusing a worker's settings).
+        services.AddOptions<WorkerOptions>().ValidateDataAnnotations()
+            .Validate(o => o.Queues.All(QueueNames.IsValid), $"Worker:Queues: {QueueNames.Rule}.").ValidateOnStart();
         // Python functions (Python:Modules), run by python3 processes this worker manages, advertised to the API.
         services.AddValidatedOptions<PythonOptions>(PythonOptions.Section);
         services.AddSingleton<PythonFunctionProvider>();

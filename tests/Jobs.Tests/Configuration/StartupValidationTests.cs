@@ -36,4 +36,29 @@ public sealed class StartupValidationTests(SystemFixture system)
         Assert.NotEqual(0, process.ExitCode);
         Assert.Contains(expected, string.Join('\n', output));
     }
+
+    [Theory]
+    [InlineData("Worker__Queues__0", "Not A Queue")]
+    [InlineData("Worker__WorkerCount", "-3")]
+    [InlineData("Python__Modules__0__Path", "no/such/module.py")]
+    public async Task A_worker_only_setting_does_not_stop_the_api(string key, string value)
+    {
+        // Each process validates its own options (issue 25): a worker's bad setting is the worker's to refuse.
+        var output = new ConcurrentQueue<string>();
+        var port = Network.FreePort();
+        var env = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings__Jobs"] = system.Database.ConnectionString,
+            ["Api__Urls"] = $"http://127.0.0.1:{port}",
+            [key] = value,
+        };
+        await using var process = ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, output.Enqueue);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await Eventually.TrueAsync(async () =>
+        {
+            Assert.False(process.HasExited, $"the API stopped: {string.Join('\n', output)}");
+            try { return (await http.GetAsync("/health/live")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+        }, "the API serves /health/live", 30);
+    }
 }
