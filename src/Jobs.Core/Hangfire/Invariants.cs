@@ -37,7 +37,7 @@ namespace Jobs.Core.Hangfire;
 /// </summary>
 public sealed class Invariants(NpgsqlDataSource dataSource)
 {
-    private static readonly string Hangfire = Migrator.HangfireSchema;
+    private static readonly string Schema = Migrator.HangfireSchema;
 
     private readonly Dictionary<(string Kind, string Id, string Problem), DateTime> _suspects = [];
 
@@ -72,8 +72,8 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
                  LIMIT 20000))
             SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.since < now() - $2, now(), q.id IS NOT NULL, q.updatecount
             FROM unfinished u
-            LEFT JOIN {Hangfire}.job hj ON hj.id = CASE WHEN u.hangfire_job_id ~ '^[0-9]{"{"}1,18{"}"}$' THEN u.hangfire_job_id::bigint END
-            LEFT JOIN {Hangfire}.jobqueue q ON q.jobid = hj.id
+            LEFT JOIN {Schema}.job hj ON hj.id = CASE WHEN u.hangfire_job_id ~ '^[0-9]{"{"}1,18{"}"}$' THEN u.hangfire_job_id::bigint END
+            LEFT JOIN {Schema}.jobqueue q ON q.jobid = hj.id
             """);
         cmd.Parameters.Add(new() { Value = invisibilityTimeout, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = dispatchGrace, NpgsqlDbType = NpgsqlDbType.Interval });
@@ -141,8 +141,8 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
         if (fetches.Count == 0) return 0;
         await using var cmd = dataSource.CreateCommand($"""
             WITH back AS (
-                UPDATE {Hangfire}.jobqueue q SET fetchedat = NULL, updatecount = (q.updatecount + 1) % 2000000000
-                FROM {Hangfire}.job hj, unnest($1::bigint[], $2::int[]) AS seen(jobid, generation)
+                UPDATE {Schema}.jobqueue q SET fetchedat = NULL, updatecount = (q.updatecount + 1) % 2000000000
+                FROM {Schema}.job hj, unnest($1::bigint[], $2::int[]) AS seen(jobid, generation)
                 WHERE hj.id = q.jobid AND q.jobid = seen.jobid AND q.updatecount = seen.generation
                   AND q.fetchedat IS NOT NULL AND hj.statename = '{EnqueuedState.StateName}'
                 RETURNING q.id)
