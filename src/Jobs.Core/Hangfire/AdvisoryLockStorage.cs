@@ -289,17 +289,18 @@ public sealed class AdvisoryLockStorage : JobStorage
     /// </summary>
     private sealed class Transaction(JobStorageTransaction inner) : JobStorageTransaction
     {
-        private readonly HashSet<string> _processing = new(StringComparer.Ordinal);
+        /// <summary>Jobs this transaction moves to Processing (made only when one does: most transactions move none).</summary>
+        private HashSet<string>? _processing;
 
         public override void SetJobState(string jobId, global::Hangfire.States.IState state)
         {
-            if (state is global::Hangfire.States.ProcessingState) _processing.Add(jobId);
+            if (state is global::Hangfire.States.ProcessingState) (_processing ??= new(StringComparer.Ordinal)).Add(jobId);
             inner.SetJobState(jobId, state);
         }
 
         public override void PersistJob(string jobId)
         {
-            if (!_processing.Contains(jobId)) inner.PersistJob(jobId);
+            if (_processing?.Contains(jobId) != true) inner.PersistJob(jobId);
         }
 
         public override void Commit() => inner.Commit();

@@ -66,9 +66,9 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
     {
         var (record, created) = await store.InsertAsync(job, idempotency, ct);
         if (!created) return (record, false);
+        metrics.Submitted(record.Function, record.Queue);
         // A job due now was stored with its Hangfire job; a delayed one gets its scheduled Hangfire job now.
         if (record.HangfireJobId is null) await DispatchAsync([record]);
-        else metrics.Submitted(record.Function, record.Queue);
         return (record, true);
     }
 
@@ -130,16 +130,14 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
     {
         var outcome = await store.ResetForRetryAsync(id, ct);
         // Stored, so accepted: a failed hand-over is the sweeper's, as for a submission.
-        if (outcome is { Retried: true, Job: var job }) await DispatchAsync([job], submitted: false);
+        if (outcome is { Retried: true, Job: var job }) await DispatchAsync([job]);
         return outcome;
     }
 
     /// <summary>Hands stored rows to Hangfire and records which Hangfire job carries each.</summary>
-    private async Task DispatchAsync(IReadOnlyList<JobRecord> records, bool submitted = true)
+    private async Task DispatchAsync(IReadOnlyList<JobRecord> records)
     {
         Guid[] ids = [.. records.Select(r => r.Id)];
-        if (submitted)
-            foreach (var record in records) metrics.Submitted(record.Function, record.Queue);
         string[] owners;
         try
         {
