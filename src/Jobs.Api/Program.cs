@@ -2,7 +2,7 @@ using Jobs.Api;
 using Jobs.Api.Dashboard;
 using Jobs.Api.Functions;
 using Jobs.Api.Health;
-using Jobs.Api.Jobs;
+using Jobs.Api.SingleJobs;
 using Jobs.Api.Maps;
 using Jobs.Api.Metrics;
 using Jobs.Api.OpenApi;

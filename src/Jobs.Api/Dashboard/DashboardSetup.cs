@@ -6,8 +6,8 @@ using Hangfire.Dashboard;
 using Hangfire.States;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;
-using Jobs.Core.Hangfire;
-using Jobs.Core.Jobs;
+using Jobs.Core.Queue;
+using Jobs.Core.SingleJobs;
 using Microsoft.AspNetCore.Authentication;
 
 namespace Jobs.Api.Dashboard;

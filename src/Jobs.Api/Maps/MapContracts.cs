@@ -1,7 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Core.Maps;
 
 namespace Jobs.Api.Maps;
@@ -66,7 +66,7 @@ internal sealed class MapTupleLocations
 
 /// <summary>
 /// GET /maps/{id}/results when every item succeeded: <c>MapResult.get()</c>'s list, in input order; <c>ready</c> as in
-/// <see cref="Jobs.JobResult"/> (written by <see cref="MapsApi"/>, which streams the list).
+/// <see cref="SingleJobs.JobResult"/> (written by <see cref="MapsApi"/>, which streams the list).
 /// </summary>
 internal sealed record MapResults(IReadOnlyList<RawJson?> Results)
 {

@@ -1,8 +1,8 @@
 using System.Text;
-using Jobs.Api.Jobs;
+using Jobs.Api.SingleJobs;
 using Jobs.Api.OpenApi;
 using Jobs.Api.Problems;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Api.Queues;
 using Jobs.Api.Security;
 using Jobs.Core.Configuration;

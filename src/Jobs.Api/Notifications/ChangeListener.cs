@@ -1,4 +1,4 @@
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Core.Maps;
 using Npgsql;
 

@@ -24,7 +24,7 @@ internal static class SwaggerSetup
             c.OperationFilter<RequestExampleFilter>();
             // Stored JSON values (arguments, results, errors, parameter defaults): any JSON value, never the .NET types
             // that hold them (JsonNode's options/parent/root). ContractSchemaFilter says where they may be null.
-            c.MapType<global::Jobs.Core.Jobs.RawJson>(() => new OpenApiSchema());
+            c.MapType<global::Jobs.Core.SingleJobs.RawJson>(() => new OpenApiSchema());
             c.MapType<JsonElement>(() => new OpenApiSchema());
             c.MapType<JsonNode>(() => new OpenApiSchema());
             // Nullability from the contracts' nullable annotations; a nullable reference is allOf-wrapped, so it says so.

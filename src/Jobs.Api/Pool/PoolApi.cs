@@ -1,6 +1,6 @@
 using Hangfire;
 using Jobs.Api.Security;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 
 namespace Jobs.Api.Pool;
 

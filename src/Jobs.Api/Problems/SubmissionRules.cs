@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Jobs.Core.Functions;
-using Jobs.Api.Jobs;
+using Jobs.Api.SingleJobs;
 using Jobs.Api.Queues;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 
 namespace Jobs.Api.Problems;
 

@@ -1,6 +1,6 @@
 using Hangfire;
 using Jobs.Core.Configuration;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Queues;

@@ -1,6 +1,6 @@
 using Jobs.Api.Problems;
 using Jobs.Api.Security;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 using Npgsql;
 
 namespace Jobs.Api.Queues;

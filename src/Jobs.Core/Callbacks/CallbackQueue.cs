@@ -1,7 +1,7 @@
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 
 namespace Jobs.Core.Callbacks;
 

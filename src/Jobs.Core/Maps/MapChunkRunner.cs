@@ -5,7 +5,7 @@ using Hangfire.Server;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

@@ -8,7 +8,7 @@ namespace Jobs.Core.Maps;
 public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
 {
     /// <summary>
-    /// Takes a chunk for one run, like <see cref="Jobs.JobExecutionStore.ClaimAsync"/>: the first Hangfire job to claim it
+    /// Takes a chunk for one run, like <see cref="SingleJobs.JobExecutionStore.ClaimAsync"/>: the first Hangfire job to claim it
     /// owns it. A Hangfire job run again (its worker died, or the invariant watch repaired it) whose chunk is done
     /// takes back the chunks it had carried on with instead (<see cref="FinishRunAsync"/>).
     /// </summary>

@@ -83,7 +83,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Results up to this many bytes come with <see cref="MapItemOutcome"/>; larger ones are copied by <see cref="CopyItemResultAsync"/>.</summary>
-    public const int InlineResultBytes = Jobs.JobQueries.InlineResultBytes;
+    public const int InlineResultBytes = SingleJobs.JobQueries.InlineResultBytes;
 
     /// <summary>Copies one item's stored result to <paramref name="output"/> as it arrives (<c>null</c> if there is none).</summary>
     public async Task CopyItemResultAsync(Guid mapId, int index, Stream output, CancellationToken ct)

@@ -1,5 +1,5 @@
 using Hangfire;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Microsoft.Extensions.Logging;
 
 namespace Jobs.Core.Schedules;

@@ -2,7 +2,7 @@ using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Functions.Python;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
@@ -12,14 +12,14 @@ namespace Jobs.Worker.Hosting;
 internal static class WorkerSetup
 {
     /// <summary>
-    /// A Hangfire server running <see cref="Core.Jobs.JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
+    /// A Hangfire server running <see cref="Core.SingleJobs.JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
     /// core) on Worker:Queues. SIGTERM stops fetching and gives running jobs Worker:ShutdownTimeout to finish;
     /// jobs still running then are left to Hangfire, which hands them to another worker.
     /// </summary>
     /// <remarks>Needs <c>AddJobsCore</c> (Program.cs).</remarks>
     public static IServiceCollection AddJobsWorker(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddSingleton<WorkQueue>();
+        services.AddSingleton<Producer>();
 
         services.AddHangfireServer((sp, server) =>
         {

@@ -1,5 +1,5 @@
 using Jobs.Core.Configuration;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Maintenance;

@@ -1,7 +1,7 @@
 using Jobs.Core.Configuration;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Core.Maps;
-using Jobs.Core.Recovery;
+using Jobs.Core.Queue;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Worker.Maintenance;

@@ -1,7 +1,7 @@
 using Hangfire;
 using Hangfire.States;
 using Jobs.Core.Configuration;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Options;
 

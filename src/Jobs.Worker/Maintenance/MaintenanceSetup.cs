@@ -1,5 +1,4 @@
-using Jobs.Core.Hangfire;
-using Jobs.Core.Recovery;
+using Jobs.Core.Queue;
 
 namespace Jobs.Worker.Maintenance;
 

@@ -1,7 +1,6 @@
 using Hangfire;
 using Hangfire.States;
-using Jobs.Core.Hangfire;
-using Jobs.Core.Recovery;
+using Jobs.Core.Queue;
 
 namespace Jobs.Worker.Maintenance;
 

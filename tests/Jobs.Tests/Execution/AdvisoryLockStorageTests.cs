@@ -6,7 +6,7 @@ using Hangfire.States;
 using Hangfire.Storage;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
-using Jobs.Core.Hangfire;
+using Jobs.Core.Queue;
 using Jobs.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -180,7 +180,7 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
     [Fact]
     public async Task A_lone_jobs_state_changes_take_no_lock_rows_and_fewer_statements_than_the_lock_table()
     {
-        // The same lone Hangfire jobs, one at a time, through a real Hangfire server over our WorkQueue: first on
+        // The same lone Hangfire jobs, one at a time, through a real Hangfire server over our Producer: first on
         // Hangfire.PostgreSql as it comes (its lock table), then through AdvisoryLockStorage.
         const int jobs = 30;
         var stock = await RunLoneJobsAsync(Stock(), jobs);
@@ -211,7 +211,7 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
         await fixture.ResetAsync();
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:Jobs"] = fixture.ConnectionString }).Build();
-        using var queue = new WorkQueue(_worker, configuration, Microsoft.Extensions.Options.Options.Create(new WorkerOptions()), NullLogger<WorkQueue>.Instance);
+        using var queue = new Producer(_worker, configuration, Microsoft.Extensions.Options.Options.Create(new WorkerOptions()), NullLogger<Producer>.Instance);
         var postgres = storage as PostgreSqlStorage ?? ((AdvisoryLockStorage)storage).Inner;
         queue.Attach(postgres, [Queue]);
         var client = new BackgroundJobClient(storage);
@@ -245,7 +245,7 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
     /// <summary>WAL written so far (pg_stat_database's counters lag by up to seconds; the WAL position does not).</summary>
     private Task<long> WalAsync() => fixture.ScalarAsync<long>("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
 
-    /// <summary>The worker process's own data source (WorkQueue's, and the test's polls), connected as a worker connects.</summary>
+    /// <summary>The worker process's own data source (Producer's, and the test's polls), connected as a worker connects.</summary>
     private NpgsqlDataSource _worker = null!;
 
     private async Task RunOneAsync(JobStorage storage, BackgroundJobClient client)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 

@@ -27,7 +27,7 @@ public sealed class RetryFilterElectionTests
             new PostgresException("terminating connection due to administrator command", "FATAL", "FATAL", "57P01"));
         var context = Election(new Hangfire.States.FailedState(failure));
 
-        new Jobs.Core.Jobs.RetryFilter().OnStateElection(context);
+        new Jobs.Core.SingleJobs.RetryFilter().OnStateElection(context);
 
         var scheduled = Assert.IsType<Hangfire.States.ScheduledState>(context.CandidateState);
         Assert.Contains("PostgreSQL was unavailable", scheduled.Reason);
@@ -38,7 +38,7 @@ public sealed class RetryFilterElectionTests
     {
         var context = Election(new Hangfire.States.FailedState(new InvalidOperationException("a bug")));
 
-        new Jobs.Core.Jobs.RetryFilter().OnStateElection(context);
+        new Jobs.Core.SingleJobs.RetryFilter().OnStateElection(context);
 
         Assert.IsType<Hangfire.States.FailedState>(context.CandidateState);
     }

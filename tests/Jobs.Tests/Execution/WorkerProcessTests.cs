@@ -2,8 +2,8 @@ using System.Net;
 using Hangfire;
 using Hangfire.PostgreSql;
 using Jobs.Core.Configuration;
-using Jobs.Core.Hangfire;
-using Jobs.Core.Jobs;
+using Jobs.Core.Queue;
+using Jobs.Core.SingleJobs;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 

@@ -144,7 +144,7 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
     {
         var queue = SystemFixture.PrivateQueue();
         const string quiet = "outcome-quiet", loud = "outcome-loud";
-        // Jobs.Core.Jobs=Warning silences the runner's lines, outcomes included; the map's have a category of their own.
+        // Jobs.Core.SingleJobs=Warning silences the runner's lines, outcomes included; the map's have a category of their own.
         await using var silenced = Fixture.StartWorker(quiet, [queue], environment: Logging(("Logging__LogLevel__Jobs.Core.Jobs", "Warning"),
             ("Logging__LogLevel__Jobs.Core.Jobs.JobRunner", "Warning")));
         var id = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "quiet" }, retries = 0, queue });

@@ -2,7 +2,7 @@ using System.Globalization;
 using Hangfire.PostgreSql;
 using Hangfire.PostgreSql.Factories;
 using Jobs.Core.Idempotency;
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Tests.Infrastructure;
 using Npgsql;
 

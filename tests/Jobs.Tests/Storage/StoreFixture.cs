@@ -1,6 +1,6 @@
-using Jobs.Core.Jobs;
+using Jobs.Core.SingleJobs;
 using Jobs.Core.Maps;
-using Jobs.Core.Recovery;
+using Jobs.Core.Queue;
 using Jobs.Tests.Infrastructure;
 using Npgsql;
 
