@@ -71,7 +71,7 @@ public sealed class JobsSystem : IAsyncDisposable
         _processes[index] = ChildProcess.Start(victim.Name, index == 0 ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environment, JobsScenario.Quiet);
     }
 
-    /// <summary>A job on no path to an end (see Jobs.Core.Queue.Invariants) for this long fails the run.</summary>
+    /// <summary>A job on no path to an end (see Jobs.Core.Queue.Maintenance.Invariants) for this long fails the run.</summary>
     public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(30);
 
     /// <summary>Jobs and chunks the watch has seen break the invariant (each once, however long); the soak reports them, the scenarios fail on the first.</summary>
@@ -88,7 +88,7 @@ public sealed class JobsSystem : IAsyncDisposable
     /// </summary>
     private async Task WatchAsync()
     {
-        var invariants = new Jobs.Core.Queue.Invariants(Db);
+        var invariants = new Jobs.Core.Queue.Maintenance.Invariants(Db);
         while (!_stop.IsCancellationRequested)
         {
             try

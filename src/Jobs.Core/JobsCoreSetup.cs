@@ -29,6 +29,8 @@ public static class JobsCoreSetup
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section);
         services.AddJobsDatabase(configuration, commits);
         services.AddJobsHangfire(configuration, commits, JobsSetup.HangfireFilters);
+        services.AddSingleton<Notifier>(); // the process's one LISTEN connection
+        services.AddSingleton<JobQueueStore>();
         services.AddJobFunctions();
         services.AddSingleton<JobsMetrics>();
         services.AddJobs();

@@ -5,6 +5,7 @@ using Hangfire;
 using Jobs.Api.SingleJobs;
 using Jobs.Api.Notifications;
 using Jobs.Api.Problems;
+using Jobs.Core.Queue;
 using Jobs.Core.SingleJobs;
 using Jobs.Api.Queues;
 using Jobs.Core.Configuration;
@@ -23,7 +24,7 @@ internal sealed class MapService(
     MapWindow mapWindow,
     FunctionRegistry registry,
     KnownQueues queues,
-    ChangeListener changes,
+    ChangeWaiters changes,
     JobStorage storage,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
@@ -125,7 +126,7 @@ internal sealed class MapService(
     }
 
     public Task<MapRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(MapQueries.ProgressChannel, id, token => queries.GetAsync(id, token), map => JobStates.IsFinished(map.State),
+        changes.WaitAsync(Channels.MapProgress, id, token => queries.GetAsync(id, token), map => JobStates.IsFinished(map.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>A stream line's <c>tuples</c> member (where its result held Python tuples), or nothing.</summary>
@@ -141,7 +142,7 @@ internal sealed class MapService(
         var emitted = 0;
         while (emitted < map.Total)
         {
-            using var waiter = changes.Register(MapQueries.ProgressChannel, map.Id);
+            using var waiter = changes.Register(Channels.MapProgress, map.Id);
             var (batch, heldBack) = inputOrder
                 ? (await queries.FinishedFromIndexAsync(map.Id, next, 1000, ct), false)
                 : await queries.FinishedAfterAsync(map.Id, last, 1000, ct);

@@ -2,11 +2,11 @@ namespace Jobs.Api.Notifications;
 
 internal static class NotificationsSetup
 {
-    /// <summary>The one LISTEN connection of this API process; see <see cref="ChangeListener"/>.</summary>
-    public static IServiceCollection AddChangeListener(this IServiceCollection services)
+    /// <summary>The requests waiting for a job or map to change, woken through the process's one LISTEN; see <see cref="ChangeWaiters"/>.</summary>
+    public static IServiceCollection AddChangeWaiters(this IServiceCollection services)
     {
-        services.AddSingleton<ChangeListener>();
-        services.AddHostedService(sp => sp.GetRequiredService<ChangeListener>());
+        services.AddSingleton<ChangeWaiters>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChangeWaiters>());
         return services;
     }
 }

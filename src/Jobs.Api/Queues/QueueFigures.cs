@@ -1,10 +1,12 @@
+using Jobs.Core.Maps;
+using Jobs.Core.SingleJobs;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace Jobs.Api.Queues;
 
 /// <summary>
-/// What waits in a queue, read from jobs.job and jobs.map_chunk in one statement for GET /queues and /metrics alike:
+/// What waits in a queue, read from jobs.job and jobs.map_chunk in one statement (their stores' parts of it) for GET /queues and /metrics alike:
 /// <see cref="Depth"/> jobs and map chunks enqueued and not yet started (a chunk counts once it has its turn in its
 /// map's window), <see cref="OldestAgeSeconds"/> how long the oldest of them has waited since it was due (0 when none
 /// waits), <see cref="Processing"/> running now, <see cref="Scheduled"/> delayed and not yet due, and
@@ -12,14 +14,8 @@ namespace Jobs.Api.Queues;
 /// </summary>
 internal readonly record struct QueueFigures(long Depth, double OldestAgeSeconds, long Processing, long Scheduled, long RetryPending)
 {
-    private const string Sql = """
-        WITH w AS (
-            SELECT queue, state, attempts, coalesce(run_at, created_at) AS since FROM jobs.job
-            WHERE state IN ('enqueued', 'scheduled', 'processing') AND ($1::text IS NULL OR queue = $1)
-            UNION ALL
-            SELECT m.queue, c.state, c.attempts, c.dispatched_at FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
-            WHERE c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL AND ($1::text IS NULL OR m.queue = $1)
-        )
+    private static readonly string Sql = $"""
+        WITH w AS ({JobQueries.UnfinishedForQueueFigures} UNION ALL {MapQueries.UnfinishedChunksForQueueFigures})
         SELECT queue, count(*) FILTER (WHERE state = 'enqueued'),
                coalesce(extract(epoch FROM now() - min(since) FILTER (WHERE state = 'enqueued')), 0)::float8,
                count(*) FILTER (WHERE state = 'processing'),

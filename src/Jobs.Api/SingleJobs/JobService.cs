@@ -8,6 +8,7 @@ using Jobs.Core.Callbacks;
 using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Idempotency;
+using Jobs.Core.Queue;
 using Jobs.Core.SingleJobs;
 using Microsoft.Extensions.Options;
 
@@ -21,7 +22,7 @@ internal sealed class JobService(
     ICallbackQueue callbackQueue,
     FunctionRegistry registry,
     KnownQueues queues,
-    ChangeListener changes,
+    ChangeWaiters changes,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
     IOptionsMonitor<CallbackOptions> callbacks)
@@ -48,7 +49,7 @@ internal sealed class JobService(
     /// Without its result: a response copies that from the database (<see cref="StreamedJobs"/>).
     /// </summary>
     public Task<JobRecord?> WaitAsync(Guid id, double seconds, CancellationToken ct) =>
-        changes.WaitAsync(JobQueries.FinishedChannel, id, token => queries.GetAsync(id, token, withResult: false), job => JobStates.IsFinished(job.State),
+        changes.WaitAsync(Channels.JobFinished, id, token => queries.GetAsync(id, token, withResult: false), job => JobStates.IsFinished(job.State),
             TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWaitSeconds)), ct);
 
     /// <summary>

@@ -26,7 +26,7 @@ internal static class JobsApi
         services.AddSingleton<KnownQueues>();
         services.AddHostedService(sp => sp.GetRequiredService<KnownQueues>());
         services.AddSingleton<JobService>();
-        services.AddChangeListener();
+        services.AddChangeWaiters();
         return services;
     }
 

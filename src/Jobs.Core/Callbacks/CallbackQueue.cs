@@ -6,7 +6,7 @@ using Jobs.Core.SingleJobs;
 namespace Jobs.Core.Callbacks;
 
 /// <summary>Hands a finished job's callback to Hangfire, as a <see cref="CallbackSender"/> job of its own on the job's queue.</summary>
-public sealed class CallbackQueue(CallbackStore store, IBackgroundJobClient client) : ICallbackQueue
+public sealed class CallbackQueue(JobCallbackStore store, IBackgroundJobClient client) : ICallbackQueue
 {
     /// <summary>Once per job (the first caller wins); false if there is none to send or it was taken already.</summary>
     public async Task<bool> EnqueueAsync(Guid jobId, string queue, CancellationToken ct)

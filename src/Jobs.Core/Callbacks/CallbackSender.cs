@@ -22,7 +22,7 @@ namespace Jobs.Core.Callbacks;
 /// </summary>
 public sealed class CallbackSender(
     JobQueries jobs,
-    CallbackStore store,
+    JobCallbackStore store,
     IHttpClientFactory httpClients,
     IOptionsMonitor<CallbackOptions> options,
     ILogger<CallbackSender> logger)

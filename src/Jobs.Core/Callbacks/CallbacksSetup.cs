@@ -13,7 +13,6 @@ public static class CallbacksSetup
     public static IServiceCollection AddCallbacks(this IServiceCollection services)
     {
         services.AddValidatedOptions<CallbackOptions>(CallbackOptions.Section);
-        services.AddSingleton<CallbackStore>();
         services.AddSingleton<ICallbackQueue, CallbackQueue>();
         services.AddTransient<CallbackSender>();
         // Callbacks go only where Callbacks:AllowedHosts says; a redirect must not take them elsewhere.

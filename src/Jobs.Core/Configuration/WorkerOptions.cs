@@ -36,7 +36,7 @@ public sealed class WorkerOptions
     public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromSeconds(8);
 
     /// <summary>
-    /// An unfinished job that is in none of the situations that lead to an end (see <c>Jobs.Core.Queue.Invariants</c>)
+    /// An unfinished job that is in none of the situations that lead to an end (see <c>Jobs.Core.Queue.Maintenance.Invariants</c>)
     /// for this long is reported as a violation, with its rows, by every worker's invariant check.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]

@@ -38,4 +38,11 @@ public static class IdempotencyStore
             throw new IdempotencyConflictException(claim.Key);
         return (reader.IsDBNull(1) ? null : reader.GetGuid(1), reader.IsDBNull(2) ? null : reader.GetGuid(2));
     }
+
+    /// <summary>Forgets Idempotency-Keys whose window is over (the cleaner, every minute).</summary>
+    public static async Task<int> PurgeExpiredAsync(NpgsqlDataSource dataSource, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("DELETE FROM jobs.idempotency_key WHERE expires_at < now()");
+        return await cmd.ExecuteNonQueryAsync(ct);
+    }
 }

@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Hangfire;
-using Hangfire.Server;
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
+using Jobs.Core.Queue;
 using Jobs.Core.SingleJobs;
 using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Logging;
@@ -13,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Core.Maps;
 
 /// <summary>
-/// Runs one chunk of a map: the function once per item, in index order, with outcomes written in batches
+/// Runs one chunk of a map for the <see cref="Executor"/>: the function once per item, in index order, with outcomes written in batches
 /// (every <see cref="FlushItems"/> items or <see cref="FlushInterval"/>). A failing item records its error and
 /// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
 /// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
@@ -24,7 +23,7 @@ namespace Jobs.Core.Maps;
 /// items' pace (so chunksize 1 is not a Hangfire job per item); DELETE /maps/{id} deletes that one Hangfire job.
 /// </summary>
 public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger,
-    ILoggerFactory loggers)
+    ILoggerFactory loggers) : IRunsMapChunks
 {
     /// <summary>One Information line per chunk's end, not per item: a map of 10⁶ items writes one line per chunk (<see cref="JobOutcomeLog.ChunkEnded"/>).</summary>
     private readonly ILogger _outcomes = loggers.CreateLogger(JobOutcomeLog.MapCategory);
@@ -40,14 +39,13 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
     /// </summary>
     public static readonly TimeSpan CarrySlice = TimeSpan.FromMilliseconds(250);
 
-    [JobDisplayName("{0}")]
-    public async Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct)
+    /// <summary>Claims chunk <paramref name="chunk"/> of <paramref name="mapId"/> for <paramref name="hangfireRun"/> and runs it (see the class summary).</summary>
+    public async Task RunAsync(Run hangfireRun, Guid mapId, int chunk, CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(context);
-        var hangfireJobId = context.BackgroundJob.Id;
+        var hangfireJobId = hangfireRun.HangfireJobId;
         // Retried through a PostgreSQL restart, as a job's claim is: a claim that threw failed the Hangfire job and
         // left the chunk enqueued for good (found by the chaos soak).
-        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, context.ServerId, token), ct);
+        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, hangfireRun.ServerId, token), ct);
         if (claimed is null)
         {
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
@@ -82,7 +80,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
                 ? (int)Math.Clamp(left / (perItem + TimeSpan.FromTicks(1)), itemsRun, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
                 : 0;
             var (next, carried) = await DatabaseRetry.RunAsync(token =>
-                maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, context.ServerId, end, options.Value.Retention, carryItems, token));
+                maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, hangfireRun.ServerId, end, options.Value.Retention, carryItems, token));
             if (carried is null)
             {
                 // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.

@@ -1,6 +1,7 @@
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
+using Jobs.Core.Queue;
 
 namespace Jobs.Core.Maps;
 
@@ -11,7 +12,7 @@ public sealed class MapDispatcher(IBackgroundJobClient client)
     public string Dispatch(Guid mapId, int chunk, string function, string queue, int firstIndex, int endIndex)
     {
         var call = $"{function} map {mapId.ToString()[^12..]} items {firstIndex}–{endIndex - 1}";
-        var hangfireJob = Job.FromExpression<MapChunkRunner>(runner => runner.RunAsync(call, mapId, chunk, null, CancellationToken.None), queue);
+        var hangfireJob = Job.FromExpression<Executor>(executor => executor.RunAsync(call, mapId, chunk, null, CancellationToken.None), queue);
         return client.Create(hangfireJob, new EnqueuedState(queue));
     }
 }

@@ -1,4 +1,5 @@
 using Jobs.Core.Database;
+using Jobs.Core.Queue;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -140,7 +141,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 ON CONFLICT (map_id, slot) DO UPDATE SET succeeded = t.succeeded + excluded.succeeded, failed = t.failed + excluded.failed,
                     canceled = t.canceled + excluded.canceled
             )
-            SELECT pg_notify('{MapQueries.ProgressChannel}', $1::text)
+            SELECT pg_notify('{Channels.MapProgress}', $1::text)
             """);
         write.Parameters.Add(new() { Value = mapId });
         write.Parameters.Add(new() { Value = indexes });
@@ -214,7 +215,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 FROM sums WHERE id = $1 AND EXISTS (SELECT 1 FROM finished)
                 RETURNING id
             )
-            SELECT pg_notify('{MapQueries.ProgressChannel}', id::text) FROM done
+            SELECT pg_notify('{Channels.MapProgress}', id::text) FROM done
             """, connection, tx))
         {
             cmd.Parameters.Add(new() { Value = mapId });

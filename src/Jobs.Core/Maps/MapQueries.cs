@@ -1,18 +1,38 @@
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Jobs.Core.Maps;
 
-/// <summary>Reads of a map and its items (GET /maps/{id}, its results and streams). Item outcomes send NOTIFY <see cref="ProgressChannel"/>.</summary>
+/// <summary>Reads of a map and its items (GET /maps/{id}, its results and streams). Item outcomes notify <see cref="Queue.Channels.MapProgress"/>.</summary>
 public sealed class MapQueries(NpgsqlDataSource dataSource)
 {
-    public const string ProgressChannel = "maps_progress";
-
     /// <summary>The map's counts are its own plus the tallies of the batches not yet folded into them (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
     internal const string Columns = """
         m.id, m.function, m.kwargs::text, m.star, m.queue, m.total, m.chunksize, m.chunks, m.state,
         m.succeeded + coalesce(t.s, 0), m.failed + coalesce(t.f, 0), m.canceled + coalesce(t.c, 0), m.created_at, m.finished_at
+        """;
+
+    /// <summary>Chunks with their turn and unfinished, as the invariant check reads them (the columns of <see cref="SingleJobs.JobQueries.UnfinishedForInvariants"/>).</summary>
+    internal const string UnfinishedChunksForInvariants = """
+        SELECT 'map chunk', map_id::text || '/' || chunk, state, hangfire_job_id, created_at, dispatched_at FROM jobs.map_chunk
+        WHERE state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL LIMIT 20000
+        """;
+
+    /// <summary>Unfinished maps with chunks waiting for a turn and none having one (the same columns).</summary>
+    internal const string StalledMapsForInvariants = """
+        SELECT 'map', id::text, state, NULL, created_at, created_at FROM jobs.map m
+        WHERE state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
+          AND NOT EXISTS (SELECT 1 FROM jobs.map_chunk c
+                          WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
+        LIMIT 20000
+        """;
+
+    /// <summary>Chunks with their turn and unfinished, as the queue figures read them (the columns of <see cref="SingleJobs.JobQueries.UnfinishedForQueueFigures"/>).</summary>
+    public const string UnfinishedChunksForQueueFigures = """
+        SELECT m.queue, c.state, c.attempts, c.dispatched_at FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
+        WHERE c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL AND ($1::text IS NULL OR m.queue = $1)
         """;
 
     public async Task<MapRecord?> GetAsync(Guid id, CancellationToken ct)
@@ -151,4 +171,50 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     internal static MapRecord Read(NpgsqlDataReader r) => new(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetBoolean(3), r.GetString(4),
         r.GetInt32(5), r.GetInt32(6), r.GetInt32(7), r.GetString(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11), r.GetDateTime(12),
         r.IsDBNull(13) ? null : r.GetDateTime(13));
+
+    /// <summary>
+    /// Chunks given their turn longer than <paramref name="grace"/> ago that never got a Hangfire job: the process
+    /// that gave it (the API storing the map, or the worker ending the chunk before) died in between.
+    /// </summary>
+    public async Task<IReadOnlyList<UndispatchedChunk>> FindUndispatchedChunksAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT c.map_id, c.chunk, m.function, m.queue, c.first_index, c.end_index
+            FROM jobs.map_chunk c JOIN jobs.map m ON m.id = c.map_id
+            WHERE c.state = 'enqueued' AND c.dispatched_at IS NOT NULL AND c.hangfire_job_id IS NULL AND c.dispatched_at < now() - $1
+            ORDER BY c.dispatched_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => new UndispatchedChunk(reader.GetGuid(0), reader.GetInt32(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt32(5)), ct);
+    }
+
+    /// <summary>
+    /// Unfinished maps with chunks waiting for a turn while fewer than their window have one: what no chunk's end
+    /// will refill (every end refills in its own transaction, so this is a repair, normally empty).
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> FindMapsBelowWindowAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT m.id FROM jobs.map m
+            WHERE m.state IN ('enqueued', 'processing') AND m.cancel_requested_at IS NULL AND m.next_chunk < m.chunks AND m.created_at < now() - $1
+              AND m.dispatch_window > (SELECT count(DISTINCT coalesce(c.hangfire_job_id, c.chunk::text)) FROM jobs.map_chunk c
+                                       WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
+            ORDER BY m.created_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
+    }
+
+    /// <summary>Maps canceled longer than <paramref name="grace"/> ago whose items are not all marked yet (the API that canceled them died).</summary>
+    public async Task<IReadOnlyList<Guid>> FindUnsettledCanceledMapsAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            SELECT id FROM jobs.map WHERE unsettled_from IS NOT NULL AND cancel_requested_at < now() - $1 ORDER BY cancel_requested_at LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
+    }
 }

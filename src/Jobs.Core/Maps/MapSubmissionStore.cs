@@ -1,5 +1,6 @@
 using Jobs.Core.Database;
 using Jobs.Core.Idempotency;
+using Jobs.Core.Queue;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -124,7 +125,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
             hangfireJobs = await cmd.ReadListAsync(r => r.GetString(0), ct);
         }
-        await using (var notify = new NpgsqlCommand($"SELECT pg_notify('{MapQueries.ProgressChannel}', $1::text)", connection, tx) { Parameters = { new() { Value = mapId } } })
+        await using (var notify = new NpgsqlCommand($"SELECT pg_notify('{Channels.MapProgress}', $1::text)", connection, tx) { Parameters = { new() { Value = mapId } } })
             await notify.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         return (true, "canceled", hangfireJobs);
@@ -160,7 +161,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                     WHERE c.map_id = $1 AND c.state IN ('enqueued', 'processing') AND c.end_index <= m.hi
                 ),
                 advanced AS (UPDATE jobs.map AS map SET unsettled_from = CASE WHEN m.hi >= m.total THEN NULL ELSE m.hi END FROM m WHERE map.id = m.id)
-                SELECT (SELECT count(*) FROM m)::int, (SELECT count(*) FROM items)::int, pg_notify('{MapQueries.ProgressChannel}', $1::text)
+                SELECT (SELECT count(*) FROM m)::int, (SELECT count(*) FROM items)::int, pg_notify('{Channels.MapProgress}', $1::text)
                 """);
             cmd.Parameters.Add(new() { Value = mapId });
             cmd.Parameters.Add(new() { Value = MapQueries.CanceledByRequest });
@@ -169,5 +170,23 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
             if (left == 0) return marked;
             marked += items;
         }
+    }
+
+    /// <summary>Deletes finished maps past their retention, with their chunks, items, outcomes and tallies.</summary>
+    public async Task<int> PurgeExpiredAsync(int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            WITH gone AS (
+                DELETE FROM jobs.map WHERE id IN (SELECT id FROM jobs.map WHERE expires_at < now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+                RETURNING id
+            ),
+            chunks AS (DELETE FROM jobs.map_chunk WHERE map_id IN (SELECT id FROM gone)),
+            items AS (DELETE FROM jobs.map_item WHERE map_id IN (SELECT id FROM gone)),
+            results AS (DELETE FROM jobs.map_result WHERE map_id IN (SELECT id FROM gone)),
+            tallies AS (DELETE FROM jobs.map_tally WHERE map_id IN (SELECT id FROM gone))
+            SELECT count(*) FROM gone
+            """);
+        cmd.Parameters.Add(new() { Value = limit });
+        return (int)(long)(await cmd.ExecuteScalarAsync(ct))!;
     }
 }

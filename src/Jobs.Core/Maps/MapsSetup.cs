@@ -1,3 +1,4 @@
+using Jobs.Core.Queue;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Jobs.Core.Maps;
@@ -12,7 +13,7 @@ public static class MapsSetup
         services.AddSingleton<MapExecutionStore>();
         services.AddSingleton<MapDispatcher>();
         services.AddSingleton<MapWindow>();
-        services.AddTransient<MapChunkRunner>();
+        services.AddTransient<IRunsMapChunks, MapChunkRunner>();
         return services;
     }
 }

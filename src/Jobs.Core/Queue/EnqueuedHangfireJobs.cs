@@ -55,8 +55,8 @@ public static class EnqueuedHangfireJobs
             INSERT INTO {Schema}.jobqueue (jobid, queue) SELECT id, queue FROM hangfire_new)
         """;
 
-    /// <summary>Hangfire.PostgreSql's enqueue notification (<see cref="Producer.Channel"/>), sent at commit.</summary>
-    public const string Notify = $"pg_notify('{Producer.Channel}', '')";
+    /// <summary>Hangfire.PostgreSql's enqueue notification (<see cref="Channels.NewWork"/>), sent at commit.</summary>
+    public const string Notify = $"pg_notify('{Channels.NewWork}', '')";
 
     /// <summary>The four array parameters <see cref="Ctes"/> reads, appended to <paramref name="parameters"/>.</summary>
     public static void AddParameters(NpgsqlParameterCollection parameters, IReadOnlyList<Row> jobs)

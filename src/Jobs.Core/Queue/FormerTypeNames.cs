@@ -11,8 +11,9 @@ internal static class FormerTypeNames
 {
     private static readonly Dictionary<string, Type> Moved = new(StringComparer.Ordinal)
     {
-        // Issue 25: the job feature's namespace was named like the root (Jobs.Core.Jobs).
-        ["Jobs.Core.Jobs.JobRunner, Jobs.Core"] = typeof(SingleJobs.JobRunner),
+        // Until issue 25 each feature had its own entry point; one executor now runs both (same methods, same signatures).
+        ["Jobs.Core.Jobs.JobRunner, Jobs.Core"] = typeof(Executor),
+        ["Jobs.Core.Maps.MapChunkRunner, Jobs.Core"] = typeof(Executor),
     };
 
     public static Type Resolve(string typeName) =>

@@ -5,10 +5,10 @@ namespace Jobs.Core.Queue;
 
 /// <summary>
 /// Queues an operator paused (jobs.paused_queue): <see cref="Producer"/>'s fetch takes nothing from them, so jobs
-/// already running finish and new ones are accepted and wait. Resuming NOTIFYs <see cref="Producer.Channel"/>, which
+/// already running finish and new ones are accepted and wait. Resuming NOTIFYs <see cref="Channels.NewWork"/>, which
 /// wakes a waiting worker of each process at once, which wakes the next while it finds work (should that be missed,
 /// their poll looks again within a second).
-/// A paused queue's jobs stay in situation 3 of <see cref="Invariants"/> (fetchable, not held): no violation.
+/// A paused queue's jobs stay in situation 3 of <see cref="Maintenance.Invariants"/> (fetchable, not held): no violation.
 /// </summary>
 public sealed class PausedQueues(NpgsqlDataSource dataSource)
 {
@@ -29,7 +29,7 @@ public sealed class PausedQueues(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH gone AS (DELETE FROM jobs.paused_queue WHERE queue = $1 RETURNING queue)
-            SELECT count(*) FROM gone, pg_notify('{Producer.Channel}', '')
+            SELECT count(*) FROM gone, pg_notify('{Channels.NewWork}', '')
             """);
         cmd.Parameters.Add(new() { Value = queue });
         return (long)(await cmd.ExecuteScalarAsync(ct))! > 0;

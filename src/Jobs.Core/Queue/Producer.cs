@@ -1,10 +1,7 @@
 using System.Collections.Concurrent;
-using System.Data;
 using Hangfire.PostgreSql;
 using Hangfire.Storage;
 using Jobs.Core.Configuration;
-using Jobs.Core.Database;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -12,11 +9,12 @@ using Npgsql;
 namespace Jobs.Core.Queue;
 
 /// <summary>
-/// How a worker process takes Hangfire jobs from <c>hangfire.jobqueue</c>: plugged into Hangfire.PostgreSql through its
-/// public <see cref="IPersistentJobQueueProvider"/> extension point for the queues this process serves, so Hangfire's
-/// servers still pull and run the jobs and the dashboard still shows them. The table, and the way jobs are put in
-/// it (an INSERT and <c>NOTIFY new_job</c>), stay Hangfire.PostgreSql's: the API and the dashboard enqueue with its
-/// stock provider.
+/// The <b>producer</b>: how a worker process fetches Hangfire jobs from <c>hangfire.jobqueue</c> and keeps what it
+/// fetched. Plugged into Hangfire.PostgreSql through its public <see cref="IPersistentJobQueueProvider"/> extension point
+/// for the queues this process serves, so Hangfire's servers still pull and run the jobs (through the
+/// <see cref="Executor"/>) and the dashboard still shows them. The table, and the way jobs are put in it (an INSERT and
+/// a notification on <see cref="Channels.NewWork"/>), stay Hangfire.PostgreSql's; its statements are
+/// <see cref="JobQueueStore"/>'s.
 /// <para>
 /// Why not the stock fetch: Hangfire.PostgreSql 1.21.1 opens a LISTEN connection in every <c>Dequeue</c> call and,
 /// after it has fetched a job, cancels and waits for that listener in a <c>finally</c>. A listener that does not
@@ -26,35 +24,28 @@ namespace Jobs.Core.Queue;
 /// fetched job always reaches Hangfire's worker, which disposes it.
 /// </para>
 /// <para>
-/// Liveness belongs to the process, not to per-fetch timers: one <see cref="Liveness"/> thread per process renews
-/// every job this process holds in one statement, and gives back (in every process) the fetches nobody renewed for
-/// Worker:InvisibilityTimeout — their process died or hung. See <see cref="Invariants"/> for the whole contract.
+/// What a process holds is renewed by one <see cref="Heartbeat"/> thread per process, in one statement; fetches nobody
+/// renewed for Worker:InvisibilityTimeout (their process died or hung) are given back by the rescuer
+/// (<c>Maintenance.Rescuer</c>), in any worker. See <c>Maintenance.Invariants</c> for the whole contract.
 /// </para>
 /// </summary>
 public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue, IDisposable
 {
-    /// <summary>Hangfire.PostgreSql's channel: its Enqueue notifies it (with EnableLongPolling), so must ours.</summary>
-    public const string Channel = "new_job";
-
-    private static readonly string Schema = Migrator.HangfireSchema;
-
-    private readonly NpgsqlDataSource _dataSource;
-    private readonly WorkerOptions _options;
+    private readonly JobQueueStore _store;
+    private readonly Notifier _notifier;
     private readonly ILogger<Producer> _logger;
-    private readonly ConcurrentDictionary<FetchedJob, byte> _held = new();
-    private readonly QueueSignal _signal;
-    private readonly Liveness _liveness;
+    private readonly ConcurrentDictionary<HeldJob, byte> _held = new();
+    private readonly ConcurrentDictionary<string, IdleFetchers> _idle = new(StringComparer.Ordinal);
+    private readonly Heartbeat _heartbeat;
     private IPersistentJobQueueMonitoringApi? _monitoring;
     private int _started;
 
-    public Producer(NpgsqlDataSource dataSource, IConfiguration configuration, IOptions<WorkerOptions> options, ILogger<Producer> logger)
+    public Producer(JobQueueStore store, Notifier notifier, IOptions<WorkerOptions> options, ILogger<Producer> logger)
     {
-        _dataSource = dataSource;
-        _options = options.Value;
+        _store = store;
+        _notifier = notifier;
         _logger = logger;
-        // From the configuration: a data source's ConnectionString has the password stripped.
-        _signal = new QueueSignal(configuration.GetJobsConnectionString(), Channel, logger);
-        _liveness = new Liveness(this);
+        _heartbeat = new Heartbeat(this, options.Value.InvisibilityTimeout, logger);
     }
 
     /// <summary>Takes over fetching for <paramref name="queues"/> of <paramref name="storage"/>.</summary>
@@ -68,7 +59,7 @@ public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue,
     public IPersistentJobQueue GetJobQueue() => this;
 
     public IPersistentJobQueueMonitoringApi GetJobQueueMonitoringApi() =>
-        new Monitoring(_monitoring ?? throw new InvalidOperationException("Producer is not attached to a storage."));
+        new Monitoring(_monitoring ?? throw new InvalidOperationException("The producer is not attached to a storage."));
 
     /// <summary>
     /// Blocks until a job of <paramref name="queues"/> (in priority order) is fetched. Hangfire's worker threads call
@@ -77,7 +68,7 @@ public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue,
     public IFetchedJob Dequeue(string[] queues, CancellationToken cancellationToken)
     {
         Start();
-        var idle = _signal.For(queues);
+        var idle = _idle.GetOrAdd(string.Join('\n', queues), _ => new IdleFetchers());
         // This thread's last fetch took the last job it saw: whatever came since woke an idle thread or left a wake-up
         // for the next to go idle (this one), so it goes straight to waiting, without an empty fetch.
         var drained = ReferenceEquals(t_drained, idle);
@@ -90,13 +81,15 @@ public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue,
                 try
                 {
                     foreach (var queue in queues)
-                        if (TryFetch(queue, queues) is ({ } job, var more))
+                        if (_store.TryFetch(queue, queues) is ({ } row, var more))
                         {
                             // One wake-up per job: a notification wakes one idle thread of this queue set (per process),
                             // and the thread that found work wakes the next only when more may remain, so a backlog (or
-                            // one NOTIFY for many jobs) still reaches every idle slot, one fetch after another.
+                            // one notification for many jobs) still reaches every idle slot, one fetch after another.
                             if (more) idle.WakeOne();
                             else t_drained = idle;
+                            var job = new HeldJob(this, row);
+                            _held[job] = 0;
                             return job;
                         }
                 }
@@ -115,136 +108,43 @@ public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue,
     [ThreadStatic] private static IdleFetchers? t_drained;
 
     /// <summary>Worker threads of this process waiting for work (for tests and diagnostics).</summary>
-    internal int IdleCount => _signal.IdleCount;
+    internal int IdleCount => _idle.Values.Sum(s => s.Count);
 
-    public void Enqueue(IDbConnection connection, string queue, string jobId)
-    {
-        // What Hangfire.PostgreSql's own Enqueue does, inside the caller's transaction.
-        var npgsql = (NpgsqlConnection)connection;
-        using (var insert = new NpgsqlCommand($"INSERT INTO {Schema}.jobqueue (jobid, queue) VALUES ($1, $2)", npgsql))
-        {
-            insert.Parameters.Add(new() { Value = long.Parse(jobId, System.Globalization.CultureInfo.InvariantCulture) });
-            insert.Parameters.Add(new() { Value = queue });
-            insert.ExecuteNonQuery();
-        }
-        using var notify = new NpgsqlCommand($"NOTIFY {Channel}", npgsql);
-        notify.ExecuteNonQuery();
-    }
+    public void Enqueue(System.Data.IDbConnection connection, string queue, string jobId) =>
+        JobQueueStore.Enqueue((NpgsqlConnection)connection, queue, jobId);
 
     /// <summary>
-    /// With long polling (one LISTEN per process) the poll is a fallback; it also bounds how long a job given back by
-    /// another process's <see cref="Liveness"/> waits when its NOTIFY was missed.
+    /// With one LISTEN per process the poll is a fallback; it also bounds how long a job given back by the rescuer
+    /// waits when its notification was missed.
     /// </summary>
     internal TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>
-    /// Fetches the oldest job of <paramref name="queue"/>, and says whether another may wait in <paramref name="queues"/>
-    /// (unfetched, not paused; rows other fetchers are taking at this moment count too, so it errs towards "more").
-    /// </summary>
-    private (FetchedJob? Job, bool More) TryFetch(string queue, string[] queues)
+    /// <summary>Something may be fetchable: one idle fetcher of each queue set looks (a notification names no queue).</summary>
+    private void Pulse()
     {
-        // One statement, committed on its own. updatecount is the fetch's generation: renewals, removal and give-back
-        // match it, so a holder whose fetch was taken from it (rescued, refetched) can no longer touch the row.
-        // A paused queue (jobs.paused_queue, POST /queues/{name}/pause) yields nothing; its resume NOTIFYs new_job, so
-        // a waiting worker looks again at once (or at the next poll, PollInterval, should the notification be missed).
-        // The "more" check runs only when a row was taken (an empty fetch stays one index probe, no write).
-        using var cmd = _dataSource.CreateCommand($"""
-            WITH taken AS (
-                UPDATE {Schema}.jobqueue q SET fetchedat = now(), updatecount = (q.updatecount + 1) % 2000000000
-                WHERE q.id = (SELECT id FROM {Schema}.jobqueue WHERE queue = $1 AND fetchedat IS NULL
-                              AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = $1)
-                              ORDER BY jobid LIMIT 1 FOR UPDATE SKIP LOCKED)
-                RETURNING q.id, q.jobid, q.queue, q.updatecount)
-            SELECT t.id, t.jobid, t.queue, t.updatecount,
-                   EXISTS (SELECT 1 FROM {Schema}.jobqueue r WHERE r.queue = ANY($2) AND r.fetchedat IS NULL AND r.id <> t.id
-                           AND NOT EXISTS (SELECT 1 FROM jobs.paused_queue p WHERE p.queue = r.queue))
-            FROM taken t
-            """);
-        cmd.Parameters.Add(new() { Value = queue });
-        cmd.Parameters.Add(new() { Value = queues });
-        using var reader = cmd.ExecuteReader();
-        if (!reader.Read()) return (null, false);
-        var job = new FetchedJob(this, reader.GetInt64(0), reader.GetInt64(1).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            reader.GetString(2), reader.GetInt32(3));
-        _held[job] = 0;
-        return (job, reader.GetBoolean(4));
+        foreach (var set in _idle.Values) set.WakeOne();
     }
 
     private void Start()
     {
         if (Interlocked.Exchange(ref _started, 1) == 1) return;
-        _signal.Start();
-        _liveness.Start();
+        _notifier.Listen(Channels.NewWork, _ => Pulse(), Pulse);
+        _heartbeat.Start();
     }
 
-    public void Dispose()
-    {
-        _liveness.Dispose();
-        _signal.Dispose();
-    }
+    /// <summary>Renews every fetch this process holds, in one statement. Returns how many rows it renewed.</summary>
+    internal int Renew() => _store.Renew([.. _held.Keys.Select(j => j.Row)]);
 
-    /// <summary>
-    /// Renews every job this process holds, in one statement. Returns how many rows it renewed.
-    /// </summary>
-    internal int Renew()
-    {
-        var held = _held.Keys.ToArray();
-        if (held.Length == 0) return 0;
-        using var cmd = _dataSource.CreateCommand($"""
-            UPDATE {Schema}.jobqueue q SET fetchedat = now()
-            FROM unnest($1::bigint[], $2::int[]) AS h(id, generation)
-            WHERE q.id = h.id AND q.updatecount = h.generation AND q.fetchedat IS NOT NULL
-            """);
-        cmd.Parameters.Add(new() { Value = held.Select(j => j.Id).ToArray() });
-        cmd.Parameters.Add(new() { Value = held.Select(j => j.Generation).ToArray() });
-        return cmd.ExecuteNonQuery();
-    }
-
-    /// <summary>
-    /// Gives back fetches that no process renewed for Worker:InvisibilityTimeout: their process died (kill -9, OOM,
-    /// power) or stopped running its liveness thread. Their rows keep their job id, so they sort ahead of a backlog.
-    /// </summary>
-    internal int RescueAbandoned()
-    {
-        using var cmd = _dataSource.CreateCommand($"""
-            UPDATE {Schema}.jobqueue SET fetchedat = NULL, updatecount = (updatecount + 1) % 2000000000
-            WHERE id IN (SELECT id FROM {Schema}.jobqueue WHERE fetchedat < now() - $1 FOR UPDATE SKIP LOCKED)
-            """);
-        cmd.Parameters.Add(new() { Value = _options.InvisibilityTimeout, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Interval });
-        var rescued = cmd.ExecuteNonQuery();
-        if (rescued > 0) Notify();
-        return rescued;
-    }
-
-    internal TimeSpan InvisibilityTimeout => _options.InvisibilityTimeout;
-    internal ILogger Logger => _logger;
-
-    private void Remove(FetchedJob job, bool delete)
-    {
-        using var cmd = _dataSource.CreateCommand(delete
-            ? $"DELETE FROM {Schema}.jobqueue WHERE id = $1 AND updatecount = $2"
-            : $"UPDATE {Schema}.jobqueue SET fetchedat = NULL WHERE id = $1 AND updatecount = $2 AND fetchedat IS NOT NULL");
-        cmd.Parameters.Add(new() { Value = job.Id });
-        cmd.Parameters.Add(new() { Value = job.Generation });
-        if (cmd.ExecuteNonQuery() > 0 && !delete) Notify();
-    }
-
-    private void Notify()
-    {
-        using var notify = _dataSource.CreateCommand($"NOTIFY {Channel}");
-        notify.ExecuteNonQuery();
-    }
+    public void Dispose() => _heartbeat.Dispose();
 
     /// <summary>A job fetched by this process; Hangfire's worker owns it and disposes it when the run is over.</summary>
-    private sealed class FetchedJob(Producer queue, long id, string jobId, string queueName, int generation) : IFetchedJob
+    private sealed class HeldJob(Producer producer, JobQueueStore.Fetch row) : IFetchedJob
     {
         private readonly Lock _lock = new();
         private bool _done;
 
-        public long Id { get; } = id;
-        public int Generation { get; } = generation;
-        public string JobId { get; } = jobId;
-        public string Queue { get; } = queueName;
+        public JobQueueStore.Fetch Row { get; } = row;
+        public string JobId => Row.JobId;
 
         public void RemoveFromQueue() => Finish(delete: true);
 
@@ -255,24 +155,24 @@ public sealed class Producer : IPersistentJobQueueProvider, IPersistentJobQueue,
             lock (_lock)
             {
                 if (_done) return;
-                queue.Remove(this, delete);
+                producer._store.Finish(Row, delete);
                 _done = true;
-                queue._held.TryRemove(this, out _);
+                producer._held.TryRemove(this, out _);
             }
         }
 
         public void Dispose()
         {
             // Untracked first: should the give-back fail (PostgreSQL away), nothing renews the fetch any more and the
-            // next Liveness rescue, in whichever process, gives it back within Worker:InvisibilityTimeout.
-            queue._held.TryRemove(this, out _);
+            // rescuer, in whichever worker, gives it back within Worker:InvisibilityTimeout.
+            producer._held.TryRemove(this, out _);
             try
             {
                 Requeue();
             }
             catch (Exception e) when (e is NpgsqlException or TimeoutException)
             {
-                queue._logger.LogWarning(e, "Could not give Hangfire job {JobId} back to its queue; it returns once its fetch expires", JobId);
+                producer._logger.LogWarning(e, "Could not give Hangfire job {JobId} back to its queue; it returns once its fetch expires", JobId);
             }
         }
     }

@@ -9,11 +9,8 @@ namespace Jobs.Core.Queue;
 /// </summary>
 public sealed class RetentionFilter(TimeSpan retention) : IApplyStateFilter
 {
-    /// <summary>The reason the purge gives when it retires a failed Hangfire job whose jobs.job row expired.</summary>
-    public const string RetiredReason = "Jobs: retention period over";
-
     public void OnStateApplied(ApplyStateContext context, IWriteOnlyTransaction transaction) =>
-        context.JobExpirationTimeout = context.NewState is DeletedState { Reason: RetiredReason } ? TimeSpan.FromMinutes(5) : retention;
+        context.JobExpirationTimeout = context.NewState is DeletedState { Reason: StateReasons.Retired } ? TimeSpan.FromMinutes(5) : retention;
 
     public void OnStateUnapplied(ApplyStateContext context, IWriteOnlyTransaction transaction) { }
 }

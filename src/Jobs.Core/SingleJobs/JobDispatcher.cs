@@ -52,7 +52,7 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
         if (rows.Count > 1) call += $" and {rows.Count - 1} more";
         var ids = rows.Select(r => r.Id).ToArray();
         // The queue goes on the Job too: a scheduled job or a retry is enqueued later to Job.Queue.
-        return Job.FromExpression<JobRunner>(runner => runner.RunAsync(call, ids, null, CancellationToken.None), queue);
+        return Job.FromExpression<Executor>(executor => executor.RunAsync(call, ids, null, CancellationToken.None), queue);
     }
 
     /// <summary>Indexes of <paramref name="jobs"/> grouped by queue, in pieces of at most <paramref name="maxBatch"/>, in order.</summary>

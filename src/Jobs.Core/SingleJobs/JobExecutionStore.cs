@@ -1,5 +1,6 @@
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
+using Jobs.Core.Queue;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -99,7 +100,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
                 WHERE j.id = o.id AND j.hangfire_job_id = $1 AND j.state = 'processing'
                 RETURNING j.id, j.state
             ),
-            notified AS (SELECT pg_notify('{JobQueries.FinishedChannel}', id::text) FROM done WHERE state IN ('succeeded', 'failed', 'canceled'))
+            notified AS (SELECT pg_notify('{Channels.JobFinished}', id::text) FROM done WHERE state IN ('succeeded', 'failed', 'canceled'))
             SELECT id, (SELECT count(*) FROM notified) FROM done
             """);
         cmd.Parameters.Add(new() { Value = hangfireJobId });
@@ -126,7 +127,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
                 WHERE id = ANY($1) AND cancel_requested_at IS NOT NULL AND state IN ('scheduled', 'enqueued', 'processing')
                   AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)
                 RETURNING id),
-            notified AS (SELECT pg_notify('{JobQueries.FinishedChannel}', id::text) FROM done)
+            notified AS (SELECT pg_notify('{Channels.JobFinished}', id::text) FROM done)
             SELECT count(*) FROM notified
             """);
         cmd.Parameters.Add(new() { Value = ids });
@@ -163,5 +164,25 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = progressJson });
         await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Deletes finished jobs past their retention; returns the Hangfire ids of the failed ones.</summary>
+    public async Task<(int Deleted, IReadOnlyList<string> FailedHangfireJobs)> PurgeExpiredAsync(int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("""
+            DELETE FROM jobs.job WHERE id IN (
+                SELECT id FROM jobs.job WHERE expires_at < now() ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING state, hangfire_job_id
+            """);
+        cmd.Parameters.Add(new() { Value = limit });
+        var deleted = 0;
+        var failed = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            deleted++;
+            if (reader.GetString(0) == JobStates.Failed && !reader.IsDBNull(1)) failed.Add(reader.GetString(1));
+        }
+        return (deleted, failed);
     }
 }

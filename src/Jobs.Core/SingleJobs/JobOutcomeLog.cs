@@ -5,7 +5,7 @@ namespace Jobs.Core.SingleJobs;
 
 /// <summary>
 /// One Information line per outcome of a job's run, in the category <see cref="Category"/> (so
-/// <c>Logging:LogLevel:Jobs.Core.Jobs.Outcomes=Warning</c> silences these alone, <c>…:Jobs.Core.SingleJobs=Warning</c> the
+/// <c>Logging:LogLevel:Jobs.Core.SingleJobs.Outcomes=Warning</c> silences these alone, <c>…:Jobs.Core.SingleJobs=Warning</c> the
 /// runner's other lines too). Every value is a field of the line (JSON console: a property of <c>State</c>):
 /// <c>JobId</c>, <c>Outcome</c> (succeeded, failed, timed out, retried, canceled, released), <c>Function</c>, <c>Queue</c>,
 /// <c>Attempt</c>, <c>DurationMs</c>, <c>TraceId</c>, <c>SpanId</c>, and for a failure <c>ExceptionType</c> and
@@ -13,7 +13,7 @@ namespace Jobs.Core.SingleJobs;
 /// </summary>
 public static partial class JobOutcomeLog
 {
-    public const string Category = "Jobs.Core.Jobs.Outcomes";
+    public const string Category = "Jobs.Core.SingleJobs.Outcomes";
 
     [LoggerMessage(EventId = 1, EventName = "JobEnded", Level = LogLevel.Information,
         Message = "Job {JobId} {Outcome} in {DurationMs} ms: {Function} on queue {Queue}, attempt {Attempt} (trace {TraceId}, span {SpanId})")]

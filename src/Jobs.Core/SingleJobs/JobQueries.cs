@@ -6,12 +6,10 @@ namespace Jobs.Core.SingleJobs;
 
 /// <summary>
 /// Reads of jobs.job, the source of truth for what clients see (GET /jobs, the dashboard, callbacks), and the one
-/// row mapping of a job every store uses. Every change that finishes a job sends NOTIFY <see cref="FinishedChannel"/>.
+/// row mapping of a job every store uses. Every change that finishes a job notifies <see cref="Queue.Channels.JobFinished"/>.
 /// </summary>
 public sealed class JobQueries(NpgsqlDataSource dataSource)
 {
-    public const string FinishedChannel = "jobs_finished";
-
     internal const string Columns = """
         id, function, args::text, kwargs::text, queue, state, result::text, error::text, progress::text,
         attempts, created_at, started_at, finished_at, run_at, timeout_seconds, max_retries, callback_url,
@@ -20,6 +18,24 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
 
     /// <summary>Results up to this many bytes are read with their job; larger ones are copied by <see cref="CopyResultAsync"/>.</summary>
     public const int InlineResultBytes = 64 * 1024;
+
+    /// <summary>
+    /// Unfinished jobs as the invariant check reads them (<c>Queue.Maintenance.Invariants</c>): kind, id, state, Hangfire
+    /// job, created, and since when its situation counts.
+    /// </summary>
+    internal const string UnfinishedForInvariants = """
+        SELECT 'job' AS kind, id::text AS id, state, hangfire_job_id, created_at, created_at AS since FROM jobs.job
+        WHERE state IN ('scheduled', 'enqueued', 'processing') ORDER BY state = 'enqueued', id LIMIT 20000
+        """;
+
+    /// <summary>
+    /// Unfinished jobs as the queue figures read them (GET /queues, /metrics): queue, state, attempts, and since when it is due.
+    /// <c>$1</c>: one queue, or null for every queue.
+    /// </summary>
+    public const string UnfinishedForQueueFigures = """
+        SELECT queue, state, attempts, coalesce(run_at, created_at) AS since FROM jobs.job
+        WHERE state IN ('enqueued', 'scheduled', 'processing') AND ($1::text IS NULL OR queue = $1)
+        """;
 
     /// <summary>
     /// <see cref="Columns"/>, but a result larger than <see cref="InlineResultBytes"/> is left out (null) and said to be
@@ -114,4 +130,18 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         r.IsDBNull(18) ? null : r.GetString(18),
         r.IsDBNull(19) ? null : r.GetString(19),
         r.FieldCount > 20 && r.GetBoolean(20));
+
+    /// <summary>Rows accepted longer than <paramref name="grace"/> ago that never got a Hangfire job (their API died).</summary>
+    public async Task<IReadOnlyList<JobRecord>> FindUndispatchedAsync(TimeSpan grace, int limit, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT {Columns} FROM jobs.job
+            WHERE dispatched_at IS NULL AND state IN ('enqueued', 'scheduled') AND created_at < now() - $1
+            ORDER BY created_at
+            LIMIT $2
+            """);
+        cmd.Parameters.Add(new() { Value = grace, NpgsqlDbType = NpgsqlDbType.Interval });
+        cmd.Parameters.Add(new() { Value = limit });
+        return await cmd.ReadListAsync(Read, ct);
+    }
 }

@@ -143,7 +143,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     /// <summary>
     /// POST /jobs/{id}/retry: a failed or canceled row goes back to what a submission stores — enqueued, its outcome,
     /// times and crash count cleared, no Hangfire job yet (<c>hangfire_job_id</c> and <c>dispatched_at</c> null) — keeping
-    /// its id, arguments, options and attempts. From the commit on it is in situation 1 of <see cref="Queue.Invariants"/>:
+    /// its id, arguments, options and attempts. From the commit on it is in situation 1 of <see cref="Queue.Maintenance.Invariants"/>:
     /// the caller dispatches it as the submitter does, and should that not happen the sweeper does. No Hangfire job that
     /// carried it before can touch it any more: they finish and hand back only rows they own, and it has no owner until
     /// its new Hangfire job claims it (an old one re-run — dashboard Requeue, invariant repair — that claims it first
@@ -185,7 +185,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
                 WHERE j.id = b.id AND b.state IN ('scheduled', 'enqueued', 'processing')
                 RETURNING j.state, j.hangfire_job_id
             ),
-            notified AS (SELECT pg_notify('{JobQueries.FinishedChannel}', $1::text) FROM changed WHERE state = 'canceled')
+            notified AS (SELECT pg_notify('{Channels.JobFinished}', $1::text) FROM changed WHERE state = 'canceled')
             SELECT b.state, c.state, c.hangfire_job_id, (SELECT count(*) FROM notified),
                    (SELECT count(*) = 1 FROM jobs.job o WHERE o.hangfire_job_id = c.hangfire_job_id)
             FROM before b LEFT JOIN changed c ON true

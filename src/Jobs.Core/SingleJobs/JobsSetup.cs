@@ -1,4 +1,5 @@
 using Jobs.Core.Configuration;
+using Jobs.Core.Queue;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -17,7 +18,13 @@ public static class JobsSetup
         services.AddSingleton<JobSubmitter>();
         services.AddSingleton<Queue.PausedQueues>();
         services.AddSingleton<RunningJobs>();
-        services.AddTransient<JobRunner>();
+        services.AddSingleton<JobCallbackStore>();
+        services.AddSingleton<JobAttempt>();
+        services.AddSingleton<JobRunTelemetry>();
+        services.AddSingleton<JobOutcomeWriter>();
+        services.AddSingleton<BatchSharing>();
+        services.AddTransient<IRunsJobs, JobRunner>();
+        services.AddTransient<Executor>();
         return services;
     }
 

@@ -12,7 +12,7 @@ namespace Jobs.Worker.Hosting;
 internal static class WorkerSetup
 {
     /// <summary>
-    /// A Hangfire server running <see cref="Core.SingleJobs.JobRunner"/> with Worker:WorkerCount parallel slots (default: one per
+    /// A Hangfire server running the <see cref="Core.Queue.Executor"/> with Worker:WorkerCount parallel slots (default: one per
     /// core) on Worker:Queues. SIGTERM stops fetching and gives running jobs Worker:ShutdownTimeout to finish;
     /// jobs still running then are left to Hangfire, which hands them to another worker.
     /// </summary>

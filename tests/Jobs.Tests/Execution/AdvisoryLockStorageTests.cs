@@ -211,7 +211,8 @@ public sealed class AdvisoryLockStorageTests(WorkQueueWakeUpFixture fixture, ITe
         await fixture.ResetAsync();
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:Jobs"] = fixture.ConnectionString }).Build();
-        using var queue = new Producer(_worker, configuration, Microsoft.Extensions.Options.Options.Create(new WorkerOptions()), NullLogger<Producer>.Instance);
+        using var notifier = new Notifier(configuration, NullLogger<Notifier>.Instance);
+        using var queue = new Producer(new JobQueueStore(_worker), notifier, Microsoft.Extensions.Options.Options.Create(new WorkerOptions()), NullLogger<Producer>.Instance);
         var postgres = storage as PostgreSqlStorage ?? ((AdvisoryLockStorage)storage).Inner;
         queue.Attach(postgres, [Queue]);
         var client = new BackgroundJobClient(storage);

@@ -115,6 +115,7 @@ public sealed class ProducerWakeUpTests(WorkQueueWakeUpFixture fixture, ITestOut
     private sealed class Slots : IAsyncDisposable
     {
         private readonly Producer _queue;
+        private readonly Notifier _notifier;
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread[] _threads;
         private readonly ConcurrentQueue<long> _ran = new();
@@ -123,7 +124,9 @@ public sealed class ProducerWakeUpTests(WorkQueueWakeUpFixture fixture, ITestOut
         {
             var configuration = new ConfigurationBuilder()
                 .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:Jobs"] = fixture.ConnectionString }).Build();
-            _queue = new Producer(fixture.DataSource, configuration, Options.Create(new WorkerOptions()), NullLogger<Producer>.Instance)
+            // Each "process" has its own notifier (one LISTEN connection), as each worker process does.
+            _notifier = new Notifier(configuration, NullLogger<Notifier>.Instance);
+            _queue = new Producer(new JobQueueStore(fixture.DataSource), _notifier, Options.Create(new WorkerOptions()), NullLogger<Producer>.Instance)
             {
                 PollInterval = NoPoll,
             };
@@ -162,6 +165,7 @@ public sealed class ProducerWakeUpTests(WorkQueueWakeUpFixture fixture, ITestOut
             _stop.Cancel();
             foreach (var thread in _threads) thread.Join(TimeSpan.FromSeconds(10));
             _queue.Dispose();
+            _notifier.Dispose();
             return ValueTask.CompletedTask;
         }
     }
@@ -219,7 +223,7 @@ public sealed class WorkQueueWakeUpFixture : IAsyncLifetime
         var ids = new List<long>();
         await using (var reader = await cmd.ExecuteReaderAsync())
             while (await reader.ReadAsync()) ids.Add(reader.GetInt64(0));
-        await using (var notify = new NpgsqlCommand($"NOTIFY {Producer.Channel}", connection, transaction))
+        await using (var notify = new NpgsqlCommand($"NOTIFY {Channels.NewWork}", connection, transaction))
             await notify.ExecuteNonQueryAsync();
         await transaction.CommitAsync();
         return [.. ids];

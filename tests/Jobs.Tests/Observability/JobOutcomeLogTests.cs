@@ -14,7 +14,7 @@ namespace Jobs.Tests.Observability;
 /// </summary>
 public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system)
 {
-    private const string Category = "Jobs.Core.Jobs.Outcomes";
+    private const string Category = "Jobs.Core.SingleJobs.Outcomes";
 
     /// <summary>
     /// appsettings.json's Default (the fixture's processes run at Warning), and the runner's Debug lines, logged in the job's
@@ -26,7 +26,7 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
         var env = new Dictionary<string, string?>
         {
             ["Logging__LogLevel__Default"] = "Information",
-            ["Logging__LogLevel__Jobs.Core.Jobs.JobRunner"] = "Debug",
+            ["Logging__LogLevel__Jobs.Core.SingleJobs.JobRunner"] = "Debug",
             ["Logging__Console__FormatterOptions__IncludeScopes"] = "true",
         };
         foreach (var (key, value) in more) env[key] = value;
@@ -145,18 +145,18 @@ public sealed class JobOutcomeLogTests(SystemFixture system) : SystemTest(system
         var queue = SystemFixture.PrivateQueue();
         const string quiet = "outcome-quiet", loud = "outcome-loud";
         // Jobs.Core.SingleJobs=Warning silences the runner's lines, outcomes included; the map's have a category of their own.
-        await using var silenced = Fixture.StartWorker(quiet, [queue], environment: Logging(("Logging__LogLevel__Jobs.Core.Jobs", "Warning"),
-            ("Logging__LogLevel__Jobs.Core.Jobs.JobRunner", "Warning")));
+        await using var silenced = Fixture.StartWorker(quiet, [queue], environment: Logging(("Logging__LogLevel__Jobs.Core.SingleJobs", "Warning"),
+            ("Logging__LogLevel__Jobs.Core.SingleJobs.JobRunner", "Warning")));
         var id = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "quiet" }, retries = 0, queue });
         Assert.Equal("failed", (await Http.WaitForJobAsync(id))["state"]!.GetValue<string>());
         await silenced.StopAsync(TimeSpan.FromSeconds(10));
         Assert.DoesNotContain(Fixture.Output, l => l.StartsWith($"[{quiet}]", StringComparison.Ordinal) && l.Contains(id.ToString(), StringComparison.Ordinal));
 
-        // Jobs.Core.Jobs.Outcomes=Information brings them back under a Default of Warning (as the benchmark runs).
+        // Jobs.Core.SingleJobs.Outcomes=Information brings them back under a Default of Warning (as the benchmark runs).
         await using var outcomesOnly = Fixture.StartWorker(loud, [queue], environment: new()
         {
             ["Logging__Console__FormatterOptions__SingleLine"] = "true",
-            ["Logging__LogLevel__Jobs.Core.Jobs.Outcomes"] = "Information",
+            ["Logging__LogLevel__Jobs.Core.SingleJobs.Outcomes"] = "Information",
         });
         var again = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "loud" }, retries = 0, queue });
         Assert.Equal("failed", (await Http.WaitForJobAsync(again))["state"]!.GetValue<string>());

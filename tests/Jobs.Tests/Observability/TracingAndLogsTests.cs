@@ -16,7 +16,7 @@ public sealed class TracingAndLogsTests(SystemFixture system) : SystemTest(syste
             ["Telemetry__ConsoleTraces"] = "true",
             ["Logging__Console__FormatterName"] = "json",
             ["Logging__Console__FormatterOptions__IncludeScopes"] = "true",
-            ["Logging__LogLevel__Jobs.Core.Jobs"] = "Debug",
+            ["Logging__LogLevel__Jobs.Core.SingleJobs"] = "Debug",
         });
         // The client's own trace: the API's request span joins it, and the worker's run span must too.
         var traceId = ActivityTraceId.CreateRandom().ToHexString();

@@ -199,10 +199,10 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     {
         var job = await UndispatchedAsync(Square(1));
 
-        Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.FromMinutes(1), 10, default));
-        Assert.Equal([job.Id], (await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default)).Select(j => j.Id));
+        Assert.Empty(await store.JobQueries.FindUndispatchedAsync(TimeSpan.FromMinutes(1), 10, default));
+        Assert.Equal([job.Id], (await store.JobQueries.FindUndispatchedAsync(TimeSpan.Zero, 10, default)).Select(j => j.Id));
         await store.JobSubmissions.MarkDispatchedAsync([job.Id], ["hf-1"], default);
-        Assert.Empty(await store.Housekeeping.FindUndispatchedJobsAsync(TimeSpan.Zero, 10, default));
+        Assert.Empty(await store.JobQueries.FindUndispatchedAsync(TimeSpan.Zero, 10, default));
     }
 
     [Fact]
@@ -216,9 +216,9 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
             await store.JobExecution.FinishAsync("hf-" + id, [new JobOutcome(id, JobStates.Succeeded, "4")], Retention, default);
         }
 
-        Assert.Empty(await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.FromMinutes(1), 10, default));
-        Assert.Equal([(job.Id, "q")], await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
-        Assert.True(await new Jobs.Core.Callbacks.CallbackStore(store.DataSource).ClaimCallbackAsync(job.Id, default));
-        Assert.Empty(await store.Housekeeping.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
+        Assert.Empty(await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.FromMinutes(1), 10, default));
+        Assert.Equal([(job.Id, "q")], await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
+        Assert.True(await store.JobCallbacks.ClaimCallbackAsync(job.Id, default));
+        Assert.Empty(await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
     }
 }

@@ -172,7 +172,7 @@ public sealed class MapResultFacts(StoreFixture store) : IAsyncLifetime
         await FlushAsync(kept.Id, 0);
         await store.Database.ScalarAsync<int>("UPDATE jobs.map SET state = 'failed', expires_at = now() - interval '1 second' WHERE id = $1 RETURNING 1", map.Id);
 
-        Assert.Equal(1, await store.Housekeeping.PurgeExpiredMapsAsync(10, default));
+        Assert.Equal(1, await store.MapSubmissions.PurgeExpiredAsync(10, default));
 
         foreach (var table in new[] { "map_item", "map_result", "map_tally" })
         {

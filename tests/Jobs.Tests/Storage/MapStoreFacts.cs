@@ -31,8 +31,8 @@ public sealed class MapStoreFacts(StoreFixture store) : IAsyncLifetime
 
         Assert.Equal((10, 4, 3, "enqueued", 10), (map.Total, map.Chunksize, map.Chunks, map.State, map.Pending));
         Assert.Equal(10L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_item WHERE map_id = $1", map.Id));
-        Assert.Equal(3, (await store.Housekeeping.FindUndispatchedChunksAsync(TimeSpan.Zero, 10, default)).Count(c => c.MapId == map.Id));
-        var last = (await store.Housekeeping.FindUndispatchedChunksAsync(TimeSpan.Zero, 10, default)).Single(c => c.Chunk == 2);
+        Assert.Equal(3, (await store.MapQueries.FindUndispatchedChunksAsync(TimeSpan.Zero, 10, default)).Count(c => c.MapId == map.Id));
+        var last = (await store.MapQueries.FindUndispatchedChunksAsync(TimeSpan.Zero, 10, default)).Single(c => c.Chunk == 2);
         Assert.Equal((8, 10), (last.FirstIndex, last.EndIndex));
     }
 

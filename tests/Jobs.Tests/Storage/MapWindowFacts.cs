@@ -43,7 +43,7 @@ public sealed class MapWindowFacts(StoreFixture store) : IAsyncLifetime
         Assert.Equal([(2, 2, 3)], afterFirst.Select(c => (c.Chunk, c.FirstIndex, c.EndIndex)));
         Assert.Empty(again); // a retried end of the same chunk gives nothing more
         Assert.Equal(2L, await WithTurnAsync(map.Id));
-        Assert.Empty(await store.Housekeeping.FindMapsBelowWindowAsync(TimeSpan.Zero, 10, default));
+        Assert.Empty(await store.MapQueries.FindMapsBelowWindowAsync(TimeSpan.Zero, 10, default));
         Assert.Equal([3], (await RunAsync(map.Id, 1)).Select(c => c.Chunk));
         Assert.Equal([4], (await RunAsync(map.Id, 2)).Select(c => c.Chunk));
         Assert.Empty(await RunAsync(map.Id, 3));
@@ -101,6 +101,6 @@ public sealed class MapWindowFacts(StoreFixture store) : IAsyncLifetime
         Assert.Equal(0, await store.MapSubmissions.SettleCanceledAsync(map.Id, default));
         Assert.Equal(50_000L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 3", map.Id));
         Assert.Equal(0L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_chunk WHERE map_id = $1 AND state <> 'canceled'", map.Id));
-        Assert.Empty(await store.Housekeeping.FindUnsettledCanceledMapsAsync(TimeSpan.Zero, 10, default));
+        Assert.Empty(await store.MapQueries.FindUnsettledCanceledMapsAsync(TimeSpan.Zero, 10, default));
     }
 }

@@ -1,6 +1,5 @@
 using Jobs.Core.SingleJobs;
 using Jobs.Core.Maps;
-using Jobs.Core.Queue;
 using Jobs.Tests.Infrastructure;
 using Npgsql;
 
@@ -21,7 +20,7 @@ public sealed class StoreFixture : IAsyncLifetime
     public MapQueries MapQueries { get; private set; } = null!;
     public MapSubmissionStore MapSubmissions { get; private set; } = null!;
     public MapExecutionStore MapExecution { get; private set; } = null!;
-    public HousekeepingStore Housekeeping { get; private set; } = null!;
+    public JobCallbackStore JobCallbacks { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
@@ -33,7 +32,7 @@ public sealed class StoreFixture : IAsyncLifetime
         MapQueries = new MapQueries(DataSource);
         MapSubmissions = new MapSubmissionStore(DataSource, MapQueries);
         MapExecution = new MapExecutionStore(DataSource);
-        Housekeeping = new HousekeepingStore(DataSource);
+        JobCallbacks = new JobCallbackStore(DataSource);
     }
 
     public async Task DisposeAsync()

@@ -1,9 +1,10 @@
-using Hangfire.States;
 using Jobs.Core.Database;
+using Jobs.Core.Maps;
+using Jobs.Core.SingleJobs;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Jobs.Core.Queue;
+namespace Jobs.Core.Queue.Maintenance;
 
 /// <summary>
 /// The contract between <c>jobs.job</c> / <c>jobs.map_chunk</c> (what clients see) and Hangfire's tables (what
@@ -14,7 +15,7 @@ namespace Jobs.Core.Queue;
 /// </para>
 /// <list type="number">
 /// <item><b>Not yet handed to Hangfire</b> (<c>hangfire_job_id</c> null): the submitter creates its Hangfire job
-/// right after the insert; should the API die in between, the workers' <c>DispatchSweeper</c> does it after
+/// right after the insert; should the API die in between, the workers' <see cref="Rescuer"/> does it after
 /// Jobs:DispatchGracePeriod. A map chunk is handed over only when it has its turn (<c>dispatched_at</c>, see
 /// <c>Maps.MapWindow</c>): given by the submitter or by the end of an earlier chunk of its map, in the
 /// transaction that ends it; the rest wait for theirs, which is fine while some chunk of the map has one (a map with
@@ -23,8 +24,9 @@ namespace Jobs.Core.Queue;
 /// <item><b>Fetchable</b>: its Hangfire job is Enqueued with a row in <c>hangfire.jobqueue</c> that no one holds
 /// (<c>fetchedat</c> null); any worker serving the queue takes it (<see cref="Producer"/>).</item>
 /// <item><b>Held by a live process</b>: the queue row is fetched and renewed by its process's
-/// <see cref="Liveness"/> thread within Worker:InvisibilityTimeout; Hangfire's worker moves it to Processing at once
-/// and runs it. A process that dies stops renewing, and any worker's Liveness gives the row back (3).</item>
+/// <see cref="Heartbeat"/> within Worker:InvisibilityTimeout; Hangfire's worker moves it to Processing at once
+/// and runs it (<see cref="Executor"/>). A process that dies stops renewing, and any worker's <see cref="Rescuer"/>
+/// gives the row back (3).</item>
 /// </list>
 /// <para>
 /// Anything else is a violation once it lasts longer than a bound: a fetch never started (a holder that does not
@@ -59,17 +61,11 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH unfinished AS (
-                (SELECT 'job' AS kind, id::text AS id, state, hangfire_job_id, created_at, created_at AS since FROM jobs.job
-                 WHERE state IN ('scheduled', 'enqueued', 'processing') ORDER BY state = 'enqueued', id LIMIT 20000)
+                ({JobQueries.UnfinishedForInvariants})
                 UNION ALL
-                (SELECT 'map chunk', map_id::text || '/' || chunk, state, hangfire_job_id, created_at, dispatched_at FROM jobs.map_chunk
-                 WHERE state IN ('enqueued', 'processing') AND dispatched_at IS NOT NULL LIMIT 20000)
+                ({MapQueries.UnfinishedChunksForInvariants})
                 UNION ALL
-                (SELECT 'map', id::text, state, NULL, created_at, created_at FROM jobs.map m
-                 WHERE state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
-                   AND NOT EXISTS (SELECT 1 FROM jobs.map_chunk c
-                                   WHERE c.map_id = m.id AND c.state IN ('enqueued', 'processing') AND c.dispatched_at IS NOT NULL)
-                 LIMIT 20000))
+                ({MapQueries.StalledMapsForInvariants}))
             SELECT u.kind, u.id, u.state, u.hangfire_job_id, u.created_at, hj.statename, q.fetchedat, q.fetchedat > now() - $1, u.since < now() - $2, now(), q.id IS NOT NULL, q.updatecount
             FROM unfinished u
             LEFT JOIN {Schema}.job hj ON hj.id = CASE WHEN u.hangfire_job_id ~ '^[0-9]{"{"}1,18{"}"}$' THEN u.hangfire_job_id::bigint END
@@ -125,37 +121,6 @@ public sealed class Invariants(NpgsqlDataSource dataSource)
     /// <summary>A Hangfire job in a final state while its row waits: its outcome was lost; running it again is the repair.</summary>
     public static bool HasEnded(string? hangfireState) => hangfireState is "Succeeded" or "Failed" or "Deleted";
 
-    /// <summary>The reason on the Enqueued state of such a repair, so the dashboard filter does not take it for a Requeue of finished rows.</summary>
-    public const string RepairReason = "Jobs: ran again, its outcome was lost";
-
     public const string NotDispatched = "it was never handed to Hangfire";
     public const string NeverStarted = "its Hangfire job was fetched but never started";
-
-    /// <summary>
-    /// Gives back the queue entries of <paramref name="fetches"/> whose fetch never started: a new generation, so the
-    /// holder (whatever it is) can neither renew nor remove it any more. Only the fetch that was seen (its generation):
-    /// one another process gave back meanwhile, and a worker fetched afresh, is left alone. Returns how many.
-    /// </summary>
-    public async Task<int> GiveBackNeverStartedAsync(IReadOnlyCollection<(string HangfireJobId, int Generation)> fetches, CancellationToken ct)
-    {
-        if (fetches.Count == 0) return 0;
-        await using var cmd = dataSource.CreateCommand($"""
-            WITH back AS (
-                UPDATE {Schema}.jobqueue q SET fetchedat = NULL, updatecount = (q.updatecount + 1) % 2000000000
-                FROM {Schema}.job hj, unnest($1::bigint[], $2::int[]) AS seen(jobid, generation)
-                WHERE hj.id = q.jobid AND q.jobid = seen.jobid AND q.updatecount = seen.generation
-                  AND q.fetchedat IS NOT NULL AND hj.statename = '{EnqueuedState.StateName}'
-                RETURNING q.id)
-            SELECT count(*)::int FROM back
-            """);
-        cmd.Parameters.Add(new() { Value = fetches.Select(f => long.Parse(f.HangfireJobId)).ToArray() });
-        cmd.Parameters.Add(new() { Value = fetches.Select(f => f.Generation).ToArray() });
-        var count = (int)(await cmd.ExecuteScalarAsync(ct))!;
-        if (count > 0)
-        {
-            await using var notify = dataSource.CreateCommand($"NOTIFY {Producer.Channel}");
-            await notify.ExecuteNonQueryAsync(ct);
-        }
-        return count;
-    }
 }

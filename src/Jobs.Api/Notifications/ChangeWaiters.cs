@@ -1,19 +1,17 @@
-using Jobs.Core.SingleJobs;
-using Jobs.Core.Maps;
-using Npgsql;
+using Jobs.Core.Queue;
 
 namespace Jobs.Api.Notifications;
 
 /// <summary>
-/// One LISTEN connection per API process on the channels workers NOTIFY: a job finished
-/// (<see cref="JobQueries.FinishedChannel"/>), a map made progress (<see cref="MapQueries.ProgressChannel"/>). Each
-/// notification is fanned out to the requests waiting on that id (<c>?wait=</c>, <c>?timeout=</c>, streams).
-/// Waiters re-read the database on every wake-up and at least once a second, so a dropped connection delays
-/// them but never loses a result.
+/// The requests of this API process waiting for a change: a job finished (<see cref="Channels.JobFinished"/>), a map
+/// made progress (<see cref="Channels.MapProgress"/>) — <c>?wait=</c>, <c>?timeout=</c>, streams. It listens on both
+/// channels through the process's one <see cref="Notifier"/> and wakes the waiters of each notification's id; a gap
+/// (the connection lost or re-made) wakes them all. Waiters re-read the database on every wake-up and at least once a
+/// second, so a dropped connection delays them but never loses a result.
 /// </summary>
-internal sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<ChangeListener> logger) : BackgroundService
+internal sealed class ChangeWaiters(Notifier notifier) : IHostedService
 {
-    private static readonly string[] Channels = [JobQueries.FinishedChannel, MapQueries.ProgressChannel];
+    private static readonly string[] Listened = [Channels.JobFinished, Channels.MapProgress];
     private readonly Dictionary<(string Channel, Guid Id), List<TaskCompletionSource>> _waiters = [];
     private readonly Lock _lock = new();
 
@@ -50,33 +48,18 @@ internal sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<Change
         }
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>Listens from the start, so the first request's notification is not missed.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
+        foreach (var channel in Listened)
+            notifier.Listen(channel, payload =>
             {
-                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
-                connection.Notification += (_, e) =>
-                {
-                    if (Guid.TryParse(e.Payload, out var id)) Wake((e.Channel, id));
-                };
-                await using (var listen = new NpgsqlCommand(string.Join(';', Channels.Select(c => $"LISTEN {c}")), connection))
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                while (!stoppingToken.IsCancellationRequested) await connection.WaitAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning(e, "Lost the LISTEN connection for finished jobs; waiters fall back to polling until it is back");
-                WakeAll();
-                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-        }
+                if (Guid.TryParse(payload, out var id)) Wake((channel, id));
+            }, WakeAll);
+        return Task.CompletedTask;
     }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private void Wake((string, Guid) id)
     {
@@ -104,7 +87,7 @@ internal sealed class ChangeListener(NpgsqlDataSource dataSource, ILogger<Change
         }
     }
 
-    public sealed class Waiter(ChangeListener owner, (string, Guid) id, TaskCompletionSource tcs) : IDisposable
+    public sealed class Waiter(ChangeWaiters owner, (string, Guid) id, TaskCompletionSource tcs) : IDisposable
     {
         public Task Task => tcs.Task;
         public void Dispose() => owner.Remove(id, tcs);

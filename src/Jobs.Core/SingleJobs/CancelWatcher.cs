@@ -1,8 +1,10 @@
 using Jobs.Core.Configuration;
-using Jobs.Core.SingleJobs;
+using Jobs.Core.Queue;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Jobs.Worker.Maintenance;
+namespace Jobs.Core.SingleJobs;
 
 /// <summary>
 /// Every Worker:CancellationCheckInterval, asks the database whether any job this process is running was
@@ -10,7 +12,7 @@ namespace Jobs.Worker.Maintenance;
 /// share a Hangfire job (a batch) are canceled this way; a job alone in its Hangfire job also through
 /// Hangfire's own check, whichever comes first.
 /// </summary>
-internal sealed class CancelWatcher(RunningJobs running, IOptions<WorkerOptions> options, ILogger<CancelWatcher> logger) : BackgroundService
+public sealed class CancelWatcher(RunningJobs running, IOptions<WorkerOptions> options, ILogger<CancelWatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

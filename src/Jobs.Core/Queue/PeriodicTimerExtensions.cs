@@ -1,6 +1,6 @@
-namespace Jobs.Worker;
+namespace Jobs.Core.Queue;
 
-internal static class PeriodicTimerExtensions
+public static class PeriodicTimerExtensions
 {
     /// <summary>The next tick of <paramref name="timer"/>; false once the host stops, instead of an OperationCanceledException.</summary>
     public static async Task<bool> TickAsync(this PeriodicTimer timer, CancellationToken ct)

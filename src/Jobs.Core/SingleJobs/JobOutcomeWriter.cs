@@ -1,0 +1,51 @@
+using Jobs.Core.Configuration;
+using Jobs.Core.Database;
+using Jobs.Core.Functions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Jobs.Core.SingleJobs;
+
+/// <summary>
+/// Writes the outcomes of claimed jobs, the batch's together in one statement (retried through a PostgreSQL restart:
+/// they must land), one by one should PostgreSQL refuse one's data, then queues the callbacks of those that finished.
+/// </summary>
+public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
+{
+    /// <summary>Writes <paramref name="batch"/>'s outcomes (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
+    public async Task WriteAsync(string hangfireJobId, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
+    {
+        if (batch.Length == 0) return;
+        IReadOnlySet<Guid> changed;
+        try
+        {
+            changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token));
+        }
+        catch (PostgresException e) when (e.SqlState.StartsWith("22", StringComparison.Ordinal))
+        {
+            // PostgreSQL refused an outcome's data although MaybeEncodingError.Check passed it: write them one by one,
+            // and end the refused one failed, so that no outcome is lost and no job waits for ever.
+            logger.LogWarning(e, "PostgreSQL refused a batch of {Count} outcomes; writing them one by one", batch.Length);
+            var each = new HashSet<Guid>();
+            foreach (var (job, outcome, _) in batch)
+            {
+                try
+                {
+                    each.UnionWith(await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [outcome], options.Value.Retention, token)));
+                }
+                catch (PostgresException refused) when (refused.SqlState.StartsWith("22", StringComparison.Ordinal))
+                {
+                    var error = JobAttempt.Error(new MaybeEncodingError($"Error sending the outcome of {job.Function}: PostgreSQL refused it ({refused.MessageText})"));
+                    each.UnionWith(await DatabaseRetry.RunAsync(token =>
+                        store.FinishAsync(hangfireJobId, [new JobOutcome(job.Id, JobStates.Failed, error)], options.Value.Retention, token)));
+                }
+            }
+            changed = each;
+        }
+        // Most jobs have no callback: then finishing costs no extra statement.
+        foreach (var (job, outcome, _) in batch)
+            if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))
+                await callbacks.EnqueueAsync(job.Id, job.Queue, CancellationToken.None);
+    }
+}
