@@ -1,0 +1,77 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Jobs.Tests.Infrastructure;
+
+namespace Jobs.Tests.Functions;
+
+public sealed class FunctionsAndListingTests(SystemFixture system) : SystemTest(system)
+{
+
+    [Fact]
+    public async Task Functions_are_listed_with_their_parameters_as_json_schema()
+    {
+        var functions = JsonNode.Parse(await Http.GetStringAsync("/functions"))!.AsArray();
+        var names = functions.Select(f => f!["name"]!.GetValue<string>()).ToList();
+
+        Assert.Superset(new HashSet<string> { "math.square", "math.pow", "primes.count", "cpu.spin", "time.sleep",
+            "text.sha256", "noop", "progress.demo", "debug.fail", "debug.crash" }, names.ToHashSet());
+
+        var sha = functions.Single(f => f!["name"]!.GetValue<string>() == "text.sha256")!;
+        var parameters = sha["parameters"]!.AsArray();
+        Assert.Equal("text", parameters[0]!["name"]!.GetValue<string>());
+        Assert.Equal("string", parameters[0]!["schema"]!["type"]!.GetValue<string>());
+        Assert.True(parameters[0]!["required"]!.GetValue<bool>());
+        Assert.Equal("integer", parameters[1]!["schema"]!["type"]!.GetValue<string>());
+        Assert.False(parameters[1]!["required"]!.GetValue<bool>());
+        Assert.Equal(1, parameters[1]!["default"]!.GetValue<int>());
+        Assert.Equal("string", sha["returns"]!["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task One_function_by_name_and_404_problem_for_an_unknown_one()
+    {
+        var square = await (await Http.GetAsync("/functions/math.square")).JsonAsync();
+        Assert.Equal("number", square["parameters"]![0]!["schema"]!["type"]!.GetValue<string>());
+
+        var missing = await Http.GetAsync("/functions/math.cube");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("application/problem+json", missing.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("math.cube", (await missing.JsonAsync())["detail"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Jobs_are_listed_newest_first_filtered_and_paged()
+    {
+        var squares = new List<Guid>();
+        for (var i = 0; i < 5; i++) squares.Add(await Http.SubmitOkAsync(new { function = "math.square", args = new[] { i } }));
+        var failing = await Http.SubmitOkAsync(new { function = "debug.fail", args = new[] { "x" } });
+        await Http.WaitForJobAsync(failing);
+        foreach (var id in squares) await Http.WaitForJobAsync(id);
+
+        var byFunction = await (await Http.GetAsync("/jobs?function=math.square&limit=3")).JsonAsync();
+        var page1 = byFunction["items"]!.AsArray().Select(j => j!["id"]!.GetValue<Guid>()).ToList();
+        Assert.Equal(squares.AsEnumerable().Reverse().Take(3), page1);
+        var cursor = byFunction["nextCursor"]!.GetValue<string>();
+        var page2 = (await (await Http.GetAsync($"/jobs?function=math.square&limit=3&cursor={cursor}")).JsonAsync());
+        Assert.Equal(squares.AsEnumerable().Reverse().Skip(3), page2["items"]!.AsArray().Select(j => j!["id"]!.GetValue<Guid>()));
+        Assert.Null(page2["nextCursor"]);
+
+        var failed = await (await Http.GetAsync("/jobs?state=failed")).JsonAsync();
+        Assert.Equal([failing], failed["items"]!.AsArray().Select(j => j!["id"]!.GetValue<Guid>()));
+        var otherQueue = await (await Http.GetAsync("/jobs?queue=elsewhere")).JsonAsync();
+        Assert.Empty(otherQueue["items"]!.AsArray());
+    }
+
+    [Theory]
+    [InlineData("/jobs?state=done", "state")]
+    [InlineData("/jobs?limit=0", "limit")]
+    [InlineData("/jobs?limit=100000", "limit")]
+    [InlineData("/jobs?cursor=abc", "cursor")]
+    public async Task Invalid_list_parameters_are_refused_with_400_naming_them(string path, string parameter)
+    {
+        var response = await Http.GetAsync(path);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True((await response.JsonAsync())["errors"]!.AsObject().ContainsKey(parameter));
+    }
+}
