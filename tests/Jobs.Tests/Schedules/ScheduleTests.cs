@@ -4,7 +4,7 @@ using Jobs.Tests.Infrastructure;
 
 namespace Jobs.Tests.Schedules;
 
-public sealed class SchedulesAndPoolTests(SystemFixture system) : SystemTest(system)
+public sealed class ScheduleTests(SystemFixture system) : SystemTest(system)
 {
     public override async Task InitializeAsync()
     {
@@ -88,37 +88,6 @@ public sealed class SchedulesAndPoolTests(SystemFixture system) : SystemTest(sys
         "SELECT count(*) FROM hangfire.set WHERE key = 'recurring-jobs' AND value = $1", name) == 0
         ? null
         : await Database.ScalarAsync<string>("SELECT value FROM hangfire.hash WHERE key = 'recurring-job:' || $1 AND field = 'Cron'", name);
-
-    [Fact]
-    public async Task Pool_shows_servers_slots_queues_and_counts_by_state()
-    {
-        var queue = SystemFixture.PrivateQueue();
-        await Http.SubmitOkAsync(new { function = "noop", queue });
-        await Http.SubmitOkAsync(new { function = "noop", queue });
-
-        var pool = await (await Http.GetAsync("/pool")).JsonAsync();
-
-        var servers = pool["servers"]!.AsArray();
-        Assert.True(servers.Count(s => s!["queues"]!.AsArray().Any(q => q!.GetValue<string>() == "default")) >= 2);
-        Assert.True(pool["slots"]!.GetValue<int>() >= 4);
-        var waiting = pool["queues"]!.AsArray().Single(q => q!["name"]!.GetValue<string>() == queue)!;
-        Assert.Equal(2, waiting["enqueued"]!.GetValue<long>());
-        Assert.Equal(2, pool["states"]!["enqueued"]!.GetValue<long>());
-    }
-
-    [Fact]
-    public async Task Progress_shows_on_the_jobs_dashboard_page()
-    {
-        var id = await Http.SubmitOkAsync(new { function = "progress.demo", args = new[] { 40, 100 } });
-        await Eventually.TrueAsync(async () => (await (await Http.GetAsync($"/jobs/{id}")).JsonAsync())["progress"] is not null, "progress reported");
-        var hangfireJobId = await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id);
-
-        var page = await Http.GetStringAsync($"/hangfire/jobs/details/{hangfireJobId}");
-
-        Assert.Contains("jobs-progress", page);
-        Assert.Contains(id.ToString(), page);
-        await Http.DeleteAsync($"/jobs/{id}");
-    }
 
     private static StringContent Json(string body) => new(body, System.Text.Encoding.UTF8, "application/json");
 }
