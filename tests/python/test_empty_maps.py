@@ -1,5 +1,5 @@
 """Pool verbs over an empty iterable give what multiprocessing.Pool gives ([]), against a real Jobs service (JOBS_URL);
-run by tests/Jobs.Tests/Api/MapScaleTests.cs."""
+run by tests/Jobs.Tests/Maps/MapScaleTests.cs."""
 
 import os
 import sys

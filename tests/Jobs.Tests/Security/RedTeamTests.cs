@@ -83,7 +83,7 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         }
 
         // With the page's own token too, another site's Origin is refused by the Origin check itself.
-        var withToken = await Dashboard.PostActionAsync(http, "scheduled/delete", victim, r =>
+        var withToken = await DashboardActions.PostActionAsync(http, "scheduled/delete", victim, r =>
         {
             Basic(r, AdminKey);
             if (r.Method == HttpMethod.Post) r.Headers.TryAddWithoutValidation("Origin", "https://evil.example");
@@ -93,16 +93,16 @@ public sealed class RedTeamTests(SystemFixture system) : SystemTest(system)
         Assert.Equal("Scheduled", await HangfireStateAsync(victim));
 
         // A read-only key is refused with 403 (a 401 makes the browser ask for another key), even with the token.
-        var reader = await Dashboard.PostActionAsync(http, "scheduled/delete", victim, r => Bearer(r, ReaderKey));
+        var reader = await DashboardActions.PostActionAsync(http, "scheduled/delete", victim, r => Bearer(r, ReaderKey));
         Assert.Equal(HttpStatusCode.Forbidden, reader.StatusCode);
         Assert.Equal("application/problem+json", reader.Content.Headers.ContentType?.MediaType);
         Assert.Equal("Scheduled", await HangfireStateAsync(victim));
         // Its pages' live counters are a POST that only reads: allowed.
-        var counters = await Dashboard.PostAsync(http, "/hangfire/stats", [new("metrics[]", "enqueued:count")], r => Bearer(r, ReaderKey));
+        var counters = await DashboardActions.PostAsync(http, "/hangfire/stats", [new("metrics[]", "enqueued:count")], r => Bearer(r, ReaderKey));
         Assert.Equal(HttpStatusCode.OK, counters.StatusCode);
 
         // The dashboard's own button: the page's token in its header, the admin's key.
-        var admin = await Dashboard.PostActionAsync(http, "scheduled/delete", victim, r => Basic(r, AdminKey));
+        var admin = await DashboardActions.PostActionAsync(http, "scheduled/delete", victim, r => Basic(r, AdminKey));
         Assert.Equal(HttpStatusCode.NoContent, admin.StatusCode);
         Assert.Equal("Deleted", await HangfireStateAsync(victim));
     }
