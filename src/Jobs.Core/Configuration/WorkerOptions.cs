@@ -29,7 +29,7 @@ public sealed class WorkerOptions
     /// How long a fetched job stays invisible to other workers without a heartbeat from its worker. The
     /// timeout slides while the job runs, so this bounds how fast a killed worker's job is picked up again.
     /// </summary>
-    // Each worker process's Liveness thread renews every job it holds every InvisibilityTimeout / 5: 8 s leaves room
+    // Each worker process's Heartbeat thread renews every job it holds every InvisibilityTimeout / 5: 8 s leaves room
     // for a busy machine (a late renewal makes a second worker run the job too) and still re-runs a dead worker's job
     // within 10 s.
     [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]

@@ -99,7 +99,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         TimeSpan? timeout, string hangfireJobId, CancellationToken ct)
     {
         var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, run.FirstIndex, run.EndIndex, token), ct);
-        var batch = new Batch(items.Count < FlushItems ? items.Count : FlushItems);
+        var outcomes = new OutcomeBuffer(items.Count < FlushItems ? items.Count : FlushItems);
         var sinceFlush = Stopwatch.StartNew();
         // After a crash (its worker died while running it), each outcome is written before the next item starts, so
         // the first item without one is the item that was running when a worker died again; once those deaths reach
@@ -120,10 +120,10 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
             {
                 var crashed = new WorkerCrashedException(claimed.Function, run.Crashes);
                 tally.FirstFailure ??= crashed;
-                batch.Add(index, MapItemStates.Failed, null, Error(crashed), null);
+                outcomes.Add(index, MapItemStates.Failed, null, Error(crashed), null);
                 tally.Failed++;
                 quarantined = false;
-                await batch.FlushAsync(maps, mapId, CancellationToken.None);
+                await outcomes.FlushAsync(maps, mapId, CancellationToken.None);
                 continue;
             }
             // Pickup latency as a job's: from the map's submission to the item's first run (not a re-run's).
@@ -149,16 +149,16 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
                 tally.Failed++;
                 tally.FirstFailure ??= item.Failure;
             }
-            batch.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null,
+            outcomes.Add(index, item.Failure is null ? MapItemStates.Succeeded : MapItemStates.Failed, item.Result, item.Failure is { } failure ? Error(failure) : null,
                 item.Failure is null ? itemContext.ResultTuples : null);
             metrics.Finished(claimed.Function, claimed.Queue, item.Failure is null ? JobStates.Succeeded : JobStates.Failed, item.Duration);
-            if (careful || batch.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
+            if (careful || outcomes.Count >= FlushItems || sinceFlush.Elapsed >= FlushInterval)
             {
-                await batch.FlushAsync(maps, mapId, CancellationToken.None);
+                await outcomes.FlushAsync(maps, mapId, CancellationToken.None);
                 sinceFlush.Restart();
             }
         }
-        await batch.FlushAsync(maps, mapId, CancellationToken.None);
+        await outcomes.FlushAsync(maps, mapId, CancellationToken.None);
 
         if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => maps.IsCancelRequestedAsync(mapId, token)))
         {
@@ -193,7 +193,8 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
 
     private static string Error(Exception e) => ErrorJson.From(e);
 
-    private sealed class Batch(int capacity)
+    /// <summary>Outcomes of items run but not yet written: written together by one statement (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
+    private sealed class OutcomeBuffer(int capacity)
     {
         private readonly List<int> _indexes = new(capacity);
         private readonly List<short> _states = new(capacity);

@@ -36,7 +36,7 @@ public sealed class BatchSharing(JobExecutionStore store, JobSubmissionStore sub
             }
             catch (Exception e)
             {
-                // Left 'processing' under this Hangfire job: InvariantWatch re-runs it once this one has ended.
+                // Left 'processing' under this Hangfire job: the rescuer re-runs it once this one has ended.
                 logger.LogWarning(e, "Could not hand {Count} jobs of Hangfire job {HangfireJobId} to another worker", share.Count, hangfireJobId);
             }
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Jobs.Core.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Resources;
@@ -21,7 +22,7 @@ public static class TelemetrySetup
         Action<TracerProviderBuilder>? instrument = null)
     {
         var otlp = !string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
-        var console = configuration.GetValue<bool>("Telemetry:ConsoleTraces");
+        var console = configuration.Read<TelemetryOptions>(TelemetryOptions.Section).ConsoleTraces;
         // A worker with no exporter records no spans at all: StartActivity then costs the job's hot path nothing.
         // (The API always records its request spans, whose ids travel with the jobs it accepts.)
         if (!otlp && !console && instrument is null) return services;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Hangfire;
 using Hangfire.States;
 using Jobs.Core.Configuration;
@@ -32,41 +31,18 @@ public sealed class Rescuer(
     ICallbackQueue callbacks, MapQueries maps, MapSubmissionStore mapSubmissions, MapWindow window, IBackgroundJobClient hangfire, JobsMetrics metrics,
     IOptions<WorkerOptions> worker, IOptions<JobsOptions> options, ILogger<Rescuer> logger) : BackgroundService
 {
-    private static readonly TimeSpan AbandonedEvery = TimeSpan.FromSeconds(1);
-
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var abandoned = new Thread(() => GiveBackAbandoned(stoppingToken)) { IsBackground = true, Name = "Jobs rescuer" };
+        var abandoned = new Thread(() => new AbandonedFetches(queue, worker.Value.InvisibilityTimeout, logger).GiveBack(stoppingToken))
+        {
+            IsBackground = true,
+            Name = "Jobs rescuer",
+        };
         abandoned.Start();
         return Task.WhenAll(
             Task.Run(() => RepeatAsync(options.Value.DispatchGracePeriod / 3, "Dispatch sweep", LogLevel.Warning, MoveStrandedAsync, stoppingToken), CancellationToken.None),
             Task.Run(() => CheckInvariantsAsync(stoppingToken), CancellationToken.None),
             Task.Run(() => abandoned.Join(), CancellationToken.None));
-    }
-
-    /// <summary>
-    /// Gives back fetches nobody renewed. After PostgreSQL was unreachable every process's renewals failed alike, so every
-    /// fetch looks abandoned when it comes back: this gives back only after one whole InvisibilityTimeout of statements
-    /// that succeeded — time for every live process's heartbeat to renew its own.
-    /// </summary>
-    private void GiveBackAbandoned(CancellationToken stop)
-    {
-        var timeout = worker.Value.InvisibilityTimeout;
-        var healthy = Stopwatch.StartNew(); // since the last failed statement (or the start)
-        while (!stop.WaitHandle.WaitOne(AbandonedEvery))
-        {
-            try
-            {
-                if (healthy.Elapsed < timeout) queue.Ping();
-                else if (queue.GiveBackAbandoned(timeout) is > 0 and var given)
-                    logger.LogWarning("Gave back {Count} job(s) whose worker process stopped renewing them", given);
-            }
-            catch (Exception e)
-            {
-                healthy.Restart();
-                logger.LogDebug(e, "Abandoned-fetch rescue failed; trying again in {Every}", AbandonedEvery);
-            }
-        }
     }
 
     /// <summary>Moves on what was accepted but never handed on (see the class summary, duty 2).</summary>
