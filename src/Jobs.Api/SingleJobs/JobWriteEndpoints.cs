@@ -65,7 +65,7 @@ internal static class JobWriteEndpoints
             return ApiProblems.Validation(IdempotencyKeys.Header, "POST /jobs/batch takes no Idempotency-Key: send each job to POST /jobs with its own key.");
         // Concurrently, so the submitter commits them together (a batch costs a few commits), but bounded: delayed jobs
         // are stored one transaction each, and a thousand at once would take every pooled connection.
-        var logger = loggers.CreateLogger(typeof(JobsApi).FullName!);
+        var logger = loggers.CreateLogger(typeof(JobsApi).FullName!); // the category the /jobs endpoints log under
         using var slots = new SemaphoreSlim(BatchConcurrency);
         var outcomes = await Task.WhenAll(jobs.Select(async (job, i) =>
         {
