@@ -19,7 +19,6 @@ public sealed partial class PrometheusText
 
     /// <summary>Family name → type (counter, gauge, histogram, summary, untyped).</summary>
     public IReadOnlyDictionary<string, string> Types => _types;
-    public IReadOnlyList<Sample> Samples => _samples;
 
     private readonly Dictionary<string, string> _types = new(StringComparer.Ordinal);
     private readonly List<Sample> _samples = [];
