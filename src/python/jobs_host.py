@@ -32,10 +32,15 @@ import os
 import sys
 import threading
 
-from jobs_host_functions import describe, imported, load, offered
-from jobs_host_processes import (PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, audit, end_descendants, exit_with_parent,
+# This script's parts, beside it. python3 puts this folder first on sys.path, but not with PYTHONSAFEPATH (an
+# operator's PYTHON* settings reach python3): it is put there for these imports and taken away again, so user code
+# sees sys.path as python3 made it.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jobs_host_functions import describe, imported, load, offered  # noqa: E402
+from jobs_host_processes import (PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, audit, end_descendants, exit_with_parent,  # noqa: E402
                                  left_behind, prctl, taints)
-from jobs_host_values import encoding_error, error, string_keys
+from jobs_host_values import encoding_error, error, string_keys  # noqa: E402
+del sys.path[0]
 
 PROTOCOL = None  # the private channel to the worker (private_channel()); jobs_progress looks for it
 _REQUESTS = None
