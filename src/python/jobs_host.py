@@ -115,7 +115,7 @@ def run(module_name, functions_by_key, request):
     try:
         args, kwargs = request.get("args", []), request.get("kwargs", {})
         if tuples:
-            # The client's own reading of the pointers: jobs.py ships beside this host (its build output, a copy).
+            # The client's own reading of the pointers: the package jobs ships beside this host (its build output, a copy).
             from jobs import _with_tuples
             args, kwargs = _with_tuples(args, tuples.get("args")), _with_tuples(kwargs, tuples.get("kwargs"))
         result = fn(*args, **kwargs)
