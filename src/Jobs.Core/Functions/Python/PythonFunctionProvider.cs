@@ -15,7 +15,10 @@ namespace Jobs.Core.Functions.Python;
 /// </summary>
 public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctions
 {
-    /// <summary>Where the build puts jobs_host.py with its modules (jobs_host_*.py), jobs_progress.py and the client package jobs/, beside the worker.</summary>
+    /// <summary>
+    /// Where the build puts jobs_host.py with its modules (jobs_host_*.py), jobs_progress.py and the client's package
+    /// jobs/, beside the worker.
+    /// </summary>
     private static string ShippedFolder => Path.Combine(AppContext.BaseDirectory, "python");
 
     /// <summary>
