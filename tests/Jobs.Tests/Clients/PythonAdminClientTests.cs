@@ -4,7 +4,7 @@ using Jobs.Tests.Infrastructure;
 
 namespace Jobs.Tests.Clients;
 
-/// <summary>jobs.Admin (<c>src/python/jobs.py</c>) against the real API: each unittest of <c>tests/python/test_admin_client.py</c> as its own case.</summary>
+/// <summary>jobs.Admin (<c>src/python/jobs/</c>) against the real API: each unittest of <c>tests/python/test_admin_client.py</c> as its own case.</summary>
 public sealed partial class PythonAdminClientTests(SystemFixture system) : SystemTest(system)
 {
     private static readonly string TestFile = Path.Combine(ProgramPaths.RepositoryRoot, "tests", "python", "test_admin_client.py");

@@ -5,7 +5,7 @@ using Jobs.Tests.Infrastructure;
 namespace Jobs.Tests.Clients;
 
 /// <summary>
-/// The stdlib-only Python client (<c>src/python/jobs.py</c>) against the real API: each unittest in
+/// The stdlib-only Python client (<c>src/python/jobs/</c>) against the real API: each unittest in
 /// <c>tests/python/test_pool_client.py</c> runs as its own case, with python3, as a user would run it.
 /// </summary>
 public sealed partial class PythonClientTests(SystemFixture system) : SystemTest(system)

@@ -30,14 +30,15 @@ public sealed class PythonPackageFacts
                 print(jobs.__file__)
                 print(jobs_progress.__file__)
                 print(importlib.metadata.version("{Distribution}"))
-                print(jobs.Pool.__name__, importlib.util.find_spec("jobs_host") is None)
+                print(jobs.Pool.__name__, all(importlib.util.find_spec(m) is None for m in
+                                              ("jobs_host", "jobs_host_functions", "jobs_host_processes", "jobs_host_values")))
                 """], folder);
             var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Assert.Equal(4, lines.Length);
             Assert.StartsWith(venv + Path.DirectorySeparatorChar, lines[0], StringComparison.Ordinal);
             Assert.StartsWith(venv + Path.DirectorySeparatorChar, lines[1], StringComparison.Ordinal);
             Assert.Equal("1.0.0", lines[2]);
-            Assert.Equal("Pool True", lines[3]);   // the worker's jobs_host.py is not part of the package
+            Assert.Equal("Pool True", lines[3]);   // the worker's jobs_host.py and its modules are not part of the package
         }
         finally
         {

@@ -15,7 +15,10 @@ namespace Jobs.Core.Functions.Python;
 /// </summary>
 public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctions
 {
-    /// <summary>Where the build puts jobs_host.py, jobs_progress.py and jobs.py, beside the worker.</summary>
+    /// <summary>
+    /// Where the build puts jobs_host.py with its modules (jobs_host_*.py), jobs_progress.py and the client's package
+    /// jobs/, beside the worker.
+    /// </summary>
     private static string ShippedFolder => Path.Combine(AppContext.BaseDirectory, "python");
 
     /// <summary>
@@ -198,20 +201,30 @@ public sealed class PythonFunctionProvider : BackgroundService, IChangingFunctio
         return name;
     }
 
-    /// <summary>Copies the shipped Python files into a new folder every user can read but only this process can write.</summary>
+    /// <summary>
+    /// Copies the shipped Python files (the package jobs/ too; no __pycache__) into a new folder every user can read
+    /// but only this process can write.
+    /// </summary>
     private static string ReadableCopy(string shipped)
     {
         var folder = Directory.CreateTempSubdirectory("jobs-python-"); // a random name, 0700 until filled
-        foreach (var file in Directory.GetFiles(shipped, "*.py"))
+        CopyReadable(shipped, folder);
+        return folder.FullName;
+    }
+
+    private static void CopyReadable(string from, DirectoryInfo to)
+    {
+        foreach (var file in Directory.GetFiles(from, "*.py"))
         {
-            var copy = Path.Combine(folder.FullName, Path.GetFileName(file));
+            var copy = Path.Combine(to.FullName, Path.GetFileName(file));
             File.Copy(file, copy);
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         }
+        foreach (var package in Directory.GetDirectories(from).Where(d => File.Exists(Path.Combine(d, "__init__.py"))))
+            CopyReadable(package, to.CreateSubdirectory(Path.GetFileName(package)));
         if (!OperatingSystem.IsWindows())
-            folder.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
-                                  | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
-        return folder.FullName;
+            to.UnixFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
+                              | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
     }
 
     public override void Dispose()
