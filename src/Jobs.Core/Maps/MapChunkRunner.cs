@@ -22,7 +22,7 @@ namespace Jobs.Core.Maps;
 /// <see cref="CarrySlice"/>, the same Hangfire job carries on with the map's next chunks, taken in runs sized to the
 /// items' pace (so chunksize 1 is not a Hangfire job per item); DELETE /maps/{id} deletes that one Hangfire job.
 /// </summary>
-public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger,
+public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, MapWindow window, FunctionInvoker invoker, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<MapChunkRunner> logger,
     ILoggerFactory loggers) : IRunsMapChunks
 {
     /// <summary>One Information line per chunk's end, not per item: a map of 10⁶ items writes one line per chunk (<see cref="JobOutcomeLog.ChunkEnded"/>).</summary>
@@ -160,7 +160,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapWindow window, Fun
         }
         await outcomes.FlushAsync(maps, mapId, CancellationToken.None);
 
-        if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => maps.IsCancelRequestedAsync(mapId, token)))
+        if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => queries.IsCancelRequestedAsync(mapId, token)))
         {
             // Shutdown: hand the chunks back uncounted; Hangfire requeues the job and its re-run does the rest.
             await DatabaseRetry.RunAsync(token => maps.ReleaseRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, token));

@@ -42,10 +42,6 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11)), ct);
     }
 
-    /// <summary>A graceful stop: the chunk goes back to 'enqueued' (uncounted); its re-run does the items left.</summary>
-    public Task ReleaseChunkAsync(Guid mapId, int chunk, string hangfireJobId, CancellationToken ct) =>
-        ReleaseRunAsync(mapId, chunk, chunk + 1, hangfireJobId, ct);
-
     /// <summary>A graceful stop: the run of chunks [first, end) goes back to 'enqueued' (uncounted), still held by its
     /// Hangfire job, whose re-run takes them back (<see cref="ClaimChunkAsync"/>) and does the items left.</summary>
     public async Task ReleaseRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId, CancellationToken ct)
@@ -163,10 +159,6 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         sums AS (SELECT coalesce(sum(succeeded), 0)::int AS s, coalesce(sum(failed), 0)::int AS f, coalesce(sum(canceled), 0)::int AS c FROM folded)
         """;
 
-    /// <summary>Ends one chunk and gives its turn to the map's next chunks (<see cref="FinishRunAsync"/> without carrying on).</summary>
-    public async Task<IReadOnlyList<UndispatchedChunk>> FinishChunkAsync(Guid mapId, int chunk, string hangfireJobId, string state, TimeSpan retention, CancellationToken ct) =>
-        (await FinishRunAsync(mapId, chunk, chunk + 1, hangfireJobId, "", state, retention, carryItems: 0, ct)).Next;
-
     /// <summary>
     /// Ends the run of chunks [<paramref name="firstChunk"/>, <paramref name="endChunk"/>) that
     /// <paramref name="hangfireJobId"/> holds. With <paramref name="carryItems"/> &gt; 0 (its items were quick), the same
@@ -253,12 +245,5 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
-    }
-
-    public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)
-    {
-        await using var cmd = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM jobs.map WHERE id = $1");
-        cmd.Parameters.Add(new() { Value = mapId });
-        return await cmd.ExecuteScalarAsync(ct) is true;
     }
 }

@@ -217,4 +217,12 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = limit });
         return await cmd.ReadListAsync(reader => reader.GetGuid(0), ct);
     }
+
+    /// <summary>Whether DELETE /maps/{id} canceled the map (a run told to stop tells a cancel from a shutdown by it).</summary>
+    public async Task<bool> IsCancelRequestedAsync(Guid mapId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand("SELECT cancel_requested_at IS NOT NULL FROM jobs.map WHERE id = $1");
+        cmd.Parameters.Add(new() { Value = mapId });
+        return await cmd.ExecuteScalarAsync(ct) is true;
+    }
 }
