@@ -12,7 +12,6 @@ using Jobs.Core.Configuration;
 using Jobs.Core.Functions;
 using Jobs.Core.Idempotency;
 using Jobs.Core.Maps;
-using Jobs.Core.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Jobs.Api.Maps;
@@ -20,15 +19,14 @@ namespace Jobs.Api.Maps;
 /// <summary>map / starmap / imap over HTTP: validating and storing maps, waiting for them, canceling them.</summary>
 internal sealed class MapService(
     MapSubmissionStore maps,
+    MapSubmitter submitter,
     MapQueries queries,
-    MapWindow mapWindow,
     FunctionRegistry registry,
     KnownQueues queues,
     ChangeWaiters changes,
     JobStorage storage,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
-    JobsMetrics metrics,
     ILogger<MapService> logger)
 {
     public async Task<(MapRecord Map, bool Created)> SubmitAsync(SubmitMapRequest request, string? idempotencyKey, string? caller, CancellationToken ct)
@@ -88,31 +86,15 @@ internal sealed class MapService(
 
         var itemTuples = SubmissionRules.ItemTuples(request.Tuples, request.Items, request.Kwargs, request.Star);
 
-        MapRecord map;
-        bool created;
         try
         {
-            (map, created) = await maps.InsertAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window, request.TimeoutSeconds ?? function.DefaultTimeoutSeconds, options.Value.Retention), itemArgs, claim, ct, itemTuples);
+            return await submitter.SubmitAsync(new NewMap(function.Name, kwargs, request.Star, queue, chunksize, window,
+                request.TimeoutSeconds ?? function.DefaultTimeoutSeconds, options.Value.Retention), itemArgs, itemTuples, claim, ct);
         }
         catch (IdempotencyConflictException e)
         {
             throw IdempotencyKeys.Reused(e);
         }
-        if (!created) return (map, false);
-        metrics.Submitted(function.Name, queue, total); // each item counts as a job, as the workers count them
-
-        // Stored, so accepted: from here on the map completes even if this process dies or PostgreSQL goes away
-        // (the workers' sweeper dispatches the chunks given their turn after Jobs:DispatchGracePeriod). Only the first
-        // window of chunks is handed to Hangfire now; each chunk that ends hands the next one over.
-        try
-        {
-            await mapWindow.DispatchAsync(MapSubmissionStore.FirstTurns(map, window), CancellationToken.None);
-        }
-        catch (Exception e)
-        {
-            logger.LogWarning(e, "Could not hand map {MapId}'s chunks to Hangfire; the sweeper dispatches them", map.Id);
-        }
-        return (map, true);
     }
 
     /// <summary>Python's default: ceil(len / (4 × worker slots)).</summary>
@@ -179,7 +161,7 @@ internal sealed class MapService(
 
     /// <summary>
     /// DELETE /maps/{id}: cancels every item not yet done and stops the chunks still running, in time independent of
-    /// the map's size; its items are marked canceled right after (the workers' sweeper finishes that should this
+    /// the map's size; its items are marked canceled right after (the workers' rescuer finishes that should this
     /// process die first).
     /// </summary>
     public async Task<MapRecord?> CancelAsync(Guid id, CancellationToken ct)
@@ -199,7 +181,7 @@ internal sealed class MapService(
             }
             catch (Exception e)
             {
-                logger.LogWarning(e, "Could not mark the items of canceled map {MapId}; the sweeper does it after Jobs:DispatchGracePeriod", id);
+                logger.LogWarning(e, "Could not mark the items of canceled map {MapId}; the rescuer does it after Jobs:DispatchGracePeriod", id);
             }
         }, CancellationToken.None);
         return await queries.GetAsync(id, ct);

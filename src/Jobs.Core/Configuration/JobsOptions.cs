@@ -108,7 +108,7 @@ public sealed class JobsOptions
         return JobsConfiguration.Validate(options, Section).MaxJsonDepth;
     }
 
-    /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' sweeper.</summary>
+    /// <summary>A row accepted but not handed to Hangfire after this long is dispatched by the workers' rescuer.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan DispatchGracePeriod { get; set; } = TimeSpan.FromSeconds(30);
 }

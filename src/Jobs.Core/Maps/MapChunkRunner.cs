@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace Jobs.Core.Maps;
 
 /// <summary>
-/// Runs one chunk of a map for the <see cref="Executor"/>: the function once per item, in index order, with outcomes written in batches
+/// Runs one chunk of a map for the <see cref="Executor"/>: the function once per item, in index order, with outcomes written in flushes
 /// (every <see cref="FlushItems"/> items or <see cref="FlushInterval"/>). A failing item records its error and
 /// the chunk goes on, as Pool.map's workers do. A chunk re-run after a crash skips the items already done.
 /// Each item has what a single job has: the map's timeoutSeconds (or the function's default), cancellation with the
@@ -84,7 +84,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
             if (carried is null)
             {
                 // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
-                if (next.Count > 0) await window.DispatchOrLeaveToSweeperAsync(next);
+                if (next.Count > 0) await window.DispatchOrLeaveToRescuerAsync(next);
                 return;
             }
             run = carried;

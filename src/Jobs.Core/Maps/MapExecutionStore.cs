@@ -5,7 +5,7 @@ using NpgsqlTypes;
 
 namespace Jobs.Core.Maps;
 
-/// <summary>What a worker does to a map while it runs a chunk: claim it, read its items, write their outcomes in batches, end it.</summary>
+/// <summary>What a worker does to a map while it runs a chunk: claim it, read its items, write their outcomes in flushes, end it.</summary>
 public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
 {
     /// <summary>
@@ -82,18 +82,18 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// The per-map lock that DELETE /maps/{id} takes exclusively (<see cref="MapSubmissionStore.CancelAsync"/>) and each
-    /// batch of outcomes shared: batches never wait for each other, a cancel waits for the batches in flight and a
-    /// batch that starts after it sees the map canceled. Held to the end of the transaction.
+    /// flush of outcomes shared: flushes never wait for each other, a cancel waits for the flushes in flight and a
+    /// flush that starts after it sees the map canceled. Held to the end of the transaction.
     /// </summary>
     internal static string CancelLock(bool shared) =>
         $"SELECT pg_advisory_xact_lock{(shared ? "_shared" : "")}(hashtextextended('jobs.map:' || $1::text, 0))";
 
     /// <summary>
-    /// Appends a batch of item outcomes to jobs.map_result, adds them to this session's tally of the map's counts and
-    /// wakes streaming readers, in one round trip and one transaction. Takes no lock on the map's row, so the batches of
+    /// Appends a flush of item outcomes to jobs.map_result, adds them to this session's tally of the map's counts and
+    /// wakes streaming readers, in one round trip and one transaction. Takes no lock on the map's row, so the flushes of
     /// a map's chunks write side by side: completion order is read by the writing transaction's id
     /// (<see cref="MapQueries.FinishedAfterAsync"/>), which needs no commit order. An item that already has an outcome
-    /// keeps it (a chunk re-run while its first run still wrote: the primary key refuses the batch, which is written
+    /// keeps it (a chunk re-run while its first run still wrote: the primary key refuses the flush, which is written
     /// again with ON CONFLICT DO NOTHING); nothing is written once the map is canceled: its items
     /// without an outcome are canceled, marked or not yet.
     /// </summary>
@@ -101,14 +101,14 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct, string?[]? resultTuples = null)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        // One batch is one implicit transaction in PostgreSQL: the cancel lock is held until the outcomes commit.
+        // One flush is one implicit transaction in PostgreSQL: the cancel lock is held until the outcomes commit.
         try
         {
             await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
-            // An item of the batch has an outcome already (its chunk ran twice at once): rolled back whole, written
+            // An item of the flush has an outcome already (its chunk ran twice at once): rolled back whole, written
             // again keeping the outcomes there are. Not the usual way: ON CONFLICT's speculative insertion costs
             // PostgreSQL ~40 % more per row (pgbench, 1,000-row batches: 203–236 against 304–377 a second, COPY 303–385).
             await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct, keepExisting: true);
@@ -132,7 +132,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             ),
             counted AS (
                 INSERT INTO jobs.map_tally AS t (map_id, slot, succeeded, failed, canceled)
-                SELECT $1, pg_backend_pid(), count(*) FILTER (WHERE state = 1), count(*) FILTER (WHERE state = 2), count(*) FILTER (WHERE state = 3)
+                SELECT $1, pg_backend_pid(), count(*) FILTER (WHERE state = {MapItemStates.Succeeded}), count(*) FILTER (WHERE state = {MapItemStates.Failed}), count(*) FILTER (WHERE state = {MapItemStates.Canceled})
                 FROM written HAVING count(*) > 0
                 ON CONFLICT (map_id, slot) DO UPDATE SET succeeded = t.succeeded + excluded.succeeded, failed = t.failed + excluded.failed,
                     canceled = t.canceled + excluded.canceled
@@ -152,7 +152,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// <summary>
     /// CTEs that fold the map's tallies (<see cref="FlushAsync"/>) into <c>sums</c> (s, f, c), deleting them, when
     /// <paramref name="when"/> holds, for a statement that adds <c>sums</c> to the map's counts under its row lock. A tally
-    /// a batch writes meanwhile stays, and readers add it (<see cref="MapQueries.GetAsync"/>).
+    /// a flush writes meanwhile stays, and readers add it (<see cref="MapQueries.GetAsync"/>).
     /// </summary>
     internal static string FoldTallies(string when) => $"""
         folded AS (DELETE FROM jobs.map_tally WHERE map_id = $1 AND {when} RETURNING succeeded, failed, canceled),
@@ -163,7 +163,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// Ends the run of chunks [<paramref name="firstChunk"/>, <paramref name="endChunk"/>) that
     /// <paramref name="hangfireJobId"/> holds. With <paramref name="carryItems"/> &gt; 0 (its items were quick), the same
     /// Hangfire job keeps its turn and carries on with the map's next chunks, about that many items' worth, taken in
-    /// this transaction (returned as <c>Carried</c>): chunks are carried in batches, as single jobs are, so a map with
+    /// this transaction (returned as <c>Carried</c>): chunks are carried in runs, as single jobs are in batches, so a map with
     /// chunksize 1 is not a Hangfire job per item. Otherwise (or when no chunk is left to take) it gives its turn to
     /// the map's next chunks (<see cref="MapWindow"/>), returned for the caller to dispatch after the commit; the last
     /// run to end finishes the map. The map row is locked first so that two runs ending at once cannot both miss being

@@ -8,7 +8,7 @@ namespace Jobs.Core.Maps;
 /// <summary>Reads of a map and its items (GET /maps/{id}, its results and streams). Item outcomes notify <see cref="Queue.Channels.MapProgress"/>.</summary>
 public sealed class MapQueries(NpgsqlDataSource dataSource)
 {
-    /// <summary>The map's counts are its own plus the tallies of the batches not yet folded into them (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
+    /// <summary>The map's counts are its own plus the tallies of the flushes not yet folded into them (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
     internal const string Columns = """
         m.id, m.function, m.kwargs::text, m.star, m.queue, m.total, m.chunksize, m.chunks, m.state,
         m.succeeded + coalesce(t.s, 0), m.failed + coalesce(t.f, 0), m.canceled + coalesce(t.c, 0), m.created_at, m.finished_at
@@ -55,9 +55,9 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<(int Index, string Error)?> FirstFailureAsync(Guid mapId, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand("""
-            WITH failed AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 2 ORDER BY index LIMIT 1),
-            canceled AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = 3 ORDER BY index LIMIT 1),
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH failed AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = {MapItemStates.Failed} ORDER BY index LIMIT 1),
+            canceled AS (SELECT index, error::text AS error FROM jobs.map_result WHERE map_id = $1 AND state = {MapItemStates.Canceled} ORDER BY index LIMIT 1),
             -- A canceled map's first item without an outcome: where the outcomes' indexes, in order, first leave 0, 1, 2, …
             -- (range reads of the primary key only: no anti-join for the planner to get wrong).
             unmarked AS (
@@ -129,7 +129,7 @@ public sealed class MapQueries(NpgsqlDataSource dataSource)
     /// <see cref="MapItemOutcome.Index"/>; (0, -1) for the start), in completion order: by the id of the transaction that
     /// wrote them, then index. Only outcomes of transactions older than every one still running are read (below this
     /// snapshot's xmin): a transaction still running, or one that commits later, always has a larger id than those, so
-    /// no outcome can turn up behind <paramref name="after"/>, however the map's batches interleave their commits.
+    /// no outcome can turn up behind <paramref name="after"/>, however the map's flushes interleave their commits.
     /// <c>HeldBack</c>: outcomes that committed after an older transaction that is still running were left for later.
     /// </summary>
     public async Task<(IReadOnlyList<MapItemOutcome> Outcomes, bool HeldBack)> FinishedAfterAsync(Guid mapId, (long Xid, int Index) after, int limit,

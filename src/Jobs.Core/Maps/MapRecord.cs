@@ -35,5 +35,5 @@ public sealed record MapItemOutcome(long Xid, int Index, short State, string? Re
 
 public static class MapItemStates
 {
-    public const short Pending = 0, Succeeded = 1, Failed = 2, Canceled = 3;
+    public const short Succeeded = 1, Failed = 2, Canceled = 3;
 }

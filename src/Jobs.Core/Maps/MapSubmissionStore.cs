@@ -97,7 +97,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         string state;
-        // The batches of outcomes in flight commit first; those after see the map canceled and write nothing.
+        // The flushes of outcomes in flight commit first; those after see the map canceled and write nothing.
         await using (var cmd = new NpgsqlCommand(MapExecutionStore.CancelLock(shared: false), connection, tx) { Parameters = { new() { Value = mapId } } })
             await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT state FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
@@ -131,7 +131,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
         return (true, "canceled", hangfireJobs);
     }
 
-    /// <summary>Items a batch of <see cref="SettleCanceledAsync"/> marks: about 0.1–0.3 s of work, so a map's row lock is never held long.</summary>
+    /// <summary>Items one statement of <see cref="SettleCanceledAsync"/> marks: about 0.1–0.3 s of work, so a map's row lock is never held long.</summary>
     public const int SettleBatch = 20_000;
 
     /// <summary>
@@ -151,7 +151,7 @@ public sealed class MapSubmissionStore(NpgsqlDataSource dataSource, MapQueries q
                 ),
                 items AS (
                     INSERT INTO jobs.map_result (map_id, index, state, error)
-                    SELECT $1, i.index, 3, $2::jsonb FROM jobs.map_item i, m
+                    SELECT $1, i.index, {MapItemStates.Canceled}, $2::jsonb FROM jobs.map_item i, m
                     WHERE i.map_id = $1 AND i.index >= m.lo AND i.index < m.hi
                     ON CONFLICT (map_id, index) DO NOTHING -- items with an outcome keep it
                     RETURNING 1

@@ -13,7 +13,7 @@ namespace Jobs.Core.Maps;
 /// job starts at the next free slot, not after the map. A canceled map has at most a window of Hangfire jobs to delete.
 /// <para>
 /// A chunk given its turn whose Hangfire job was never recorded (its giver died between the commit and the
-/// creation) is re-dispatched by the workers' sweeper after Jobs:DispatchGracePeriod; should the first Hangfire
+/// creation) is re-dispatched by the workers' rescuer after Jobs:DispatchGracePeriod; should the first Hangfire
 /// job exist after all, the chunk's claim lets only one of them run it.
 /// </para>
 /// </summary>
@@ -69,7 +69,7 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
     }
 
     /// <summary>
-    /// Fills the map's window up again (the sweeper's repair: in normal operation every chunk that ends refills it in
+    /// Fills the map's window up again (the rescuer's repair: in normal operation every chunk that ends refills it in
     /// the same transaction). Returns how many chunks got their turn.
     /// </summary>
     public async Task<int> RefillAsync(Guid mapId, CancellationToken ct)
@@ -87,8 +87,8 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
         return given.Count;
     }
 
-    /// <summary>Dispatches chunks after a chunk ended; a failure leaves them to the sweeper, as a killed process would.</summary>
-    public async Task DispatchOrLeaveToSweeperAsync(IReadOnlyList<UndispatchedChunk> chunks)
+    /// <summary>Dispatches chunks after a chunk ended; a failure leaves them to the rescuer, as a killed process would.</summary>
+    public async Task DispatchOrLeaveToRescuerAsync(IReadOnlyList<UndispatchedChunk> chunks)
     {
         try
         {
@@ -96,7 +96,7 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
         }
         catch (Exception e)
         {
-            logger.LogWarning(e, "Could not hand {Count} chunk(s) of map {MapId} to Hangfire; the sweeper dispatches them after Jobs:DispatchGracePeriod",
+            logger.LogWarning(e, "Could not hand {Count} chunk(s) of map {MapId} to Hangfire; the rescuer dispatches them after Jobs:DispatchGracePeriod",
                 chunks.Count, chunks[0].MapId);
         }
     }

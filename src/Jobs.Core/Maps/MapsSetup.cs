@@ -13,6 +13,7 @@ public static class MapsSetup
         services.AddSingleton<MapExecutionStore>();
         services.AddSingleton<MapDispatcher>();
         services.AddSingleton<MapWindow>();
+        services.AddSingleton<MapSubmitter>();
         services.AddTransient<IRunsMapChunks, MapChunkRunner>();
         return services;
     }

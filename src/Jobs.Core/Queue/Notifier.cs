@@ -16,6 +16,7 @@ public sealed class Notifier : IDisposable
 {
     private readonly string _connectionString;
     private readonly ILogger<Notifier> _logger;
+    private readonly NpgsqlDataSource? _pool;
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _lock = new();
     private readonly Dictionary<string, List<Listener>> _listeners = new(StringComparer.Ordinal);
@@ -23,8 +24,14 @@ public sealed class Notifier : IDisposable
     private Task? _loop;
     private bool _disposed;
 
-    public Notifier(IConfiguration configuration, ILogger<Notifier> logger)
+    /// <param name="configuration">Where PostgreSQL is (ConnectionStrings:Jobs).</param>
+    /// <param name="logger">Its warnings: the connection lost.</param>
+    /// <param name="pool">
+    /// The process's data source, whose idle connections are closed when this connection is lost (see <see cref="LoopAsync"/>).
+    /// </param>
+    public Notifier(IConfiguration configuration, ILogger<Notifier> logger, NpgsqlDataSource? pool = null)
     {
+        _pool = pool;
         // From the configuration: a data source's ConnectionString has the password stripped. Its own physical
         // connection: a pooled one would carry the LISTEN back into the pool.
         _connectionString = new NpgsqlConnectionStringBuilder(configuration.GetJobsConnectionString())
@@ -92,6 +99,10 @@ public sealed class Notifier : IDisposable
             catch (Exception e)
             {
                 _logger.LogWarning(e, "LISTEN on {Channels} lost; reconnecting in 1 s (waiters poll meanwhile)", string.Join(", ", channels));
+                // The connection is usually lost because PostgreSQL restarted or went away: then every idle connection of
+                // the process's pool is dead too, and the first request to take one would fail (a 503 after the restart).
+                // Closed now, the pool opens fresh ones; a connection in use is discarded by Npgsql when it fails.
+                _pool?.Clear();
                 Gap();
                 try { await Task.Delay(TimeSpan.FromSeconds(1), stop); }
                 catch (OperationCanceledException) { return; }

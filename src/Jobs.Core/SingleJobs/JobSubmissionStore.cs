@@ -124,7 +124,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
         return ids.Select(id => byId[id]).ToArray();
     }
 
-    /// <summary>Records which Hangfire job carries each row (<paramref name="hangfireJobIds"/>[i] carries <paramref name="ids"/>[i]), so the sweeper leaves them alone.</summary>
+    /// <summary>Records which Hangfire job carries each row (<paramref name="hangfireJobIds"/>[i] carries <paramref name="ids"/>[i]), so the rescuer leaves them alone.</summary>
     public async Task MarkDispatchedAsync(Guid[] ids, string[] hangfireJobIds, CancellationToken ct)
     {
         // coalesce: the worker may have claimed the row with this very Hangfire job already. SKIP LOCKED: a row
@@ -144,7 +144,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
     /// POST /jobs/{id}/retry: a failed or canceled row goes back to what a submission stores — enqueued, its outcome,
     /// times and crash count cleared, no Hangfire job yet (<c>hangfire_job_id</c> and <c>dispatched_at</c> null) — keeping
     /// its id, arguments, options and attempts. From the commit on it is in situation 1 of <see cref="Queue.Maintenance.Invariants"/>:
-    /// the caller dispatches it as the submitter does, and should that not happen the sweeper does. No Hangfire job that
+    /// the caller dispatches it as the submitter does, and should that not happen the rescuer does. No Hangfire job that
     /// carried it before can touch it any more: they finish and hand back only rows they own, and it has no owner until
     /// its new Hangfire job claims it (an old one re-run — dashboard Requeue, invariant repair — that claims it first
     /// simply runs it; the new one then claims nothing). Returns the row after the change; when it was not failed or

@@ -14,7 +14,7 @@ namespace Jobs.Core.SingleJobs;
 /// Stores jobs (durable from then on) and hands them to Hangfire. Used by the API and by recurring schedules.
 /// Once a row is committed the submission is accepted, whatever happens next: where handing it to Hangfire is a
 /// step of its own (a delayed job, a retry) and fails (PostgreSQL went away in between) or the
-/// process dies, the workers' sweeper dispatches the row later.
+/// process dies, the workers' rescuer dispatches the row later.
 /// <para>
 /// Group commit: submissions that arrive while earlier ones are being stored wait for the next round, and each
 /// round stores all of them, with the Hangfire jobs that carry them (batches of up to Jobs:MaxBatchSize jobs per
@@ -129,7 +129,7 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
     public async Task<(JobRecord Job, bool Retried)?> RetryAsync(Guid id, CancellationToken ct)
     {
         var outcome = await store.ResetForRetryAsync(id, ct);
-        // Stored, so accepted: a failed hand-over is the sweeper's, as for a submission.
+        // Stored, so accepted: a failed hand-over is the rescuer's, as for a submission.
         if (outcome is { Retried: true, Job: var job }) await DispatchAsync([job]);
         return outcome;
     }
@@ -146,7 +146,7 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
         catch (Exception e)
         {
             // Stored, so accepted: answering an error now would tell the caller "not stored" of a job that will run.
-            logger.LogWarning(e, "Could not hand {Count} stored jobs to Hangfire; the sweeper dispatches them after Jobs:DispatchGracePeriod", ids.Length);
+            logger.LogWarning(e, "Could not hand {Count} stored jobs to Hangfire; the rescuer dispatches them after Jobs:DispatchGracePeriod", ids.Length);
             return;
         }
         try
@@ -155,7 +155,7 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
         }
         catch (Exception e)
         {
-            // Stored and dispatched; at worst the sweeper dispatches them once more, and the runner's claim
+            // Stored and dispatched; at worst the rescuer dispatches them once more, and the runner's claim
             // makes that second dispatch a no-op. Not the callers' problem.
             logger.LogWarning(e, "Could not mark {Count} jobs dispatched", ids.Length);
         }

@@ -104,7 +104,7 @@ public sealed class ApiAndDatabaseFaultTests(FaultSystemFixture system, ITestOut
         // Issue 24: a submission due now is one statement — its row, its Hangfire job, the queue row (with an
         // Idempotency-Key, one transaction with its key).
         // While Hangfire's job table is held, the row is not committed either (before: the row was, and a stop of
-        // PostgreSQL in that window left it to the sweeper); once released, both are there, dispatched.
+        // PostgreSQL in that window left it to the rescuer); once released, both are there, dispatched.
         var queue = SystemFixture.PrivateQueue();
         await using var locker = new Npgsql.NpgsqlConnection(Database.ConnectionString);
         await locker.OpenAsync();

@@ -32,9 +32,9 @@ public class SystemFixture : IAsyncLifetime
     public ConcurrentQueue<string> Output { get; } = new();
 
     // Jobs:DispatchGracePeriod: how long a stored job may wait for the API to hand it to Hangfire before the workers'
-    // sweepers dispatch it too (a second Hangfire job for the row, which the design allows). None of this fixture's
-    // tests needs the sweeper, and several count Hangfire jobs exactly; 2 s was too short for the API's hand-off on a
-    // loaded machine (a test saw 3 Hangfire jobs for one row). The fault fixture's tests wait for the sweeper: 2 s.
+    // rescuers dispatch it too (a second Hangfire job for the row, which the design allows). None of this fixture's
+    // tests needs the rescuer, and several count Hangfire jobs exactly; 2 s was too short for the API's hand-off on a
+    // loaded machine (a test saw 3 Hangfire jobs for one row). The fault fixture's tests wait for the rescuer: 2 s.
     public SystemFixture() : this("test-postgres", "", TimeSpan.FromSeconds(10)) { }
 
     protected SystemFixture(string cluster, string databaseSuffix, TimeSpan dispatchGracePeriod)

@@ -25,7 +25,7 @@ public sealed class MapWindowFaultTests(FaultSystemFixture system) : SystemTest(
     }
 
     [Fact]
-    public async Task A_chunk_given_its_turn_whose_hangfire_job_was_never_created_is_dispatched_by_the_sweeper()
+    public async Task A_chunk_given_its_turn_whose_hangfire_job_was_never_created_is_dispatched_by_the_rescuer()
     {
         // Played on a queue no worker serves yet: the API gave the first chunks their turn; one of them loses its
         // Hangfire job, as if the process that gave the turn was killed between its commit and creating the job.
@@ -43,7 +43,7 @@ public sealed class MapWindowFaultTests(FaultSystemFixture system) : SystemTest(
     }
 
     [Fact]
-    public async Task A_map_left_with_chunks_waiting_and_none_having_its_turn_is_refilled_by_the_sweeper()
+    public async Task A_map_left_with_chunks_waiting_and_none_having_its_turn_is_refilled_by_the_rescuer()
     {
         // What no code path leaves (every chunk's end refills the window in its own transaction), played to prove the
         // repair: the first window's chunks ended, their Hangfire jobs gone, and no turn given on.

@@ -91,7 +91,7 @@ public sealed class WorkerProcessTests(FaultSystemFixture system, ITestOutputHel
     }
 
     [Fact]
-    public async Task Job_stored_but_never_handed_to_hangfire_is_run_by_the_sweeper()
+    public async Task Job_stored_but_never_handed_to_hangfire_is_run_by_the_rescuer()
     {
         // What an API killed between storing a job and creating its Hangfire job leaves behind.
         var queue = SystemFixture.PrivateQueue();
@@ -113,12 +113,12 @@ public sealed class WorkerProcessTests(FaultSystemFixture system, ITestOutputHel
     {
         var queue = SystemFixture.PrivateQueue();
         var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 6 }, queue });
-        // A second Hangfire job for the same row, as the sweeper would create if it raced a slow API.
+        // A second Hangfire job for the same row, as the rescuer would create if it raced a slow API.
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
         var storage = new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(Database.ConnectionString, options), options);
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
         // The API's own Hangfire job first. On a loaded machine it can come after Jobs:DispatchGracePeriod (2 s in the
-        // tests), and then the fixture workers' sweepers dispatch the row too, each once: more dispatches, same claim.
+        // tests), and then the fixture workers' rescuers dispatch the row too, each once: more dispatches, same claim.
         await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id) is not null,
             "the API handed the row to Hangfire");
         var row = await new JobQueries(dataSource).GetAsync(id, CancellationToken.None);

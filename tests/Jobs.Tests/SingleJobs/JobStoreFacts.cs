@@ -195,7 +195,7 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_stored_row_without_a_hangfire_job_is_found_by_the_sweeper_only_after_the_grace_period()
+    public async Task A_stored_row_without_a_hangfire_job_is_found_by_the_rescuer_only_after_the_grace_period()
     {
         var job = await UndispatchedAsync(Square(1));
 
