@@ -16,7 +16,7 @@ internal static class ApiHostExtensions
     /// endpoint also drops connections that do not come from loopback, and <see cref="LogSecurityPosture"/> checks
     /// the addresses actually bound and stops the service if one is not loopback.
     /// </summary>
-    public static WebApplicationBuilder AddJobsApiHost(this WebApplicationBuilder builder)
+    public static WebApplicationBuilder ConfigureApiHost(this WebApplicationBuilder builder)
     {
         builder.Services.AddValidatedOptions<ApiOptions>(ApiOptions.Section);
         var api = builder.Configuration.Read<ApiOptions>(ApiOptions.Section);

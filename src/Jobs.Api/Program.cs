@@ -22,13 +22,13 @@ if (await Commands.RunAsync(args) is { } exitCode) return exitCode;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = JobsConfiguration.ContentRoot });
 
-builder.AddJobsApiHost();
+builder.ConfigureApiHost();
 builder.Services.AddJobsProblemDetails();
 builder.Services.AddJobsSecurity();
 builder.Services.AddJobsRateLimiting();
 // Hangfire client only (this process never adds a Hangfire server); its commits wait for the disk (a 202 is durable).
 builder.Services.AddJobsCore(builder.Configuration, CommitDurability.Durable);
-builder.Services.AddJobsApi();
+builder.Services.AddSingleJobsApi();
 builder.Services.AddMapsApi();
 builder.Services.AddJobsSwagger();
 builder.Services.AddJobsDashboard();
@@ -48,7 +48,7 @@ app.MapJobsDashboard();
 app.MapJobsHealthChecks();
 app.MapJobsMetrics();
 app.MapFunctionsApi();
-app.MapJobsApi();
+app.MapSingleJobsApi();
 app.MapMapsApi();
 app.MapSchedulesApi();
 app.MapPoolApi();

@@ -28,12 +28,12 @@ public static class JobsCoreSetup
             .Validate(o => o.Queues.All(QueueNames.IsValidDeclaration), $"Jobs:Queues: {QueueNames.Rule}, or such a prefix followed by '*'.");
         services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section);
         services.AddJobsDatabase(configuration, commits);
-        services.AddJobsHangfire(configuration, commits, JobsSetup.HangfireFilters);
+        services.AddJobsHangfire(configuration, commits, SingleJobsSetup.HangfireFilters);
         services.AddSingleton<Notifier>(); // the process's one LISTEN connection
         services.AddSingleton<JobQueueStore>();
         services.AddJobFunctions();
         services.AddSingleton<JobsMetrics>();
-        services.AddJobs();
+        services.AddSingleJobs();
         services.AddCallbacks();
         services.AddMaps();
         services.AddSchedules();

@@ -13,7 +13,7 @@ namespace Jobs.Api.SingleJobs;
 internal static class JobsApi
 {
     /// <summary>The /jobs endpoints' services; needs <c>AddJobsCore</c> (Program.cs).</summary>
-    public static IServiceCollection AddJobsApi(this IServiceCollection services)
+    public static IServiceCollection AddSingleJobsApi(this IServiceCollection services)
     {
         // Python functions live workers offer, read in the background.
         services.AddSingleton<OfferedFunctions>();
@@ -27,7 +27,7 @@ internal static class JobsApi
         return services;
     }
 
-    public static IEndpointRouteBuilder MapJobsApi(this IEndpointRouteBuilder app)
+    public static IEndpointRouteBuilder MapSingleJobsApi(this IEndpointRouteBuilder app)
     {
         var jobs = app.MapGroup("/jobs").WithTags("Jobs").RequireApiKey().WithRefusalsAsProblems();
 

@@ -6,10 +6,10 @@ using Npgsql;
 
 namespace Jobs.Core.SingleJobs;
 
-public static class JobsSetup
+public static class SingleJobsSetup
 {
     /// <summary>Single jobs: their stores, submitting in batches, handing them to Hangfire, running them.</summary>
-    public static IServiceCollection AddJobs(this IServiceCollection services)
+    public static IServiceCollection AddSingleJobs(this IServiceCollection services)
     {
         services.AddSingleton<JobQueries>();
         services.AddSingleton<JobSubmissionStore>();
