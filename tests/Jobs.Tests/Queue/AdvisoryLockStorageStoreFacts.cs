@@ -20,8 +20,8 @@ namespace Jobs.Tests.Queue;
 /// must do (exclude, re-enter on its connection, time out, end with its holder's session), and what a lone job's state
 /// changes cost through it against Hangfire.PostgreSql's lock table, counted by PostgreSQL (pg_stat_statements).
 /// </summary>
-[Collection(WorkQueueWakeUpCollection.Name)]
-public sealed class AdvisoryLockStorageStoreFacts(WorkQueueWakeUpFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+[Collection(QueueCollection.Name)]
+public sealed class AdvisoryLockStorageStoreFacts(QueueFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string Queue = "locks";
 

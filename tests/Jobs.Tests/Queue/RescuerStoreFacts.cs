@@ -11,8 +11,8 @@ namespace Jobs.Tests.Queue;
 /// fetch it took (a late holder can neither renew nor remove the row any more). The rescuer's give-back loop runs on a
 /// thread of its own, as in a worker, with a 2-second invisibility timeout.
 /// </summary>
-[Collection(WorkQueueWakeUpCollection.Name)]
-public sealed class RescuerStoreFacts(WorkQueueWakeUpFixture fixture) : IAsyncLifetime
+[Collection(QueueCollection.Name)]
+public sealed class RescuerStoreFacts(QueueFixture fixture) : IAsyncLifetime
 {
     private static readonly TimeSpan Invisibility = TimeSpan.FromSeconds(2);
 
