@@ -38,13 +38,17 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks)
         chunks.RunAsync(Run.Of(context), mapId, chunk, ct);
 }
 
-/// <summary>One run of a Hangfire job: its id (the owner its rows' claims name) and the server running it.</summary>
-public readonly record struct Run(string HangfireJobId, string ServerId)
+/// <summary>
+/// One run of a Hangfire job: its Hangfire job (the owner its rows' claims name), the server running it, and an id of
+/// its own. A Hangfire job can run twice at once — its worker cut off for longer than Worker:InvisibilityTimeout, the
+/// job rescued and fetched again elsewhere — and only the run that claimed its rows last may write them.
+/// </summary>
+public readonly record struct Run(string HangfireJobId, string ServerId, Guid Id)
 {
     internal static Run Of(PerformContext? context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return new Run(context.BackgroundJob.Id, context.ServerId);
+        return new Run(context.BackgroundJob.Id, context.ServerId, Guid.CreateVersion7());
     }
 }
 

@@ -17,7 +17,7 @@ namespace Jobs.Core.SingleJobs;
 public sealed class JobAttempt(JobExecutionStore store, JobDispatcher dispatcher, FunctionInvoker invoker, IOptions<JobsOptions> options)
 {
     /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>
-    public async Task<(JobOutcome Outcome, Exception? Failure)> RunAsync(ClaimedJob job, RunningJobs.Registration cancel, string hangfireJobId, bool alone, CancellationToken ct)
+    public async Task<(JobOutcome Outcome, Exception? Failure)> RunAsync(ClaimedJob job, RunningJobs.Registration cancel, Run run, bool alone, CancellationToken ct)
     {
         var jobs = options.Value;
         // Poison-job quarantine; its claim counted no attempt (JobExecutionStore.ClaimAsync), as the function does not run.
@@ -27,8 +27,8 @@ public sealed class JobAttempt(JobExecutionStore store, JobDispatcher dispatcher
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(ct, cancel.Token);
         using var kwargs = JsonDocument.Parse(job.Kwargs);
         var jobContext = new JobContext(job.Id, job.Attempts,
-            (fraction, message, token) => store.ReportProgressAsync(job.Id, hangfireJobId,
-                MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token))
+            (fraction, message, token) => store.ReportProgressAsync(job.Id, run.HangfireJobId,
+                MaybeEncodingError.Encode(new JsonObject { ["fraction"] = fraction, ["message"] = message }, "progress"), token, run.Id))
         {
             ArgumentTuples = job.Tuples,
         };

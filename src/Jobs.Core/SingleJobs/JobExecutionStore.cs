@@ -8,7 +8,7 @@ namespace Jobs.Core.SingleJobs;
 
 /// <summary>
 /// What a worker does to jobs.job while it runs them: claim, hand back, write outcomes and progress, notice cancels.
-/// Only the Hangfire job that claimed a row (its owner) changes it.
+/// Only the run that claimed a row last — its Hangfire job (the owner) and its run id — changes it.
 /// </summary>
 public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
 {
@@ -22,14 +22,17 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
     /// is its number of runs. (Known gap: a batch member released unstarted at a graceful stop, or claimed by a batch
     /// whose worker died before reaching it, keeps its claim's attempt.)
     /// </summary>
-    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(Guid[] ids, string hangfireJobId, string worker, int maxCrashes, CancellationToken ct)
+    /// <param name="run">The run's own id (<c>jobs.job.run_id</c>): its later writes must name it, so a run whose job was rescued
+    /// and claimed again (its worker cut off) changes nothing when it comes back.</param>
+    public async Task<IReadOnlyList<ClaimedJob>> ClaimAsync(Guid[] ids, string hangfireJobId, string worker, int maxCrashes, CancellationToken ct,
+        Guid? run = null)
     {
         // A graceful stop hands rows back as 'enqueued' first, so a row found 'processing' means a dead worker.
         await using var cmd = dataSource.CreateCommand("""
             UPDATE jobs.job j
             SET state = 'processing', attempts = j.attempts + CASE WHEN before.crashes < $4 THEN 1 ELSE 0 END,
                 started_at = now(), worker = $3, crashes = before.crashes,
-                hangfire_job_id = $2, dispatched_at = coalesce(j.dispatched_at, now()), progress = NULL
+                hangfire_job_id = $2, dispatched_at = coalesce(j.dispatched_at, now()), progress = NULL, run_id = $5
             FROM (SELECT id, state, crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END AS crashes
                   FROM jobs.job WHERE id = ANY($1) ORDER BY id FOR UPDATE) before -- in id order: no deadlock with another claim
             WHERE j.id = before.id
@@ -44,6 +47,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         cmd.Parameters.Add(new() { Value = maxCrashes });
+        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         var byId = (await cmd.ReadListAsync(r => new ClaimedJob(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3),
                 r.GetString(4), r.GetInt32(5), r.DoubleOrNull(6), r.GetInt32(7), r.StringOrNull(8), r.GetInt32(9), r.GetBoolean(10),
                 DateTime.SpecifyKind(r.GetDateTime(11), DateTimeKind.Utc), r.StringOrNull(12), r.StringOrNull(13)), ct, ids.Length))
@@ -56,27 +60,29 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
     /// in a Hangfire job of their own: how a long batch shares its tail with idle workers. The attempt their claim
     /// counted (none if <paramref name="maxCrashes"/> was reached, as in <see cref="ClaimAsync"/>) is taken back.
     /// </summary>
-    public async Task<IReadOnlyList<JobRecord>> HandBackAsync(Guid[] ids, string hangfireJobId, int maxCrashes, CancellationToken ct)
+    public async Task<IReadOnlyList<JobRecord>> HandBackAsync(Guid[] ids, string hangfireJobId, int maxCrashes, CancellationToken ct, Guid? run = null)
     {
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE jobs.job SET state = 'enqueued', attempts = attempts - CASE WHEN crashes < $3 THEN 1 ELSE 0 END,
-                                started_at = NULL, worker = NULL, progress = NULL, hangfire_job_id = NULL, dispatched_at = NULL
-            WHERE id = ANY($1) AND hangfire_job_id = $2 AND state = 'processing'
+                                started_at = NULL, worker = NULL, progress = NULL, hangfire_job_id = NULL, dispatched_at = NULL, run_id = NULL
+            WHERE id = ANY($1) AND hangfire_job_id = $2 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $4
             RETURNING {JobQueries.Columns}
             """);
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = maxCrashes });
+        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         return await cmd.ReadListAsync(JobQueries.Read, ct, ids.Length);
     }
 
     /// <summary>
     /// Writes the outcomes of a batch's runs in one statement, and wakes the API requests waiting for them.
-    /// Only rows still 'processing' under <paramref name="hangfireJobId"/> change. An outcome's
+    /// Only rows still 'processing' under <paramref name="hangfireJobId"/>, claimed by <paramref name="run"/>, change. An outcome's
     /// <see cref="JobOutcome.NewOwner"/> hands its row to another Hangfire job (a retry's, or a failure's
     /// dashboard entry). Returns the ids that changed.
     /// </summary>
-    public async Task<IReadOnlySet<Guid>> FinishAsync(string hangfireJobId, IReadOnlyList<JobOutcome> outcomes, TimeSpan retention, CancellationToken ct)
+    public async Task<IReadOnlySet<Guid>> FinishAsync(string hangfireJobId, IReadOnlyList<JobOutcome> outcomes, TimeSpan retention, CancellationToken ct,
+        Guid? run = null)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH o AS (
@@ -97,7 +103,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
                     progress        = CASE WHEN o.state IN ('scheduled', 'enqueued') THEN NULL ELSE j.progress END,
                     hangfire_job_id = coalesce(o.owner, j.hangfire_job_id)
                 FROM o
-                WHERE j.id = o.id AND j.hangfire_job_id = $1 AND j.state = 'processing'
+                WHERE j.id = o.id AND j.hangfire_job_id = $1 AND j.state = 'processing' AND j.run_id IS NOT DISTINCT FROM $9
                 RETURNING j.id, j.state
             ),
             notified AS (SELECT pg_notify('{Channels.JobFinished}', id::text) FROM done WHERE state IN ('succeeded', 'failed', 'canceled'))
@@ -111,6 +117,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.NewOwner).ToArray() });
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.ResultTuples).ToArray() });
+        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         return (await cmd.ReadListAsync(r => r.GetGuid(0), ct)).ToHashSet();
     }
 
@@ -155,14 +162,16 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         return await cmd.ExecuteScalarAsync(ct) is true;
     }
 
-    public async Task ReportProgressAsync(Guid id, string hangfireJobId, string progressJson, CancellationToken ct)
+    public async Task ReportProgressAsync(Guid id, string hangfireJobId, string progressJson, CancellationToken ct, Guid? run = null)
     {
         await using var cmd = dataSource.CreateCommand("""
-            UPDATE jobs.job SET progress = $3::jsonb WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing'
+            UPDATE jobs.job SET progress = $3::jsonb
+            WHERE id = $1 AND hangfire_job_id = $2 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $4
             """);
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = progressJson });
+        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

@@ -1,6 +1,7 @@
 using Jobs.Core.Configuration;
 using Jobs.Core.Database;
 using Jobs.Core.Functions;
+using Jobs.Core.Queue;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -14,13 +15,13 @@ namespace Jobs.Core.SingleJobs;
 public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
 {
     /// <summary>Writes <paramref name="batch"/>'s outcomes (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
-    public async Task WriteAsync(string hangfireJobId, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
+    public async Task WriteAsync(Run run, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
     {
         if (batch.Length == 0) return;
         IReadOnlySet<Guid> changed;
         try
         {
-            changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token));
+            changed = await DatabaseRetry.RunAsync(token => store.FinishAsync(run.HangfireJobId, [.. batch.Select(o => o.Outcome)], options.Value.Retention, token, run.Id));
         }
         catch (PostgresException e) when (e.SqlState.StartsWith("22", StringComparison.Ordinal))
         {
@@ -32,17 +33,21 @@ public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue cal
             {
                 try
                 {
-                    each.UnionWith(await DatabaseRetry.RunAsync(token => store.FinishAsync(hangfireJobId, [outcome], options.Value.Retention, token)));
+                    each.UnionWith(await DatabaseRetry.RunAsync(token => store.FinishAsync(run.HangfireJobId, [outcome], options.Value.Retention, token, run.Id)));
                 }
                 catch (PostgresException refused) when (refused.SqlState.StartsWith("22", StringComparison.Ordinal))
                 {
                     var error = JobAttempt.Error(new MaybeEncodingError($"Error sending the outcome of {job.Function}: PostgreSQL refused it ({refused.MessageText})"));
                     each.UnionWith(await DatabaseRetry.RunAsync(token =>
-                        store.FinishAsync(hangfireJobId, [new JobOutcome(job.Id, JobStates.Failed, error)], options.Value.Retention, token)));
+                        store.FinishAsync(run.HangfireJobId, [new JobOutcome(job.Id, JobStates.Failed, error)], options.Value.Retention, token, run.Id)));
                 }
             }
             changed = each;
         }
+        if (changed.Count < batch.Length)
+            foreach (var (job, _, _) in batch.Where(o => !changed.Contains(o.Job.Id)))
+                logger.LogInformation("Job {JobId}: the outcome of run {RunId} is not recorded — the job is no longer this run's (canceled, or " +
+                    "taken over by another run after this worker lost it)", job.Id, run.Id);
         // Most jobs have no callback: then finishing costs no extra statement.
         foreach (var (job, outcome, _) in batch)
             if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))

@@ -33,7 +33,7 @@ public sealed class JobRunner(
     public async Task RunAsync(Run run, Guid[] jobIds, CancellationToken ct)
     {
         var hangfireJobId = run.HangfireJobId;
-        var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, run.ServerId, options.Value.MaxWorkerCrashes, token), ct)).ToList();
+        var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, run.ServerId, options.Value.MaxWorkerCrashes, token, run.Id), ct)).ToList();
         if (claimed.Count < jobIds.Length)
         {
             // A row canceled while its run was lost (its worker died, or its outcome could not be written) is not
@@ -52,7 +52,7 @@ public sealed class JobRunner(
         {
             // The worker running this batch died. Whichever job killed it, each unfinished one now runs in a Hangfire
             // job of its own, so the crash count (poison-job quarantine) lands on the culprit alone.
-            foreach (var suspect in claimed.Where(j => j.Resumed)) await sharing.HandOffAsync([suspect.Id], hangfireJobId);
+            foreach (var suspect in claimed.Where(j => j.Resumed)) await sharing.HandOffAsync([suspect.Id], run);
             claimed.RemoveAll(j => j.Resumed);
         }
 
@@ -71,10 +71,10 @@ public sealed class JobRunner(
                     if (!waiting.Remove(job)) return;
                     var canceled = JobAttempt.Canceled(job).Outcome;
                     telemetry.LogOutcome(job, canceled, null, TimeSpan.Zero, null, default);
-                    canceledWhileWaiting.Add(Task.Run(() => writer.WriteAsync(hangfireJobId, [(job, canceled, null)])));
+                    canceledWhileWaiting.Add(Task.Run(() => writer.WriteAsync(run, [(job, canceled, null)])));
                 }
             });
-        var splitter = alone ? Task.CompletedTask : sharing.ShareWhileSlowAsync(waiting, hangfireJobId, batchDone.Task, ct);
+        var splitter = alone ? Task.CompletedTask : sharing.ShareWhileSlowAsync(waiting, run, batchDone.Task, ct);
         try
         {
             var written = 0;
@@ -82,18 +82,18 @@ public sealed class JobRunner(
             while (Next(waiting) is { } job)
             {
                 var (outcome, failure) = ct.IsCancellationRequested ? (JobAttempt.Released(job), null)
-                    : await telemetry.MeasureAsync(job, hangfireJobId, () => attempt.RunAsync(job, registrations[job.Id], hangfireJobId, alone, ct));
+                    : await telemetry.MeasureAsync(job, hangfireJobId, () => attempt.RunAsync(job, registrations[job.Id], run, alone, ct));
                 outcomes.Add((job, outcome, failure));
                 if (sinceWrite.Elapsed > FlushEvery)
                 {
-                    await writer.WriteAsync(hangfireJobId, [.. outcomes.Skip(written)]);
+                    await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
                     written = outcomes.Count;
                     sinceWrite.Restart();
                 }
             }
             batchDone.TrySetResult();
             await splitter;
-            await writer.WriteAsync(hangfireJobId, [.. outcomes.Skip(written)]);
+            await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
         }
         finally
         {

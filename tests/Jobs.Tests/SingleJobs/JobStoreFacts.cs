@@ -221,4 +221,25 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
         Assert.True(await store.JobCallbacks.ClaimCallbackAsync(job.Id, default));
         Assert.Empty(await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
     }
+
+    [Fact]
+    public async Task A_run_whose_job_was_claimed_again_can_no_longer_write_its_outcome_progress_or_hand_back()
+    {
+        // The same Hangfire job runs twice at once: its first worker was cut off, the job given back and fetched again.
+        var job = await UndispatchedAsync(Square(5));
+        Guid first = Guid.CreateVersion7(), second = Guid.CreateVersion7();
+        Assert.Single(await store.JobExecution.ClaimAsync([job.Id], "hf-5", "cut-off", MaxCrashes, default, first));
+        var again = Assert.Single(await store.JobExecution.ClaimAsync([job.Id], "hf-5", "rescuer", MaxCrashes, default, second));
+        Assert.True(again.Resumed);
+
+        await store.JobExecution.ReportProgressAsync(job.Id, "hf-5", """{"fraction":0.9}""", default, first);
+        Assert.Empty(await store.JobExecution.HandBackAsync([job.Id], "hf-5", MaxCrashes, default, first));
+        Assert.Empty(await store.JobExecution.FinishAsync("hf-5", [new JobOutcome(job.Id, JobStates.Enqueued, null)], Retention, default, first));
+        Assert.Empty(await store.JobExecution.FinishAsync("hf-5", [new JobOutcome(job.Id, JobStates.Succeeded, "1")], Retention, default, first));
+        var row = await store.JobQueries.GetAsync(job.Id, default);
+        Assert.Equal(("processing", (string?)null), (row!.State, row.Progress));
+
+        Assert.Equal([job.Id], await store.JobExecution.FinishAsync("hf-5", [new JobOutcome(job.Id, JobStates.Succeeded, "25")], Retention, default, second));
+        Assert.Equal(("succeeded", "25"), ((await store.JobQueries.GetAsync(job.Id, default))!.State, (await store.JobQueries.GetAsync(job.Id, default))!.Result));
+    }
 }

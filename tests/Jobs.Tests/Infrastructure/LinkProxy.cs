@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Jobs.Tests.Infrastructure;
+
+/// <summary>
+/// A TCP proxy standing for the network between one host and PostgreSQL: clients connect to <see cref="Port"/> on
+/// 127.0.0.1 and reach <c>upstream</c>. <see cref="Cut"/> makes it a partition — bytes in both directions are held,
+/// not dropped and not reset, as a cut link whose packets are lost and retransmitted later; <see cref="Heal"/> lets
+/// them through again, in order. <see cref="Delay"/> adds a one-way delay to every byte in each direction (half a round
+/// trip). The kernel here has no netem; this is how tests get a slow or cut link.
+/// </summary>
+public sealed class LinkProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly string _upstreamHost;
+    private readonly int _upstreamPort;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<TcpClient> _connections = [];
+    private readonly Lock _lock = new();
+    private TaskCompletionSource _open = Opened();
+    private readonly Task _accepting;
+
+    public LinkProxy(string upstreamHost, int upstreamPort)
+    {
+        (_upstreamHost, _upstreamPort) = (upstreamHost, upstreamPort);
+        _listener.Start();
+        _accepting = AcceptAsync();
+    }
+
+    /// <summary>A proxy to the server of <paramref name="connectionString"/>, and that connection string through it.</summary>
+    public static (LinkProxy Proxy, string ConnectionString) For(string connectionString)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        var proxy = new LinkProxy(builder.Host!, builder.Port);
+        builder.Host = "127.0.0.1";
+        builder.Port = proxy.Port;
+        return (proxy, builder.ConnectionString);
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>One-way delay added to every byte, each direction.</summary>
+    public TimeSpan Delay { get; set; }
+
+    public bool IsCut { get; private set; }
+
+    /// <summary>Holds every byte in both directions from now on: connections hang, none is reset.</summary>
+    public void Cut()
+    {
+        lock (_lock)
+        {
+            if (IsCut) return;
+            IsCut = true;
+            _open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    /// <summary>Lets the held bytes, and all after them, through again.</summary>
+    public void Heal()
+    {
+        lock (_lock)
+        {
+            IsCut = false;
+            _open.TrySetResult();
+        }
+    }
+
+    private static TaskCompletionSource Opened()
+    {
+        var open = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        open.SetResult();
+        return open;
+    }
+
+    private Task WhenOpen()
+    {
+        lock (_lock) return _open.Task;
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient client;
+            try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
+            catch (Exception) { return; }
+            _ = Task.Run(() => ServeAsync(client));
+        }
+    }
+
+    private async Task ServeAsync(TcpClient client)
+    {
+        var upstream = new TcpClient();
+        lock (_lock)
+        {
+            _connections.Add(client);
+            _connections.Add(upstream);
+        }
+        try
+        {
+            await WhenOpen().WaitAsync(_stop.Token); // a connection attempt during a cut hangs too
+            await upstream.ConnectAsync(_upstreamHost, _upstreamPort, _stop.Token);
+            client.NoDelay = upstream.NoDelay = true;
+            await Task.WhenAny(PumpAsync(client.GetStream(), upstream.GetStream()), PumpAsync(upstream.GetStream(), client.GetStream()));
+        }
+        catch (Exception) { }
+        finally
+        {
+            client.Dispose();
+            upstream.Dispose();
+        }
+    }
+
+    /// <summary>Copies <paramref name="from"/> to <paramref name="to"/>, each chunk after the link's delay and only while it is not cut.</summary>
+    private async Task PumpAsync(Stream from, Stream to)
+    {
+        var buffer = new byte[64 * 1024];
+        while (true)
+        {
+            var read = await from.ReadAsync(buffer, _stop.Token);
+            if (read == 0) return;
+            var delay = Delay;
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, _stop.Token);
+            await WhenOpen().WaitAsync(_stop.Token);
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        lock (_lock)
+        {
+            foreach (var connection in _connections) connection.Dispose();
+            _open.TrySetResult();
+        }
+        try { await _accepting; } catch (Exception) { }
+        _stop.Dispose();
+    }
+}
