@@ -3,3 +3,6 @@
 -- Worker:InvisibilityTimeout, the job rescued and claimed again elsewhere — can no longer change the row when its link
 -- heals. Nullable, no default: adding it rewrites nothing.
 ALTER TABLE jobs.job ADD COLUMN run_id uuid;
+-- Likewise for a map's chunks: the run that claimed a chunk last (or carried on with it) is the only one whose
+-- release, end and item outcomes count.
+ALTER TABLE jobs.map_chunk ADD COLUMN run_id uuid;

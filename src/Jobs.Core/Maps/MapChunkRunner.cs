@@ -45,7 +45,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         var hangfireJobId = hangfireRun.HangfireJobId;
         // Retried through a PostgreSQL restart, as a job's claim is: a claim that threw failed the Hangfire job and
         // left the chunk enqueued for good (found by the chaos soak).
-        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, hangfireRun.ServerId, token), ct);
+        var claimed = await DatabaseRetry.RunAsync(token => maps.ClaimChunkAsync(mapId, chunk, hangfireJobId, hangfireRun.ServerId, token, hangfireRun.Id), ct);
         if (claimed is null)
         {
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
@@ -64,7 +64,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         var perItem = TimeSpan.MaxValue;
         while (true)
         {
-            var (end, ran, took) = await RunChunksAsync(mapId, run, claimed, kwargs.RootElement, itemContext, timeout, hangfireJobId, ct);
+            var (end, ran, took) = await RunChunksAsync(mapId, run, claimed, kwargs.RootElement, itemContext, timeout, hangfireRun, ct);
             if (end is null) return; // released at shutdown
             itemsRun += ran;
             chunksRun += run.EndChunk - run.FirstChunk;
@@ -80,7 +80,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
                 ? (int)Math.Clamp(left / (perItem + TimeSpan.FromTicks(1)), itemsRun, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
                 : 0;
             var (next, carried) = await DatabaseRetry.RunAsync(token =>
-                maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, hangfireRun.ServerId, end, options.Value.Retention, carryItems, token));
+                maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, hangfireRun.ServerId, end, options.Value.Retention, carryItems, token, hangfireRun.Id));
             if (carried is null)
             {
                 // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
@@ -96,7 +96,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
     /// ("done" or "canceled"; null when it was handed back at shutdown), how many items ran and how long they took.
     /// </summary>
     private async Task<(string? End, int Ran, TimeSpan Took)> RunChunksAsync(Guid mapId, CarriedRun run, ClaimedChunk claimed, JsonElement kwargs, JobContext itemContext,
-        TimeSpan? timeout, string hangfireJobId, CancellationToken ct)
+        TimeSpan? timeout, Run hangfireRun, CancellationToken ct)
     {
         var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, run.FirstIndex, run.EndIndex, token), ct);
         var outcomes = new OutcomeBuffer(items.Count < FlushItems ? items.Count : FlushItems);
@@ -163,7 +163,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         if (ct.IsCancellationRequested && !await DatabaseRetry.RunAsync(token => queries.IsCancelRequestedAsync(mapId, token)))
         {
             // Shutdown: hand the chunks back uncounted; Hangfire requeues the job and its re-run does the rest.
-            await DatabaseRetry.RunAsync(token => maps.ReleaseRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, token));
+            await DatabaseRetry.RunAsync(token => maps.ReleaseRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireRun.HangfireJobId, token, hangfireRun.Id));
             LogEnd("released");
             ct.ThrowIfCancellationRequested();
             return (null, ran, itemClock.Elapsed);

@@ -13,17 +13,18 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// owns it. A Hangfire job run again (its worker died, or the invariant watch repaired it) whose chunk is done
     /// takes back the chunks it had carried on with instead (<see cref="FinishRunAsync"/>).
     /// </summary>
-    public async Task<ClaimedChunk?> ClaimChunkAsync(Guid mapId, int chunk, string hangfireJobId, string worker, CancellationToken ct) =>
-        await ClaimAsync(mapId, "chunk = $4 AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)", chunk, hangfireJobId, worker, ct)
-        ?? await ClaimAsync(mapId, "hangfire_job_id = $2", null, hangfireJobId, worker, ct);
+    /// <param name="run">The run's own id (<c>jobs.map_chunk.run_id</c>): its release, end and outcomes must name it.</param>
+    public async Task<ClaimedChunk?> ClaimChunkAsync(Guid mapId, int chunk, string hangfireJobId, string worker, CancellationToken ct, Guid? run = null) =>
+        await ClaimAsync(mapId, "chunk = $5 AND (hangfire_job_id IS NULL OR hangfire_job_id = $2)", chunk, hangfireJobId, worker, run, ct)
+        ?? await ClaimAsync(mapId, "hangfire_job_id = $2", null, hangfireJobId, worker, run, ct);
 
-    private async Task<ClaimedChunk?> ClaimAsync(Guid mapId, string which, int? chunk, string hangfireJobId, string worker, CancellationToken ct)
+    private async Task<ClaimedChunk?> ClaimAsync(Guid mapId, string which, int? chunk, string hangfireJobId, string worker, Guid? run, CancellationToken ct)
     {
         await using var cmd = dataSource.CreateCommand($"""
             WITH claimed AS (
                 UPDATE jobs.map_chunk SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $3,
                     crashes = crashes + CASE WHEN state = 'processing' THEN 1 ELSE 0 END,
-                    hangfire_job_id = $2, dispatched_at = coalesce(dispatched_at, now())
+                    hangfire_job_id = $2, dispatched_at = coalesce(dispatched_at, now()), run_id = $4
                 WHERE map_id = $1 AND {which}
                   AND state IN ('enqueued', 'processing')
                   AND NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
@@ -37,6 +38,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
+        cmd.Parameters.Add(RunParameter(run));
         if (chunk is { } c) cmd.Parameters.Add(new() { Value = c });
         return await cmd.ReadFirstOrDefaultAsync(r => new ClaimedChunk(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4),
             r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11)), ct);
@@ -44,16 +46,17 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
 
     /// <summary>A graceful stop: the run of chunks [first, end) goes back to 'enqueued' (uncounted), still held by its
     /// Hangfire job, whose re-run takes them back (<see cref="ClaimChunkAsync"/>) and does the items left.</summary>
-    public async Task ReleaseRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId, CancellationToken ct)
+    public async Task ReleaseRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId, CancellationToken ct, Guid? run = null)
     {
         await using var cmd = dataSource.CreateCommand("""
             UPDATE jobs.map_chunk SET state = 'enqueued'
-            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing'
+            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $5
             """);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = firstChunk });
         cmd.Parameters.Add(new() { Value = endChunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(RunParameter(run));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
@@ -170,7 +173,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// last, nor take or give the same next chunk.
     /// </summary>
     public async Task<(IReadOnlyList<UndispatchedChunk> Next, CarriedRun? Carried)> FinishRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId,
-        string worker, string state, TimeSpan retention, int carryItems, CancellationToken ct)
+        string worker, string state, TimeSpan retention, int carryItems, CancellationToken ct, Guid? run = null)
     {
         IReadOnlyList<UndispatchedChunk> next = [];
         CarriedRun? carried = null;
@@ -180,7 +183,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             await cmd.ExecuteNonQueryAsync(ct);
         await using (var cmd = new NpgsqlCommand("""
             UPDATE jobs.map_chunk SET state = $5, finished_at = now()
-            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing'
+            WHERE map_id = $1 AND chunk >= $2 AND chunk < $3 AND hangfire_job_id = $4 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $6
             """, connection, tx))
         {
             cmd.Parameters.Add(new() { Value = mapId });
@@ -188,9 +191,10 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             cmd.Parameters.Add(new() { Value = endChunk });
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
+            cmd.Parameters.Add(RunParameter(run));
             if (await cmd.ExecuteNonQueryAsync(ct) > 0)
             {
-                if (carryItems > 0 && state == "done") carried = await TakeNextRunAsync(connection, tx, mapId, hangfireJobId, worker, carryItems, ct);
+                if (carryItems > 0 && state == "done") carried = await MapWindow.TakeNextRunAsync(connection, tx, mapId, hangfireJobId, worker, carryItems, run, ct);
                 if (carried is null) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
             }
         }
@@ -218,32 +222,5 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         return (next, carried);
     }
 
-    /// <summary>
-    /// The map's next chunks that have not had their turn, about <paramref name="items"/> items' worth (at least one
-    /// chunk), claimed for <paramref name="hangfireJobId"/> under the map's row lock; null when none is left or the map
-    /// is canceled. Chunks below next_chunk have all had their turn, so the run taken is consecutive.
-    /// </summary>
-    private static async Task<CarriedRun?> TakeNextRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, string worker,
-        int items, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand("""
-            WITH run AS (
-                SELECT next_chunk AS lo, least(chunks, next_chunk + greatest(1, $2 / chunksize)) AS hi FROM jobs.map
-                WHERE id = $1 AND state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
-            ),
-            advanced AS (UPDATE jobs.map AS map SET next_chunk = run.hi FROM run WHERE map.id = $1),
-            taken AS (
-                UPDATE jobs.map_chunk c SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
-                    hangfire_job_id = $3, dispatched_at = now()
-                FROM run WHERE c.map_id = $1 AND c.chunk >= run.lo AND c.chunk < run.hi AND c.state = 'enqueued' AND c.dispatched_at IS NULL
-                RETURNING c.chunk, c.first_index, c.end_index, c.attempts, c.crashes
-            )
-            SELECT min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes) FROM taken HAVING count(*) > 0
-            """, connection, tx);
-        cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = items });
-        cmd.Parameters.Add(new() { Value = hangfireJobId });
-        cmd.Parameters.Add(new() { Value = worker });
-        return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
-    }
+    internal static NpgsqlParameter RunParameter(Guid? run) => new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid };
 }

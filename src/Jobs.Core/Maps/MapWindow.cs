@@ -100,4 +100,34 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
                 chunks.Count, chunks[0].MapId);
         }
     }
+
+    /// <summary>
+    /// The map's next chunks that have not had their turn, about <paramref name="items"/> items' worth (at least one
+    /// chunk), claimed for <paramref name="hangfireJobId"/> (and its <paramref name="run"/>) under the map's row lock, for a run that carries on (<see cref="MapExecutionStore.FinishRunAsync"/>); null when none is left or the map
+    /// is canceled. Chunks below next_chunk have all had their turn, so the run taken is consecutive.
+    /// </summary>
+    internal static async Task<CarriedRun?> TakeNextRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, string worker,
+        int items, Guid? run, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            WITH run AS (
+                SELECT next_chunk AS lo, least(chunks, next_chunk + greatest(1, $2 / chunksize)) AS hi FROM jobs.map
+                WHERE id = $1 AND state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
+            ),
+            advanced AS (UPDATE jobs.map AS map SET next_chunk = run.hi FROM run WHERE map.id = $1),
+            taken AS (
+                UPDATE jobs.map_chunk c SET state = 'processing', attempts = attempts + 1, started_at = now(), worker = $4,
+                    hangfire_job_id = $3, dispatched_at = now(), run_id = $5
+                FROM run WHERE c.map_id = $1 AND c.chunk >= run.lo AND c.chunk < run.hi AND c.state = 'enqueued' AND c.dispatched_at IS NULL
+                RETURNING c.chunk, c.first_index, c.end_index, c.attempts, c.crashes
+            )
+            SELECT min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes) FROM taken HAVING count(*) > 0
+            """, connection, tx);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = items });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(new() { Value = worker });
+        cmd.Parameters.Add(MapExecutionStore.RunParameter(run));
+        return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
+    }
 }

@@ -74,4 +74,34 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         Assert.Equal(runner, await Database.ScalarAsync<string>("SELECT worker FROM jobs.job WHERE id = $1", id));
         Assert.Equal(0, await Database.ScalarAsync<int>("SELECT crashes FROM jobs.job WHERE id = $1", id));
     }
+
+    [Fact]
+    public async Task A_worker_cut_off_mid_chunk_loses_the_chunk_and_its_late_release_and_end_change_nothing()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
+        await using var _ = link;
+        await using var cutOff = Fixture.StartWorker("cut-off-map", [queue], environment: new() { ["ConnectionStrings__Jobs"] = throughLink });
+        // One chunk of six 3-s items: 18 s on one slot.
+        var (map, _) = await Http.SubmitMapAcceptedAsync(new { function = "time.sleep", items = Enumerable.Repeat(3.0, 6), chunksize = 6, queue });
+        var mapId = map["id"]!.GetValue<Guid>();
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT state FROM jobs.map_chunk WHERE map_id = $1", mapId) == "processing",
+            "the chunk runs on the worker that will be cut off", 30);
+
+        link.Cut();
+        await using var rescuer = Fixture.StartWorker("rescuer-map", [queue]);
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT worker FROM jobs.map_chunk WHERE map_id = $1", mapId) is { } w
+            && w.Contains($":{rescuer.Id}:", StringComparison.Ordinal), "the chunk taken over by the other worker", 40);
+        var clock = Stopwatch.StartNew();
+        link.Heal();
+
+        // The rescuer's run does the items without an outcome (at most six, 18 s) and ends the map; nothing waits for
+        // the invariant check's repair (30 s) or runs the chunk a third time.
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT state FROM jobs.map WHERE id = $1", mapId) == "succeeded",
+            "the map ends", 45);
+        output.WriteLine($"map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
+        Assert.Equal(2, await Database.ScalarAsync<int>("SELECT attempts FROM jobs.map_chunk WHERE map_id = $1", mapId));
+        Assert.Equal(6L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 1", mapId));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(25), $"the map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
+    }
 }
