@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -103,5 +104,61 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         Assert.Equal(2, await Database.ScalarAsync<int>("SELECT attempts FROM jobs.map_chunk WHERE map_id = $1", mapId));
         Assert.Equal(6L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 1", mapId));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(25), $"the map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
+    }
+
+    [Fact]
+    public async Task An_api_cut_off_from_postgresql_mid_load_loses_no_acknowledged_job_and_a_replayed_key_tells_the_truth()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
+        await using var _ = link;
+        var url = new Uri($"http://127.0.0.1:{Jobs.Launcher.Processes.Network.FreePort()}");
+        await using var api = Fixture.StartApi("api-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
+        await Jobs.Launcher.Processes.Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        // A client that gives up after 3 s, as a caller with a deadline does.
+        using var impatient = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(3) };
+        var keys = Enumerable.Range(0, 60).Select(i => $"cut-{queue}-{i}").ToArray();
+        async Task<(string Key, Guid? Id, string Answer)> SubmitAsync(HttpClient http, string key, int x)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/jobs") { Content = JsonContent.Create(new { function = "math.square", args = new[] { x }, queue }) };
+            request.Headers.Add("Idempotency-Key", key);
+            try
+            {
+                using var response = await http.SendAsync(request);
+                if (!response.IsSuccessStatusCode) return (key, null, ((int)response.StatusCode).ToString());
+                return (key, (await response.JsonAsync())["id"]!.GetValue<Guid>(), ((int)response.StatusCode).ToString());
+            }
+            catch (Exception e) when (e is TaskCanceledException or HttpRequestException)
+            {
+                return (key, null, "no answer");
+            }
+        }
+
+        // Submissions go on while the link is cut for 5 s.
+        var submissions = new List<Task<(string Key, Guid? Id, string Answer)>>();
+        for (var i = 0; i < keys.Length; i++)
+        {
+            if (i == 20) link.Cut();
+            if (i == 40) link.Heal();
+            submissions.Add(SubmitAsync(impatient, keys[i], i));
+            await Task.Delay(i is >= 20 and < 40 ? 250 : 20);
+        }
+        var first = await Task.WhenAll(submissions);
+        output.WriteLine(string.Join(", ", first.GroupBy(r => r.Answer).Select(g => $"{g.Count()} × {g.Key}")));
+        Assert.Contains(first, r => r.Id is null); // the cut was felt
+
+        // After the heal every key, replayed, names exactly one job: the one acknowledged, or the one stored while its
+        // client had given up, or (never stored) a new one now.
+        using var patient = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(60) };
+        var replayed = await Task.WhenAll(keys.Select((key, i) => SubmitAsync(patient, key, i)));
+        for (var i = 0; i < keys.Length; i++)
+        {
+            Assert.NotNull(replayed[i].Id);
+            if (first[i].Id is { } acknowledged) Assert.Equal(acknowledged, replayed[i].Id);
+        }
+        await using var worker = Fixture.StartWorker("after-cut", [queue]);
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>(
+            "SELECT count(*) FROM jobs.job WHERE queue = $1 AND state = 'succeeded'", queue) == keys.Length, "every key's job ends", 60);
+        Assert.Equal((long)keys.Length, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue));
     }
 }
