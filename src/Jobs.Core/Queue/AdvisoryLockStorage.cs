@@ -46,7 +46,12 @@ public sealed class AdvisoryLockStorage : JobStorage
     public override IMonitoringApi GetMonitoringApi() => Inner.GetMonitoringApi();
     public override IStorageConnection GetConnection() => new AdvisoryLockStorageConnection((JobStorageConnection)Inner.GetConnection(), _dataSource);
     public override IStorageConnection GetReadOnlyConnection() => new AdvisoryLockStorageConnection((JobStorageConnection)Inner.GetReadOnlyConnection(), _dataSource);
-    public override bool HasFeature(string featureId) => Inner.HasFeature(featureId);
+    /// <summary>
+    /// The storage's features, and one more: its clock (<see cref="AdvisoryLockStorageConnection.GetUtcDateTime"/>), so
+    /// Hangfire's schedulers decide what is due by PostgreSQL's time, not by a worker's own clock, which may be off.
+    /// </summary>
+    public override bool HasFeature(string featureId) =>
+        featureId == JobStorageFeatures.Connection.GetUtcDateTime || Inner.HasFeature(featureId);
     public override bool LinearizableReads => Inner.LinearizableReads;
     public override void WriteOptionsToLog(ILog logger) => Inner.WriteOptionsToLog(logger);
     public override IEnumerable<IBackgroundProcess> GetStorageWideProcesses() => Inner.GetStorageWideProcesses();

@@ -89,6 +89,16 @@ internal sealed class AdvisoryLockStorageConnection(JobStorageConnection inner, 
         inner.Dispose();
     }
 
+    /// <summary>
+    /// PostgreSQL's time: Hangfire's delayed-job and recurring-job schedulers ask for it to decide what is due (issue 26:
+    /// a worker whose clock is 10 minutes ahead enqueued delayed jobs and retries 10 minutes early, and fired schedules so).
+    /// </summary>
+    public override DateTime GetUtcDateTime()
+    {
+        using var cmd = dataSource.CreateCommand("SELECT now()");
+        return DateTime.SpecifyKind((DateTime)cmd.ExecuteScalar()!, DateTimeKind.Utc);
+    }
+
     public override IWriteOnlyTransaction CreateWriteTransaction() => new AdvisoryLockStorageTransaction((JobStorageTransaction)inner.CreateWriteTransaction());
 
     // Everything else: the wrapped connection's.
@@ -121,5 +131,4 @@ internal sealed class AdvisoryLockStorageConnection(JobStorageConnection inner, 
     public override TimeSpan GetListTtl(string key) => inner.GetListTtl(key);
     public override List<string> GetRangeFromList(string key, int startingFrom, int endingAt) => inner.GetRangeFromList(key, startingFrom, endingAt);
     public override List<string> GetAllItemsFromList(string key) => inner.GetAllItemsFromList(key);
-    public override DateTime GetUtcDateTime() => inner.GetUtcDateTime();
 }

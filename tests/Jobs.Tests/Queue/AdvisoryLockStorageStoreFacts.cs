@@ -41,6 +41,23 @@ public sealed class AdvisoryLockStorageStoreFacts(QueueFixture fixture, ITestOut
 
     private readonly List<NpgsqlDataSource> _dataSources = [];
 
+    [Fact]
+    public async Task Hangfire_asks_the_storage_for_the_time_and_gets_postgresqls()
+    {
+        // Hangfire's DelayedJobScheduler and RecurringJobScheduler take "now" from the storage when it has this feature
+        // (Hangfire.Core 1.8: src/Hangfire.Core/Server/DelayedJobScheduler.cs:171, RecurringJobScheduler.cs:208), else
+        // from the worker's own clock: a worker 10 minutes ahead enqueued delayed jobs and retries 10 minutes early.
+        var storage = Storage();
+        Assert.False(Stock().HasFeature(JobStorageFeatures.Connection.GetUtcDateTime));
+        Assert.True(storage.HasFeature(JobStorageFeatures.Connection.GetUtcDateTime));
+        using var connection = (JobStorageConnection)storage.GetConnection();
+        var before = await fixture.ScalarAsync<DateTime>("SELECT now()");
+        var told = connection.GetUtcDateTime();
+        var after = await fixture.ScalarAsync<DateTime>("SELECT now()");
+        Assert.Equal(DateTimeKind.Utc, told.Kind);
+        Assert.InRange(told, before, after);
+    }
+
     private PostgreSqlStorage Stock() => new(new NpgsqlConnectionFactory(ConnectionString, Options()), Options());
 
     private AdvisoryLockStorage Storage()
