@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false, double RttMs = 0)
 {
     /// <summary>
     /// --only issue24 (or --only lines): exactly the scenarios issue 24's lines are measured by, graphile-worker's
@@ -21,6 +21,11 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 o = args[i + 1] is "issue24" or "lines" ? o with { Only = LineScenarios, Lines = true } : o with { Only = args[i + 1].Split(',') };
                 continue;
             }
+            if (args[i] == "--rtt")
+            {
+                o = o with { RttMs = double.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) };
+                continue;
+            }
             var value = int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture);
             o = args[i] switch
             {
@@ -36,7 +41,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--backlog" => o with { Backlog = value },
                 "--soak-rate" => o with { SoakRate = value },
                 "--chaos" => o with { ChaosSeconds = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS --rtt MS (a delaying proxy between the processes and PostgreSQL)"),
             };
         }
         return o;

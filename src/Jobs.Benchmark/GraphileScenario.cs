@@ -40,7 +40,7 @@ public static class GraphileScenario
 
         await postgres.EnsureDatabaseAsync("bench_graphile", recreate: true);
         var (exit, output) = await RunAsync(node, [Path.Combine(Folder, "bench.mjs"),
-            "--connection", Url(postgres.ConnectionString("bench_graphile")),
+            "--connection", Url(BenchmarkLink.Through(postgres.ConnectionString("bench_graphile"))),
             "--jobs", $"{options.Jobs}", "--concurrency", $"{options.Concurrency}", "--pool", $"{Pool}",
             "--latency", $"{options.LatencySamples}", "--worker-concurrency", $"{WorkerConcurrency}", "--backlog", $"{options.Backlog}",
             "--slots", $"{options.Workers * Environment.ProcessorCount}"], TimeSpan.FromMinutes(4));

@@ -83,7 +83,7 @@ public sealed class JobsSystem : IAsyncDisposable
         var api = $"http://127.0.0.1:{Network.FreePort()}";
         var env = new Dictionary<string, string?>
         {
-            ["ConnectionStrings__Jobs"] = cs,
+            ["ConnectionStrings__Jobs"] = BenchmarkLink.Through(cs),
             ["Api__Urls"] = api,
             ["Logging__LogLevel__Default"] = "Warning",
             // The Python scenario's module (Python:Modules), as users point their workers at their own.

@@ -14,7 +14,8 @@ await using var postgres = Shutdown.Register(await LocalPostgres.StartAsync(
     Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m),
     extraSettings: "-c shared_preload_libraries=pg_stat_statements"));
 await postgres.EnsureDatabaseAsync("postgres");
-var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres"));
+BenchmarkLink.RttMs = options.RttMs;
+var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres")) + "\nlink:    " + await BenchmarkLink.DescribeAsync(postgres.ConnectionString("postgres"));
 var command = $"dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}";
 if (options.ChaosSeconds > 0)
 {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
+using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -123,9 +124,9 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         var queue = SystemFixture.PrivateQueue();
         var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
         await using var _ = link;
-        var url = new Uri($"http://127.0.0.1:{Jobs.Launcher.Processes.Network.FreePort()}");
+        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
         await using var api = Fixture.StartApi("api-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
-        await Jobs.Launcher.Processes.Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
         // A client that gives up after 3 s, as a caller with a deadline does.
         using var impatient = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(3) };
         var keys = Enumerable.Range(0, 60).Select(i => $"cut-{queue}-{i}").ToArray();

@@ -1,14 +1,18 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 
-namespace Jobs.Tests.Infrastructure;
+namespace Jobs.Launcher.Processes;
 
 /// <summary>
-/// A TCP proxy standing for the network between one host and PostgreSQL: clients connect to <see cref="Port"/> on
+/// A TCP proxy standing for the network between one host and PostgreSQL (for the fault tests and the benchmark's
+/// <c>--rtt</c>, not for the service): clients connect to <see cref="Port"/> on
 /// 127.0.0.1 and reach <c>upstream</c>. <see cref="Cut"/> makes it a partition — bytes in both directions are held,
 /// not dropped and not reset, as a cut link whose packets are lost and retransmitted later; <see cref="Heal"/> lets
 /// them through again, in order. <see cref="Delay"/> adds a one-way delay to every byte in each direction (half a round
-/// trip). The kernel here has no netem; this is how tests get a slow or cut link.
+/// trip). The kernel here has no netem; this is how tests and the benchmark get a slow or cut link.
 /// </summary>
 public sealed class LinkProxy : IAsyncDisposable
 {
@@ -112,20 +116,63 @@ public sealed class LinkProxy : IAsyncDisposable
         }
     }
 
-    /// <summary>Copies <paramref name="from"/> to <paramref name="to"/>, each chunk after the link's delay and only while it is not cut.</summary>
+    /// <summary>
+    /// Copies <paramref name="from"/> to <paramref name="to"/> through a delay line: each chunk read is written
+    /// <see cref="Delay"/> after it was read (reading goes on meanwhile, so the delay adds latency, not a throughput
+    /// limit), and only while the link is not cut. The writing side is a thread of its own that sleeps with the kernel's
+    /// high-resolution timer (<c>nanosleep</c>): .NET's timers wake every few milliseconds here, too coarse for a 0.25-ms leg.
+    /// </summary>
     private async Task PumpAsync(Stream from, Stream to)
     {
-        var buffer = new byte[64 * 1024];
-        while (true)
+        using var line = new BlockingCollection<(byte[] Bytes, int Count, long Due)>();
+        var writing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() =>
         {
-            var read = await from.ReadAsync(buffer, _stop.Token);
-            if (read == 0) return;
-            var delay = Delay;
-            if (delay > TimeSpan.Zero) await Task.Delay(delay, _stop.Token);
-            await WhenOpen().WaitAsync(_stop.Token);
-            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+            try { Write(line, to); }
+            catch (Exception) { }
+            finally { writing.TrySetResult(); }
+        }) { IsBackground = true, Name = "link proxy" }.Start();
+        try
+        {
+            while (true)
+            {
+                var buffer = new byte[64 * 1024];
+                var read = await from.ReadAsync(buffer, _stop.Token);
+                if (read == 0) return;
+                line.Add((buffer, read, Stopwatch.GetTimestamp() + (long)(Delay.TotalSeconds * Stopwatch.Frequency)));
+            }
+        }
+        finally
+        {
+            line.CompleteAdding();
+            await writing.Task;
         }
     }
+
+    private void Write(BlockingCollection<(byte[] Bytes, int Count, long Due)> line, Stream to)
+    {
+        foreach (var (bytes, count, due) in line.GetConsumingEnumerable(_stop.Token))
+        {
+            while (Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due) is { Ticks: > 0 } wait) Sleep(wait);
+            WhenOpen().Wait(_stop.Token);
+            to.Write(bytes, 0, count);
+        }
+    }
+
+    private static void Sleep(TimeSpan wait)
+    {
+        var ts = new Timespec { Seconds = (long)wait.TotalSeconds, Nanoseconds = wait.Ticks % TimeSpan.TicksPerSecond * 100 };
+        NativeSleep(ref ts, IntPtr.Zero);
+    }
+
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "nanosleep", SetLastError = true)]
+    private static extern int NativeSleep(ref Timespec duration, IntPtr remaining);
 
     public async ValueTask DisposeAsync()
     {
