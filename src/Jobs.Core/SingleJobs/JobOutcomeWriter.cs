@@ -46,8 +46,8 @@ public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue cal
         }
         if (changed.Count < batch.Length)
             foreach (var (job, _, _) in batch.Where(o => !changed.Contains(o.Job.Id)))
-                logger.LogInformation("Job {JobId}: the outcome of run {RunId} is not recorded — the job is no longer this run's (canceled, or " +
-                    "taken over by another run after this worker lost it)", job.Id, run.Id);
+                logger.LogInformation("Job {JobId}: the outcome of run {RunId} is not recorded now — the job is no longer this run's (canceled, " +
+                    "taken over by another run after this worker lost it, or ended by an earlier try of this write whose answer was lost)", job.Id, run.Id);
         // Most jobs have no callback: then finishing costs no extra statement.
         foreach (var (job, outcome, _) in batch)
             if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))
