@@ -38,7 +38,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
-        cmd.Parameters.Add(RunParameter(run));
+        cmd.Parameters.Add(Parameters.Uuid(run));
         if (chunk is { } c) cmd.Parameters.Add(new() { Value = c });
         return await cmd.ReadFirstOrDefaultAsync(r => new ClaimedChunk(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4),
             r.GetInt32(5), r.GetString(6), r.DoubleOrNull(7), r.GetDateTime(8), r.GetInt32(9), r.GetInt32(10), r.GetInt32(11)), ct);
@@ -56,7 +56,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = firstChunk });
         cmd.Parameters.Add(new() { Value = endChunk });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
-        cmd.Parameters.Add(RunParameter(run));
+        cmd.Parameters.Add(Parameters.Uuid(run));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
@@ -191,7 +191,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             cmd.Parameters.Add(new() { Value = endChunk });
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
-            cmd.Parameters.Add(RunParameter(run));
+            cmd.Parameters.Add(Parameters.Uuid(run));
             if (await cmd.ExecuteNonQueryAsync(ct) > 0)
             {
                 if (carryItems > 0 && state == "done") carried = await MapWindow.TakeNextRunAsync(connection, tx, mapId, hangfireJobId, worker, carryItems, run, ct);
@@ -221,6 +221,4 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         await tx.CommitAsync(ct);
         return (next, carried);
     }
-
-    internal static NpgsqlParameter RunParameter(Guid? run) => new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid };
 }

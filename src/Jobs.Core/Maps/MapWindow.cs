@@ -127,7 +127,7 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
         cmd.Parameters.Add(new() { Value = items });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
-        cmd.Parameters.Add(MapExecutionStore.RunParameter(run));
+        cmd.Parameters.Add(Parameters.Uuid(run));
         return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
     }
 }

@@ -47,7 +47,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         cmd.Parameters.Add(new() { Value = maxCrashes });
-        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(Parameters.Uuid(run));
         var byId = (await cmd.ReadListAsync(r => new ClaimedJob(r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetString(3),
                 r.GetString(4), r.GetInt32(5), r.DoubleOrNull(6), r.GetInt32(7), r.StringOrNull(8), r.GetInt32(9), r.GetBoolean(10),
                 DateTime.SpecifyKind(r.GetDateTime(11), DateTimeKind.Utc), r.StringOrNull(12), r.StringOrNull(13)), ct, ids.Length))
@@ -71,7 +71,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = ids });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = maxCrashes });
-        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(Parameters.Uuid(run));
         return await cmd.ReadListAsync(JobQueries.Read, ct, ids.Length);
     }
 
@@ -117,7 +117,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.NewOwner).ToArray() });
         cmd.Parameters.Add(new() { Value = retention, NpgsqlDbType = NpgsqlDbType.Interval });
         cmd.Parameters.Add(new() { Value = outcomes.Select(o => o.ResultTuples).ToArray() });
-        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(Parameters.Uuid(run));
         return (await cmd.ReadListAsync(r => r.GetGuid(0), ct)).ToHashSet();
     }
 
@@ -171,7 +171,7 @@ public sealed class JobExecutionStore(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = id });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = progressJson });
-        cmd.Parameters.Add(new() { Value = (object?)run ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(Parameters.Uuid(run));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

@@ -89,7 +89,7 @@ public sealed class JobQueries(NpgsqlDataSource dataSource)
         cmd.Parameters.Add(new() { Value = (object?)filter.State ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)filter.Function ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         cmd.Parameters.Add(new() { Value = (object?)filter.Queue ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new() { Value = (object?)before ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        cmd.Parameters.Add(Parameters.Uuid(before));
         cmd.Parameters.Add(new() { Value = limit });
         return await cmd.ReadListAsync(Read, ct, limit);
     }
