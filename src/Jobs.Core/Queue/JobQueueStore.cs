@@ -124,17 +124,11 @@ public sealed class JobQueueStore(NpgsqlDataSource dataSource)
                 WHERE hj.id = q.jobid AND q.jobid = seen.jobid AND q.updatecount = seen.generation
                   AND q.fetchedat IS NOT NULL AND hj.statename = '{EnqueuedState.StateName}'
                 RETURNING q.id)
-            SELECT count(*)::int FROM back
+            SELECT count(*)::int FROM back, pg_notify('{Channels.NewWork}', '') -- wakes the fetchers (called only with fetches seen)
             """);
         cmd.Parameters.Add(new() { Value = fetches.Select(f => long.Parse(f.HangfireJobId, System.Globalization.CultureInfo.InvariantCulture)).ToArray() });
         cmd.Parameters.Add(new() { Value = fetches.Select(f => f.Generation).ToArray() });
-        var count = (int)(await cmd.ExecuteScalarAsync(ct))!;
-        if (count > 0)
-        {
-            await using var notify = dataSource.CreateCommand($"NOTIFY {Channels.NewWork}");
-            await notify.ExecuteNonQueryAsync(ct);
-        }
-        return count;
+        return (int)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     private void NotifyNewWork()

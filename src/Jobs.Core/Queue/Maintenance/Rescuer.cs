@@ -33,16 +33,13 @@ public sealed class Rescuer(
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var abandoned = new Thread(() => new AbandonedFetches(queue, worker.Value.InvisibilityTimeout, logger).GiveBack(stoppingToken))
-        {
-            IsBackground = true,
-            Name = "Jobs rescuer",
-        };
-        abandoned.Start();
+        // LongRunning: a thread of its own, not a pool thread (see AbandonedFetches).
+        var abandoned = Task.Factory.StartNew(() => new AbandonedFetches(queue, worker.Value.InvisibilityTimeout, logger).GiveBack(stoppingToken),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         return Task.WhenAll(
             Task.Run(() => RepeatAsync(options.Value.DispatchGracePeriod / 3, "Dispatch sweep", LogLevel.Warning, MoveStrandedAsync, stoppingToken), CancellationToken.None),
             Task.Run(() => CheckInvariantsAsync(stoppingToken), CancellationToken.None),
-            Task.Run(() => abandoned.Join(), CancellationToken.None));
+            abandoned);
     }
 
     /// <summary>Moves on what was accepted but never handed on (see the class summary, duty 2).</summary>
