@@ -25,7 +25,11 @@ cleanup() {
   docker rmi -f "jobs-api:$JOBS_TAG" "jobs-worker:$JOBS_TAG" >/dev/null 2>&1 || true
   rm -f "$base"
 }
-trap 'status=$?; [ $status -ne 0 ] && compose logs --tail=50 >&2; cleanup; exit $status' EXIT
+# On failure the containers' logs come first and the reason last, where whoever reads only the tail of CI sees it.
+reason=""
+fail() { reason=$1; exit 1; }
+trap '[ -n "$reason" ] || reason="the command at line $LINENO failed"' ERR
+trap 'status=$?; if [ $status -ne 0 ]; then compose logs --tail=50 >&2; echo "docker e2e: FAILED: ${reason:-exit $status}" >&2; fi; cleanup; exit $status' EXIT
 
 echo "docker e2e: building images"
 compose build --quiet
@@ -47,7 +51,7 @@ echo "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["sta
 
 # The worker serves its metrics on every address of its container (Worker__MetricsHost "*"): here the host's.
 finished=$(curl -fsS "http://127.0.0.1:$WORKER_METRICS_PORT/metrics" | grep -E '^jobs_finished_total\{.*outcome="succeeded"' || true)
-[ -n "$finished" ] || { echo "docker e2e: the worker's /metrics on port $WORKER_METRICS_PORT counts no finished job" >&2; exit 1; }
+[ -n "$finished" ] || fail "the worker's /metrics on port $WORKER_METRICS_PORT counts no finished job"
 echo "docker e2e: the worker's metrics: $(echo "$finished" | head -1)"
 
 echo "docker e2e: scaling workers to 2"
@@ -60,7 +64,7 @@ for _ in $(seq 1 60); do
   servers=$(curl -fsS "$api/pool" -H "Authorization: Bearer $key" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["servers"]))')
   [ "$servers" -ge 2 ] && break; sleep 1
 done
-[ "$servers" -ge 2 ] || { echo "docker e2e: expected 2 worker servers, saw $servers" >&2; exit 1; }
+[ "$servers" -ge 2 ] || fail "expected 2 worker servers, saw $servers"
 ids=$(for i in $(seq 1 20); do curl -fsS -X POST "$api/jobs" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
   -d "{\"function\":\"math.square\",\"args\":[$i]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; done)
 for id in $ids; do
@@ -68,8 +72,10 @@ for id in $ids; do
 done
 echo "docker e2e: 2 workers serving; 20 more jobs succeeded"
 for port in "$WORKER_METRICS_PORT" "$second_metrics"; do
-  curl -fsS "http://127.0.0.1:$port/metrics" | grep -q '^jobs_in_flight' \
-    || { echo "docker e2e: no worker metrics on port $port" >&2; exit 1; }
+  # Read whole before grep: "curl | grep -q" under pipefail fails whenever grep stops reading before curl is done
+  # writing (curl's exit 23) — a race that failed CI once with both workers' metrics there.
+  scraped=$(curl -fsS "http://127.0.0.1:$port/metrics") || fail "no answer from worker metrics on port $port"
+  grep -q '^jobs_in_flight' <<<"$scraped" || fail "no jobs_in_flight in worker metrics on port $port"
 done
 echo "docker e2e: both workers' metrics scraped"
 cleanup
