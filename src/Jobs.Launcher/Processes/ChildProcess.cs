@@ -26,14 +26,18 @@ public sealed class ChildProcess : IAsyncDisposable
     /// Starts <paramref name="assembly"/> through its apphost (or <c>dotnet</c>) with extra environment variables; its
     /// stderr goes to <paramref name="errors"/> when given, else with its stdout to <paramref name="output"/>.
     /// </summary>
+    /// <param name="launch">
+    /// A program that execs the rest of its command line, e.g. <see cref="NetworkHost.Launch"/> (the process keeps its id).
+    /// </param>
     public static ChildProcess Start(string name, string assembly, IReadOnlyDictionary<string, string?> environment,
-        Action<string>? output = null, IEnumerable<string>? args = null, Action<string>? errors = null)
+        Action<string>? output = null, IEnumerable<string>? args = null, Action<string>? errors = null, IReadOnlyList<string>? launch = null)
     {
         if (!File.Exists(assembly))
             throw new FileNotFoundException($"{assembly} does not exist; build the solution first (dotnet build Jobs.sln).", assembly);
         var apphost = Path.ChangeExtension(assembly, OperatingSystem.IsWindows() ? ".exe" : null);
-        var info = File.Exists(apphost) ? new ProcessStartInfo(apphost) : new ProcessStartInfo("dotnet") { ArgumentList = { assembly } };
-        foreach (var arg in args ?? []) info.ArgumentList.Add(arg);
+        string[] command = [.. launch ?? [], .. File.Exists(apphost) ? [apphost] : new[] { "dotnet", assembly }, .. args ?? []];
+        var info = new ProcessStartInfo(command[0]);
+        foreach (var arg in command.Skip(1)) info.ArgumentList.Add(arg);
         info.UseShellExecute = false;
         info.RedirectStandardOutput = true;
         info.RedirectStandardError = true;

@@ -16,7 +16,7 @@ namespace Jobs.Launcher.Processes;
 /// </summary>
 public sealed class LinkProxy : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly string _upstreamHost;
     private readonly int _upstreamPort;
     private readonly CancellationTokenSource _stop = new();
@@ -25,19 +25,21 @@ public sealed class LinkProxy : IAsyncDisposable
     private TaskCompletionSource _open = Opened();
     private readonly Task _accepting;
 
-    public LinkProxy(string upstreamHost, int upstreamPort)
+    /// <param name="listenOn">Where clients connect: 127.0.0.1 unless given (a <see cref="HostNetwork"/>'s gateway, for its hosts).</param>
+    public LinkProxy(string upstreamHost, int upstreamPort, IPAddress? listenOn = null)
     {
         (_upstreamHost, _upstreamPort) = (upstreamHost, upstreamPort);
+        _listener = new TcpListener(listenOn ?? IPAddress.Loopback, 0);
         _listener.Start();
         _accepting = AcceptAsync();
     }
 
     /// <summary>A proxy to the server of <paramref name="connectionString"/>, and that connection string through it.</summary>
-    public static (LinkProxy Proxy, string ConnectionString) For(string connectionString)
+    public static (LinkProxy Proxy, string ConnectionString) For(string connectionString, IPAddress? listenOn = null)
     {
         var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
-        var proxy = new LinkProxy(builder.Host!, builder.Port);
-        builder.Host = "127.0.0.1";
+        var proxy = new LinkProxy(builder.Host!, builder.Port, listenOn);
+        builder.Host = (listenOn ?? IPAddress.Loopback).ToString();
         builder.Port = proxy.Port;
         return (proxy, builder.ConnectionString);
     }
@@ -46,6 +48,12 @@ public sealed class LinkProxy : IAsyncDisposable
 
     /// <summary>One-way delay added to every byte, each direction.</summary>
     public TimeSpan Delay { get; set; }
+
+    /// <summary>
+    /// Up to this much more, drawn anew for every chunk (uniformly); bytes still arrive in order, as on one TCP stream: a
+    /// chunk never overtakes the one before it.
+    /// </summary>
+    public TimeSpan Jitter { get; set; }
 
     public bool IsCut { get; private set; }
 
@@ -134,12 +142,15 @@ public sealed class LinkProxy : IAsyncDisposable
         }) { IsBackground = true, Name = "link proxy" }.Start();
         try
         {
+            var previous = 0L;
             while (true)
             {
                 var buffer = new byte[64 * 1024];
                 var read = await from.ReadAsync(buffer, _stop.Token);
                 if (read == 0) return;
-                line.Add((buffer, read, Stopwatch.GetTimestamp() + (long)(Delay.TotalSeconds * Stopwatch.Frequency)));
+                var delay = Delay + (Jitter > TimeSpan.Zero ? Jitter * Random.Shared.NextDouble() : TimeSpan.Zero);
+                previous = Math.Max(previous, Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency));
+                line.Add((buffer, read, previous));
             }
         }
         finally

@@ -5,10 +5,10 @@ namespace Jobs.Launcher.Processes;
 
 public static class Network
 {
-    /// <summary>A TCP port on 127.0.0.1 that nothing listens on right now.</summary>
-    public static int FreePort()
+    /// <summary>A TCP port on 127.0.0.1 (or <paramref name="address"/>) that nothing listens on right now.</summary>
+    public static int FreePort(IPAddress? address = null)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        using var listener = new TcpListener(address ?? IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Net;
-using System.Text;
 using System.Text.Json.Nodes;
 using Jobs.Core.Callbacks;
 using Jobs.Launcher.Processes;
@@ -101,51 +99,5 @@ public sealed class CallbackTests(SystemFixture system) : SystemTest(system), ID
 
         Assert.Equal(12L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job"));
         foreach (var id in accepted) Assert.Equal("succeeded", (await http.WaitForJobAsync(id))["state"]!.GetValue<string>());
-    }
-
-    /// <summary>A real HTTP server on a loopback port that records what it receives.</summary>
-    private sealed class CallbackReceiver : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly BlockingCollection<Delivery> _deliveries = new();
-        public int FailFirst { get; set; }
-        public string Url { get; }
-
-        public CallbackReceiver()
-        {
-            Url = $"http://127.0.0.1:{Network.FreePort()}/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _ = Task.Run(ServeAsync);
-        }
-
-        private async Task ServeAsync()
-        {
-            var attempts = 0;
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try { context = await _listener.GetContextAsync(); }
-                catch (Exception) { return; }
-                using var body = new MemoryStream();
-                await context.Request.InputStream.CopyToAsync(body);
-                attempts++;
-                context.Response.StatusCode = attempts <= FailFirst ? 500 : 200;
-                context.Response.Close();
-                if (attempts > FailFirst)
-                    _deliveries.Add(new Delivery(context.Request.Url!.AbsolutePath, body.ToArray(),
-                        context.Request.Headers[CallbackSender.SignatureHeader], int.Parse(context.Request.Headers["X-Jobs-Delivery-Attempt"] ?? "0")));
-            }
-        }
-
-        public Task<Delivery> NextAsync(TimeSpan? timeout = null) => Task.Run(() =>
-            _deliveries.TryTake(out var d, timeout ?? TimeSpan.FromSeconds(20)) ? d : throw new TimeoutException("no callback arrived"));
-
-        public void Dispose() => _listener.Close();
-    }
-
-    private sealed record Delivery(string Path, byte[] Body, string? Signature, int Attempt)
-    {
-        public override string ToString() => Encoding.UTF8.GetString(Body);
     }
 }

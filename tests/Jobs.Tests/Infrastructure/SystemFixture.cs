@@ -55,25 +55,25 @@ public class SystemFixture : IAsyncLifetime
         await Network.WaitForReadyAsync(ApiUrl, () => _api!.HasExited, () => string.Join('\n', Output), TimeSpan.FromSeconds(60));
     }
 
-    /// <summary>A separate worker process serving <paramref name="queues"/>.</summary>
-    public ChildProcess StartWorker(string name, string[] queues, int workerCount = 1, Dictionary<string, string?>? environment = null)
+    /// <summary>A separate worker process serving <paramref name="queues"/>; on <paramref name="host"/> when given (<see cref="TestHosts"/>).</summary>
+    public ChildProcess StartWorker(string name, string[] queues, int workerCount = 1, Dictionary<string, string?>? environment = null, NetworkHost? host = null)
     {
         // As root (here and in CI) python3 runs as nobody, which cannot run a pyenv interpreter under /root.
         var env = new Dictionary<string, string?> { ["Python__Executable"] = UserCode.Interpreter };
         foreach (var (key, value) in environment ?? []) env[key] = value;
         env["Worker__WorkerCount"] = workerCount.ToString();
         for (var i = 0; i < queues.Length; i++) env[$"Worker__Queues__{i}"] = queues[i];
-        return Start(name, ProgramPaths.WorkerAssembly, env);
+        return Start(name, ProgramPaths.WorkerAssembly, env, host);
     }
 
     /// <summary>A queue name no other test uses, so only the workers a test starts itself serve it.</summary>
     public static string PrivateQueue() => "t_" + Guid.NewGuid().ToString("N")[..12];
 
     /// <summary>Another API process on its own port, e.g. with a different configuration.</summary>
-    public ChildProcess StartApi(string name, Uri url, Dictionary<string, string?> environment) =>
-        Start(name, ProgramPaths.ApiAssembly, new(environment) { ["Api__Urls"] = url.ToString().TrimEnd('/') });
+    public ChildProcess StartApi(string name, Uri url, Dictionary<string, string?> environment, NetworkHost? host = null) =>
+        Start(name, ProgramPaths.ApiAssembly, new(environment) { ["Api__Urls"] = url.ToString().TrimEnd('/') }, host);
 
-    private ChildProcess Start(string name, string assembly, Dictionary<string, string?> extra)
+    private ChildProcess Start(string name, string assembly, Dictionary<string, string?> extra, NetworkHost? host = null)
     {
         var env = new Dictionary<string, string?>
         {
@@ -99,7 +99,7 @@ public class SystemFixture : IAsyncLifetime
                 File.AppendAllText(log, $"{DateTime.UtcNow:HH:mm:ss.fff} {(_databaseSuffix.Length > 0 ? $"({_databaseSuffix.TrimStart('_')}) " : "")}{line}\n");
             Output.Enqueue(line);
             while (Output.Count > 5000) Output.TryDequeue(out _);
-        });
+        }, launch: host?.Launch);
         lock (_processes) _processes.Add(process);
         return process;
     }

@@ -7,87 +7,13 @@ using Xunit.Abstractions;
 namespace Jobs.Tests.Queue;
 
 /// <summary>
-/// A worker that is alive but cut off from PostgreSQL (issue 26): its link to the database is a <see cref="LinkProxy"/>
-/// that holds every byte while cut — no reset, as a real partition — and lets them through when healed.
+/// A process whose link to PostgreSQL is held (issue 26): the link is a <see cref="LinkProxy"/> that holds every byte
+/// while cut — no reset, as a real partition — and lets them through, in order, when healed. Whole hosts partitioned by
+/// iptables are <see cref="HostPartitionTests"/>.
 /// </summary>
 [Collection(FaultSystemCollection.Name)]
 public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper output) : SystemTest(system)
 {
-    private const double Sleep = 24;
-
-    [Fact]
-    public async Task A_worker_cut_off_mid_job_for_longer_than_the_invisibility_timeout_loses_the_job_and_its_late_outcome_is_refused()
-    {
-        var queue = SystemFixture.PrivateQueue();
-        var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
-        await using var _ = link;
-        await using var cutOff = Fixture.StartWorker("cut-off", [queue], environment: new()
-        {
-            ["ConnectionStrings__Jobs"] = throughLink,
-            ["Logging__LogLevel__Jobs.Core.SingleJobs"] = "Information", // its line when an outcome is not recorded
-        });
-        var id = await Http.SubmitOkAsync(new { function = "time.sleep", args = new[] { Sleep }, queue });
-        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT state FROM jobs.job WHERE id = $1", id) == "processing",
-            "the job runs on the worker that will be cut off", 30);
-
-        link.Cut();
-        var clock = Stopwatch.StartNew();
-        await using var rescuer = Fixture.StartWorker("rescuer", [queue]);
-        // The rescuer gives the fetch back after Worker:InvisibilityTimeout (8 s) without renewals; the other worker runs it.
-        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT worker FROM jobs.job WHERE id = $1", id) is { } w
-            && w.Contains($":{rescuer.Id}:", StringComparison.Ordinal), "the job taken over by the other worker", 40);
-        output.WriteLine($"taken over {clock.Elapsed.TotalSeconds:F1} s after the cut");
-        var takenOver = await Database.ScalarAsync<DateTime>("SELECT started_at FROM jobs.job WHERE id = $1", id);
-
-        // Healed while the other worker still runs it. The cut-off worker finds it has lost the job (Hangfire's check of
-        // its Processing state) and stops its function at once, instead of running it to its end ~15 s later for nothing;
-        // what it writes then is refused.
-        link.Heal();
-        var healed = Stopwatch.StartNew();
-        await Eventually.TrueAsync(() => Task.FromResult(Fixture.Output.Any(l => l.Contains(id.ToString(), StringComparison.Ordinal) && l.Contains("is not recorded", StringComparison.Ordinal))),
-            "the cut-off worker's run stopped and was refused", 30);
-        output.WriteLine($"the cut-off worker's run stopped {healed.Elapsed.TotalSeconds:F1} s after the heal");
-        Assert.True(healed.Elapsed < TimeSpan.FromSeconds(8), $"the cut-off worker's run stopped {healed.Elapsed.TotalSeconds:F1} s after the heal: it ran its function to the end");
-        var job = await Http.WaitForJobAsync(id, 60);
-        Assert.Equal("succeeded", job["state"]!.GetValue<string>());
-        var finished = await Database.ScalarAsync<DateTime>("SELECT finished_at FROM jobs.job WHERE id = $1", id);
-        output.WriteLine($"recorded run: started {takenOver:HH:mm:ss.fff}, finished {finished:HH:mm:ss.fff}; attempts {job["attempts"]}");
-        // The outcome recorded is the run that owns the row: the one that started when the job was taken over.
-        Assert.True(finished - takenOver >= TimeSpan.FromSeconds(Sleep - 0.5),
-            $"the outcome was written {(finished - takenOver).TotalSeconds:F1} s after the second run started: the cut-off worker's late outcome replaced the owner's");
-        Assert.Equal(2, job["attempts"]!.GetValue<int>());
-        // And it stays so: nothing reopens the job, nor runs it a third time.
-        await Task.Delay(TimeSpan.FromSeconds(3));
-        Assert.Equal((finished, "succeeded"), (await Database.ScalarAsync<DateTime>("SELECT finished_at FROM jobs.job WHERE id = $1", id),
-            await Database.ScalarAsync<string>("SELECT state FROM jobs.job WHERE id = $1", id)));
-    }
-
-    [Fact]
-    public async Task A_worker_cut_off_for_less_than_the_invisibility_timeout_keeps_its_job_and_runs_it_once()
-    {
-        var queue = SystemFixture.PrivateQueue();
-        var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
-        await using var _ = link;
-        await using var cutOff = Fixture.StartWorker("cut-briefly", [queue], environment: new() { ["ConnectionStrings__Jobs"] = throughLink });
-        var id = await Http.SubmitOkAsync(new { function = "time.sleep", args = new[] { 8.0 }, queue });
-        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT state FROM jobs.job WHERE id = $1", id) == "processing",
-            "the job runs", 30);
-        var runner = await Database.ScalarAsync<string>("SELECT worker FROM jobs.job WHERE id = $1", id);
-        // A worker that would take the job, were it given back.
-        await using var other = Fixture.StartWorker("standing-by", [queue]);
-
-        // Cut for half the invisibility timeout (8 s): renewals are late, not missing for a whole timeout.
-        link.Cut();
-        await Task.Delay(TimeSpan.FromSeconds(4));
-        link.Heal();
-
-        var job = await Http.WaitForJobAsync(id, 60);
-        Assert.Equal("succeeded", job["state"]!.GetValue<string>());
-        Assert.Equal(1, job["attempts"]!.GetValue<int>());
-        Assert.Equal(runner, await Database.ScalarAsync<string>("SELECT worker FROM jobs.job WHERE id = $1", id));
-        Assert.Equal(0, await Database.ScalarAsync<int>("SELECT crashes FROM jobs.job WHERE id = $1", id));
-    }
-
     [Fact]
     public async Task A_worker_cut_off_mid_chunk_loses_the_chunk_and_its_late_release_and_end_change_nothing()
     {
