@@ -8,23 +8,33 @@ namespace Jobs.Benchmark;
 /// The link between the measured processes (the service's API and workers, graphile-worker) and PostgreSQL:
 /// <c>--rtt MS</c> puts a <see cref="LinkProxy"/> in front of PostgreSQL that adds half the round trip each way, as a
 /// database on another machine would. The benchmark's own reads of the results go direct.
+/// With <c>--hosts</c> the API and each worker run on a host of their own (<see cref="HostNetwork"/>), each with a link of
+/// its own, on the hosts' gateway.
 /// </summary>
 internal static class BenchmarkLink
 {
-    private static readonly Dictionary<(string, int), LinkProxy> Proxies = [];
+    private static readonly Dictionary<(string, int, string), LinkProxy> Proxies = [];
 
     public static double RttMs { get; set; }
 
-    /// <summary><paramref name="connectionString"/> through the link (itself with no --rtt).</summary>
-    public static string Through(string connectionString)
+    /// <summary>The hosts the API and workers run on (--hosts), else null.</summary>
+    public static HostNetwork? Hosts { get; set; }
+
+    /// <summary>
+    /// <paramref name="connectionString"/> through the link (itself with no --rtt and no --hosts); with hosts, through
+    /// <paramref name="host"/>'s own link.
+    /// </summary>
+    public static string Through(string connectionString, string host = "")
     {
-        if (RttMs <= 0) return connectionString;
+        if (RttMs <= 0 && Hosts is null) return connectionString;
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var listenOn = Hosts is null ? System.Net.IPAddress.Loopback : Hosts.Gateway;
+        var key = (builder.Host!, builder.Port, Hosts is null ? "" : host);
         lock (Proxies)
         {
-            if (!Proxies.TryGetValue((builder.Host!, builder.Port), out var proxy))
-                Proxies[(builder.Host!, builder.Port)] = proxy = new LinkProxy(builder.Host!, builder.Port) { Delay = TimeSpan.FromMilliseconds(RttMs / 2) };
-            builder.Host = "127.0.0.1";
+            if (!Proxies.TryGetValue(key, out var proxy))
+                Proxies[key] = proxy = new LinkProxy(builder.Host!, builder.Port, listenOn) { Delay = TimeSpan.FromMilliseconds(RttMs / 2) };
+            builder.Host = listenOn.ToString();
             builder.Port = proxy.Port;
         }
         return builder.ConnectionString;
@@ -49,8 +59,9 @@ internal static class BenchmarkLink
             return samples[samples.Count / 2];
         }
         var direct = await MedianAsync(connectionString);
-        if (RttMs <= 0) return $"PostgreSQL on loopback (SELECT 1 round trip, median: {direct:F3} ms)";
+        if (RttMs <= 0 && Hosts is null) return $"PostgreSQL on loopback (SELECT 1 round trip, median: {direct:F3} ms)";
         var through = await MedianAsync(Through(connectionString));
-        return $"PostgreSQL behind a delaying proxy, --rtt {RttMs} ms (SELECT 1 round trip, median: {through:F3} ms through it, {direct:F3} ms direct)";
+        var hosts = Hosts is null ? "" : $"; API and workers on hosts of their own (network namespaces, {Hosts.Gateway}/24), each with its own link";
+        return $"PostgreSQL behind a delaying proxy, --rtt {RttMs} ms (SELECT 1 round trip, median: {through:F3} ms through it, {direct:F3} ms direct){hosts}";
     }
 }

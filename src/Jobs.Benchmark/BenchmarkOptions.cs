@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false, double RttMs = 0)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false, double RttMs = 0, bool Hosts = false)
 {
     /// <summary>
     /// --only issue24 (or --only lines): exactly the scenarios issue 24's lines are measured by, graphile-worker's
@@ -14,8 +14,15 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
     public static BenchmarkOptions Parse(string[] args)
     {
         var o = new BenchmarkOptions(Jobs: 5000, LatencySamples: 1000, BaselineLatencySamples: 30, Workers: 2, Concurrency: 64);
-        for (var i = 0; i + 1 < args.Length; i += 2)
+        for (var i = 0; i < args.Length; i += 2)
         {
+            if (args[i] == "--hosts")
+            {
+                o = o with { Hosts = true };
+                i--; // a flag: no value follows
+                continue;
+            }
+            if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
             if (args[i] == "--only")
             {
                 o = args[i + 1] is "issue24" or "lines" ? o with { Only = LineScenarios, Lines = true } : o with { Only = args[i + 1].Split(',') };
@@ -41,7 +48,7 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--backlog" => o with { Backlog = value },
                 "--soak-rate" => o with { SoakRate = value },
                 "--chaos" => o with { ChaosSeconds = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS --rtt MS (a delaying proxy between the processes and PostgreSQL)"),
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS --rtt MS (a delaying proxy between the processes and PostgreSQL) --hosts (the API and each worker on a host of its own: network namespaces, root only; with --chaos, random hosts partitioned too)"),
             };
         }
         return o;

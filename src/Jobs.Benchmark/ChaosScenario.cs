@@ -10,18 +10,25 @@ namespace Jobs.Benchmark;
 /// <summary>
 /// The chaos soak (issue 11): a mixed load — single jobs, batches, maps, cancels, timeouts, retries, Python calls and
 /// results JSON cannot carry — while worker processes are killed -9 and restarted at random, the API is killed and
-/// restarted, and PostgreSQL is restarted. The invariant watch runs throughout. At the end every accepted job and
-/// map must have ended; the figures (accepted, ended, duplicates, violations, faults) are printed, and the exit code
-/// is 0 only when nothing was left unfinished and no violation was seen.
+/// restarted, and PostgreSQL is restarted; with <c>--hosts</c> (issue 26) the API and workers run on hosts of their own,
+/// and a random one is partitioned every 30 s, for 2–20 s (beyond the workers' 8-s invisibility timeout about two times
+/// in three). The invariant watch runs throughout; a trigger records any change to a finished job's outcome (a second
+/// outcome); a receiver counts the callbacks of the jobs that asked for one. At the end every accepted job and map
+/// must have ended; the figures (accepted, ended, duplicates, violations, second outcomes, callbacks, faults) are
+/// printed, and the exit code is 0 only when nothing was left unfinished, no violation or second outcome was seen and
+/// every callback arrived.
 /// </summary>
 public static class ChaosScenario
 {
-    private const int Workers = 3;
+    public const int Workers = 3;
 
     public static async Task<int> RunAsync(LocalPostgres postgres, int seconds, int ratePerSecond)
     {
         await using var system = await JobsSystem.StartAsync(postgres, "chaos_jobs", Workers, concurrency: 64);
         system.FailOnViolation = false;
+        await WatchOutcomesAsync(system.Db);
+        var hosts = BenchmarkLink.Hosts;
+        using var callbacks = new CallbackCounter(hosts?.Gateway ?? System.Net.IPAddress.Loopback);
         var http = system.Http;
         var accepted = new ConcurrentDictionary<Guid, string>();
         var maps = new ConcurrentDictionary<Guid, int>();
@@ -31,7 +38,8 @@ public static class ChaosScenario
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         var random = new Random(11);
-        Console.WriteLine($"chaos: {seconds} s, ~{ratePerSecond} submissions/s of mixed work, {Workers} workers; worker kill -9 every 15–45 s, API kill every ~2 min, PostgreSQL restart every ~4 min");
+        Console.WriteLine($"chaos: {seconds} s, ~{ratePerSecond} submissions/s of mixed work, {Workers} workers; worker kill -9 every 15–45 s, API kill every ~2 min, PostgreSQL restart every ~4 min" +
+                          (hosts is null ? "" : "; a random host partitioned every 30 s for 2–20 s"));
 
         async Task<Guid?> SubmitAsync(string path, object body, string kind)
         {
@@ -78,6 +86,7 @@ public static class ChaosScenario
                     7 => SubmitAsync("/jobs", new { function = "math.pow", args = new object[] { -1, 0.5 } }, "NaN result"),
                     8 => SubmitAsync("/jobs", new { function = "time.sleep", args = new[] { 2 } }, "sleep"),
                     9 => SubmitAsync("/jobs", new { function = "noop", delaySeconds = 3 }, "delayed"),
+                    10 or 11 => SubmitAsync("/jobs", new { function = "time.sleep", args = new[] { 0.5 }, callbackUrl = callbacks.Url }, "callback"),
                     _ => SubmitAsync("/jobs", new { function = "noop" }, "noop"),
                 };
             }
@@ -118,6 +127,24 @@ public static class ChaosScenario
             }
         });
 
+        var partitions = Task.Run(async () =>
+        {
+            if (hosts is null) return;
+            var names = hosts.Hosts.Select(h => h.Name).ToArray();
+            var chance = new Random(26);
+            while (!stop.IsCancellationRequested)
+            {
+                try { await Task.Delay(TimeSpan.FromSeconds(30), stop.Token); }
+                catch (OperationCanceledException) { return; }
+                var host = hosts[names[chance.Next(names.Length)]];
+                var length = TimeSpan.FromSeconds(2 + chance.Next(19));
+                host.Cut();
+                await Task.Delay(length);
+                host.Heal();
+                faults.AddOrUpdate($"{(host.Name == "api" ? "API" : "worker")} host partitioned {(length > TimeSpan.FromSeconds(8) ? "> 8 s" : "≤ 8 s")}", 1, (_, c) => c + 1);
+            }
+        });
+
         while (!stop.IsCancellationRequested)
         {
             try { await Task.Delay(TimeSpan.FromSeconds(60), stop.Token); } catch (OperationCanceledException) { }
@@ -126,6 +153,7 @@ public static class ChaosScenario
         }
         await load;
         await chaos;
+        await partitions;
 
         // Every accepted job and map must end. Give the last retries, delays and re-runs time, and a backlog (a busy
         // machine may fall behind the offered load) as long as it keeps shrinking: a job that waits is the invariant
@@ -147,6 +175,7 @@ public static class ChaosScenario
             await Task.Delay(TimeSpan.FromSeconds(2));
         }
         Console.WriteLine($"  drained in {drain.Elapsed.TotalSeconds:F0} s");
+        var (secondOutcomes, callbackFigures, callbacksWhole) = await OutcomesAndCallbacksAsync(system.Db, accepted, callbacks);
 
         await using var figures = system.Db.CreateCommand("""
             SELECT state, count(*), coalesce(sum(crashes), 0), count(*) FILTER (WHERE crashes > 0) FROM jobs.job WHERE id = ANY($1) GROUP BY state ORDER BY state
@@ -174,8 +203,60 @@ public static class ChaosScenario
               duplicates:  {reruns} runs lost to a process death and run again, over {rerunJobs} jobs (at-least-once); {mapItemReruns} map chunk re-runs
               faults:      {string.Join(", ", faults.Select(f => $"{f.Value} × {f.Key}"))}; {Interlocked.Read(ref cancels)} cancels sent
               violations:  {system.Violations} (invariant watch, bound {JobsSystem.StuckAfter.TotalSeconds:0} s)
+              outcomes:    {secondOutcomes} finished jobs whose outcome was changed after it was written (a second outcome)
+              callbacks:   {callbackFigures}
             """);
-        return left is (0, 0) && system.Violations == 0 ? 0 : 1;
+        return left is (0, 0) && system.Violations == 0 && secondOutcomes == 0 && callbacksWhole ? 0 : 1;
+    }
+
+    /// <summary>
+    /// A trigger (the soak's, in a schema of its own) that records every change to a finished job's state, finish time,
+    /// result or error. Nothing the soak does reopens a finished job on purpose (no POST /jobs/{id}/retry, no dashboard
+    /// requeue), so each row it records is a second outcome.
+    /// </summary>
+    private static async Task WatchOutcomesAsync(NpgsqlDataSource db)
+    {
+        await using var cmd = db.CreateCommand("""
+            CREATE SCHEMA IF NOT EXISTS chaos;
+            CREATE TABLE IF NOT EXISTS chaos.second_outcome (id uuid, old_state text, new_state text, old_finished timestamptz, new_finished timestamptz, at timestamptz DEFAULT clock_timestamp());
+            CREATE OR REPLACE FUNCTION chaos.record_second_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO chaos.second_outcome (id, old_state, new_state, old_finished, new_finished) VALUES (OLD.id, OLD.state, NEW.state, OLD.finished_at, NEW.finished_at);
+                RETURN NEW;
+            END $$;
+            CREATE OR REPLACE TRIGGER second_outcome AFTER UPDATE ON jobs.job FOR EACH ROW
+                WHEN (OLD.finished_at IS NOT NULL AND (NEW.state IS DISTINCT FROM OLD.state OR NEW.finished_at IS DISTINCT FROM OLD.finished_at
+                      OR NEW.result::text IS DISTINCT FROM OLD.result::text OR NEW.error::text IS DISTINCT FROM OLD.error::text))
+                EXECUTE FUNCTION chaos.record_second_outcome();
+            """);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>
+    /// Second outcomes recorded, and the callbacks of the finished "callback" jobs: each must arrive (late ones get up to
+    /// 60 s); one that arrives twice is counted (a delivery whose answer a fault swallowed is sent again: at least once).
+    /// </summary>
+    private static async Task<(long SecondOutcomes, string Callbacks, bool Whole)> OutcomesAndCallbacksAsync(NpgsqlDataSource db,
+        ConcurrentDictionary<Guid, string> accepted, CallbackCounter callbacks)
+    {
+        await using (var rows = db.CreateCommand("SELECT id, old_state, new_state, old_finished, new_finished FROM chaos.second_outcome ORDER BY at"))
+        await using (var reader = await rows.ExecuteReaderAsync())
+            while (await reader.ReadAsync())
+                Console.Error.WriteLine($"SECOND OUTCOME: job {reader.GetGuid(0)} {reader.GetString(1)} at {reader.GetDateTime(3):HH:mm:ss.fff} -> {(reader.IsDBNull(2) ? "?" : reader.GetString(2))} at {(reader.IsDBNull(4) ? "-" : reader.GetDateTime(4).ToString("HH:mm:ss.fff"))}");
+        await using var count = db.CreateCommand("SELECT count(DISTINCT id) FROM chaos.second_outcome");
+        var second = (long)(await count.ExecuteScalarAsync())!;
+
+        var wanted = accepted.Where(a => a.Value == "callback").Select(a => a.Key).ToArray();
+        await using var finished = db.CreateCommand("SELECT id FROM jobs.job WHERE id = ANY($1) AND finished_at IS NOT NULL");
+        finished.Parameters.Add(new() { Value = wanted });
+        var expected = new List<Guid>();
+        await using (var reader = await finished.ExecuteReaderAsync())
+            while (await reader.ReadAsync()) expected.Add(reader.GetGuid(0));
+        var wait = Stopwatch.StartNew();
+        while (expected.Any(id => !callbacks.Deliveries.ContainsKey(id)) && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(500);
+        var missing = expected.Count(id => !callbacks.Deliveries.ContainsKey(id));
+        var twice = expected.Count(id => callbacks.Deliveries.GetValueOrDefault(id) > 1);
+        return (second, $"{expected.Count} finished jobs asked for one: {expected.Count - missing} delivered, {missing} missing, {twice} delivered more than once", missing == 0);
     }
 
     private static async Task<(long, long)> UnfinishedAsync(NpgsqlDataSource db, Guid[] jobs, Guid[] maps)

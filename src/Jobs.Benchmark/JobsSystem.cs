@@ -19,7 +19,7 @@ public sealed class JobsSystem : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _watch = Task.CompletedTask;
 
-    private Dictionary<string, string?> _environment = [];
+    private readonly List<Dictionary<string, string?>> _environments = [];
 
     private JobsSystem(List<ChildProcess> processes, HttpClient http, NpgsqlDataSource db) => (_processes, Http, Db) = (processes, http, db);
 
@@ -30,8 +30,16 @@ public sealed class JobsSystem : IAsyncDisposable
         victim.Kill();
         await victim.DisposeAsync();
         await Task.Delay(downtime);
-        _processes[index] = ChildProcess.Start(victim.Name, index == 0 ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environment, JobsScenario.Quiet);
+        _processes[index] = Start(victim.Name, index == 0 ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, _environments[index]);
     }
+
+    /// <summary>On its own host with --hosts (<see cref="BenchmarkLink.Hosts"/>, named as the process), else here.</summary>
+    private static ChildProcess Start(string name, string assembly, Dictionary<string, string?> environment) =>
+        ChildProcess.Start(name, assembly, environment, JobsScenario.Quiet, launch: BenchmarkLink.Hosts?[name].Launch);
+
+    /// <summary>The key the API requires with --hosts (an API reachable from other hosts requires one).</summary>
+    private static readonly string HostsKey = "bench-" + Guid.NewGuid().ToString("N");
+
 
     /// <summary>A job on no path to an end (see Jobs.Core.Queue.Maintenance.Invariants) for this long fails the run.</summary>
     public static readonly TimeSpan StuckAfter = TimeSpan.FromSeconds(30);
@@ -80,24 +88,41 @@ public sealed class JobsSystem : IAsyncDisposable
         await postgres.EnsureDatabaseAsync(database, recreate: true);
         var cs = postgres.ConnectionString(database);
         await Migrator.MigrateAsync(cs);
-        var api = $"http://127.0.0.1:{Network.FreePort()}";
-        var env = new Dictionary<string, string?>
+        var hosts = BenchmarkLink.Hosts;
+        var api = $"http://{(hosts is null ? "127.0.0.1" : hosts["api"].Address)}:{Network.FreePort()}";
+        Dictionary<string, string?> Environment(string name)
         {
-            ["ConnectionStrings__Jobs"] = BenchmarkLink.Through(cs),
-            ["Api__Urls"] = api,
-            ["Logging__LogLevel__Default"] = "Warning",
-            // The Python scenario's module (Python:Modules), as users point their workers at their own.
-            ["Python__Modules__0__Path"] = PythonExamples,
-        };
-        var processes = new List<ChildProcess> { ChildProcess.Start("api", ProgramPaths.ApiAssembly, env, JobsScenario.Quiet) };
-        for (var i = 1; i <= workers; i++) processes.Add(ChildProcess.Start($"worker-{i}", ProgramPaths.WorkerAssembly, env, JobsScenario.Quiet));
+            var env = new Dictionary<string, string?>
+            {
+                ["ConnectionStrings__Jobs"] = BenchmarkLink.Through(cs, name),
+                ["Api__Urls"] = api,
+                ["Logging__LogLevel__Default"] = "Warning",
+                // The Python scenario's module (Python:Modules), as users point their workers at their own.
+                ["Python__Modules__0__Path"] = PythonExamples,
+            };
+            if (hosts is not null)
+            {
+                env["Auth__ApiKeys__0__Name"] = "benchmark";
+                env["Auth__ApiKeys__0__Sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(HostsKey)));
+                env["Auth__ApiKeys__0__Role"] = "admin";
+            }
+            // The chaos soak's callbacks go to its receiver (CallbackCounter), on the hosts' gateway or here.
+            env["Callbacks__AllowedHosts__0"] = $"{hosts?.Gateway.ToString() ?? "127.0.0.1"}:*";
+            env["Callbacks__Secret"] = "benchmark-callback-secret";
+            return env;
+        }
+        var names = new[] { "api" }.Concat(Enumerable.Range(1, workers).Select(i => $"worker-{i}")).ToArray();
+        var environments = names.Select(Environment).ToList();
+        var processes = names.Select((name, i) => Start(name, i == 0 ? ProgramPaths.ApiAssembly : ProgramPaths.WorkerAssembly, environments[i])).ToList();
         var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { BaseAddress = new Uri(api), Timeout = TimeSpan.FromSeconds(300) };
+        if (hosts is not null) http.DefaultRequestHeaders.Authorization = new("Bearer", HostsKey);
         await Network.WaitForReadyAsync(http.BaseAddress, () => processes.Any(p => p.HasExited), () => "", TimeSpan.FromSeconds(60));
         // Wait until every worker server has registered, so the measurement starts with all of them.
         await using var db = NpgsqlDataSource.Create(cs);
         await using (var servers = db.CreateCommand("SELECT count(*) FROM hangfire.server"))
             while ((long)(await servers.ExecuteScalarAsync())! < workers) await Task.Delay(100);
-        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { _environment = env, PostgresDataDirectory = postgres.DataDirectory });
+        var system = Shutdown.Register(new JobsSystem(processes, http, NpgsqlDataSource.Create(cs)) { PostgresDataDirectory = postgres.DataDirectory });
+        system._environments.AddRange(environments);
         system._watch = system.WatchAsync();
         return system;
     }

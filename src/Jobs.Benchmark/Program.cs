@@ -15,6 +15,11 @@ await using var postgres = Shutdown.Register(await LocalPostgres.StartAsync(
     extraSettings: "-c shared_preload_libraries=pg_stat_statements"));
 await postgres.EnsureDatabaseAsync("postgres");
 BenchmarkLink.RttMs = options.RttMs;
+// --hosts: the API and each worker on a host of its own (network namespaces; removed on exit, or by the next run).
+await using var hosts = options.Hosts
+    ? Shutdown.Register(HostNetwork.Create(["api", .. Enumerable.Range(1, Math.Max(options.Workers, ChaosScenario.Workers)).Select(i => $"worker-{i}")]))
+    : null;
+BenchmarkLink.Hosts = hosts;
 var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres")) + "\nlink:    " + await BenchmarkLink.DescribeAsync(postgres.ConnectionString("postgres"));
 var command = $"dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}";
 if (options.ChaosSeconds > 0)

@@ -17,7 +17,7 @@ namespace Jobs.Launcher.Processes;
 /// still runs in the namespaces and removes them, the bridge and its rule; a harness whose process was killed before it
 /// could is removed by the next one created (its names carry the creator's process id).
 /// </remarks>
-public sealed class HostNetwork : IDisposable
+public sealed class HostNetwork : IDisposable, IAsyncDisposable
 {
     private const string NamespacePrefix = "jobs-h";
     private static int _created;
@@ -89,6 +89,12 @@ public sealed class HostNetwork : IDisposable
             Run("ip", "-n", space, "link", "set", "lo", "up");
             _hosts[names[i]] = new NetworkHost(names[i], space, address);
         }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 
     public void Dispose()
