@@ -1,19 +1,16 @@
-using Hangfire;
 using Hangfire.Common;
-using Hangfire.States;
+using Jobs.Core.Queue;
 using Jobs.Core.SingleJobs;
 
 namespace Jobs.Core.Callbacks;
 
-/// <summary>Hands a finished job's callback to Hangfire, as a <see cref="CallbackSender"/> job of its own on the job's queue.</summary>
-public sealed class CallbackQueue(JobCallbackStore store, IBackgroundJobClient client) : ICallbackQueue
+/// <summary>
+/// Hands a finished job's callback to Hangfire, as a <see cref="CallbackSender"/> job of its own on the job's queue,
+/// created in the statement that takes the right to send it (<see cref="JobCallbackStore.ClaimCallbackAsync"/>).
+/// </summary>
+public sealed class CallbackQueue(JobCallbackStore store) : ICallbackQueue
 {
     /// <summary>Once per job (the first caller wins); false if there is none to send or it was taken already.</summary>
-    public async Task<bool> EnqueueAsync(Guid jobId, string queue, CancellationToken ct)
-    {
-        if (!await store.ClaimCallbackAsync(jobId, ct)) return false;
-        client.Create(Job.FromExpression<CallbackSender>(s => s.SendAsync(jobId, null, CancellationToken.None), queue),
-            new EnqueuedState(queue));
-        return true;
-    }
+    public Task<bool> EnqueueAsync(Guid jobId, string queue, CancellationToken ct) =>
+        store.ClaimCallbackAsync(jobId, EnqueuedHangfireJobs.For(Job.FromExpression<CallbackSender>(s => s.SendAsync(jobId, null, CancellationToken.None), queue)), ct);
 }

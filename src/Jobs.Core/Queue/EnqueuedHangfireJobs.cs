@@ -37,14 +37,16 @@ public static class EnqueuedHangfireJobs
     /// Common table expressions (to follow a <c>WITH</c>, then a comma) that create <paramref name="parameter"/>'s
     /// jobs: parameters <c>$parameter</c> to <c>$parameter+3</c> (see <see cref="AddParameters"/>). The statement reads
     /// their ids from <c>hangfire_new(ord, id)</c>, <c>ord</c> counting from 1 in the order given, and must select
-    /// <see cref="Notify"/> once, so that workers wake when it commits.
+    /// <see cref="Notify"/> once, so that workers wake when it commits. With <paramref name="onlyIf"/> (a condition on
+    /// the statement's earlier expressions), none is created unless it holds.
     /// </summary>
-    public static string Ctes(int parameter) => $"""
+    public static string Ctes(int parameter, string onlyIf = "true") => $"""
         hangfire_new AS MATERIALIZED (
             SELECT h.ord, nextval('{Schema}.job_id_seq') AS id, nextval('{Schema}.state_id_seq') AS state_id,
                    h.invocation, h.arguments, h.queue, h.state_data
             FROM unnest(${parameter}::text[], ${parameter + 1}::text[], ${parameter + 2}::text[], ${parameter + 3}::text[])
-                WITH ORDINALITY AS h(invocation, arguments, queue, state_data, ord)),
+                WITH ORDINALITY AS h(invocation, arguments, queue, state_data, ord)
+            WHERE {onlyIf}),
         hangfire_job AS (
             INSERT INTO {Schema}.job (id, stateid, statename, invocationdata, arguments, createdat)
             SELECT id, state_id, '{EnqueuedState.StateName}', invocation::jsonb, arguments::jsonb, now() FROM hangfire_new),

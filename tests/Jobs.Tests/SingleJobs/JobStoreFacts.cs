@@ -218,9 +218,33 @@ public sealed class JobStoreFacts(StoreFixture store) : IAsyncLifetime
 
         Assert.Empty(await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.FromMinutes(1), 10, default));
         Assert.Equal([(job.Id, "q")], await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
-        Assert.True(await store.JobCallbacks.ClaimCallbackAsync(job.Id, default));
+        Assert.True(await store.JobCallbacks.ClaimCallbackAsync(job.Id, Sender(job.Id), default));
         Assert.Empty(await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
     }
+
+    [Fact]
+    public async Task A_callback_is_claimed_with_its_senders_hangfire_job_or_not_at_all()
+    {
+        var job = await UndispatchedAsync(Square(2) with { CallbackUrl = "http://127.0.0.1:1/hook" });
+        Assert.Single(await store.JobExecution.ClaimAsync([job.Id], "hf-cb", "w", MaxCrashes, default));
+        await store.JobExecution.FinishAsync("hf-cb", [new JobOutcome(job.Id, JobStates.Succeeded, "4")], Retention, default);
+        async Task<long> SendersAsync() => await store.Database.ScalarAsync<long>(
+            "SELECT count(*) FROM hangfire.job j JOIN hangfire.jobqueue q ON q.jobid = j.id WHERE j.statename = 'Enqueued' AND q.queue = 'q' AND j.invocationdata::text LIKE '%CallbackSender%'");
+        var before = await SendersAsync();
+
+        // The statement fails after the claim's UPDATE (a sender PostgreSQL refuses): nothing of it stays. Taken in a
+        // commit of its own, the callback stayed "pending" with no sender, and no one ever sent it.
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => store.JobCallbacks.ClaimCallbackAsync(job.Id, Sender(job.Id) with { InvocationData = "not json" }, default));
+        Assert.Null(await store.Database.ScalarAsync<string>("SELECT callback::text FROM jobs.job WHERE id = $1", job.Id));
+        Assert.Equal([(job.Id, "q")], await store.JobCallbacks.FindUnsentCallbacksAsync(TimeSpan.Zero, 10, default));
+
+        Assert.True(await store.JobCallbacks.ClaimCallbackAsync(job.Id, Sender(job.Id), default));
+        Assert.False(await store.JobCallbacks.ClaimCallbackAsync(job.Id, Sender(job.Id), default)); // once
+        Assert.Equal(before + 1, await SendersAsync());
+    }
+
+    private static Jobs.Core.Queue.EnqueuedHangfireJobs.Row Sender(Guid id) => Jobs.Core.Queue.EnqueuedHangfireJobs.For(
+        Hangfire.Common.Job.FromExpression<Jobs.Core.Callbacks.CallbackSender>(s => s.SendAsync(id, null, CancellationToken.None), "q"));
 
     [Fact]
     public async Task A_run_whose_job_was_claimed_again_can_no_longer_write_its_outcome_progress_or_hand_back()
