@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Hangfire;
 using Jobs.Core.Configuration;
 using Jobs.Core.Queue;
@@ -12,7 +13,7 @@ namespace Jobs.Api.Queues;
 /// written (POST /jobs, /jobs/batch, /maps, /schedules): a job for a queue nothing serves would wait for ever, and
 /// every name a client makes up would be a series in /metrics, a row in /pool and on the dashboard's queues page.
 /// </summary>
-internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOptions> jobs, IOptions<WorkerOptions> worker, ILogger<KnownQueues> logger)
+internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOptions> jobs, IOptions<WorkerOptions> worker, DatabaseClock clock, ILogger<KnownQueues> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
@@ -64,7 +65,7 @@ internal sealed class KnownQueues(JobStorage storage, IOptionsMonitor<JobsOption
             if (Unserved(queue) is { } warning) http.Response.Headers.Append("Warning", $"199 jobs \"{warning}\"");
     }
 
-    private static bool IsLive(ServingWorker w) => w.Heartbeat is { } beat && DateTime.UtcNow - beat <= LiveHeartbeat;
+    private bool IsLive(ServingWorker w) => w.Heartbeat is { } beat && clock.UtcNow - beat <= LiveHeartbeat;
 
     public bool IsKnown(string queue) =>
         queue == QueueNames.Default

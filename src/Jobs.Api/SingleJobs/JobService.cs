@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Hangfire;
@@ -25,7 +26,8 @@ internal sealed class JobService(
     ChangeWaiters changes,
     IBackgroundJobClient hangfire,
     IOptions<JobsOptions> options,
-    IOptionsMonitor<CallbackOptions> callbacks)
+    IOptionsMonitor<CallbackOptions> callbacks,
+    DatabaseClock clock)
 {
     private const double MaxDelaySeconds = 366 * 86_400;
 
@@ -92,7 +94,7 @@ internal sealed class JobService(
             throw Invalid("delaySeconds", "Invalid delaySeconds", $"delaySeconds is between 0 and {MaxDelaySeconds:0} (a year).");
         if (request.DelaySeconds is not null && request.RunAt is not null)
             throw Invalid("runAt", "Invalid runAt", "Give delaySeconds or runAt, not both.");
-        if (request.RunAt is { } at && at > DateTimeOffset.UtcNow.AddSeconds(MaxDelaySeconds))
+        if (request.RunAt is { } at && at > clock.UtcNow.AddSeconds(MaxDelaySeconds))
             throw Invalid("runAt", "Invalid runAt", "runAt is at most a year from now.");
         SubmissionRules.CheckTimeout(request.TimeoutSeconds);
         if (request.Retries is < 0 or > 100)
@@ -100,7 +102,7 @@ internal sealed class JobService(
         if (request.CallbackUrl is { } callback) CheckCallback(callback);
 
         var tuples = SubmissionRules.Tuples(request.Tuples, request.Args, request.Kwargs);
-        DateTime? runAt = request.DelaySeconds is { } d and > 0 ? DateTime.UtcNow.AddSeconds(d) : request.RunAt?.UtcDateTime;
+        DateTime? runAt = request.DelaySeconds is { } d and > 0 ? clock.UtcNow.AddSeconds(d) : request.RunAt?.UtcDateTime;
         return new NewJob(
             function.Name,
             request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",

@@ -16,6 +16,9 @@ public static class DatabaseServiceCollectionExtensions
     {
         var connectionString = StoreConnectionString(configuration.GetJobsConnectionString(), commits);
         services.AddSingleton(sp => CreateDataSource(connectionString, loggers: sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()));
+        // PostgreSQL's clock, for every decision about time this process takes (a host's own clock may be off).
+        services.AddSingleton<DatabaseClock>();
+        services.AddHostedService(sp => sp.GetRequiredService<DatabaseClock>());
         return services;
     }
 

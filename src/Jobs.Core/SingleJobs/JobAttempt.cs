@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using System.Text.Json.Nodes;
 using System.Text.Json;
 using Hangfire.States;
@@ -14,7 +15,7 @@ namespace Jobs.Core.SingleJobs;
 /// good, canceled, or released (the worker stops: back uncounted). A retry or final failure of a job that shares its
 /// Hangfire job gets a Hangfire job of its own, so the dashboard lists it.
 /// </summary>
-public sealed class JobAttempt(JobExecutionStore store, JobDispatcher dispatcher, FunctionInvoker invoker, IOptions<JobsOptions> options)
+public sealed class JobAttempt(JobExecutionStore store, JobDispatcher dispatcher, FunctionInvoker invoker, DatabaseClock clock, IOptions<JobsOptions> options)
 {
     /// <summary>Runs one claimed job to its outcome; never throws for the function's sake.</summary>
     public async Task<(JobOutcome Outcome, Exception? Failure)> RunAsync(ClaimedJob job, RunningJobs.Registration cancel, Run run, bool alone, CancellationToken ct)
@@ -47,7 +48,7 @@ public sealed class JobAttempt(JobExecutionStore store, JobDispatcher dispatcher
         // RetryBaseDelay × 2^(attempt−1), capped at RetryMaxDelay: the documented schedule of a job's retries.
         var delay = RetryDelays.Exponential(job.Attempts, jobs.RetryBaseDelay, jobs.RetryMaxDelay);
         // Alone, the Hangfire job itself is rescheduled (RetryFilter); in a batch the retry gets a Hangfire job of its own.
-        var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(delay)));
+        var owner = alone ? null : dispatcher.DispatchAlone(job, new ScheduledState(JobDispatcher.RetryTime(clock, delay)));
         return (new JobOutcome(job.Id, JobStates.Scheduled, Error(failure), delay, owner), failure);
     }
 

@@ -3,12 +3,13 @@ using System.Text.Json;
 using Hangfire;
 using Hangfire.Common;
 using Hangfire.States;
+using Jobs.Core.Database;
 using Jobs.Core.Queue;
 
 namespace Jobs.Core.SingleJobs;
 
 /// <summary>Creates the Hangfire job that carries a row of jobs.job to a worker serving its queue.</summary>
-public sealed class JobDispatcher(IBackgroundJobClient client)
+public sealed class JobDispatcher(IBackgroundJobClient client, DatabaseClock clock)
 {
     private const int MaxCallLength = 200;
 
@@ -20,7 +21,7 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
     {
         var first = jobs[0];
         var hangfireJob = Carrying([.. jobs.Select(j => (j.Id, j.Function, j.Args, j.Kwargs))], first.Queue);
-        IState state = first.RunAt is { } runAt && runAt > DateTime.UtcNow
+        IState state = first.RunAt is { } runAt && runAt > clock.UtcNow
             ? new ScheduledState(CeilingToSecond(DateTime.SpecifyKind(runAt, DateTimeKind.Utc)))
             : new EnqueuedState(first.Queue);
         return client.Create(hangfireJob, state);
@@ -77,7 +78,8 @@ public sealed class JobDispatcher(IBackgroundJobClient client)
         return owners;
     }
 
-    public static DateTime RetryTime(TimeSpan delay) => CeilingToSecond(DateTime.UtcNow + delay);
+    /// <summary>When a retry <paramref name="delay"/> from now runs, by PostgreSQL's clock (which Hangfire's scheduler reads).</summary>
+    public static DateTime RetryTime(DatabaseClock clock, TimeSpan delay) => CeilingToSecond(clock.UtcNow + delay);
 
     /// <summary>Hangfire keeps schedule times in whole seconds, truncated: rounding up keeps "not before runAt" true.</summary>
     private static DateTime CeilingToSecond(DateTime t) =>

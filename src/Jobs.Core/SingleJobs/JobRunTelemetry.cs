@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using System.Diagnostics;
 using Jobs.Core.Functions;
 using Jobs.Core.Telemetry;
@@ -10,7 +11,7 @@ namespace Jobs.Core.SingleJobs;
 /// job id on every line logged meanwhile, the started/finished metrics, and the outcome's one line
 /// (<see cref="JobOutcomeLog"/>, in a category of its own so it can be turned down alone).
 /// </summary>
-public sealed class JobRunTelemetry(JobsMetrics metrics, ILogger<JobRunner> logger, ILoggerFactory loggers)
+public sealed class JobRunTelemetry(JobsMetrics metrics, DatabaseClock clock, ILogger<JobRunner> logger, ILoggerFactory loggers)
 {
     private readonly ILogger _outcomes = loggers.CreateLogger(JobOutcomeLog.Category);
 
@@ -67,7 +68,7 @@ public sealed class JobRunTelemetry(JobsMetrics metrics, ILogger<JobRunner> logg
                 // Not before: the Hangfire job is scheduled at this time (RetryFilter, or DispatchAlone in a batch), give or take the moment.
                 var delay = outcome.RetryIn ?? TimeSpan.Zero;
                 JobOutcomeLog.Retried(_outcomes, job.Id, "retried", ms, job.Function, job.Queue, job.Attempts,
-                    ErrorJson.TypeOf(failure), JobOutcomeLog.OneLine(failure.Message), JobDispatcher.RetryTime(delay).ToString("O", System.Globalization.CultureInfo.InvariantCulture), traceId, spanId);
+                    ErrorJson.TypeOf(failure), JobOutcomeLog.OneLine(failure.Message), JobDispatcher.RetryTime(clock, delay).ToString("O", System.Globalization.CultureInfo.InvariantCulture), traceId, spanId);
                 break;
             case JobStates.Failed when failure is not null:
                 JobOutcomeLog.Failed(_outcomes, job.Id, failure is JobTimeoutException ? "timed out" : "failed", ms, job.Function, job.Queue,

@@ -10,7 +10,7 @@ namespace Jobs.Core.SingleJobs;
 /// What the API (and a schedule firing) does to jobs.job: store submissions, record which Hangfire job carries them,
 /// cancel them.
 /// </summary>
-public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries queries)
+public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries queries, DatabaseClock clock)
 {
     /// <summary>
     /// Stores a new job; once this returns it is durable and will run even if the caller dies now. With an
@@ -29,7 +29,7 @@ public sealed class JobSubmissionStore(NpgsqlDataSource dataSource, JobQueries q
             await tx.RollbackAsync(ct);
             return (await queries.GetAsync(existing.JobId ?? Guid.Empty, ct) ?? throw new IdempotencyConflictException(idempotency.Key), false);
         }
-        if (!(job.RunAt > DateTime.UtcNow))
+        if (!(job.RunAt > clock.UtcNow))
         {
             // Due now: stored with the Hangfire job that carries it, enqueued, in this transaction (as a round is).
             var stored = (await StoreEnqueuedAsync(connection, tx, [id], [job], maxBatch: 1, ct))[0];

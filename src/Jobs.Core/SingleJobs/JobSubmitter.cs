@@ -23,7 +23,7 @@ namespace Jobs.Core.SingleJobs;
 /// and one Hangfire job carry. Each job stays its own row: tracked, cancellable and retried on its own.
 /// </para>
 /// </summary>
-public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatcher, JobsMetrics metrics, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
+public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatcher, JobsMetrics metrics, DatabaseClock clock, IOptions<JobsOptions> options, ILogger<JobSubmitter> logger)
     : IAsyncDisposable
 {
     private const int MaxRoundSize = 1000;
@@ -39,7 +39,7 @@ public sealed class JobSubmitter(JobSubmissionStore store, JobDispatcher dispatc
         if (job.TraceParent is null && Activity.Current is { IdFormat: ActivityIdFormat.W3C } current)
             job = job with { TraceParent = current.Id };
         // An Idempotency-Key is claimed in its job's own transaction; a delayed job gets a scheduled Hangfire job.
-        if (idempotency is not null || job.RunAt > DateTime.UtcNow || options.Value.MaxBatchSize == 1)
+        if (idempotency is not null || job.RunAt > clock.UtcNow || options.Value.MaxBatchSize == 1)
             return await SubmitAloneAsync(job, idempotency, ct);
         if (_rounds is null)
             lock (_startLock) _rounds ??= Task.Run(RoundLoopAsync); // one round at a time: the next gathers while this one stores

@@ -21,7 +21,7 @@ public interface IRetryable
 /// soak across a PostgreSQL restart).
 /// </para>
 /// </summary>
-public sealed class RetryFilter : IElectStateFilter
+public sealed class RetryFilter(DatabaseClock clock) : IElectStateFilter
 {
     public static readonly TimeSpan UnavailableRetryDelay = TimeSpan.FromSeconds(5);
 
@@ -30,10 +30,10 @@ public sealed class RetryFilter : IElectStateFilter
         if (context.CandidateState is FailedState { Exception: IRetryable { RetryIn: { } delay } and Exception e })
             // Not before the backoff: Hangfire keeps schedule times in whole seconds, truncated, so ScheduledState(delay)
             // could re-run the job up to a second early (a 0.2 s backoff ran at once; CancelTimeoutRetryTests saw it).
-            context.CandidateState = new ScheduledState(JobDispatcher.RetryTime(delay)) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
+            context.CandidateState = new ScheduledState(JobDispatcher.RetryTime(clock, delay)) { Reason = $"Retry in {delay.TotalSeconds:0.#} s after: {e.Message}" };
         // Not a final failure of a function (IRetryable, RetryIn null), whatever its exception wraps.
         else if (context.CandidateState is FailedState { Exception: { } failure and not IRetryable } && DatabaseRetry.IsUnavailable(failure))
-            context.CandidateState = new ScheduledState(UnavailableRetryDelay)
+            context.CandidateState = new ScheduledState(clock.UtcNow + UnavailableRetryDelay)
             {
                 Reason = $"PostgreSQL was unavailable ({failure.GetBaseException().Message}); running again in {UnavailableRetryDelay.TotalSeconds:0} s",
             };

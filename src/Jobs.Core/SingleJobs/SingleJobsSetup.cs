@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Jobs.Core.Configuration;
 using Jobs.Core.Queue;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,7 +35,7 @@ public static class SingleJobsSetup
     /// </summary>
     public static IEnumerable<object> HangfireFilters(IServiceProvider services) =>
     [
-        new RetryFilter(),
+        new RetryFilter(services.GetRequiredService<DatabaseClock>()),
         new DashboardStateFilter(services.GetRequiredService<NpgsqlDataSource>(), services.GetRequiredService<IOptions<JobsOptions>>().Value.Retention),
     ];
 }

@@ -20,6 +20,9 @@ public sealed class RetryFilterFacts
 
 public sealed class RetryFilterElectionFacts
 {
+    /// <summary>This host's own clock (never measured: no database here).</summary>
+    private static readonly Jobs.Core.Database.DatabaseClock UnmeasuredClock = new Jobs.Core.Database.DatabaseClock(Npgsql.NpgsqlDataSource.Create("Host=127.0.0.1"), Microsoft.Extensions.Logging.Abstractions.NullLogger<Jobs.Core.Database.DatabaseClock>.Instance);
+
     [Fact]
     public void A_hangfire_job_failed_by_PostgreSQLs_absence_is_scheduled_again_not_failed()
     {
@@ -27,7 +30,7 @@ public sealed class RetryFilterElectionFacts
             new PostgresException("terminating connection due to administrator command", "FATAL", "FATAL", "57P01"));
         var context = Election(new Hangfire.States.FailedState(failure));
 
-        new Jobs.Core.SingleJobs.RetryFilter().OnStateElection(context);
+        new Jobs.Core.SingleJobs.RetryFilter(UnmeasuredClock).OnStateElection(context);
 
         var scheduled = Assert.IsType<Hangfire.States.ScheduledState>(context.CandidateState);
         Assert.Contains("PostgreSQL was unavailable", scheduled.Reason);
@@ -38,7 +41,7 @@ public sealed class RetryFilterElectionFacts
     {
         var context = Election(new Hangfire.States.FailedState(new InvalidOperationException("a bug")));
 
-        new Jobs.Core.SingleJobs.RetryFilter().OnStateElection(context);
+        new Jobs.Core.SingleJobs.RetryFilter(UnmeasuredClock).OnStateElection(context);
 
         Assert.IsType<Hangfire.States.FailedState>(context.CandidateState);
     }

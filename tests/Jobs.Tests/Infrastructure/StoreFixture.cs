@@ -20,13 +20,15 @@ public sealed class StoreFixture : IAsyncLifetime
     public MapSubmissionStore MapSubmissions { get; private set; } = null!;
     public MapExecutionStore MapExecution { get; private set; } = null!;
     public JobCallbackStore JobCallbacks { get; private set; } = null!;
+    public Jobs.Core.Database.DatabaseClock Clock { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Database = await TestDatabase.CreateAsync("test-postgres-store", "_store");
         DataSource = NpgsqlDataSource.Create(Database.ConnectionString);
         JobQueries = new JobQueries(DataSource);
-        JobSubmissions = new JobSubmissionStore(DataSource, JobQueries);
+        Clock = new Jobs.Core.Database.DatabaseClock(DataSource, Microsoft.Extensions.Logging.Abstractions.NullLogger<Jobs.Core.Database.DatabaseClock>.Instance); // unmeasured: PostgreSQL runs on this host
+        JobSubmissions = new JobSubmissionStore(DataSource, JobQueries, Clock);
         JobExecution = new JobExecutionStore(DataSource);
         MapQueries = new MapQueries(DataSource);
         MapSubmissions = new MapSubmissionStore(DataSource, MapQueries);

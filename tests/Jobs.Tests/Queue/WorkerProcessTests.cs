@@ -122,7 +122,7 @@ public sealed class WorkerProcessTests(FaultSystemFixture system, ITestOutputHel
         await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT hangfire_job_id FROM jobs.job WHERE id = $1", id) is not null,
             "the API handed the row to Hangfire");
         var row = await new JobQueries(dataSource).GetAsync(id, CancellationToken.None);
-        new JobDispatcher(new BackgroundJobClient(storage)).Dispatch([row!]);
+        new JobDispatcher(new BackgroundJobClient(storage), new Jobs.Core.Database.DatabaseClock(dataSource, Microsoft.Extensions.Logging.Abstractions.NullLogger<Jobs.Core.Database.DatabaseClock>.Instance)).Dispatch([row!]);
         var dispatches = await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.job");
         Assert.True(dispatches >= 2, $"{dispatches} Hangfire jobs for the row");
 

@@ -55,7 +55,7 @@ public sealed class JobEndTests(FaultSystemFixture system, ITestOutputHelper out
         // Three submissions that arrived together: stored as the API's submitter stores a round, in one Hangfire job
         // (through the API, whether three concurrent requests share a round depends on their timing).
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(Database.ConnectionString);
-        var round = await new JobSubmissionStore(dataSource, new JobQueries(dataSource))
+        var round = await new JobSubmissionStore(dataSource, new JobQueries(dataSource), new Jobs.Core.Database.DatabaseClock(dataSource, Microsoft.Extensions.Logging.Abstractions.NullLogger<Jobs.Core.Database.DatabaseClock>.Instance))
             .InsertManyAsync([.. Enumerable.Range(0, 3).Select(_ => new NewJob("time.sleep", "[30]", "{}", queue))], maxBatch: 100, default);
         var ids = round.Select(j => j.Id).ToArray();
         var owners = round.Select(j => j.HangfireJobId).Distinct().Count();

@@ -27,8 +27,8 @@ public sealed class JobSubmitterStoreFacts(StoreFixture store) : IAsyncLifetime
     {
         var options = HangfireSetup.StorageOptions(new WorkerOptions());
         var storage = new PostgreSqlStorage(new NpgsqlConnectionFactory(store.Database.ConnectionString, options), options);
-        var submitter = new JobSubmitter(store.JobSubmissions, new JobDispatcher(new BackgroundJobClient(storage)), new JobsMetrics(),
-            Options.Create(new JobsOptions()), NullLogger<JobSubmitter>.Instance);
+        var submitter = new JobSubmitter(store.JobSubmissions, new JobDispatcher(new BackgroundJobClient(storage), store.Clock), new JobsMetrics(),
+            store.Clock, Options.Create(new JobsOptions()), NullLogger<JobSubmitter>.Instance);
 
         var submissions = Enumerable.Range(0, 400).Select(i => Task.Run(async () =>
         {

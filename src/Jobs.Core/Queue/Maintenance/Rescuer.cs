@@ -1,3 +1,4 @@
+using Jobs.Core.Database;
 using Hangfire;
 using Hangfire.States;
 using Jobs.Core.Configuration;
@@ -29,7 +30,7 @@ namespace Jobs.Core.Queue.Maintenance;
 public sealed class Rescuer(
     JobQueueStore queue, Invariants invariants, JobQueries jobs, JobSubmissionStore submissions, JobDispatcher dispatcher, JobCallbackStore callbackStates,
     ICallbackQueue callbacks, MapQueries maps, MapSubmissionStore mapSubmissions, MapWindow window, IBackgroundJobClient hangfire, JobsMetrics metrics,
-    IOptions<WorkerOptions> worker, IOptions<JobsOptions> options, ILogger<Rescuer> logger) : BackgroundService
+    DatabaseClock clock, IOptions<WorkerOptions> worker, IOptions<JobsOptions> options, ILogger<Rescuer> logger) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -50,7 +51,8 @@ public sealed class Rescuer(
         if (undispatched.Count > 0)
         {
             // Delayed jobs each get their scheduled Hangfire job; the rest go in batches.
-            var (delayed, now) = (undispatched.Where(j => j.RunAt > DateTime.UtcNow).ToArray(), undispatched.Where(j => !(j.RunAt > DateTime.UtcNow)).ToArray());
+            var due = clock.UtcNow;
+            var (delayed, now) = (undispatched.Where(j => j.RunAt > due).ToArray(), undispatched.Where(j => !(j.RunAt > due)).ToArray());
             var owners = delayed.Select(j => dispatcher.Dispatch([j])).Concat(dispatcher.DispatchBatches(now, options.Value.MaxBatchSize)).ToArray();
             await submissions.MarkDispatchedAsync([.. delayed.Concat(now).Select(j => j.Id)], owners, ct);
             logger.LogWarning("Dispatched {Count} jobs accepted but never handed to Hangfire: {JobIds}", owners.Length,

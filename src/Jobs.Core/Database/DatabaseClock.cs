@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Jobs.Core.Database;
+
+/// <summary>
+/// PostgreSQL's clock, read in this process: the local clock plus the offset to PostgreSQL's <c>clock_timestamp()</c>,
+/// measured when the process starts and every minute after (of five round trips, the shortest, its midpoint). Every
+/// decision a process takes about time against what is stored reads this clock, not its own: whether a job is due or
+/// delayed, when it runs ("delaySeconds", the time a retry is scheduled for, a stranded delayed job's dispatch), whether
+/// a worker's heartbeat is recent. What PostgreSQL decides by itself uses <c>now()</c> (rescue, invariants, retention);
+/// Hangfire's schedulers read it through the storage (<c>AdvisoryLockStorage</c>'s <c>GetUtcDateTime</c>). A host whose
+/// clock is minutes off thus decides as the database does; the offset is logged when it exceeds a second.
+/// </summary>
+public sealed class DatabaseClock(NpgsqlDataSource dataSource, ILogger<DatabaseClock> logger) : BackgroundService
+{
+    private static readonly TimeSpan Every = TimeSpan.FromMinutes(1);
+    private long _offsetTicks;
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>PostgreSQL's time now, as well as this process knows it (its own clock until the first measurement).</summary>
+    public DateTime UtcNow => DateTime.UtcNow + Offset;
+
+    /// <summary>PostgreSQL's clock minus this host's.</summary>
+    public TimeSpan Offset => TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
+
+    /// <summary>Waits (at most 5 s, so a process whose database is down still starts) for the first measurement.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await base.StartAsync(cancellationToken);
+        await Task.WhenAny(_first.Task, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var logged = TimeSpan.Zero;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var offset = await MeasureAsync(stoppingToken);
+                Interlocked.Exchange(ref _offsetTicks, offset.Ticks);
+                _first.TrySetResult();
+                if (offset.Duration() > TimeSpan.FromSeconds(1) && (offset - logged).Duration() > TimeSpan.FromSeconds(1))
+                    logger.LogWarning("This host's clock is {Offset:F1} s {Direction} PostgreSQL's: this process decides by PostgreSQL's", offset.Duration().TotalSeconds,
+                        offset > TimeSpan.Zero ? "behind" : "ahead of");
+                logged = offset;
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested && (e is NpgsqlException or TimeoutException || DatabaseRetry.IsUnavailable(e)))
+            {
+                // PostgreSQL unavailable: keep the last offset and measure again.
+            }
+            try { await Task.Delay(_first.Task.IsCompleted ? Every : TimeSpan.FromSeconds(1), stoppingToken); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private async Task<TimeSpan> MeasureAsync(CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var cmd = new NpgsqlCommand("SELECT clock_timestamp()", connection);
+        var best = (RoundTrip: TimeSpan.MaxValue, Offset: TimeSpan.Zero);
+        for (var i = 0; i < 5; i++)
+        {
+            var sent = DateTime.UtcNow;
+            var clock = Stopwatch.StartNew();
+            var theirs = DateTime.SpecifyKind((DateTime)(await cmd.ExecuteScalarAsync(ct))!, DateTimeKind.Utc);
+            var roundTrip = clock.Elapsed;
+            if (roundTrip < best.RoundTrip) best = (roundTrip, theirs - (sent + roundTrip / 2));
+        }
+        return best.Offset;
+    }
+}
