@@ -45,7 +45,8 @@ internal static class FunctionsApi
                         statusCode: StatusCodes.Status404NotFound, title: "Unknown function"))
             .WithName("GetFunction")
             .WithSummary("Get one function's description and parameters")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable); // the functions workers offer could not be read
 
         return app;
     }

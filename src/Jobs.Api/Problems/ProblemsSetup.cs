@@ -1,3 +1,4 @@
+using Jobs.Core.Functions;
 using System.Text.Json;
 using Jobs.Core.Database;
 using Microsoft.AspNetCore.Diagnostics;
@@ -113,6 +114,9 @@ internal static class ProblemsSetup
                     (request.Headers.ContainsKey("Idempotency-Key")
                         ? "Retry after a few seconds with the same Idempotency-Key: a retry with the key never makes a second one."
                         : "Look before you retry: without an Idempotency-Key a retry makes a new one.")),
+            FunctionOffersUnavailableException offers =>
+                (503, "Functions unavailable", $"The functions workers offer cannot be read from PostgreSQL right now, so whether '{SubmissionRules.Echo(offers.Name)}' " +
+                    $"exists cannot be told{(ExceptionToProblem.IsSubmission(request) ? "; nothing was stored" : "")}. Retry after a few seconds."),
             _ when IsDatabaseUnavailable(exception) =>
                 (503, "Database unavailable", ExceptionToProblem.IsSubmission(request)
                     ? "PostgreSQL cannot be reached right now; nothing was stored. Retry after a few seconds."

@@ -40,14 +40,17 @@ public sealed class FunctionRegistry
     /// <summary>
     /// <see cref="TryGet"/>, and on a miss the offers read again first: a function a worker has just offered is known
     /// to a submission at once, not after the next background read (which left a second in which a live worker's
-    /// function was "unknown").
+    /// function was "unknown"). Null when no such function exists; <see cref="FunctionOffersUnavailableException"/> when
+    /// that cannot be told — the offers could not be read (PostgreSQL away or cut off), and a function live workers
+    /// offer must not be called unknown for it (an API restarted during a partition answered 404 for them).
     /// </summary>
     public async ValueTask<JobFunction?> FindAsync(string name, CancellationToken ct)
     {
         if (TryGet(name, out var function)) return function;
         if (_offered is null) return null;
-        await _offered.RefreshNowAsync(ct);
-        return TryGet(name, out function) ? function : null;
+        var current = await _offered.RefreshNowAsync(ct);
+        if (TryGet(name, out function)) return function;
+        return current ? null : throw new FunctionOffersUnavailableException(name);
     }
 
     /// <summary>The functions of this process's own providers (what a worker advertises), as they are now.</summary>
@@ -59,8 +62,18 @@ public interface IOfferedFunctions
 {
     IReadOnlyDictionary<string, JobFunction> Current { get; }
 
-    /// <summary>Reads the offers again now (one read at a time, shared by every caller meanwhile).</summary>
-    Task RefreshNowAsync(CancellationToken ct);
+    /// <summary>
+    /// Reads the offers again now (one read at a time, shared by every caller meanwhile); false when neither it nor any
+    /// read of the last few seconds succeeded, so <see cref="Current"/> may lack what workers offer.
+    /// </summary>
+    Task<bool> RefreshNowAsync(CancellationToken ct);
+}
+
+/// <summary>Whether a function named so exists cannot be told now: the functions workers offer could not be read.</summary>
+public sealed class FunctionOffersUnavailableException(string name)
+    : Exception($"Whether a function named '{name}' exists cannot be told now: the functions workers offer could not be read from PostgreSQL.")
+{
+    public string Name { get; } = name;
 }
 
 /// <summary>Functions this process runs whose set or code changes while it runs (a worker's Python modules).</summary>

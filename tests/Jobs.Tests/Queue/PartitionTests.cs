@@ -99,4 +99,48 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
             "SELECT count(*) FROM jobs.job WHERE queue = $1 AND state = 'succeeded'", queue) == keys.Length, "every key's job ends", 60);
         Assert.Equal((long)keys.Length, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.job WHERE queue = $1", queue));
     }
+
+    [Fact]
+    public async Task An_api_cut_off_from_the_offered_functions_answers_503_for_a_function_it_cannot_see_not_404()
+    {
+        var queue = SystemFixture.PrivateQueue();
+        // Offers of an earlier test's Python workers stay fresh for 45 s (and one killed never withdrew its own): without
+        // them, the API starting below has never seen py:pool_examples.* when it is cut off.
+        await Database.ScalarAsync<object>("DELETE FROM jobs.function_offer");
+        var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
+        await using var _ = link;
+        var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
+        await using var api = Fixture.StartApi("api-offers-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
+        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(30) };
+
+        // Cut off, then a worker offers Python functions the cut-off API has never read.
+        link.Cut();
+        await using var worker = Fixture.StartWorker("python-offers", [queue], environment: new()
+        {
+            ["Python__Modules__0__Path"] = UserCode.Readable(Path.Combine(ProgramPaths.RepositoryRoot, "src", "python", "examples", "pool_examples.py")),
+        });
+        await Eventually.TrueAsync(async () => (await Http.GetAsync("/functions/py:pool_examples.square")).IsSuccessStatusCode,
+            "the worker offers its module's functions", 60);
+
+        // The API's last read is older than a miss may be answered from (the cut is, say, a few seconds old): whether the
+        // function exists cannot be told — 503 (retry), not 404 (which a client takes for "never").
+        await Task.Delay(Jobs.Core.Functions.Python.OfferedFunctions.MissAnswerableFor);
+        using var refused = await http.PostAsJsonAsync("/jobs", new { function = "py:pool_examples.square", args = new[] { 3 }, queue });
+        var problem = await refused.JsonAsync();
+        output.WriteLine($"{(int)refused.StatusCode} {problem["title"]}: {problem["detail"]}");
+        Assert.Equal(503, (int)refused.StatusCode);
+        Assert.Equal("Functions unavailable", problem["title"]!.GetValue<string>());
+        Assert.NotNull(refused.Headers.RetryAfter);
+
+        link.Heal();
+        Guid? id = null;
+        await Eventually.TrueAsync(async () =>
+        {
+            using var response = await http.PostAsJsonAsync("/jobs", new { function = "py:pool_examples.square", args = new[] { 3 }, queue });
+            if (response.StatusCode == System.Net.HttpStatusCode.Accepted) id = (await response.JsonAsync())["id"]!.GetValue<Guid>();
+            return id is not null;
+        }, "accepted after the heal", 30);
+        Assert.Equal(9, (await http.WaitForJobAsync(id!.Value, 60))["result"]!.GetValue<int>());
+    }
 }

@@ -21,6 +21,14 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
 
     private volatile IReadOnlyDictionary<string, JobFunction> _current = new Dictionary<string, JobFunction>();
     private bool _failing;
+    private long _lastGoodRead = long.MinValue / 2; // Environment.TickCount64 of the last read that succeeded
+
+    /// <summary>
+    /// How old the offers as last read may be for a name missing from them to be called unknown when the read a miss
+    /// asks for does not finish in time (PostgreSQL slow): older — the API cut off, or just started and never able to
+    /// read — and whether the function exists cannot be told.
+    /// </summary>
+    public static readonly TimeSpan MissAnswerableFor = TimeSpan.FromSeconds(5);
     private readonly Lock _reading = new();
     private TaskCompletionSource? _queued;
     private Task? _inFlight;
@@ -55,7 +63,7 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
     /// waits this long for PostgreSQL, no more (then answers from the offers as last read). At most one read runs and one waits to start; every caller arriving
     /// meanwhile shares the waiting one, so unknown names cost one query at a time, not one each.
     /// </summary>
-    public async Task RefreshNowAsync(CancellationToken ct)
+    public async Task<bool> RefreshNowAsync(CancellationToken ct)
     {
         Task read;
         lock (_reading)
@@ -79,8 +87,9 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
         }
         catch (TimeoutException)
         {
-            // PostgreSQL slow or away: the request goes on with the offers as last read.
+            // PostgreSQL slow or away: the request goes on with the offers as last read, if they are recent.
         }
+        return Environment.TickCount64 - Interlocked.Read(ref _lastGoodRead) <= (long)MissAnswerableFor.TotalMilliseconds;
     }
 
     private async Task ReadAfterAsync(Task previous, TaskCompletionSource next)
@@ -120,6 +129,7 @@ public sealed class OfferedFunctions(NpgsqlDataSource dataSource, ILogger<Offere
                 }
             }
             _current = functions;
+            Interlocked.Exchange(ref _lastGoodRead, Environment.TickCount64);
             if (_failing) logger.LogInformation("Reading the functions workers offer again ({Count})", functions.Count);
             _failing = false;
         }
