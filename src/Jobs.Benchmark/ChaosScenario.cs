@@ -49,7 +49,9 @@ public static class ChaosScenario
                 if ((int)response.StatusCode != 202)
                 {
                     Interlocked.Increment(ref refused);
-                    refusals.AddOrUpdate(((int)response.StatusCode).ToString(), 1, (_, n) => n + 1);
+                    // A refusal is named by its problem's title: "503 Database unavailable" is a fault's, a 4xx is a bug's.
+                    var title = await ProblemTitleAsync(response);
+                    refusals.AddOrUpdate($"{(int)response.StatusCode}{(title is null ? "" : $" {title}")}", 1, (_, n) => n + 1);
                     return null;
                 }
                 var id = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["id"]!.GetValue<Guid>();
@@ -207,6 +209,12 @@ public static class ChaosScenario
               callbacks:   {callbackFigures}
             """);
         return left is (0, 0) && system.Violations == 0 && secondOutcomes == 0 && callbacksWhole ? 0 : 1;
+    }
+
+    private static async Task<string?> ProblemTitleAsync(HttpResponseMessage response)
+    {
+        try { return JsonNode.Parse(await response.Content.ReadAsStringAsync())?["title"]?.GetValue<string>(); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException) { return null; }
     }
 
     /// <summary>
