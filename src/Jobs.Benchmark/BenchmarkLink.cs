@@ -20,6 +20,18 @@ internal static class BenchmarkLink
     /// <summary>The hosts the API and workers run on (--hosts), else null.</summary>
     public static HostNetwork? Hosts { get; set; }
 
+    /// <summary>--skew: worker-1's wall clock this many seconds ahead, worker-2's as many behind (<see cref="ClockShift"/>).</summary>
+    public static int SkewSeconds { get; set; }
+
+    /// <summary>The environment that shifts <paramref name="process"/>'s clock by --skew, if it is one of the two shifted.</summary>
+    public static Dictionary<string, string?> Clock(string process) => (SkewSeconds, process) switch
+    {
+        (0, _) => [],
+        (_, "worker-1") => ClockShift.By(SkewSeconds),
+        (_, "worker-2") => ClockShift.By(-SkewSeconds),
+        _ => [],
+    };
+
     /// <summary>
     /// <paramref name="connectionString"/> through the link (itself with no --rtt and no --hosts); with hosts, through
     /// <paramref name="host"/>'s own link.
@@ -59,9 +71,10 @@ internal static class BenchmarkLink
             return samples[samples.Count / 2];
         }
         var direct = await MedianAsync(connectionString);
-        if (RttMs <= 0 && Hosts is null) return $"PostgreSQL on loopback (SELECT 1 round trip, median: {direct:F3} ms)";
+        if (RttMs <= 0 && Hosts is null && SkewSeconds == 0) return $"PostgreSQL on loopback (SELECT 1 round trip, median: {direct:F3} ms)";
         var through = await MedianAsync(Through(connectionString));
         var hosts = Hosts is null ? "" : $"; API and workers on hosts of their own (network namespaces, {Hosts.Gateway}/24), each with its own link";
+        if (SkewSeconds != 0) hosts += $"; worker-1's clock {SkewSeconds:+0;-0} s, worker-2's {-SkewSeconds:+0;-0} s";
         return $"PostgreSQL behind a delaying proxy, --rtt {RttMs} ms (SELECT 1 round trip, median: {through:F3} ms through it, {direct:F3} ms direct){hosts}";
     }
 }

@@ -1,6 +1,6 @@
 namespace Jobs.Benchmark;
 
-public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false, double RttMs = 0, bool Hosts = false)
+public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int BaselineLatencySamples, int Workers, int Concurrency, int SoakSeconds = 0, int SoakRate = 30, int ChaosSeconds = 0, int MapItems = 100_000, int ScalingJobs = 2000, string[]? Only = null, int FairMapItems = 1_000_000, int Backlog = 6000, bool Lines = false, double RttMs = 0, bool Hosts = false, int SkewSeconds = 0)
 {
     /// <summary>
     /// --only issue24 (or --only lines): exactly the scenarios issue 24's lines are measured by, graphile-worker's
@@ -48,7 +48,8 @@ public sealed record BenchmarkOptions(int Jobs, int LatencySamples, int Baseline
                 "--backlog" => o with { Backlog = value },
                 "--soak-rate" => o with { SoakRate = value },
                 "--chaos" => o with { ChaosSeconds = value },
-                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS --rtt MS (a delaying proxy between the processes and PostgreSQL) --hosts (the API and each worker on a host of its own: network namespaces, root only; with --chaos, random hosts partitioned too)"),
+                "--skew" => o with { SkewSeconds = value },
+                _ => throw new ArgumentException($"unknown option {args[i]}; known: --only single,latency,backlog,map,usermap,chunksize,fairness,cpu,pycpu,scaling,baseline,graphile (or --only issue24: issue 24's lines) --jobs --latency --baseline-latency --workers --concurrency --backlog --map-items --fair-map-items --scaling-jobs --soak SECONDS --soak-rate JOBS_PER_S --chaos SECONDS --rtt MS (a delaying proxy between the processes and PostgreSQL) --hosts (the API and each worker on a host of its own: network namespaces, root only; with --chaos, random hosts partitioned too) --skew SECONDS (worker-1's clock that far ahead, worker-2's behind)"),
             };
         }
         return o;

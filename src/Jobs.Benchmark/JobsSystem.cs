@@ -106,6 +106,7 @@ public sealed class JobsSystem : IAsyncDisposable
                 env["Auth__ApiKeys__0__Sha256"] = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(HostsKey)));
                 env["Auth__ApiKeys__0__Role"] = "admin";
             }
+            foreach (var (key, value) in BenchmarkLink.Clock(name)) env[key] = value;
             // The chaos soak's callbacks go to its receiver (CallbackCounter), on the hosts' gateway or here.
             env["Callbacks__AllowedHosts__0"] = $"{hosts?.Gateway.ToString() ?? "127.0.0.1"}:*";
             env["Callbacks__Secret"] = "benchmark-callback-secret";

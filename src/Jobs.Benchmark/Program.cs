@@ -20,6 +20,7 @@ await using var hosts = options.Hosts
     ? Shutdown.Register(HostNetwork.Create(["api", .. Enumerable.Range(1, Math.Max(options.Workers, ChaosScenario.Workers)).Select(i => $"worker-{i}")]))
     : null;
 BenchmarkLink.Hosts = hosts;
+BenchmarkLink.SkewSeconds = options.SkewSeconds;
 var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres")) + "\nlink:    " + await BenchmarkLink.DescribeAsync(postgres.ConnectionString("postgres"));
 var command = $"dotnet run -c Release --project src/Jobs.Benchmark -- {string.Join(' ', args)}";
 if (options.ChaosSeconds > 0)

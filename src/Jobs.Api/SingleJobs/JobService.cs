@@ -94,7 +94,9 @@ internal sealed class JobService(
             throw Invalid("delaySeconds", "Invalid delaySeconds", $"delaySeconds is between 0 and {MaxDelaySeconds:0} (a year).");
         if (request.DelaySeconds is not null && request.RunAt is not null)
             throw Invalid("runAt", "Invalid runAt", "Give delaySeconds or runAt, not both.");
-        if (request.RunAt is { } at && at > clock.UtcNow.AddSeconds(MaxDelaySeconds))
+        // PostgreSQL's time, measured now if this API has not yet (then the job is stored knowing when it is due).
+        var now = request.DelaySeconds is not null || request.RunAt is not null ? await clock.UtcNowAsync(ct) : default;
+        if (request.RunAt is { } at && at > now.AddSeconds(MaxDelaySeconds))
             throw Invalid("runAt", "Invalid runAt", "runAt is at most a year from now.");
         SubmissionRules.CheckTimeout(request.TimeoutSeconds);
         if (request.Retries is < 0 or > 100)
@@ -102,7 +104,7 @@ internal sealed class JobService(
         if (request.CallbackUrl is { } callback) CheckCallback(callback);
 
         var tuples = SubmissionRules.Tuples(request.Tuples, request.Args, request.Kwargs);
-        DateTime? runAt = request.DelaySeconds is { } d and > 0 ? clock.UtcNow.AddSeconds(d) : request.RunAt?.UtcDateTime;
+        DateTime? runAt = request.DelaySeconds is { } d and > 0 ? now.AddSeconds(d) : request.RunAt?.UtcDateTime;
         return new NewJob(
             function.Name,
             request.Args.ValueKind == JsonValueKind.Array ? request.Args.GetRawText() : "[]",

@@ -13,6 +13,11 @@ namespace Jobs.Core.Database;
 /// a worker's heartbeat is recent. What PostgreSQL decides by itself uses <c>now()</c> (rescue, invariants, retention);
 /// Hangfire's schedulers read it through the storage (<c>AdvisoryLockStorage</c>'s <c>GetUtcDateTime</c>). A host whose
 /// clock is minutes off thus decides as the database does; the offset is logged when it exceeds a second.
+/// <para>
+/// Until its first measurement a process knows only its own clock: a worker starts work only once measured (a worker
+/// restarted while cut off from PostgreSQL scheduled a retry by its own clock, 10 minutes late, in the chaos soak with
+/// skewed clocks), and the API measures on demand what it needs before (<see cref="UtcNowAsync"/>).
+/// </para>
 /// </summary>
 public sealed class DatabaseClock(NpgsqlDataSource dataSource, ILogger<DatabaseClock> logger) : BackgroundService
 {
@@ -25,6 +30,25 @@ public sealed class DatabaseClock(NpgsqlDataSource dataSource, ILogger<DatabaseC
 
     /// <summary>PostgreSQL's clock minus this host's.</summary>
     public TimeSpan Offset => TimeSpan.FromTicks(Interlocked.Read(ref _offsetTicks));
+
+    /// <summary>Completes at the first measurement.</summary>
+    public Task Measured => _first.Task;
+
+    /// <summary>
+    /// <see cref="UtcNow"/>, measuring first if this process has not yet: throws as PostgreSQL's absence does when it
+    /// cannot (what needs the time then needs PostgreSQL too).
+    /// </summary>
+    public async ValueTask<DateTime> UtcNowAsync(CancellationToken ct)
+    {
+        if (!_first.Task.IsCompleted) Set(await MeasureAsync(ct));
+        return UtcNow;
+    }
+
+    private void Set(TimeSpan offset)
+    {
+        Interlocked.Exchange(ref _offsetTicks, offset.Ticks);
+        _first.TrySetResult();
+    }
 
     /// <summary>Waits (at most 5 s, so a process whose database is down still starts) for the first measurement.</summary>
     public override async Task StartAsync(CancellationToken cancellationToken)
@@ -41,8 +65,7 @@ public sealed class DatabaseClock(NpgsqlDataSource dataSource, ILogger<DatabaseC
             try
             {
                 var offset = await MeasureAsync(stoppingToken);
-                Interlocked.Exchange(ref _offsetTicks, offset.Ticks);
-                _first.TrySetResult();
+                Set(offset);
                 if (offset.Duration() > TimeSpan.FromSeconds(1) && (offset - logged).Duration() > TimeSpan.FromSeconds(1))
                     logger.LogWarning("This host's clock is {Offset:F1} s {Direction} PostgreSQL's: this process decides by PostgreSQL's", offset.Duration().TotalSeconds,
                         offset > TimeSpan.Zero ? "behind" : "ahead of");

@@ -21,6 +21,7 @@ internal static class WorkerSetup
     {
         services.AddSingleton<Producer>();
 
+        services.AddHostedService<ClockBeforeWork>(); // before the server: no work is taken by this host's own clock
         services.AddHangfireServer((sp, server) =>
         {
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;

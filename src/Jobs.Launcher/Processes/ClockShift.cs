@@ -1,12 +1,12 @@
 using System.Diagnostics;
 
-namespace Jobs.Tests.Infrastructure;
+namespace Jobs.Launcher.Processes;
 
 /// <summary>
 /// A process whose wall clock is off: an <c>LD_PRELOAD</c> library (compiled here with gcc, once per run) that adds
 /// <c>CLOCK_SHIFT_SECONDS</c> to <c>clock_gettime(CLOCK_REALTIME)</c>, <c>gettimeofday</c> and <c>time</c>, and leaves
 /// the monotonic clocks alone — what a machine with a wrong clock looks like. (Debian's libfaketime shifts more than
-/// that: under it every Npgsql read of .NET timed out at once.)
+/// that: under it every Npgsql read of .NET timed out at once.) For the fault tests and the benchmark's <c>--skew</c>; needs gcc.
 /// </summary>
 public static class ClockShift
 {
