@@ -8,8 +8,8 @@ namespace Jobs.Benchmark;
 /// The link between the measured processes (the service's API and workers, graphile-worker) and PostgreSQL:
 /// <c>--rtt MS</c> puts a <see cref="LinkProxy"/> in front of PostgreSQL that adds half the round trip each way, as a
 /// database on another machine would. The benchmark's own reads of the results go direct.
-/// With <c>--hosts</c> the API and each worker run on a host of their own (<see cref="HostNetwork"/>), each with a link of
-/// its own, on the hosts' gateway.
+/// With <c>--hosts</c> PostgreSQL, the API and each worker run on a host of their own (<see cref="HostNetwork"/>), each
+/// process with a link of its own, a proxy on the hosts' gateway (the root namespace) to PostgreSQL's host.
 /// </summary>
 internal static class BenchmarkLink
 {
@@ -73,7 +73,7 @@ internal static class BenchmarkLink
         var direct = await MedianAsync(connectionString);
         if (RttMs <= 0 && Hosts is null && SkewSeconds == 0) return $"PostgreSQL on loopback (SELECT 1 round trip, median: {direct:F3} ms)";
         var through = await MedianAsync(Through(connectionString));
-        var hosts = Hosts is null ? "" : $"; API and workers on hosts of their own (network namespaces, {Hosts.Gateway}/24), each with its own link";
+        var hosts = Hosts is null ? "" : $"; PostgreSQL, the API and workers on hosts of their own (network namespaces, {Hosts.Gateway}/24), each process with its own link";
         if (SkewSeconds != 0) hosts += $"; worker-1's clock {SkewSeconds:+0;-0} s, worker-2's {-SkewSeconds:+0;-0} s";
         return $"PostgreSQL behind a delaying proxy, --rtt {RttMs} ms (SELECT 1 round trip, median: {through:F3} ms through it, {direct:F3} ms direct){hosts}";
     }

@@ -10,7 +10,7 @@ namespace Jobs.Benchmark;
 /// <summary>
 /// The chaos soak (issue 11): a mixed load — single jobs, batches, maps, cancels, timeouts, retries, Python calls and
 /// results JSON cannot carry — while worker processes are killed -9 and restarted at random, the API is killed and
-/// restarted, and PostgreSQL is restarted; with <c>--hosts</c> (issue 26) the API and workers run on hosts of their own,
+/// restarted, and PostgreSQL is restarted; with <c>--hosts</c> (issue 26) PostgreSQL, the API and workers run on hosts of their own,
 /// and a random one is partitioned every 30 s, for 2–20 s (beyond the workers' 8-s invisibility timeout about two times
 /// in three). The invariant watch runs throughout; a trigger records any change to a finished job's outcome (a second
 /// outcome); a receiver counts the callbacks of the jobs that asked for one. At the end every accepted job and map
@@ -143,7 +143,7 @@ public static class ChaosScenario
                 host.Cut();
                 await Task.Delay(length);
                 host.Heal();
-                faults.AddOrUpdate($"{(host.Name == "api" ? "API" : "worker")} host partitioned {(length > TimeSpan.FromSeconds(8) ? "> 8 s" : "≤ 8 s")}", 1, (_, c) => c + 1);
+                faults.AddOrUpdate($"{host.Name switch { "api" => "API", "db" => "PostgreSQL", _ => "worker" }} host partitioned {(length > TimeSpan.FromSeconds(8) ? "> 8 s" : "≤ 8 s")}", 1, (_, c) => c + 1);
             }
         });
 

@@ -10,15 +10,16 @@ if (args is [BaselineScenario.WorkerMode]) return BaselineScenario.RunWorker();
 var options = BenchmarkOptions.Parse(args);
 Shutdown.Install();
 const int PythonPrimesLimit = 4_000_000; // count_primes(4e6) takes ~50 ms in CPython here, like the cpu.spin scenario
+// --hosts: PostgreSQL, the API and each worker on a host of its own (network namespaces; removed on exit, or by the
+// next run). Made first, so that it is removed last, after PostgreSQL has stopped.
+await using var hosts = options.Hosts
+    ? Shutdown.Register(HostNetwork.Create(["db", "api", .. Enumerable.Range(1, Math.Max(options.Workers, ChaosScenario.Workers)).Select(i => $"worker-{i}")]))
+    : null;
 await using var postgres = Shutdown.Register(await LocalPostgres.StartAsync(
     Path.Combine(ProgramPaths.RepositoryRoot, ".data", "bench-postgres"), m => Console.Error.WriteLine(m),
-    extraSettings: "-c shared_preload_libraries=pg_stat_statements"));
+    extraSettings: "-c shared_preload_libraries=pg_stat_statements", host: hosts?["db"]));
 await postgres.EnsureDatabaseAsync("postgres");
 BenchmarkLink.RttMs = options.RttMs;
-// --hosts: the API and each worker on a host of its own (network namespaces; removed on exit, or by the next run).
-await using var hosts = options.Hosts
-    ? Shutdown.Register(HostNetwork.Create(["api", .. Enumerable.Range(1, Math.Max(options.Workers, ChaosScenario.Workers)).Select(i => $"worker-{i}")]))
-    : null;
 BenchmarkLink.Hosts = hosts;
 BenchmarkLink.SkewSeconds = options.SkewSeconds;
 var machine = await Machine.DescribeAsync(postgres.ConnectionString("postgres")) + "\nlink:    " + await BenchmarkLink.DescribeAsync(postgres.ConnectionString("postgres"));

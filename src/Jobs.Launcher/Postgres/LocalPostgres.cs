@@ -19,13 +19,16 @@ public sealed class LocalPostgres : IAsyncDisposable
     private readonly string _bin;
     private readonly bool _stopOnDispose;
     private readonly Action<string> _log;
+    private readonly NetworkHost? _host;
+    private string _extraSettings = "";
 
     public string DataDirectory { get; }
     public int Port { get; }
     private string Password { get; }
 
-    private LocalPostgres(string bin, string dataDirectory, int port, string password, bool stopOnDispose, Action<string> log)
+    private LocalPostgres(string bin, string dataDirectory, int port, string password, bool stopOnDispose, Action<string> log, NetworkHost? host = null)
     {
+        _host = host;
         _bin = bin;
         DataDirectory = dataDirectory;
         Port = port;
@@ -34,9 +37,12 @@ public sealed class LocalPostgres : IAsyncDisposable
         _log = log;
     }
 
+    /// <summary>Where it listens: 127.0.0.1, or its host's address (<see cref="StartAsync"/>'s <c>host</c>).</summary>
+    public string Address => _host?.Address.ToString() ?? "127.0.0.1";
+
     public string ConnectionString(string database) => new NpgsqlConnectionStringBuilder
     {
-        Host = "127.0.0.1",
+        Host = Address,
         Port = Port,
         Username = Superuser,
         Password = Password,
@@ -44,8 +50,12 @@ public sealed class LocalPostgres : IAsyncDisposable
     }.ConnectionString;
 
     /// <summary>Starts the cluster in <paramref name="dataDirectory"/>, creating it on first use; reuses one already running there.</summary>
+    /// <param name="host">
+    /// A host of a <see cref="HostNetwork"/> to run on, listening on its address (the benchmark's <c>--hosts</c>); one
+    /// already running elsewhere is stopped first.
+    /// </param>
     public static async Task<LocalPostgres> StartAsync(string dataDirectory, Action<string>? log = null, int port = 0, CancellationToken ct = default,
-        string extraSettings = "")
+        string extraSettings = "", NetworkHost? host = null)
     {
         log ??= Console.WriteLine;
         var bin = FindBinaries();
@@ -67,19 +77,41 @@ public sealed class LocalPostgres : IAsyncDisposable
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var password = (await File.ReadAllTextAsync(passwordFile, ct)).Trim();
 
-        if (RunningPort(dataDirectory) is { } runningPort && await AcceptsAsync(runningPort, password, ct))
+        if (host is not null && RunningPort(dataDirectory) is not null)
+            await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"], ct); // it listens elsewhere
+        else if (RunningPort(dataDirectory) is { } runningPort && await AcceptsAsync(runningPort, password, ct))
         {
             log($"postgres: reusing the cluster already running in {dataDirectory} on port {runningPort}");
             return new LocalPostgres(bin, dataDirectory, runningPort, password, stopOnDispose: false, log);
         }
 
         port = port > 0 ? port : Network.FreePort();
-        var logFile = Path.Combine(dataDirectory, "server.log");
-        await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
-            $"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 {extraSettings}".TrimEnd(), "start"], ct,
-            $"see {logFile}");
-        log($"postgres: started {dataDirectory} on 127.0.0.1:{port} (log: {logFile})");
-        return new LocalPostgres(bin, dataDirectory, port, password, stopOnDispose: true, log);
+        var started = new LocalPostgres(bin, dataDirectory, port, password, stopOnDispose: true, log, host) { _extraSettings = extraSettings };
+        await started.StartServerAsync(ct);
+        log($"postgres: started {dataDirectory} on {started.Address}:{port}{(host is null ? "" : $" (host {host.Name})")} (log: {Path.Combine(dataDirectory, "server.log")})");
+        return started;
+    }
+
+    /// <summary>pg_ctl start, on this cluster's host when it has one (pg_ctl's server stays in the host's namespace).</summary>
+    private Task StartServerAsync(CancellationToken ct)
+    {
+        var extraSettings = _extraSettings;
+        if (_host is not null)
+        {
+            // Its clients come from the hosts' network, which the cluster's own pg_hba.conf (loopback only) does not let in:
+            // a copy that also admits that /24, with passwords, for this start only.
+            var hba = Path.Combine(DataDirectory, "pg_hba.hosts.conf");
+            var network = _host.Address.GetAddressBytes();
+            File.WriteAllText(hba, File.ReadAllText(Path.Combine(DataDirectory, "pg_hba.conf"))
+                + $"\nhost all all {network[0]}.{network[1]}.{network[2]}.0/24 scram-sha-256\n");
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(hba, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            extraSettings = $"-c hba_file={hba} {extraSettings}";
+        }
+        var logFile = Path.Combine(DataDirectory, "server.log");
+        return RunAsync(_bin, "pg_ctl", ["-D", DataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
+            $"-p {Port} -c listen_addresses={Address} -c unix_socket_directories='' -c max_connections=300 {extraSettings}".TrimEnd(), "start"], ct,
+            $"see {logFile}", _host?.Launch);
     }
 
     /// <summary>Creates <paramref name="database"/> if missing; with <paramref name="recreate"/>, drops it first.</summary>
@@ -109,12 +141,7 @@ public sealed class LocalPostgres : IAsyncDisposable
     }
 
     /// <summary>Starts it again on the same port, e.g. after <see cref="StopAsync"/> in an outage test.</summary>
-    public async Task RestartAsync(CancellationToken ct = default)
-    {
-        var logFile = Path.Combine(DataDirectory, "server.log");
-        await RunAsync(_bin, "pg_ctl", ["-D", DataDirectory, "-l", logFile, "-w", "-t", "60", "-o",
-            $"-p {Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300", "start"], ct);
-    }
+    public Task RestartAsync(CancellationToken ct = default) => StartServerAsync(ct);
 
     public async ValueTask DisposeAsync()
     {
@@ -217,12 +244,13 @@ public sealed class LocalPostgres : IAsyncDisposable
     }
 
     /// <summary>Runs a PostgreSQL tool (or, with <paramref name="bin"/> null, a system one), as the postgres user when we are root.</summary>
-    private static async Task RunAsync(string? bin, string tool, IEnumerable<string> args, CancellationToken ct, string? hint = null)
+    private static async Task RunAsync(string? bin, string tool, IEnumerable<string> args, CancellationToken ct, string? hint = null,
+        IReadOnlyList<string>? launch = null)
     {
         var program = bin is null ? tool : Path.Combine(bin, tool);
-        var info = Posix.IsRoot && bin is not null
-            ? new ProcessStartInfo("runuser", ["-u", "postgres", "--", program, .. args])
-            : new ProcessStartInfo(program, args);
+        string[] command = Posix.IsRoot && bin is not null ? ["runuser", "-u", "postgres", "--", program, .. args] : [program, .. args];
+        command = [.. launch ?? [], .. command];
+        var info = new ProcessStartInfo(command[0], command[1..]);
         info.RedirectStandardOutput = true;
         info.RedirectStandardError = true;
         info.UseShellExecute = false;

@@ -7,9 +7,10 @@ namespace Jobs.Launcher.Processes;
 /// <summary>
 /// Several hosts on one machine, for the fault tests and the benchmark's <c>--hosts</c> (not for the service): each host a
 /// Linux network namespace with one interface, a veth pair whose other end sits on a bridge in the root namespace. The
-/// addresses come from one /24 that no interface of the machine uses: the bridge (the <see cref="Gateway"/>, where the
-/// root namespace's PostgreSQL is reached through each host's <see cref="LinkProxy"/>) is .1, the hosts .2 on. Traffic
-/// stays between the harness's own namespaces and the bridge; nothing else is addressed.
+/// addresses come from one /24 that no interface of the machine uses: the bridge (the <see cref="Gateway"/>, where each
+/// host's <see cref="LinkProxy"/> to PostgreSQL listens — PostgreSQL itself on a host of its own in the benchmark, on the
+/// root namespace's loopback in the tests) is .1, the hosts .2 on. Traffic stays between the harness's own namespaces and
+/// the bridge; nothing else is addressed.
 /// A host is partitioned with iptables inside its namespace (<see cref="NetworkHost.Cut"/>: packets dropped, no reset).
 /// </summary>
 /// <remarks>
