@@ -73,6 +73,14 @@ public class SystemFixture : IAsyncLifetime
     public ChildProcess StartApi(string name, Uri url, Dictionary<string, string?> environment, NetworkHost? host = null) =>
         Start(name, ProgramPaths.ApiAssembly, new(environment) { ["Api__Urls"] = url.ToString().TrimEnd('/') }, host);
 
+    /// <summary><see cref="StartApi"/>, then waits until it is ready (its /health/ready answers).</summary>
+    public async Task<ChildProcess> StartReadyApiAsync(string name, Uri url, Dictionary<string, string?> environment, NetworkHost? host = null)
+    {
+        var api = StartApi(name, url, environment, host);
+        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        return api;
+    }
+
     private ChildProcess Start(string name, string assembly, Dictionary<string, string?> extra, NetworkHost? host = null)
     {
         var env = new Dictionary<string, string?>

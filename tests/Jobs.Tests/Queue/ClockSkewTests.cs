@@ -28,12 +28,9 @@ public sealed class ClockSkewTests(FaultSystemFixture system, ITestOutputHelper 
         await using var worker = Fixture.StartWorker($"skewed{skewSeconds:+0;-0}", [queue], environment: ClockShift.By(skewSeconds));
         var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 4 }, queue, delaySeconds = 8 });
 
-        var job = await Http.WaitForJobAsync(id, 40);
-        Assert.Equal("succeeded", job["state"]!.GetValue<string>());
-        var (created, started) = (await Database.ScalarAsync<DateTime>("SELECT created_at FROM jobs.job WHERE id = $1", id),
-            await Database.ScalarAsync<DateTime>("SELECT started_at FROM jobs.job WHERE id = $1", id));
-        output.WriteLine($"worker clock {skewSeconds:+0;-0} s: started {(started - created).TotalSeconds:F1} s after submission (due after 8 s)");
-        Assert.InRange((started - created).TotalSeconds, 7.5, 20);
+        var waited = await StartedAfterSubmissionAsync(Http, id);
+        output.WriteLine($"worker clock {skewSeconds:+0;-0} s: started {waited:F1} s after submission (due after 8 s)");
+        Assert.InRange(waited, 7.5, 20);
     }
 
     [Theory]
@@ -43,18 +40,14 @@ public sealed class ClockSkewTests(FaultSystemFixture system, ITestOutputHelper 
     {
         var queue = SystemFixture.PrivateQueue();
         var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
-        await using var api = Fixture.StartApi($"api-skewed{skewSeconds:+0;-0}", url, ClockShift.By(skewSeconds));
-        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        await using var api = await Fixture.StartReadyApiAsync($"api-skewed{skewSeconds:+0;-0}", url, ClockShift.By(skewSeconds));
         using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(60) };
         await using var worker = Fixture.StartWorker("on-time", [queue]);
         var id = await http.SubmitOkAsync(new { function = "math.square", args = new[] { 4 }, queue, delaySeconds = 6 });
 
-        var job = await http.WaitForJobAsync(id, 40);
-        Assert.Equal("succeeded", job["state"]!.GetValue<string>());
-        var (created, started) = (await Database.ScalarAsync<DateTime>("SELECT created_at FROM jobs.job WHERE id = $1", id),
-            await Database.ScalarAsync<DateTime>("SELECT started_at FROM jobs.job WHERE id = $1", id));
-        output.WriteLine($"API clock {skewSeconds:+0;-0} s: started {(started - created).TotalSeconds:F1} s after submission (due after 6 s)");
-        Assert.InRange((started - created).TotalSeconds, 5.5, 20);
+        var waited = await StartedAfterSubmissionAsync(http, id);
+        output.WriteLine($"API clock {skewSeconds:+0;-0} s: started {waited:F1} s after submission (due after 6 s)");
+        Assert.InRange(waited, 5.5, 20);
     }
 
     [Theory]
@@ -111,5 +104,13 @@ public sealed class ClockSkewTests(FaultSystemFixture system, ITestOutputHelper 
         Assert.Equal(dueTimes.Count, dueTimes.Distinct().Count());
         Assert.InRange(dueTimes.Count, 5, 12);
         Assert.Equal(dueTimes.Count, submitted);
+    }
+
+    /// <summary>Waits for the job to succeed; how long after its submission it started, by PostgreSQL's clock, in seconds.</summary>
+    private async Task<double> StartedAfterSubmissionAsync(HttpClient http, Guid id)
+    {
+        Assert.Equal("succeeded", (await http.WaitForJobAsync(id, 40))["state"]!.GetValue<string>());
+        return (await Database.ScalarAsync<DateTime>("SELECT started_at FROM jobs.job WHERE id = $1", id)
+            - await Database.ScalarAsync<DateTime>("SELECT created_at FROM jobs.job WHERE id = $1", id)).TotalSeconds;
     }
 }

@@ -142,7 +142,7 @@ public sealed class HostPartitionTests(FaultSystemFixture system, ITestOutputHel
         var url = new Uri($"http://{hosts["api"].Address}:{Network.FreePort()}");
         // An API reachable from other hosts requires a key (without one it listens on loopback only).
         var key = "hosts-" + Guid.NewGuid().ToString("N");
-        var process = Fixture.StartApi("api-host", url, new()
+        var process = await Fixture.StartReadyApiAsync("api-host", url, new()
         {
             ["ConnectionStrings__Jobs"] = hosts.ConnectionString("api"),
             ["Callbacks__AllowedHosts__0"] = $"{hosts.Gateway}:*", // the receivers listen on the hosts' network
@@ -150,7 +150,6 @@ public sealed class HostPartitionTests(FaultSystemFixture system, ITestOutputHel
             ["Auth__ApiKeys__0__Sha256"] = SecuredApi.Sha256(key),
             ["Auth__ApiKeys__0__Role"] = "admin",
         }, hosts["api"]);
-        await Network.WaitForReadyAsync(url, () => process.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
         var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(60) };
         http.DefaultRequestHeaders.Authorization = new("Bearer", key);
         return (new ApiOnHost(process, url), http);

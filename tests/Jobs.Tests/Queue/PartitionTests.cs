@@ -51,8 +51,7 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
         await using var _ = link;
         var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
-        await using var api = Fixture.StartApi("api-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
-        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        await using var api = await Fixture.StartReadyApiAsync("api-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
         // A client that gives up after 3 s, as a caller with a deadline does.
         using var impatient = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(3) };
         var keys = Enumerable.Range(0, 60).Select(i => $"cut-{queue}-{i}").ToArray();
@@ -110,8 +109,7 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         var (link, throughLink) = LinkProxy.For(Database.ConnectionString);
         await using var _ = link;
         var url = new Uri($"http://127.0.0.1:{Network.FreePort()}");
-        await using var api = Fixture.StartApi("api-offers-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
-        await Network.WaitForReadyAsync(url, () => api.HasExited, () => string.Join('\n', Fixture.Output.TakeLast(30)), TimeSpan.FromSeconds(60));
+        await using var api = await Fixture.StartReadyApiAsync("api-offers-cut", url, new() { ["ConnectionStrings__Jobs"] = throughLink });
         using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(30) };
 
         // Cut off, then a worker offers Python functions the cut-off API has never read.
