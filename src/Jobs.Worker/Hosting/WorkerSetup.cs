@@ -48,25 +48,10 @@ internal static class WorkerSetup
         services.AddJobsTracing(configuration, "jobs-worker");
         var metricsOptions = configuration.Read<WorkerOptions>(WorkerOptions.Section);
         if (metricsOptions.MetricsPort > 0)
-            services.AddOpenTelemetry().WithMetrics(metrics => metrics
-                .AddJobsMeters()
-                .AddPrometheusHttpListener(listener =>
-                {
-                    listener.Port = metricsOptions.MetricsPort;
-                    if (metricsOptions.MetricsHost is not ("*" or "+"))
-                    {
-                        listener.Host = metricsOptions.MetricsHost;
-                        return;
-                    }
-                    // Every interface (in a container): HttpListener's wildcard prefix, which the exporter's Host refuses
-                    // (it builds a Uri of it). Its own prefix is replaced before the listener starts.
-                    listener.Host = "localhost";
-                    listener.ConfigureHttpListener = (_, http) =>
-                    {
-                        http.Prefixes.Clear();
-                        http.Prefixes.Add($"http://+:{metricsOptions.MetricsPort}/");
-                    };
-                }));
+        {
+            services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddJobsMeters().AddPrometheusExporter());
+            services.AddHostedService<WorkerMetricsServer>(); // serves it on Worker:MetricsHost:MetricsPort
+        }
         services.AddHostedService<WorkerMetricsSeries>(); // after AddOpenTelemetry: its provider listens by then
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
             host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(10));

@@ -22,6 +22,47 @@ public sealed class MetricsExpositionTests(SystemFixture system) : SystemTest(sy
         PrometheusText.Parse(await http.GetStringAsync(path));
 
     [Fact]
+    public async Task A_worker_scraped_from_its_first_instant_starts_and_serves_its_metrics()
+    {
+        // Prometheus does not wait for a worker to be ready: scrapes arrive while it starts. With OpenTelemetry's
+        // HttpListener exporter, 5 of 12 starts scraped so exited ("PrometheusExporter HttpListener could not be started",
+        // an ArgumentNullException in .NET's HttpListener accepting before its endpoint was ready).
+        var queue = SystemFixture.PrivateQueue();
+        for (var start = 1; start <= 6; start++)
+        {
+            var port = Network.FreePort();
+            using var stop = new CancellationTokenSource();
+            // Connections as fast as they go (threads of their own, no pause after a refusal), until it serves.
+            var scrapes = Enumerable.Range(0, 4).Select(_ => Task.Factory.StartNew(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                        socket.Connect(IPAddress.Loopback, port);
+                        socket.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"u8);
+                    }
+                    catch (SocketException)
+                    {
+                    }
+                }
+            }, TaskCreationOptions.LongRunning)).ToArray();
+            await using var worker = Fixture.StartWorker($"scraped-{start}", [queue], environment: new() { ["Worker__MetricsPort"] = $"{port}" });
+            using var scraper = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            await Eventually.TrueAsync(async () =>
+            {
+                Assert.False(worker.HasExited, $"worker start {start}, scraped from its first instant, exited: {string.Join('\n', Fixture.Output.Where(l => l.StartsWith($"[scraped-{start}]", StringComparison.Ordinal)).TakeLast(20))}");
+                try { return (await ScrapeAsync(scraper)).Find("jobs_worker_slots").Any(); }
+                catch (HttpRequestException) { return false; }
+            }, $"worker start {start} serves its metrics", 30);
+            await stop.CancelAsync();
+            await Task.WhenAll(scrapes);
+            Assert.False(worker.HasExited);
+        }
+    }
+
+    [Fact]
     public async Task Worker_and_api_expose_seconds_buckets_in_flight_queue_gauges_runtime_and_invariants()
     {
         var queue = SystemFixture.PrivateQueue();
