@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Jobs.Launcher.Postgres;
+using Jobs.Launcher.Processes;
 using Npgsql;
 
 namespace Jobs.Benchmark;
@@ -28,7 +29,7 @@ public static class ChaosScenario
         system.FailOnViolation = false;
         await WatchOutcomesAsync(system.Db);
         var hosts = BenchmarkLink.Hosts;
-        using var callbacks = new CallbackCounter(hosts?.Gateway ?? System.Net.IPAddress.Loopback);
+        using var callbacks = new CallbackReceiver(hosts?.Gateway);
         var http = system.Http;
         var accepted = new ConcurrentDictionary<Guid, string>();
         var maps = new ConcurrentDictionary<Guid, int>();
@@ -245,7 +246,7 @@ public static class ChaosScenario
     /// 60 s); one that arrives twice is counted (a delivery whose answer a fault swallowed is sent again: at least once).
     /// </summary>
     private static async Task<(long SecondOutcomes, string Callbacks, bool Whole)> OutcomesAndCallbacksAsync(NpgsqlDataSource db,
-        ConcurrentDictionary<Guid, string> accepted, CallbackCounter callbacks)
+        ConcurrentDictionary<Guid, string> accepted, CallbackReceiver callbacks)
     {
         await using (var rows = db.CreateCommand("SELECT id, old_state, new_state, old_finished, new_finished FROM chaos.second_outcome ORDER BY at"))
         await using (var reader = await rows.ExecuteReaderAsync())
@@ -261,9 +262,9 @@ public static class ChaosScenario
         await using (var reader = await finished.ExecuteReaderAsync())
             while (await reader.ReadAsync()) expected.Add(reader.GetGuid(0));
         var wait = Stopwatch.StartNew();
-        while (expected.Any(id => !callbacks.Deliveries.ContainsKey(id)) && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(500);
-        var missing = expected.Count(id => !callbacks.Deliveries.ContainsKey(id));
-        var twice = expected.Count(id => callbacks.Deliveries.GetValueOrDefault(id) > 1);
+        while (expected.Any(id => !callbacks.PerJob.ContainsKey(id)) && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(500);
+        var missing = expected.Count(id => !callbacks.PerJob.ContainsKey(id));
+        var twice = expected.Count(id => callbacks.PerJob.GetValueOrDefault(id) > 1);
         return (second, $"{expected.Count} finished jobs asked for one: {expected.Count - missing} delivered, {missing} missing, {twice} delivered more than once", missing == 0);
     }
 

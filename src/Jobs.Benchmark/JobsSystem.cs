@@ -107,7 +107,7 @@ public sealed class JobsSystem : IAsyncDisposable
                 env["Auth__ApiKeys__0__Role"] = "admin";
             }
             foreach (var (key, value) in BenchmarkLink.Clock(name)) env[key] = value;
-            // The chaos soak's callbacks go to its receiver (CallbackCounter), on the hosts' gateway or here.
+            // The chaos soak's callbacks go to its receiver (Jobs.Launcher.Processes.CallbackReceiver), on the hosts' gateway or here.
             env["Callbacks__AllowedHosts__0"] = $"{hosts?.Gateway.ToString() ?? "127.0.0.1"}:*";
             env["Callbacks__Secret"] = "benchmark-callback-secret";
             return env;

@@ -50,13 +50,6 @@ public sealed class DatabaseClock(NpgsqlDataSource dataSource, ILogger<DatabaseC
         _first.TrySetResult();
     }
 
-    /// <summary>Waits (at most 5 s, so a process whose database is down still starts) for the first measurement.</summary>
-    public override async Task StartAsync(CancellationToken cancellationToken)
-    {
-        await base.StartAsync(cancellationToken);
-        await Task.WhenAny(_first.Task, Task.Delay(TimeSpan.FromSeconds(5), cancellationToken));
-    }
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var logged = TimeSpan.Zero;

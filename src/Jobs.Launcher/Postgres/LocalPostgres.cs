@@ -77,9 +77,10 @@ public sealed class LocalPostgres : IAsyncDisposable
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(passwordFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var password = (await File.ReadAllTextAsync(passwordFile, ct)).Trim();
 
-        if (host is not null && RunningPort(dataDirectory) is not null)
+        var running = RunningPort(dataDirectory);
+        if (host is not null && running is not null)
             await RunAsync(bin, "pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"], ct); // it listens elsewhere
-        else if (RunningPort(dataDirectory) is { } runningPort && await AcceptsAsync(runningPort, password, ct))
+        else if (running is { } runningPort && await AcceptsAsync(runningPort, password, ct))
         {
             log($"postgres: reusing the cluster already running in {dataDirectory} on port {runningPort}");
             return new LocalPostgres(bin, dataDirectory, runningPort, password, stopOnDispose: false, log);
