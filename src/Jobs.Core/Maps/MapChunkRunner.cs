@@ -39,8 +39,11 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
     /// </summary>
     public static readonly TimeSpan CarrySlice = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Claims chunk <paramref name="chunk"/> of <paramref name="mapId"/> for <paramref name="hangfireRun"/> and runs it (see the class summary).</summary>
-    public async Task RunAsync(Run hangfireRun, Guid mapId, int chunk, CancellationToken ct)
+    /// <summary>
+    /// Claims chunk <paramref name="chunk"/> of <paramref name="mapId"/> for <paramref name="hangfireRun"/> and runs it (see
+    /// the class summary). Returns <see cref="RunEnd.Refused"/> when its end was not recorded (the chunks no longer this run's).
+    /// </summary>
+    public async Task<RunEnd> RunAsync(Run hangfireRun, Guid mapId, int chunk, CancellationToken ct)
     {
         var hangfireJobId = hangfireRun.HangfireJobId;
         // Retried through a PostgreSQL restart, as a job's claim is: a claim that threw failed the Hangfire job and
@@ -49,7 +52,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         if (claimed is null)
         {
             logger.LogInformation("Chunk {Chunk} of map {MapId} is not claimable by Hangfire job {HangfireJobId}; skipping", chunk, mapId, hangfireJobId);
-            return;
+            return RunEnd.Recorded;
         }
         using var busy = metrics.InFlight(claimed.Queue);
         using var activity = TelemetrySetup.Source.StartActivity($"run map chunk {claimed.Function}", ActivityKind.Consumer);
@@ -65,7 +68,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         while (true)
         {
             var (end, ran, took) = await RunChunksAsync(mapId, run, claimed, kwargs.RootElement, itemContext, timeout, hangfireRun, ct);
-            if (end is null) return; // released at shutdown
+            if (end is null) return RunEnd.Recorded; // released at shutdown
             itemsRun += ran;
             chunksRun += run.EndChunk - run.FirstChunk;
             activity?.SetTag("jobs.items", itemsRun).SetTag("jobs.chunks", chunksRun);
@@ -79,13 +82,20 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
             var carryItems = end == "done" && left > TimeSpan.Zero && itemsRun > 0
                 ? (int)Math.Clamp(left / (perItem + TimeSpan.FromTicks(1)), itemsRun, Math.Max(claimed.EndIndex - claimed.FirstIndex, 16 * itemsRun))
                 : 0;
-            var (next, carried) = await DatabaseRetry.RunAsync(token =>
+            var (next, carried, ended) = await DatabaseRetry.RunAsync(token =>
                 maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, hangfireRun.ServerId, end, options.Value.Retention, carryItems, token, hangfireRun.Id));
+            if (!ended)
+            {
+                logger.LogInformation("Chunks {First}–{Last} of map {MapId}: the end of run {RunId} is not recorded — the chunks are no longer this run's " +
+                    "(taken over by another run after this worker lost them, or ended by an earlier try of this write whose answer was lost)",
+                    run.FirstChunk, run.EndChunk - 1, mapId, hangfireRun.Id);
+                return RunEnd.Refused;
+            }
             if (carried is null)
             {
                 // Created now, the next chunk's Hangfire job queues behind whatever others submitted while this one ran.
                 if (next.Count > 0) await window.DispatchOrLeaveToRescuerAsync(next);
-                return;
+                return RunEnd.Recorded;
             }
             run = carried;
         }
@@ -99,7 +109,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
         TimeSpan? timeout, Run hangfireRun, CancellationToken ct)
     {
         var items = await DatabaseRetry.RunAsync(token => maps.PendingItemsAsync(mapId, run.FirstIndex, run.EndIndex, token), ct);
-        var outcomes = new OutcomeBuffer(items.Count < FlushItems ? items.Count : FlushItems);
+        var outcomes = new OutcomeBuffer(items.Count < FlushItems ? items.Count : FlushItems, (run.FirstChunk, hangfireRun.Id));
         var sinceFlush = Stopwatch.StartNew();
         // After a crash (its worker died while running it), each outcome is written before the next item starts, so
         // the first item without one is the item that was running when a worker died again; once those deaths reach
@@ -193,8 +203,11 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
 
     private static string Error(Exception e) => ErrorJson.From(e);
 
-    /// <summary>Outcomes of items run but not yet written: written together by one statement (<see cref="MapExecutionStore.FlushAsync"/>).</summary>
-    private sealed class OutcomeBuffer(int capacity)
+    /// <summary>
+    /// Outcomes of items run but not yet written: written together by one statement (<see cref="MapExecutionStore.FlushAsync"/>),
+    /// only while the run still owns its chunks (<paramref name="fence"/>).
+    /// </summary>
+    private sealed class OutcomeBuffer(int capacity, (int Chunk, Guid Run) fence)
     {
         private readonly List<int> _indexes = new(capacity);
         private readonly List<short> _states = new(capacity);
@@ -219,7 +232,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
             int[] indexes = [.. _indexes];
             short[] states = [.. _states];
             string?[] results = [.. _results], errors = [.. _errors], resultTuples = [.. _resultTuples];
-            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token, resultTuples), ct);
+            await DatabaseRetry.RunAsync(token => maps.FlushAsync(mapId, indexes, states, results, errors, token, resultTuples, fence), ct);
             _indexes.Clear();
             _states.Clear();
             _results.Clear();

@@ -101,26 +101,31 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// without an outcome are canceled, marked or not yet.
     /// </summary>
     /// <param name="resultTuples">Per outcome, where its result held Python tuples (a JSON array of pointers), or null.</param>
-    public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct, string?[]? resultTuples = null)
+    /// <param name="fence">
+    /// The run writing (its first chunk and run id): nothing is written once that chunk is no longer the run's — taken
+    /// over by another run after this worker lost it, whose outcomes are the ones recorded. Null only in the store's facts.
+    /// </param>
+    public async Task FlushAsync(Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors, CancellationToken ct, string?[]? resultTuples = null,
+        (int Chunk, Guid Run)? fence = null)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         // One flush is one implicit transaction in PostgreSQL: the cancel lock is held until the outcomes commit.
         try
         {
-            await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct);
+            await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct, fence: fence);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             // An item of the flush has an outcome already (its chunk ran twice at once): rolled back whole, written
             // again keeping the outcomes there are. Not the usual way: ON CONFLICT's speculative insertion costs
             // PostgreSQL ~40 % more per row (pgbench, 1,000-row batches: 203–236 against 304–377 a second, COPY 303–385).
-            await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct, keepExisting: true);
+            await WriteAsync(connection, mapId, indexes, states, results, errors, resultTuples, ct, keepExisting: true, fence);
         }
     }
 
     /// <summary><see cref="FlushAsync"/> on <paramref name="connection"/>, in its transaction if one is open (tests hold one open).</summary>
     internal static async Task WriteAsync(NpgsqlConnection connection, Guid mapId, int[] indexes, short[] states, string?[] results, string?[] errors,
-        string?[]? resultTuples, CancellationToken ct, bool keepExisting = false)
+        string?[]? resultTuples, CancellationToken ct, bool keepExisting = false, (int Chunk, Guid Run)? fence = null)
     {
         await using var batch = new NpgsqlBatch(connection);
         batch.BatchCommands.Add(new(CancelLock(shared: true)) { Parameters = { new() { Value = mapId } } });
@@ -130,6 +135,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
                 SELECT $1, u.index, u.state, u.result::json, u.error::jsonb, u.result_tuples::jsonb
                 FROM unnest($2::int[], $3::smallint[], $4::text[], $5::text[], $6::text[]) AS u(index, state, result, error, result_tuples)
                 WHERE NOT EXISTS (SELECT 1 FROM jobs.map WHERE id = $1 AND cancel_requested_at IS NOT NULL)
+                  {(fence is null ? "" : "AND EXISTS (SELECT 1 FROM jobs.map_chunk WHERE map_id = $1 AND chunk = $7 AND state = 'processing' AND run_id = $8)")}
                 {(keepExisting ? "ON CONFLICT (map_id, index) DO NOTHING" : "")}
                 RETURNING state
             ),
@@ -148,6 +154,11 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         write.Parameters.Add(new() { Value = results, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         write.Parameters.Add(new() { Value = errors, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         write.Parameters.Add(new() { Value = resultTuples ?? new string?[indexes.Length], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        if (fence is { } f)
+        {
+            write.Parameters.Add(new() { Value = f.Chunk });
+            write.Parameters.Add(new() { Value = f.Run });
+        }
         batch.BatchCommands.Add(write);
         await batch.ExecuteNonQueryAsync(ct);
     }
@@ -170,13 +181,15 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
     /// chunksize 1 is not a Hangfire job per item. Otherwise (or when no chunk is left to take) it gives its turn to
     /// the map's next chunks (<see cref="MapWindow"/>), returned for the caller to dispatch after the commit; the last
     /// run to end finishes the map. The map row is locked first so that two runs ending at once cannot both miss being
-    /// last, nor take or give the same next chunk.
+    /// last, nor take or give the same next chunk. <c>Ended</c> is false when the chunks were no longer this run's
+    /// (<paramref name="run"/>): then nothing was given or taken.
     /// </summary>
-    public async Task<(IReadOnlyList<UndispatchedChunk> Next, CarriedRun? Carried)> FinishRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId,
+    public async Task<(IReadOnlyList<UndispatchedChunk> Next, CarriedRun? Carried, bool Ended)> FinishRunAsync(Guid mapId, int firstChunk, int endChunk, string hangfireJobId,
         string worker, string state, TimeSpan retention, int carryItems, CancellationToken ct, Guid? run = null)
     {
         IReadOnlyList<UndispatchedChunk> next = [];
         CarriedRun? carried = null;
+        bool ended;
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await using (var cmd = new NpgsqlCommand("SELECT 1 FROM jobs.map WHERE id = $1 FOR UPDATE", connection, tx) { Parameters = { new() { Value = mapId } } })
@@ -192,7 +205,8 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             cmd.Parameters.Add(new() { Value = hangfireJobId });
             cmd.Parameters.Add(new() { Value = state });
             cmd.Parameters.Add(Parameters.Uuid(run));
-            if (await cmd.ExecuteNonQueryAsync(ct) > 0)
+            ended = await cmd.ExecuteNonQueryAsync(ct) > 0;
+            if (ended)
             {
                 if (carryItems > 0 && state == "done") carried = await MapWindow.TakeNextRunAsync(connection, tx, mapId, hangfireJobId, worker, carryItems, run, ct);
                 if (carried is null) next = await MapWindow.GiveTurnsAsync(connection, tx, mapId, ct);
@@ -219,6 +233,6 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             await cmd.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
-        return (next, carried);
+        return (next, carried, ended);
     }
 }

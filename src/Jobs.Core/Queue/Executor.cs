@@ -1,5 +1,6 @@
 using Hangfire;
 using Hangfire.Server;
+using Microsoft.Extensions.Logging;
 
 namespace Jobs.Core.Queue;
 
@@ -14,7 +15,7 @@ namespace Jobs.Core.Queue;
 /// Hangfire stores this type's name and each method's signature with every Hangfire job: a change to them needs an
 /// entry in <see cref="FormerTypeNames"/> (Hangfire jobs stored before it must still run).
 /// </remarks>
-public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks)
+public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks, ILogger<Executor> logger)
 {
     /// <param name="call">Only for the dashboard's job list (e.g. <c>math.square(1) and 15 more</c>).</param>
     /// <param name="jobIds">The rows in jobs.job to run, in order.</param>
@@ -26,7 +27,7 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks)
     /// </param>
     [JobDisplayName("{0}")]
     public Task RunAsync(string call, Guid[] jobIds, PerformContext? context, CancellationToken ct) =>
-        jobs.RunAsync(Run.Of(context), jobIds, ct);
+        RunAsOwnerAsync(context, run => jobs.RunAsync(run, jobIds, ct));
 
     /// <param name="call">Only for the dashboard's job list.</param>
     /// <param name="mapId">The map.</param>
@@ -35,7 +36,75 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks)
     /// <param name="ct">Supplied by Hangfire: the worker shuts down, or DELETE /maps/{id} deleted the Hangfire job.</param>
     [JobDisplayName("{0}")]
     public Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct) =>
-        chunks.RunAsync(Run.Of(context), mapId, chunk, ct);
+        RunAsOwnerAsync(context, run => chunks.RunAsync(run, mapId, chunk, ct));
+
+    /// <summary>
+    /// Runs <paramref name="body"/>; when a write of the run was refused or the run failed, and the Hangfire job is no
+    /// longer this run's, ends the run without touching its state.
+    /// </summary>
+    /// <remarks>
+    /// Hangfire changes a job's state after its run if the job is "Processing" — not "Processing by this run". A run
+    /// cut off from PostgreSQL for longer than Worker:InvisibilityTimeout has lost its Hangfire job to a run elsewhere,
+    /// which set it Processing afresh and claimed its rows; the late run's outcomes are refused (the run fence), but
+    /// its Hangfire job's Succeeded, Scheduled or Failed would go through, Hangfire would then abort the owner's run,
+    /// and the owner would hand its rows back to a Hangfire job that had ended: no run until the invariant check (found
+    /// by the chaos soak on hosts). Hangfire's own answer is a <see cref="JobAbortedException"/>: no state change,
+    /// and the fetch removed (the late run's fetch only: fenced by its generation). Whether the job is still this
+    /// run's is Hangfire's check of its Processing state (its server and worker), one query, asked only when
+    /// something was refused or failed.
+    /// </remarks>
+    private async Task RunAsOwnerAsync(PerformContext? context, Func<Run, Task<RunEnd>> body)
+    {
+        var run = Run.Of(context);
+        RunEnd end;
+        try
+        {
+            end = await body(run);
+        }
+        catch (Exception e) when (e is not OperationCanceledException && TakenOver(context!))
+        {
+            throw LeftToOwner(run, e);
+        }
+        if (end == RunEnd.Refused && TakenOver(context!)) throw LeftToOwner(run, null);
+    }
+
+    private JobAbortedException LeftToOwner(Run run, Exception? failure)
+    {
+        logger.LogInformation(failure, "Hangfire job {HangfireJobId} is another run's now (this worker lost it): run {RunId} ends without changing its state",
+            run.HangfireJobId, run.Id);
+        return new JobAbortedException();
+    }
+
+    /// <summary>
+    /// Whether the Hangfire job's state is no longer this run's Processing (Hangfire's check, which also cancels the
+    /// run's token). Throws when it cannot tell (PostgreSQL away) or the worker stops: then Hangfire requeues the job.
+    /// </summary>
+    private static bool TakenOver(PerformContext context)
+    {
+        try
+        {
+            context.CancellationToken.ThrowIfCancellationRequested();
+            return false;
+        }
+        catch (JobAbortedException)
+        {
+            return true;
+        }
+    }
+}
+
+/// <summary>How a run ended, as far as its Hangfire job goes.</summary>
+public enum RunEnd
+{
+    /// <summary>Every write of the run was recorded (or there was nothing to write).</summary>
+    Recorded,
+
+    /// <summary>
+    /// A write of the run was refused: some of its rows were no longer this run's — taken over by another run after
+    /// this worker lost its fetch, canceled meanwhile, or already ended by an earlier try of the same write whose
+    /// answer was lost.
+    /// </summary>
+    Refused,
 }
 
 /// <summary>
@@ -55,11 +124,11 @@ public readonly record struct Run(string HangfireJobId, string ServerId, Guid Id
 /// <summary>Runs the rows of <c>jobs.job</c> one Hangfire job carries (the job feature).</summary>
 public interface IRunsJobs
 {
-    Task RunAsync(Run run, Guid[] jobIds, CancellationToken ct);
+    Task<RunEnd> RunAsync(Run run, Guid[] jobIds, CancellationToken ct);
 }
 
 /// <summary>Runs one chunk of a map (the map feature).</summary>
 public interface IRunsMapChunks
 {
-    Task RunAsync(Run run, Guid mapId, int chunk, CancellationToken ct);
+    Task<RunEnd> RunAsync(Run run, Guid mapId, int chunk, CancellationToken ct);
 }

@@ -14,10 +14,13 @@ namespace Jobs.Core.SingleJobs;
 /// </summary>
 public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue callbacks, IOptions<JobsOptions> options, ILogger<JobRunner> logger)
 {
-    /// <summary>Writes <paramref name="batch"/>'s outcomes (retried while PostgreSQL restarts: they must land), then queues their callbacks.</summary>
-    public async Task WriteAsync(Run run, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
+    /// <summary>
+    /// Writes <paramref name="batch"/>'s outcomes (retried while PostgreSQL restarts: they must land), then queues their
+    /// callbacks. Returns whether every outcome was recorded (false: a row was no longer this run's).
+    /// </summary>
+    public async Task<bool> WriteAsync(Run run, (ClaimedJob Job, JobOutcome Outcome, Exception? Failure)[] batch)
     {
-        if (batch.Length == 0) return;
+        if (batch.Length == 0) return true;
         IReadOnlySet<Guid> changed;
         try
         {
@@ -52,5 +55,6 @@ public sealed class JobOutcomeWriter(JobExecutionStore store, ICallbackQueue cal
         foreach (var (job, outcome, _) in batch)
             if (job.CallbackUrl is not null && changed.Contains(job.Id) && JobStates.IsFinished(outcome.State))
                 await callbacks.EnqueueAsync(job.Id, job.Queue, CancellationToken.None);
+        return changed.Count == batch.Length;
     }
 }

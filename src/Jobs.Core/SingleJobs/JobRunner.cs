@@ -29,8 +29,11 @@ public sealed class JobRunner(
     /// <summary>Outcomes of a long batch are written at least this often, so clients see finished jobs promptly.</summary>
     private static readonly TimeSpan FlushEvery = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Claims <paramref name="jobIds"/> for <paramref name="run"/> and runs them in order (see the class summary).</summary>
-    public async Task RunAsync(Run run, Guid[] jobIds, CancellationToken ct)
+    /// <summary>
+    /// Claims <paramref name="jobIds"/> for <paramref name="run"/> and runs them in order (see the class summary).
+    /// Returns <see cref="RunEnd.Refused"/> when an outcome was not recorded (the row no longer this run's).
+    /// </summary>
+    public async Task<RunEnd> RunAsync(Run run, Guid[] jobIds, CancellationToken ct)
     {
         var hangfireJobId = run.HangfireJobId;
         var claimed = (await DatabaseRetry.RunAsync(token => store.ClaimAsync(jobIds, hangfireJobId, run.ServerId, options.Value.MaxWorkerCrashes, token, run.Id), ct)).ToList();
@@ -45,7 +48,7 @@ public sealed class JobRunner(
         {
             // Another Hangfire job owns the rows (a duplicate dispatch), or they finished or were canceled: nothing to do.
             logger.LogInformation("No job of Hangfire job {HangfireJobId} is claimable; skipping", hangfireJobId);
-            return;
+            return RunEnd.Recorded;
         }
         var alone = jobIds.Length == 1;
         if (claimed.Count > 1 && claimed.Any(j => j.Resumed))
@@ -62,7 +65,7 @@ public sealed class JobRunner(
         // Every claimed job can be canceled from now on (DELETE /jobs/{id}, noticed by the CancelWatcher): a running
         // one through its token, one still waiting its turn in the batch at once, without waiting for that turn.
         var registrations = claimed.ToDictionary(j => j.Id, j => running.Register(j.Id));
-        var canceledWhileWaiting = new List<Task>();
+        var canceledWhileWaiting = new List<Task<bool>>();
         foreach (var job in claimed)
             registrations[job.Id].Token.Register(() =>
             {
@@ -75,6 +78,7 @@ public sealed class JobRunner(
                 }
             });
         var splitter = alone ? Task.CompletedTask : sharing.ShareWhileSlowAsync(waiting, run, batchDone.Task, ct);
+        var recorded = true;
         try
         {
             var written = 0;
@@ -86,22 +90,22 @@ public sealed class JobRunner(
                 outcomes.Add((job, outcome, failure));
                 if (sinceWrite.Elapsed > FlushEvery)
                 {
-                    await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
+                    recorded &= await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
                     written = outcomes.Count;
                     sinceWrite.Restart();
                 }
             }
             batchDone.TrySetResult();
             await splitter;
-            await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
+            recorded &= await writer.WriteAsync(run, [.. outcomes.Skip(written)]);
         }
         finally
         {
             batchDone.TrySetResult();
             foreach (var registration in registrations.Values) registration.Dispose();
-            Task[] pending;
+            Task<bool>[] pending;
             lock (waiting) pending = [.. canceledWhileWaiting];
-            await Task.WhenAll(pending);
+            recorded &= (await Task.WhenAll(pending)).All(r => r);
         }
 
         // The worker is stopping: Hangfire requeues this Hangfire job, whose next run claims what was handed back.
@@ -109,6 +113,7 @@ public sealed class JobRunner(
         if (alone && outcomes is [{ Failure: { } e, Outcome: var last }] && last.State != JobStates.Canceled)
             // Rethrown so the dashboard lists the job under Failed (or Scheduled, for a retry) with the exception.
             throw new JobFailedException(claimed[0].Function, e, retryIn: last.RetryIn);
+        return recorded ? RunEnd.Recorded : RunEnd.Refused;
     }
 
     private static ClaimedJob? Next(LinkedList<ClaimedJob> waiting)

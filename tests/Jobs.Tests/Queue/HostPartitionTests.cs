@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Jobs.Launcher.Processes;
 using Jobs.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -79,6 +81,90 @@ public sealed class HostPartitionTests(FaultSystemFixture system, ITestOutputHel
         Assert.Equal(1, callbacks.Received);
         await outcomes.AssertOneOutcomeAsync();
         Assert.Equal(2, (await http.WaitForJobAsync(id))["attempts"]!.GetValue<int>());
+    }
+
+    /// <summary>
+    /// The first call sleeps; every later one waits for the file <c>go</c> in <c>folder</c>: the run that takes the job
+    /// over is still running when the cut-off one, its function long ended, can write again.
+    /// </summary>
+    private const string FirstShortThenHeld = """
+        import os, time
+
+        def first_short_then_held(folder, seconds):
+            try:
+                os.close(os.open(os.path.join(folder, "first"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                deadline = time.monotonic() + 120
+                while not os.path.exists(os.path.join(folder, "go")) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                return "later"
+            time.sleep(seconds)
+            return "first"
+        """;
+
+    [Theory]
+    [InlineData("job")]
+    [InlineData("map")]
+    public async Task A_worker_host_whose_function_ends_while_it_is_cut_off_leaves_the_job_to_the_run_that_took_it_over(string kind)
+    {
+        var queue = SystemFixture.PrivateQueue();
+        var folder = UserCode.TempFolder("jobs-late-run-").FullName;
+        var module = Path.Combine(folder, "late_run.py");
+        await File.WriteAllTextAsync(module, FirstShortThenHeld);
+        await using var hosts = TestHosts.Create(Database, "api", "cut-off", "rescuer");
+        using var callbacks = new CallbackReceiver(hosts.Gateway);
+        var (api, http) = await StartApiAsync(hosts);
+        await using var _ = api;
+        using var __ = http;
+        var python = ("Python__Modules__0__Path", module);
+        await using var cutOff = StartWorker(hosts, "cut-off", queue, python, ("Logging__LogLevel__Jobs.Core", "Information"));
+        const string function = "py:late_run.first_short_then_held";
+        await Eventually.TrueAsync(async () => (await http.GetAsync($"/functions/{function}")).IsSuccessStatusCode, "the function is offered", 60);
+        // A job, or a map of one item in one chunk: the rows its runs claim.
+        var id = kind == "job"
+            ? await http.SubmitOkAsync(new { function, args = new object[] { folder, 4.0 }, queue, callbackUrl = callbacks.Url })
+            : (await http.SubmitMapAcceptedAsync(new { function, items = new[] { folder }, kwargs = new { seconds = 4.0 }, chunksize = 1, queue })).Map["id"]!.GetValue<Guid>();
+        var rows = kind == "job" ? "jobs.job WHERE id = $1" : "jobs.map_chunk WHERE map_id = $1 AND chunk = 0";
+        Task<string?> Row(string column) => Database.ScalarAsync<string>($"SELECT {column} FROM {rows}", id);
+        await using var outcomes = kind == "job" ? OutcomeWatch.Start(Database, id) : null;
+        await Eventually.TrueAsync(async () => await Row("state") == "processing", "it runs on the worker that will be cut off", 30);
+
+        hosts["cut-off"].Cut();
+        await using var rescuer = StartWorker(hosts, "rescuer", queue, python);
+        await Eventually.TrueAsync(async () => await Row("worker") is { } w && w.Contains($":{rescuer.Id}:", StringComparison.Ordinal),
+            "it is taken over by the other worker", 40);
+        // The cut-off run's function ended seconds ago (4 s, the takeover took 8): its outcome waits for the link.
+        var hangfireJob = (await Row("hangfire_job_id"))!;
+        Task<string?> HangfireState() => Database.ScalarAsync<string>("SELECT statename FROM hangfire.job WHERE id = $1::bigint", hangfireJob);
+        hosts["cut-off"].Heal();
+        // Its late run ends one of three ways: refused, it leaves the Hangfire job alone (the fix); stopped by Hangfire
+        // first (its check of the Processing state), the same; or it changes the Hangfire job's state, which is the
+        // owner's now (the bug: Hangfire then aborts the owner's run, which hands its rows back to a Hangfire job that
+        // has ended — no run until the invariant check, 30 s on). TCP's backoff decides when its connections carry bytes
+        // again: seconds after the heal, some later than others.
+        await Eventually.TrueAsync(async () => Fixture.Output.Any(l => l.Contains($"Hangfire job {hangfireJob} is another run's", StringComparison.Ordinal)
+                || (l.Contains(id.ToString(), StringComparison.Ordinal) && l.Contains(" released in ", StringComparison.Ordinal)))
+            || await HangfireState() != "Processing", "the cut-off worker's late run ended", 60);
+        // Hangfire aborts a run within Worker:CancellationCheckInterval (0.5 s) of a state change: 3 s is plenty.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(("processing", "Processing"), (await Row("state"), await HangfireState()));
+        Assert.Contains($":{rescuer.Id}:", await Row("worker"), StringComparison.Ordinal);
+
+        // The owner's run ends it, with its own outcome: the late run's was refused.
+        await File.WriteAllTextAsync(Path.Combine(folder, "go"), "");
+        if (kind == "map")
+        {
+            Assert.Equal("later", (await http.GetFromJsonAsync<JsonObject>($"/maps/{id}/results?timeout=30"))!["results"]![0]!.GetValue<string>());
+            Assert.Equal(2, await Database.ScalarAsync<int>("SELECT attempts FROM jobs.map_chunk WHERE map_id = $1", id));
+            return;
+        }
+        var job = await http.WaitForJobAsync(id, 30);
+        Assert.Equal(("succeeded", "later", 2), (job["state"]!.GetValue<string>(), job["result"]!.GetValue<string>(), job["attempts"]!.GetValue<int>()));
+        var delivery = await callbacks.NextAsync(TimeSpan.FromSeconds(30));
+        Assert.Contains(id.ToString(), delivery.ToString(), StringComparison.Ordinal);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(1, callbacks.Received);
+        await outcomes!.AssertOneOutcomeAsync();
     }
 
     [Fact]
