@@ -84,11 +84,11 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
                 : 0;
             var (next, carried, ended) = await DatabaseRetry.RunAsync(token =>
                 maps.FinishRunAsync(mapId, run.FirstChunk, run.EndChunk, hangfireJobId, hangfireRun.ServerId, end, options.Value.Retention, carryItems, token, hangfireRun.Id));
-            if (!ended)
+            // A canceled map's chunks were ended by its cancel.
+            if (!ended && end != "canceled")
             {
-                logger.LogInformation("Chunks {First}–{Last} of map {MapId}: the end of run {RunId} is not recorded — the chunks are no longer this run's " +
-                    "(taken over by another run after this worker lost them, or ended by an earlier try of this write whose answer was lost)",
-                    run.FirstChunk, run.EndChunk - 1, mapId, hangfireRun.Id);
+                logger.LogInformation("Chunks {First}–{Last} of map {MapId}: the end of run {RunId} is not recorded — the chunks are no longer this " +
+                    "run's (taken over by another run after this worker lost them)", run.FirstChunk, run.EndChunk - 1, mapId, hangfireRun.Id);
                 return RunEnd.Refused;
             }
             if (carried is null)

@@ -1,5 +1,6 @@
 using Hangfire;
 using Hangfire.Server;
+using Jobs.Core.Database;
 using Microsoft.Extensions.Logging;
 
 namespace Jobs.Core.Queue;
@@ -27,7 +28,7 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks, ILogger<Exec
     /// </param>
     [JobDisplayName("{0}")]
     public Task RunAsync(string call, Guid[] jobIds, PerformContext? context, CancellationToken ct) =>
-        RunAsOwnerAsync(context, run => jobs.RunAsync(run, jobIds, ct));
+        RunAsOwnerAsync(context, run => jobs.RunAsync(run, jobIds, ct), () => $"job {string.Join(", ", jobIds)}");
 
     /// <param name="call">Only for the dashboard's job list.</param>
     /// <param name="mapId">The map.</param>
@@ -36,7 +37,7 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks, ILogger<Exec
     /// <param name="ct">Supplied by Hangfire: the worker shuts down, or DELETE /maps/{id} deleted the Hangfire job.</param>
     [JobDisplayName("{0}")]
     public Task RunAsync(string call, Guid mapId, int chunk, PerformContext? context, CancellationToken ct) =>
-        RunAsOwnerAsync(context, run => chunks.RunAsync(run, mapId, chunk, ct));
+        RunAsOwnerAsync(context, run => chunks.RunAsync(run, mapId, chunk, ct), () => $"map {mapId} chunk {chunk}");
 
     /// <summary>
     /// Runs <paramref name="body"/>; when a write of the run was refused or the run failed, and the Hangfire job is no
@@ -51,9 +52,11 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks, ILogger<Exec
     /// by the chaos soak on hosts). Hangfire's own answer is a <see cref="JobAbortedException"/>: no state change,
     /// and the fetch removed (the late run's fetch only: fenced by its generation). Whether the job is still this
     /// run's is Hangfire's check of its Processing state (its server and worker), one query, asked only when
-    /// something was refused or failed.
+    /// something was refused or failed — and asked until PostgreSQL answers (a run that gave up writing after
+    /// <see cref="DatabaseRetry.Patience"/> cannot ask either; it ends as it would have without the check).
     /// </remarks>
-    private async Task RunAsOwnerAsync(PerformContext? context, Func<Run, Task<RunEnd>> body)
+    /// <param name="rows">What the Hangfire job carries, for the log line.</param>
+    private async Task RunAsOwnerAsync(PerformContext? context, Func<Run, Task<RunEnd>> body, Func<string> rows)
     {
         var run = Run.Of(context);
         RunEnd end;
@@ -61,35 +64,38 @@ public sealed class Executor(IRunsJobs jobs, IRunsMapChunks chunks, ILogger<Exec
         {
             end = await body(run);
         }
-        catch (Exception e) when (e is not OperationCanceledException && TakenOver(context!))
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw LeftToOwner(run, e);
+            if (await TakenOverAsync(context!)) throw LeftToOwner(run, rows, e);
+            throw;
         }
-        if (end == RunEnd.Refused && TakenOver(context!)) throw LeftToOwner(run, null);
-    }
-
-    private JobAbortedException LeftToOwner(Run run, Exception? failure)
-    {
-        logger.LogInformation(failure, "Hangfire job {HangfireJobId} is another run's now (this worker lost it): run {RunId} ends without changing its state",
-            run.HangfireJobId, run.Id);
-        return new JobAbortedException();
+        if (end == RunEnd.Refused && await TakenOverAsync(context!)) throw LeftToOwner(run, rows, null);
     }
 
     /// <summary>
     /// Whether the Hangfire job's state is no longer this run's Processing (Hangfire's check, which also cancels the
-    /// run's token). Throws when it cannot tell (PostgreSQL away) or the worker stops: then Hangfire requeues the job.
+    /// run's token), asked again while PostgreSQL does not answer; the worker stopping ends the wait (the check throws
+    /// then, and Hangfire requeues the job, fenced as any give-back). Not under the run's token: Hangfire cancels that
+    /// one when it finds the job aborted, and this is the question whose answer must then be "yes".
     /// </summary>
-    private static bool TakenOver(PerformContext context)
+    private static Task<bool> TakenOverAsync(PerformContext context) => DatabaseRetry.RunAsync(_ =>
     {
         try
         {
             context.CancellationToken.ThrowIfCancellationRequested();
-            return false;
+            return Task.FromResult(false);
         }
         catch (JobAbortedException)
         {
-            return true;
+            return Task.FromResult(true);
         }
+    });
+
+    private JobAbortedException LeftToOwner(Run run, Func<string> rows, Exception? failure)
+    {
+        logger.LogInformation(failure, "Hangfire job {HangfireJobId} ({Rows}) is no longer run {RunId}'s (taken over after this worker lost it, or " +
+            "deleted): the run ends without changing its state", run.HangfireJobId, rows(), run.Id);
+        return new JobAbortedException();
     }
 }
 

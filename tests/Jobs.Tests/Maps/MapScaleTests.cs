@@ -109,10 +109,9 @@ public sealed class MapScaleTests(SystemFixture system, ITestOutputHelper output
     public async Task A_ten_thousand_item_map_with_chunksize_one_is_accepted_at_once_and_runs_as_fast_as_the_default_chunksize()
     {
         await RunSquaresAsync(1_000, null); // warms up the API and workers, so no measurement pays for it
-        // Alternated and the best of each kept: the test machine is shared, a single run of a few hundred ms is noise.
-        // Three rounds: with two, a benchmark running beside the suite once let one default run take 98 ms against
-        // 300–350 ms for each chunksize-1 run (102,087 against 28,997 items/s; alone they are 45–68k against 28–39k,
-        // before and after issue 26's run fence).
+        // Alternated, three rounds, compared by their medians: the test machine is shared, a single run of a few hundred
+        // ms is noise (a benchmark running beside the suite once let one default run take 98 ms against 300–350 ms for
+        // each chunksize-1 run: 102,087 against 28,997 items/s; alone they are 45–82k against 28–41k).
         var byDefault = new List<(TimeSpan Submit, double ItemsPerSecond, long HangfireJobs)>();
         var one = new List<(TimeSpan Submit, double ItemsPerSecond, long HangfireJobs)>();
         for (var round = 0; round < 3; round++)
@@ -127,8 +126,17 @@ public sealed class MapScaleTests(SystemFixture system, ITestOutputHelper output
         Assert.All(one, r => Assert.True(r.HangfireJobs <= 1000, $"10,000 chunks of one item took {r.HangfireJobs} Hangfire jobs"));
         // The same order of items/s: math.square costs next to nothing, so what is left is each chunk's own row (taken
         // and ended: about 20 µs a chunk, half of this map's time); before, chunksize 1 ran at a fortieth of the default.
-        var (rateOne, rateDefault) = (one.Max(r => r.ItemsPerSecond), byDefault.Max(r => r.ItemsPerSecond));
-        Assert.True(rateOne >= rateDefault / 3, $"chunksize 1 ran {rateOne:F0} items/s, the default chunksize {rateDefault:F0} items/s");
+        // Medians, not the best of each: one default run that happened to be quick (122 ms, 81,824 items/s, against
+        // 49–72k for the others) set a bar the chunksize-1 runs (28–41k) met only narrowly, and with the chaos soak
+        // beside the suite missed (26,073 against 80,227 / 3).
+        var (rateOne, rateDefault) = (Median(one.Select(r => r.ItemsPerSecond)), Median(byDefault.Select(r => r.ItemsPerSecond)));
+        Assert.True(rateOne >= rateDefault / 3, $"chunksize 1 ran {rateOne:F0} items/s, the default chunksize {rateDefault:F0} items/s (medians of 3)");
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     // -- 3. cancel --------------------------------------------------------------------------------------------------

@@ -53,6 +53,33 @@ public sealed class MapWindowStoreFacts(StoreFixture store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_retried_end_whose_first_try_carried_on_returns_the_chunks_it_took_and_a_late_runs_flush_records_nothing()
+    {
+        var map = await MapAsync(chunks: 6, window: 2);
+        var run = Guid.CreateVersion7();
+        await store.MapExecution.ClaimChunkAsync(map.Id, 0, "hf-0", "w", default, run);
+        var first = await store.MapExecution.FinishRunAsync(map.Id, 0, 1, "hf-0", "w", "done", Retention, carryItems: 2, default, run);
+        // Its answer lost (the connection dropped at the commit), the same call is tried again.
+        var again = await store.MapExecution.FinishRunAsync(map.Id, 0, 1, "hf-0", "w", "done", Retention, carryItems: 2, default, run);
+
+        Assert.True(first.Ended);
+        Assert.Equal((2, 4), (first.Carried!.FirstChunk, first.Carried.EndChunk));
+        // The chunks the first try took are this run's to carry on with: left without a run, they waited for the rescuer.
+        Assert.True(again.Ended);
+        Assert.Equal((2, 4), (again.Carried!.FirstChunk, again.Carried.EndChunk));
+        Assert.Empty(again.Next);
+
+        // Another run takes them over (this worker lost them): the late run's flush and end change nothing.
+        var owner = Guid.CreateVersion7();
+        await store.MapExecution.ClaimChunkAsync(map.Id, 0, "hf-0", "w2", default, owner); // its Hangfire job re-run: chunk 0 is done, it claims what hf-0 holds
+        await store.MapExecution.FlushAsync(map.Id, [2], [MapItemStates.Succeeded], ["\"late\""], [null], default, fence: (2, run));
+        Assert.Equal(0L, await store.Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1", map.Id));
+        Assert.False((await store.MapExecution.FinishRunAsync(map.Id, 2, 4, "hf-0", "w", "done", Retention, carryItems: 0, default, run)).Ended);
+        await store.MapExecution.FlushAsync(map.Id, [2], [MapItemStates.Succeeded], ["\"owner\""], [null], default, fence: (2, owner));
+        Assert.Equal("\"owner\"", await store.Database.ScalarAsync<string>("SELECT result::text FROM jobs.map_result WHERE map_id = $1 AND index = 2", map.Id));
+    }
+
+    [Fact]
     public async Task Chunks_ending_at_once_never_give_the_same_turn_twice_nor_more_than_the_window()
     {
         var map = await MapAsync(chunks: 200, window: 8);

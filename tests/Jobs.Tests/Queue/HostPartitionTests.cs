@@ -142,8 +142,8 @@ public sealed class HostPartitionTests(FaultSystemFixture system, ITestOutputHel
         // owner's now (the bug: Hangfire then aborts the owner's run, which hands its rows back to a Hangfire job that
         // has ended — no run until the invariant check, 30 s on). TCP's backoff decides when its connections carry bytes
         // again: seconds after the heal, some later than others.
-        await Eventually.TrueAsync(async () => Fixture.Output.Any(l => l.Contains($"Hangfire job {hangfireJob} is another run's", StringComparison.Ordinal)
-                || (l.Contains(id.ToString(), StringComparison.Ordinal) && l.Contains(" released in ", StringComparison.Ordinal)))
+        await Eventually.TrueAsync(async () => Fixture.Output.Any(l => l.Contains(id.ToString(), StringComparison.Ordinal)
+                && (l.Contains(" is no longer run ", StringComparison.Ordinal) || l.Contains(" released in ", StringComparison.Ordinal)))
             || await HangfireState() != "Processing", "the cut-off worker's late run ended", 60);
         // Hangfire aborts a run within Worker:CancellationCheckInterval (0.5 s) of a state change: 3 s is plenty.
         await Task.Delay(TimeSpan.FromSeconds(3));
