@@ -41,6 +41,14 @@ public sealed class CallbackSender(
         ArgumentNullException.ThrowIfNull(context);
         var job = await jobs.GetAsync(jobId, ct);
         if (job?.CallbackUrl is null) return; // purged, or never had one
+        // Run again after a delivery it recorded (its worker killed or cut off before Hangfire's Succeeded, the sender
+        // given back by the rescuer): sent once is enough. A delivery whose record was lost is sent again — at least once;
+        // X-Jobs-Job-Id lets a receiver drop the second (found by the chaos soak on hosts: 1 of 578 delivered twice).
+        if (Delivered(job.Callback))
+        {
+            logger.LogInformation("Callback for job {JobId}: delivered already; not sent again", jobId);
+            return;
+        }
         var settings = options.CurrentValue;
         var attempt = context.GetJobParameter<int>("CallbackAttempt") + 1;
         context.SetJobParameter("CallbackAttempt", attempt);
@@ -88,6 +96,9 @@ public sealed class CallbackSender(
             throw new CallbackFailedException(error, retryIn: RetryDelays.Exponential(attempt, TimeSpan.FromSeconds(1), MaxRetryDelay, jitter: true));
         throw new CallbackFailedException($"gave up after {attempt} attempts: {error}", retryIn: null);
     }
+
+    private static bool Delivered(string? callback) =>
+        callback is not null && JsonNode.Parse(callback)?["status"]?.GetValue<string>() == "delivered";
 
     public static string Sign(byte[] body, string secret) =>
         "sha256=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));

@@ -31,6 +31,31 @@ public sealed class CallbackTests(SystemFixture system) : SystemTest(system), ID
     }
 
     [Fact]
+    public async Task A_delivery_recorded_is_not_sent_again_when_its_sender_runs_again()
+    {
+        var id = await Http.SubmitOkAsync(new { function = "math.square", args = new[] { 3 }, callbackUrl = _receiver.Url });
+        await _receiver.NextAsync();
+        var sender = await Database.ScalarAsync<long>(
+            "SELECT id FROM hangfire.job WHERE arguments::text LIKE '%' || $1 || '%' AND invocationdata::text LIKE '%CallbackSender%'", id.ToString());
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<string>("SELECT statename FROM hangfire.job WHERE id = $1", sender) == "Succeeded",
+            "the sender ends");
+
+        // Its worker killed (or cut off) after recording the delivery, before Hangfire's Succeeded: the sender is still
+        // Processing, and the rescuer gives its fetch back to the queue.
+        await Database.ScalarAsync<int>("""
+            WITH processing AS (UPDATE hangfire.job SET statename = 'Processing' WHERE id = $1),
+                 given_back AS (INSERT INTO hangfire.jobqueue (jobid, queue) SELECT $1, data->>'Queue' FROM hangfire.state WHERE jobid = $1 AND name = 'Enqueued')
+            SELECT 1
+            """, sender);
+        await Eventually.TrueAsync(async () => await Database.ScalarAsync<long>("SELECT count(*) FROM hangfire.jobqueue WHERE jobid = $1", sender) == 0
+            && await Database.ScalarAsync<string>("SELECT statename FROM hangfire.job WHERE id = $1", sender) == "Succeeded", "the sender runs again and ends");
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(1, _receiver.Received);
+        Assert.Equal("delivered", (await (await Http.GetAsync($"/jobs/{id}")).JsonAsync())["callback"]!["status"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Failed_job_is_posted_too_and_a_refused_delivery_is_retried()
     {
         _receiver.FailFirst = 2;
