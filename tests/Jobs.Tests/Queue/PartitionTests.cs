@@ -41,7 +41,9 @@ public sealed class PartitionTests(FaultSystemFixture system, ITestOutputHelper 
         output.WriteLine($"map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
         Assert.Equal(2, await Database.ScalarAsync<int>("SELECT attempts FROM jobs.map_chunk WHERE map_id = $1", mapId));
         Assert.Equal(6L, await Database.ScalarAsync<long>("SELECT count(*) FROM jobs.map_result WHERE map_id = $1 AND state = 1", mapId));
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(25), $"the map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
+        // 18 s of items (18.0–18.1 s measured, also with a benchmark beside); 25.1 s once with the chaos soak beside CI
+        // (a rescuer started cold on a machine that busy). Waiting for the invariant check's repair would take 30 s more.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(35), $"the map ended {clock.Elapsed.TotalSeconds:F1} s after the heal");
     }
 
     [Fact]
