@@ -88,7 +88,7 @@ public sealed class MapChunkRunner(MapExecutionStore maps, MapQueries queries, M
             if (!ended && end != "canceled")
             {
                 logger.LogInformation("Chunks {First}–{Last} of map {MapId}: the end of run {RunId} is not recorded — the chunks are no longer this " +
-                    "run's (taken over by another run after this worker lost them)", run.FirstChunk, run.EndChunk - 1, mapId, hangfireRun.Id);
+                    "run's (taken over by another run after this worker lost them, or ended by an earlier try of this write whose answer was lost)", run.FirstChunk, run.EndChunk - 1, mapId, hangfireRun.Id);
                 return RunEnd.Refused;
             }
             if (carried is null)

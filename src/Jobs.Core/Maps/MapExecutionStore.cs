@@ -163,20 +163,6 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
         await batch.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>The chunks <paramref name="run"/> holds 'processing' as one run of chunks, or null.</summary>
-    private static async Task<CarriedRun?> HeldByRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, Guid? run,
-        CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand("""
-            SELECT min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes) FROM jobs.map_chunk
-            WHERE map_id = $1 AND hangfire_job_id = $2 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $3 HAVING count(*) > 0
-            """, connection, tx);
-        cmd.Parameters.Add(new() { Value = mapId });
-        cmd.Parameters.Add(new() { Value = hangfireJobId });
-        cmd.Parameters.Add(Parameters.Uuid(run));
-        return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
-    }
-
     /// <summary>
     /// CTEs that fold the map's tallies (<see cref="FlushAsync"/>) into <c>sums</c> (s, f, c), deleting them, when
     /// <paramref name="when"/> holds, for a statement that adds <c>sums</c> to the map's counts under its row lock. A tally
@@ -227,7 +213,7 @@ public sealed class MapExecutionStore(NpgsqlDataSource dataSource)
             }
             // Ended by an earlier try of this call whose answer was lost, which carried on with the next chunks: they
             // are this run's, and nobody else's to run (what that try gave its turn to, the rescuer dispatches).
-            else if ((carried = await HeldByRunAsync(connection, tx, mapId, hangfireJobId, run, ct)) is not null) ended = true;
+            else if ((carried = await MapWindow.HeldRunAsync(connection, tx, mapId, hangfireJobId, run, ct)) is not null) ended = true;
         }
         await using (var cmd = new NpgsqlCommand($"""
             WITH finished AS (

@@ -109,7 +109,7 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
     internal static async Task<CarriedRun?> TakeNextRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, string worker,
         int items, Guid? run, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             WITH run AS (
                 SELECT next_chunk AS lo, least(chunks, next_chunk + greatest(1, $2 / chunksize)) AS hi FROM jobs.map
                 WHERE id = $1 AND state IN ('enqueued', 'processing') AND cancel_requested_at IS NULL AND next_chunk < chunks
@@ -121,13 +121,35 @@ public sealed class MapWindow(NpgsqlDataSource dataSource, MapDispatcher dispatc
                 FROM run WHERE c.map_id = $1 AND c.chunk >= run.lo AND c.chunk < run.hi AND c.state = 'enqueued' AND c.dispatched_at IS NULL
                 RETURNING c.chunk, c.first_index, c.end_index, c.attempts, c.crashes
             )
-            SELECT min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes) FROM taken HAVING count(*) > 0
+            SELECT {RunOfChunks} FROM taken HAVING count(*) > 0
             """, connection, tx);
         cmd.Parameters.Add(new() { Value = mapId });
         cmd.Parameters.Add(new() { Value = items });
         cmd.Parameters.Add(new() { Value = hangfireJobId });
         cmd.Parameters.Add(new() { Value = worker });
         cmd.Parameters.Add(Parameters.Uuid(run));
-        return await cmd.ReadFirstOrDefaultAsync(r => new CarriedRun(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5)), ct);
+        return await cmd.ReadFirstOrDefaultAsync(ReadRun, ct);
     }
+
+    /// <summary>
+    /// The chunks <paramref name="run"/> holds 'processing' under <paramref name="hangfireJobId"/>, as one run of chunks
+    /// (what <see cref="TakeNextRunAsync"/> took for it), or null.
+    /// </summary>
+    internal static async Task<CarriedRun?> HeldRunAsync(NpgsqlConnection connection, NpgsqlTransaction tx, Guid mapId, string hangfireJobId, Guid? run,
+        CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"""
+            SELECT {RunOfChunks} FROM jobs.map_chunk
+            WHERE map_id = $1 AND hangfire_job_id = $2 AND state = 'processing' AND run_id IS NOT DISTINCT FROM $3 HAVING count(*) > 0
+            """, connection, tx);
+        cmd.Parameters.Add(new() { Value = mapId });
+        cmd.Parameters.Add(new() { Value = hangfireJobId });
+        cmd.Parameters.Add(Parameters.Uuid(run));
+        return await cmd.ReadFirstOrDefaultAsync(ReadRun, ct);
+    }
+
+    /// <summary>Chunks as one run: the select list <see cref="ReadRun"/> reads.</summary>
+    private const string RunOfChunks = "min(chunk), max(chunk) + 1, min(first_index), max(end_index), max(attempts), max(crashes)";
+
+    private static CarriedRun ReadRun(NpgsqlDataReader r) => new(r.GetInt32(0), r.GetInt32(1), r.GetInt32(2), r.GetInt32(3), r.GetInt32(4), r.GetInt32(5));
 }
